@@ -1,0 +1,3 @@
+//! Export: an `image` of the spec → a deterministic OCI image.
+//!
+//! CONTRACT: owned by the export helper.

@@ -1,0 +1,313 @@
+//! The validated model of a kiln.kdl. Every value here has been checked:
+//! names are unique and resolve, the graph is acyclic, sources exist inside
+//! the build context, `${arg}` substitutions are done, digests parse. Code
+//! after `spec::load` never re-checks; it only reads.
+//!
+//! Spans point into [`Spec::source`] so later steps (a failed `run`, a missing
+//! program in an image) can still show the user the line in kiln.kdl.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+
+use crate::hash::Digest;
+
+/// A value and where in kiln.kdl it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The name of a stage, base, fetch or image: `[A-Za-z_][A-Za-z0-9_-]*`.
+/// All four kinds share one namespace. Valid as a directory name, and as an
+/// environment variable name once dashes become underscores.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(String);
+
+impl Name {
+    /// Returns `None` when `s` is not a valid name.
+    pub fn new(s: &str) -> Option<Name> {
+        let mut chars = s.chars();
+        let first = chars.next()?;
+        let ok = (first.is_ascii_alphabetic() || first == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        ok.then(|| Name(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The environment variable a `use`d stage or an arg is visible as.
+    pub fn env_var(&self) -> String {
+        self.0.replace('-', "_")
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A path relative to the build context (the directory holding kiln.kdl),
+/// normalized (`/`-separated, no `.`, no `..`, no trailing `/`, never empty:
+/// the context itself is `.`), and known to exist when the spec was loaded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SrcPath(String);
+
+impl SrcPath {
+    /// Normalizes `s`; `None` if it is absolute or leaves the context.
+    pub fn new(s: &str) -> Option<SrcPath> {
+        if s.starts_with('/') {
+            return None;
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        for part in s.split('/') {
+            match part {
+                "" | "." => {}
+                ".." => {
+                    parts.pop()?;
+                }
+                p => parts.push(p),
+            }
+        }
+        if parts.is_empty() {
+            return Some(SrcPath(".".to_owned()));
+        }
+        Some(SrcPath(parts.join("/")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The path on disk, under `context`.
+    pub fn on_disk(&self, context: &Path) -> PathBuf {
+        if self.0 == "." { context.to_path_buf() } else { context.join(&self.0) }
+    }
+}
+
+impl fmt::Display for SrcPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A whole kiln.kdl, valid.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// The kiln.kdl text, named by its path, for diagnostics after loading.
+    pub source: Arc<NamedSource<String>>,
+    /// The build context: the canonical directory that holds kiln.kdl.
+    pub context: PathBuf,
+    /// Declared args with their final values (default or `--arg`), file order.
+    pub args: Vec<Arg>,
+    /// Stages in file order; every name in `uses`/`from` resolves, no cycles.
+    pub stages: Vec<Stage>,
+    pub bases: Vec<Base>,
+    pub fetches: Vec<Fetch>,
+    pub images: Vec<Image>,
+}
+
+/// What a name in `from` or `use` refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeRef<'a> {
+    Stage(&'a Stage),
+    Base(&'a Base),
+    Fetch(&'a Fetch),
+    Image(&'a Image),
+}
+
+impl Spec {
+    pub fn lookup(&self, name: &str) -> Option<NodeRef<'_>> {
+        let by = |n: &Spanned<Name>| n.value.as_str() == name;
+        (self.stages.iter().find(|s| by(&s.name)).map(NodeRef::Stage))
+            .or_else(|| self.bases.iter().find(|b| by(&b.name)).map(NodeRef::Base))
+            .or_else(|| self.fetches.iter().find(|f| by(&f.name)).map(NodeRef::Fetch))
+            .or_else(|| self.images.iter().find(|i| by(&i.name)).map(NodeRef::Image))
+    }
+
+    pub fn stage(&self, name: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.name.value.as_str() == name)
+    }
+
+    pub fn image(&self, name: &str) -> Option<&Image> {
+        self.images.iter().find(|i| i.name.value.as_str() == name)
+    }
+}
+
+/// `arg NAME default="…"`, with its final value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    pub name: Spanned<Name>,
+    pub value: String,
+}
+
+/// `stage NAME { … }`: a builder, a pure function of its declared inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub name: Spanned<Name>,
+    /// `from host` when the stage has no `from` (span: the stage name).
+    pub from: Spanned<Root>,
+    /// `src "a" "b"`: declared sources, copied into the build directory at
+    /// the same relative paths. Sorted, deduplicated.
+    pub srcs: Vec<Spanned<SrcPath>>,
+    /// `use NAME…`: stages or fetches whose outputs this stage reads.
+    pub uses: Vec<Spanned<Name>>,
+    /// `tools go gcc`: host programs, found on the host's PATH, hashed.
+    pub tools: Vec<Spanned<String>>,
+    /// `env K=V`: substituted, sorted.
+    pub env: BTreeMap<String, String>,
+    /// `run "…"`: each a `/bin/sh -euc` script, run in order, text untouched.
+    pub runs: Vec<Spanned<String>>,
+    /// The args the `run` scripts mention (`$name` or `${name}`, with dashes as
+    /// underscores), with their values: exported as environment variables and
+    /// part of the key. Args the stage does not mention never change its key.
+    pub run_args: BTreeMap<String, String>,
+}
+
+/// The root filesystem a stage runs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    Host,
+    /// A `base` (an imported image) of this spec.
+    Base(Name),
+    /// An `image` of this spec.
+    Image(Name),
+}
+
+/// `base NAME { archive "path.tar" digest="sha256:…" }`: an imported image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub name: Spanned<Name>,
+    /// docker-archive, oci-archive tar, or OCI layout directory.
+    pub archive: Spanned<SrcPath>,
+    /// The image's config digest (its image ID).
+    pub digest: Spanned<Digest>,
+}
+
+/// `fetch NAME url="…" sha256="…"`: a fixed-output download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    pub name: Spanned<Name>,
+    pub url: Spanned<String>,
+    /// sha256 of the downloaded file (`sha256="<hex>"` in kiln.kdl).
+    pub sha256: Spanned<Digest>,
+}
+
+/// `image NAME { … }`: a runtime image, exported as OCI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub name: Spanned<Name>,
+    /// `from scratch` when absent.
+    pub from: Spanned<ImageRoot>,
+    /// `copy` and `add` in file order; each becomes (at least) one layer.
+    pub contents: Vec<Content>,
+    pub entrypoint: Option<Spanned<Command>>,
+    pub cmd: Option<Spanned<Command>>,
+    pub env: BTreeMap<String, String>,
+    pub workdir: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    /// `expose 8080 "53/udp"`: normalized to `8080/tcp`, `53/udp`; sorted.
+    pub expose: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub volumes: Vec<String>,
+    pub stop_signal: Option<String>,
+    /// `tag "name:tag"`: image references given to docker load.
+    pub tags: Vec<Spanned<String>>,
+    /// `layers max=N` (default 100).
+    pub max_layers: u32,
+}
+
+/// The base of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageRoot {
+    Scratch,
+    Base(Name),
+    Image(Name),
+}
+
+/// One `copy` or `add` line of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    /// `copy STAGE "path" to="/dest" mode=0o755 owner="1000:1000" closure=#true`
+    Copy {
+        stage: Spanned<Name>,
+        /// Relative path inside the stage output; `.` for all of it.
+        path: Spanned<SrcPath>,
+        attrs: ContentAttrs,
+    },
+    /// `add "path" to="/dest"`: straight from the build context.
+    Add { src: Spanned<SrcPath>, attrs: ContentAttrs },
+}
+
+/// Where and how copied or added files land in the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentAttrs {
+    /// Absolute path in the image, normalized.
+    pub to: Spanned<String>,
+    /// Permission bits for files (directories keep 0o755 unless `mode` is a
+    /// directory copy's); `None`: 0o755 if executable, else 0o644.
+    pub mode: Option<u32>,
+    pub owner: Owner,
+    /// Pull in the runtime closure of copied ELF files (default `#true`).
+    pub closure: bool,
+    /// `closure-extra "/etc/ssl/certs/ca-certificates.crt"`: data files from
+    /// the same root that ELF analysis cannot find.
+    pub closure_extra: Vec<String>,
+    /// The whole `copy`/`add` node, for diagnostics.
+    pub span: SourceSpan,
+}
+
+/// Numeric owner of files in a layer; `0:0` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// An `entrypoint` or `cmd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// `entrypoint "/app/goapp" "--flag"`: an argv, run as is.
+    Exec(Vec<String>),
+    /// `entrypoint "./goapp --flag" shell=#true`: run by `/bin/sh -c`.
+    Shell(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn src_paths_normalize_and_never_leave_the_context() {
+        assert_eq!(SrcPath::new("./a//b/").unwrap().as_str(), "a/b");
+        assert_eq!(SrcPath::new("a/../b").unwrap().as_str(), "b");
+        assert_eq!(SrcPath::new(".").unwrap().as_str(), ".");
+        assert_eq!(SrcPath::new("../x"), None);
+        assert_eq!(SrcPath::new("a/../../x"), None);
+        assert_eq!(SrcPath::new("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn names_are_identifiers_with_dashes() {
+        assert!(Name::new("go-http").is_some());
+        assert!(Name::new("_x1").is_some());
+        assert!(Name::new("1x").is_none());
+        assert!(Name::new("a.b").is_none());
+        assert!(Name::new("").is_none());
+        assert_eq!(Name::new("go-http").unwrap().env_var(), "go_http");
+    }
+}
