@@ -23,7 +23,10 @@ pub enum HashParseError {
 
 fn parse_hex32(s: &str) -> Result<[u8; 32], HashParseError> {
     if s.len() != 64 {
-        return Err(HashParseError::Length { expected: 64, found: s.len() });
+        return Err(HashParseError::Length {
+            expected: 64,
+            found: s.len(),
+        });
     }
     let mut out = [0u8; 32];
     for (i, pair) in s.as_bytes().chunks(2).enumerate() {
@@ -209,7 +212,10 @@ mod tests {
         assert_eq!(upper.parse::<Key>(), Err(HashParseError::NotHex));
         assert_eq!(
             "abc".parse::<OutputHash>(),
-            Err(HashParseError::Length { expected: 64, found: 3 })
+            Err(HashParseError::Length {
+                expected: 64,
+                found: 3
+            })
         );
     }
 }

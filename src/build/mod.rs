@@ -1,17 +1,36 @@
 //! Build: runs a [`Plan`]'s stages into the store, in parallel, cached.
+//!
+//! Each stage starts as soon as the stages it uses are done (a rayon pool of
+//! `--jobs` threads). Its key is finished from its dependencies' output
+//! hashes; a key already in the store is not built again (by this process or
+//! any other: the store's per-key lock makes a second builder wait and then
+//! find the entry). A failing stage does not stop independent ones unless
+//! `--fail-fast`; its dependents are skipped.
+
+mod executor;
+mod progress;
+mod resolve;
+mod schedule;
+mod stage;
 
 use std::time::Duration;
 
-use crate::eval::Plan;
-use crate::hash::Key;
-use crate::spec::{Name, Spec};
-use crate::store::{Store, StorePath};
+pub use executor::{Executor, Job, Local, RunFailure};
+pub use resolve::{Resolved, resolve};
+pub use schedule::{run, run_with};
+pub use stage::StageFailure;
+
+use crate::hash::{Key, OutputHash};
+use crate::spec::Name;
+use crate::store::StorePath;
 
 pub struct BuildOptions {
     pub jobs: usize,
     pub fail_fast: bool,
-    /// Show live progress on stderr.
-    pub progress: bool,
+    /// Spinners on stderr (it is a terminal); otherwise plain lines.
+    pub live: bool,
+    /// Nothing on stderr but failures.
+    pub quiet: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -24,16 +43,18 @@ pub enum Status {
     Skipped,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StageReport {
     pub name: Name,
     pub key: Option<Key>,
     pub status: Status,
-    pub output: Option<StorePath>,
+    pub output: Option<(StorePath, OutputHash)>,
+    pub failure: Option<StageFailure>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct BuildReport {
+    /// In plan order: dependencies before dependents.
     pub stages: Vec<StageReport>,
     pub elapsed: Duration,
 }
@@ -41,16 +62,16 @@ pub struct BuildReport {
 impl BuildReport {
     pub fn output(&self, name: &str) -> Option<&StorePath> {
         let s = self.stages.iter().find(|s| s.name.as_str() == name)?;
-        s.output.as_ref()
+        s.output.as_ref().map(|(path, _)| path)
     }
 
     pub fn succeeded(&self) -> bool {
-        self.stages.iter().all(|s| matches!(s.status, Status::Built | Status::Cached))
+        self.stages
+            .iter()
+            .all(|s| matches!(s.status, Status::Built | Status::Cached))
     }
-}
 
-/// Builds every stage of `plan` not already in `store`.
-pub fn run(spec: &Spec, plan: &Plan<'_>, store: &Store, opts: &BuildOptions) -> BuildReport {
-    let _ = (spec, plan, store, opts);
-    todo!()
+    pub fn count(&self, status: Status) -> usize {
+        self.stages.iter().filter(|s| s.status == status).count()
+    }
 }

@@ -1,5 +1,83 @@
 //! The command line: parses arguments and wires the pipeline steps together.
+//! No logic of its own beyond choosing what to print; stdout carries data
+//! only (paths, JSON, graphs), progress and diagnostics go to stderr.
 
-pub fn main() -> std::process::ExitCode {
-    todo!()
+mod args;
+mod build;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::{Cli, Command, Global};
+
+use crate::eval::EvalError;
+use crate::spec::{Spec, SpecError};
+use crate::store::{Store, StoreError};
+
+/// Everything that ends a kiln command early. The variant picks the exit code.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum CliError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Eval(#[from] EvalError),
+    #[error(transparent)]
+    #[diagnostic(code(kiln::store))]
+    Store(#[from] StoreError),
+    #[error("{message}")]
+    #[diagnostic(code(kiln::usage), help("{help}"))]
+    Usage { message: String, help: String },
+    /// A build or check failed; its diagnostics were already printed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
+            CliError::Store(_) | CliError::Failed(_) => 1,
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Failed(summary)) => {
+            eprintln!("{summary}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            let code = e.exit_code();
+            eprintln!("{:?}", miette::Report::new(e));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Build(a) => build::build(g, a),
+        Command::Check => build::check(g),
+        Command::Graph(a) => build::graph(g, a),
+        Command::Explain { stage } => build::explain(g, stage),
+        Command::Store { command } => store::run(g, command),
+    }
+}
+
+/// Loads kiln.kdl with the `--arg` overrides.
+fn load_spec(g: &Global) -> Result<Spec, CliError> {
+    Ok(crate::spec::load(&g.file, &g.args)?)
+}
+
+fn open_store(g: &Global) -> Result<Store, CliError> {
+    let root = g.store.clone().unwrap_or_else(Store::default_root);
+    Ok(Store::open(&root)?)
 }

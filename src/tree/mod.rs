@@ -17,8 +17,14 @@ use crate::spec::SrcPath;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
     Dir,
-    File { executable: bool, size: u64, content: [u8; 32] },
-    Symlink { target: String },
+    File {
+        executable: bool,
+        size: u64,
+        content: [u8; 32],
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 /// One entry, its path relative to the tree root, `/`-separated.
@@ -79,7 +85,11 @@ impl StatCache {
 /// The tree of the declared sources `srcs` under `context`, as they will be
 /// copied into a build directory; each src keeps its relative path. Files are
 /// hashed in parallel; unchanged files come from `cache` without being read.
-pub fn scan_sources(context: &Path, srcs: &[SrcPath], cache: &StatCache) -> Result<Tree, TreeError> {
+pub fn scan_sources(
+    context: &Path,
+    srcs: &[SrcPath],
+    cache: &StatCache,
+) -> Result<Tree, TreeError> {
     let _ = (context, srcs, cache);
     todo!()
 }

@@ -1,0 +1,59 @@
+//! Live progress on stderr: one line per running stage with its elapsed time
+//! (indicatif), or plain lines when stderr is not a terminal.
+
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::Status;
+
+pub struct Progress {
+    bars: Option<MultiProgress>,
+    quiet: bool,
+}
+
+/// The line of one running stage; finished by [`Progress::finish`].
+pub struct Running(Option<ProgressBar>);
+
+impl Progress {
+    /// `live`: spinners (stderr is a terminal); `quiet`: nothing at all.
+    pub fn new(live: bool, quiet: bool) -> Self {
+        let bars =
+            (live && !quiet).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Progress { bars, quiet }
+    }
+
+    pub fn start(&self, name: &str) -> Running {
+        let Some(bars) = &self.bars else {
+            if !self.quiet {
+                eprintln!("   building {name}");
+            }
+            return Running(None);
+        };
+        let bar = bars.add(ProgressBar::new_spinner());
+        let style = ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+            .expect("kiln bug: bad progress template");
+        bar.set_style(style);
+        bar.set_message(name.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Running(Some(bar))
+    }
+
+    pub fn finish(&self, running: Running, name: &str, status: Status, elapsed: Duration) {
+        if let Some(bar) = running.0 {
+            bar.finish_and_clear();
+        }
+        if self.quiet {
+            return;
+        }
+        let line = format!(
+            "{:>10} {name} ({:.2}s)",
+            format!("{status:?}").to_lowercase(),
+            elapsed.as_secs_f64()
+        );
+        match &self.bars {
+            Some(bars) => bars.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+}

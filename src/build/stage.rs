@@ -1,0 +1,252 @@
+//! Building one stage: finish its key, reuse the store entry or run it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use miette::{NamedSource, SourceSpan};
+
+use super::Status;
+use super::executor::{Executor, Job, RunFailure};
+use super::progress::Progress;
+use crate::eval::{Plan, PlannedStage};
+use crate::hash::{Key, OutputHash};
+use crate::spec::Spec;
+use crate::store::{Entry, Store, StorePath};
+
+/// Lines of a failed stage's log shown on the terminal.
+const LOG_TAIL_LINES: usize = 20;
+
+/// The fixed part of every stage's environment: nothing leaks from the
+/// caller's (no HOME, no locale, no time zone).
+const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+pub(super) struct StageCtx<'a, 's> {
+    pub spec: &'a Spec,
+    pub plan: &'a Plan<'s>,
+    pub store: &'a Store,
+    pub executor: &'a dyn Executor,
+    pub progress: &'a Progress,
+}
+
+pub(super) struct Outcome {
+    pub key: Option<Key>,
+    pub status: Status,
+    pub output: Option<(StorePath, OutputHash)>,
+    pub failure: Option<StageFailure>,
+}
+
+impl Outcome {
+    pub fn skipped() -> Self {
+        Outcome {
+            key: None,
+            status: Status::Skipped,
+            output: None,
+            failure: None,
+        }
+    }
+
+    fn done(key: Key, status: Status, entry: Entry) -> Self {
+        let output = Some((entry.path, entry.meta.output_hash));
+        Outcome {
+            key: Some(key),
+            status,
+            output,
+            failure: None,
+        }
+    }
+}
+
+/// A stage that did not build: why, with its `run` line when a script failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("Stage `{stage}` failed")]
+#[diagnostic(code(kiln::build::stage_failed), help("the whole log is at {log}"))]
+pub struct StageFailure {
+    pub stage: String,
+    pub log: String,
+    /// The last lines of the log, shown before the diagnostic.
+    pub log_tail: String,
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+    #[source_code]
+    pub src: Arc<NamedSource<String>>,
+    #[label("{label}")]
+    pub span: Option<SourceSpan>,
+    pub label: String,
+}
+
+/// `dep_outputs`: the store path and output hash of each of the stage's
+/// dependencies, in `PlannedStage::deps` order.
+pub(super) fn build_stage(
+    ctx: &StageCtx<'_, '_>,
+    i: usize,
+    dep_outputs: &[(StorePath, OutputHash)],
+) -> Outcome {
+    let planned = &ctx.plan.stages[i];
+    let deps: Vec<_> = (planned.deps.iter().zip(dep_outputs))
+        .map(|(&d, (_, hash))| (&ctx.plan.stages[d].stage.name.value, *hash))
+        .collect();
+    let (key, manifest) = planned.inputs.key(&deps);
+    let name = &planned.stage.name.value;
+    let log = ctx.store.log_path(&key, name);
+    let fail = |cause: Box<dyn std::error::Error + Send + Sync>,
+                span: Option<SourceSpan>,
+                label: String| Outcome {
+        key: Some(key),
+        status: Status::Failed,
+        output: None,
+        failure: Some(StageFailure {
+            stage: name.to_string(),
+            log: log.display().to_string(),
+            log_tail: tail(&log),
+            cause,
+            src: ctx.spec.source.clone(),
+            span,
+            label,
+        }),
+    };
+    let result = find_or_build(ctx, planned, dep_outputs, key, manifest);
+    match result {
+        Ok((status, entry)) => {
+            // The ref only serves `kiln explain`: failing to write it must not fail the build.
+            let _ = ctx.store.set_ref(&ctx.spec.context, name, &key);
+            Outcome::done(key, status, entry)
+        }
+        Err(StageError::Run(RunFailure::Script { index, status })) => {
+            let span = planned.stage.runs.get(index).map(|r| r.span);
+            let cause = RunFailure::Script { index, status };
+            fail(Box::new(cause), span, format!("this script {status}"))
+        }
+        Err(StageError::Run(e)) => fail(
+            Box::new(e),
+            Some(planned.stage.name.span),
+            "in this stage".into(),
+        ),
+        Err(StageError::Store(e)) => fail(
+            Box::new(e),
+            Some(planned.stage.name.span),
+            "in this stage".into(),
+        ),
+        Err(StageError::Tree(e)) => fail(
+            Box::new(e),
+            Some(planned.stage.name.span),
+            "in this stage".into(),
+        ),
+        Err(StageError::Log(e)) => fail(
+            Box::new(e),
+            Some(planned.stage.name.span),
+            "in this stage".into(),
+        ),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StageError {
+    #[error(transparent)]
+    Run(RunFailure),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    #[error("Failed to open the build log")]
+    Log(#[source] std::io::Error),
+}
+
+/// The store entry for `key`: found, or built now under the key's lock.
+fn find_or_build(
+    ctx: &StageCtx<'_, '_>,
+    planned: &PlannedStage<'_>,
+    dep_outputs: &[(StorePath, OutputHash)],
+    key: Key,
+    manifest: BTreeMap<String, String>,
+) -> Result<(Status, Entry), StageError> {
+    if let Some(entry) = ctx.store.lookup(&key)? {
+        return Ok((Status::Cached, entry));
+    }
+    let lock = ctx.store.lock(&key)?;
+    // Another process may have built it while we waited for the lock.
+    if let Some(entry) = ctx.store.lookup(&key)? {
+        return Ok((Status::Cached, entry));
+    }
+    let name = &planned.stage.name.value;
+    let running = ctx.progress.start(name.as_str());
+    let clock = Instant::now();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let result = run_stage(ctx, planned, dep_outputs, &key, &lock).and_then(|pending| {
+        let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(pending.commit(manifest, started, ms)?)
+    });
+    let status = if result.is_ok() {
+        Status::Built
+    } else {
+        Status::Failed
+    };
+    ctx.progress
+        .finish(running, name.as_str(), status, clock.elapsed());
+    Ok((Status::Built, result?))
+}
+
+fn run_stage(
+    ctx: &StageCtx<'_, '_>,
+    planned: &PlannedStage<'_>,
+    dep_outputs: &[(StorePath, OutputHash)],
+    key: &Key,
+    lock: &crate::store::KeyLock,
+) -> Result<crate::store::Pending, StageError> {
+    let stage = planned.stage;
+    let pending = ctx.store.begin(key, &stage.name.value, lock)?;
+    crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
+    let log_path = ctx.store.log_path(key, &stage.name.value);
+    let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
+    let job = Job {
+        scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
+        work_dir: pending.work_dir().to_path_buf(),
+        env: environment(ctx, planned, dep_outputs, &pending),
+    };
+    ctx.executor.run(&job, &log).map_err(StageError::Run)?;
+    Ok(pending)
+}
+
+/// The whole environment a stage's scripts see, and nothing else.
+fn environment(
+    ctx: &StageCtx<'_, '_>,
+    planned: &PlannedStage<'_>,
+    dep_outputs: &[(StorePath, OutputHash)],
+    pending: &crate::store::Pending,
+) -> BTreeMap<String, String> {
+    let stage = planned.stage;
+    let mut env = stage.env.clone();
+    for (arg, value) in &stage.run_args {
+        env.insert(arg.replace('-', "_"), value.clone());
+    }
+    for (&d, (path, _)) in planned.deps.iter().zip(dep_outputs) {
+        let dep = &ctx.plan.stages[d].stage.name.value;
+        env.insert(dep.env_var(), path.as_path().display().to_string());
+    }
+    let mut path: Vec<String> = Vec::new();
+    for tool in planned.tools.values() {
+        if let Some(dir) = tool.parent().map(|d| d.display().to_string()) {
+            if !path.contains(&dir) {
+                path.push(dir);
+            }
+        }
+    }
+    path.push(PATH.to_owned());
+    env.insert("PATH".into(), path.join(":"));
+    env.insert("HOME".into(), "/homeless-shelter".into());
+    env.insert("TZ".into(), "UTC".into());
+    env.insert("LC_ALL".into(), "C".into());
+    env.insert("SOURCE_DATE_EPOCH".into(), "0".into());
+    env.insert("out".into(), pending.out_dir().display().to_string());
+    env.insert("TMPDIR".into(), pending.tmp_dir().display().to_string());
+    env
+}
+
+fn tail(log: &std::path::Path) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}

@@ -1,0 +1,102 @@
+//! Command-line arguments (clap).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Docker multi-stage builds, the Nix way",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The spec to read.
+    #[arg(short = 'f', long, global = true, default_value = "kiln.kdl")]
+    pub file: PathBuf,
+    /// Set an `arg` of the spec (repeatable).
+    #[arg(long = "arg", global = true, value_name = "NAME=VALUE", value_parser = parse_arg)]
+    pub args: Vec<(String, String)>,
+    /// Stages to run at the same time (default: the number of CPUs).
+    #[arg(short, long, global = true)]
+    pub jobs: Option<usize>,
+    /// The store directory.
+    #[arg(long, global = true, env = "KILN_HOME")]
+    pub store: Option<PathBuf>,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Print more (each stage's log path).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+fn parse_arg(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, found `{s}`"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build stages (all of them, or the named stages and images and what they need).
+    Build(BuildArgs),
+    /// Validate kiln.kdl without building anything.
+    Check,
+    /// Print the stage graph.
+    Graph(GraphArgs),
+    /// Say why a stage is not cached: which inputs changed since its last build.
+    Explain { stage: String },
+    /// Inspect and maintain the store.
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Stages or images to build; all stages when none are named.
+    pub targets: Vec<String>,
+    /// Stop starting stages after the first failure.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Print a JSON report on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// Graphviz DOT instead of text.
+    #[arg(long)]
+    pub dot: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// List store entries.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the store path of a stage's current build.
+    Path { stage: String },
+    /// Re-hash every entry and report any that changed.
+    Verify,
+    /// Delete entries no build has used for a while.
+    Gc {
+        /// Keep entries used within this many days.
+        #[arg(long, default_value_t = 30)]
+        keep_days: u64,
+    },
+}

@@ -1,0 +1,263 @@
+//! Planning: which stages a build needs, in what order, with what inputs.
+//!
+//! Reads the filesystem (declared sources, host tools) but builds nothing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+use rayon::prelude::*;
+
+use super::inputs::Inputs;
+use crate::spec::{Content, ImageRoot, NodeRef, Root, Spec, Stage};
+use crate::tree::{self, StatCache, Tree};
+
+/// The stages to build, dependencies before dependents.
+#[derive(Debug)]
+pub struct Plan<'s> {
+    pub stages: Vec<PlannedStage<'s>>,
+}
+
+/// One stage, ready to be keyed once its dependencies' outputs are known.
+#[derive(Debug)]
+pub struct PlannedStage<'s> {
+    pub stage: &'s Stage,
+    /// Indices into `Plan::stages` of the stages this one uses, in `use` order.
+    pub deps: Vec<usize>,
+    /// The declared sources as scanned: what gets copied into the build dir.
+    pub sources: Tree,
+    /// Host tools, resolved on the host's PATH: name → absolute path.
+    pub tools: BTreeMap<String, PathBuf>,
+    pub inputs: Inputs,
+}
+
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum EvalError {
+    #[error("No stage or image named `{name}`")]
+    #[diagnostic(code(kiln::eval::unknown_target), help("{help}"))]
+    UnknownTarget { name: String, help: String },
+
+    #[error("Host tool `{tool}` is not on PATH")]
+    #[diagnostic(
+        code(kiln::eval::tool_not_found),
+        help("install `{tool}`, or remove it from `tools`; kiln looked in: {path}")
+    )]
+    ToolNotFound {
+        tool: String,
+        path: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("declared here")]
+        span: SourceSpan,
+    },
+
+    #[error("{what} is not supported yet")]
+    #[diagnostic(
+        code(kiln::eval::unsupported),
+        help("build this stage `from host` for now")
+    )]
+    Unsupported {
+        what: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("here")]
+        span: SourceSpan,
+    },
+
+    #[error("Failed to hash the sources of stage `{stage}`")]
+    #[diagnostic(code(kiln::eval::sources))]
+    Sources {
+        stage: String,
+        #[source]
+        source: tree::TreeError,
+    },
+
+    #[error("Failed to hash host tool `{}`", path.display())]
+    #[diagnostic(code(kiln::eval::tool_io))]
+    ToolIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Plans `targets` (stage or image names; every stage when empty) and every
+/// stage they need.
+pub fn plan<'s>(
+    spec: &'s Spec,
+    targets: &[String],
+    cache: &StatCache,
+) -> Result<Plan<'s>, EvalError> {
+    let mut order: Vec<&'s Stage> = Vec::new();
+    if targets.is_empty() {
+        for stage in &spec.stages {
+            visit(spec, stage, &mut order)?;
+        }
+    }
+    for target in targets {
+        match spec.lookup(target) {
+            Some(NodeRef::Stage(stage)) => visit(spec, stage, &mut order)?,
+            Some(NodeRef::Image(image)) => visit_image(spec, image, &mut order)?,
+            _ => return Err(unknown_target(spec, target)),
+        }
+    }
+    let stages = order
+        .par_iter()
+        .map(|stage| plan_stage(spec, stage, cache))
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = |name: &str| order.iter().position(|s| s.name.value.as_str() == name);
+    let stages = stages
+        .into_iter()
+        .map(|mut planned| {
+            planned.deps = (planned.stage.uses.iter())
+                .map(|u| index(u.value.as_str()).expect("kiln bug: used stage was planned first"))
+                .collect();
+            planned
+        })
+        .collect();
+    Ok(Plan { stages })
+}
+
+/// Depth-first, dependencies first; the spec is acyclic, so this terminates.
+fn visit<'s>(
+    spec: &'s Spec,
+    stage: &'s Stage,
+    order: &mut Vec<&'s Stage>,
+) -> Result<(), EvalError> {
+    if order.iter().any(|s| std::ptr::eq(*s, stage)) {
+        return Ok(());
+    }
+    let unsupported = |what: String, span| EvalError::Unsupported {
+        what,
+        src: spec.source.clone(),
+        span,
+    };
+    match &stage.from.value {
+        Root::Host => {}
+        Root::Base(b) => {
+            return Err(unsupported(
+                format!("`from` a base image (`{b}`)"),
+                stage.from.span,
+            ));
+        }
+        Root::Image(i) => {
+            return Err(unsupported(
+                format!("`from` an image (`{i}`)"),
+                stage.from.span,
+            ));
+        }
+    }
+    for used in &stage.uses {
+        match spec.lookup(used.value.as_str()) {
+            Some(NodeRef::Stage(dep)) => visit(spec, dep, order)?,
+            _ => {
+                return Err(unsupported(
+                    format!("`use` of a fetch (`{}`)", used.value),
+                    used.span,
+                ));
+            }
+        }
+    }
+    order.push(stage);
+    Ok(())
+}
+
+fn visit_image<'s>(
+    spec: &'s Spec,
+    image: &'s crate::spec::Image,
+    order: &mut Vec<&'s Stage>,
+) -> Result<(), EvalError> {
+    if let ImageRoot::Image(parent) = &image.from.value {
+        if let Some(parent) = spec.image(parent.as_str()) {
+            visit_image(spec, parent, order)?;
+        }
+    }
+    for content in &image.contents {
+        if let Content::Copy { stage, .. } = content {
+            if let Some(stage) = spec.stage(stage.value.as_str()) {
+                visit(spec, stage, order)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn plan_stage<'s>(
+    spec: &'s Spec,
+    stage: &'s Stage,
+    cache: &StatCache,
+) -> Result<PlannedStage<'s>, EvalError> {
+    let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
+    let sources =
+        tree::scan_sources(&spec.context, &srcs, cache).map_err(|source| EvalError::Sources {
+            stage: stage.name.value.to_string(),
+            source,
+        })?;
+    let mut tools = BTreeMap::new();
+    let mut tool_hashes = BTreeMap::new();
+    for tool in &stage.tools {
+        let path = find_on_path(&tool.value).ok_or_else(|| EvalError::ToolNotFound {
+            tool: tool.value.clone(),
+            path: std::env::var("PATH").unwrap_or_default(),
+            src: spec.source.clone(),
+            span: tool.span,
+        })?;
+        tool_hashes.insert(tool.value.clone(), hash_file(&path)?);
+        tools.insert(tool.value.clone(), path);
+    }
+    let inputs = Inputs::of_stage(stage, &sources, &tool_hashes);
+    Ok(PlannedStage {
+        stage,
+        deps: Vec::new(),
+        sources,
+        tools,
+        inputs,
+    })
+}
+
+/// The host PATH entry that holds an executable `tool`, as the shell finds it.
+fn find_on_path(tool: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
+/// A tool is keyed by the content of the file it resolves to, not its path:
+/// the same gcc installed elsewhere keys the same, an upgraded one does not.
+fn hash_file(path: &Path) -> Result<String, EvalError> {
+    let io = |source| EvalError::ToolIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let real = fs_err::canonicalize(path).map_err(io)?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_mmap(&real).map_err(io)?;
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+fn unknown_target(spec: &Spec, target: &str) -> EvalError {
+    let names = spec
+        .stages
+        .iter()
+        .map(|s| &s.name)
+        .chain(spec.images.iter().map(|i| &i.name));
+    let names: Vec<&str> = names.map(|n| n.value.as_str()).collect();
+    let best = names
+        .iter()
+        .min_by_key(|n| strsim::levenshtein(n, target))
+        .filter(|n| strsim::levenshtein(n, target) <= 3);
+    let help = match best {
+        Some(n) => format!("did you mean `{n}`?"),
+        None => format!("the spec has: {}", names.join(", ")),
+    };
+    EvalError::UnknownTarget {
+        name: target.to_owned(),
+        help,
+    }
+}
