@@ -1,0 +1,48 @@
+//! Bad input through the real binary: exit code 2, a diagnostic, no panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::Project;
+
+#[test]
+fn every_fail_fixture_exits_2_with_a_diagnostic_and_never_panics() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/spec") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        if !(name.starts_with("fail-") && name.ends_with(".kdl")) {
+            continue;
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["check", "-f", &name])
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run kiln");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(stderr.contains("kiln::"), "{name}: no diagnostic code in\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} fail fixtures");
+}
+
+#[test]
+fn unknown_build_target_is_a_usage_error_with_a_suggestion() {
+    let p = Project::new("stage compile { run \"true\" }\n");
+    let out = p.kiln(&["build", "compil"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `compile`?"));
+}
+
+#[test]
+fn missing_spec_file_is_exit_2_not_a_panic() {
+    let p = Project::new("");
+    let out = p.kiln(&["check", "-f", "nope.kdl"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
