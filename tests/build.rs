@@ -33,7 +33,10 @@ fn second_build_runs_nothing_and_a_changed_source_reruns_exactly_its_dependents(
     let p = three_stage_project();
     let first = p.build(&[]);
     assert_eq!(first.with_status("built"), ["gen", "notes", "upper"]);
-    assert_eq!(read(&first.output("upper").join("upper.txt")), "APPLE\nPEAR\n");
+    assert_eq!(
+        read(&first.output("upper").join("upper.txt")),
+        "APPLE\nPEAR\n"
+    );
 
     let second = p.kiln(&["build", "--json"]);
     assert!(second.status.success());
@@ -45,7 +48,10 @@ fn second_build_runs_nothing_and_a_changed_source_reruns_exactly_its_dependents(
     let third = p.build(&[]);
     assert_eq!(third.with_status("built"), ["gen", "upper"]);
     assert_eq!(third.with_status("cached"), ["notes"]);
-    assert_eq!(read(&third.output("upper").join("upper.txt")), "APPLE\nFIG\nPEAR\n");
+    assert_eq!(
+        read(&third.output("upper").join("upper.txt")),
+        "APPLE\nFIG\nPEAR\n"
+    );
 }
 
 #[test]
@@ -66,7 +72,11 @@ fn same_spec_in_two_directories_and_stores_gives_the_same_keys_and_outputs() {
     assert_ne!(a.root(), b.root());
     for stage in ["gen", "upper", "notes"] {
         assert_eq!(ra.key(stage), rb.key(stage), "key of {stage}");
-        assert_eq!(ra.output_hash(stage), rb.output_hash(stage), "output of {stage}");
+        assert_eq!(
+            ra.output_hash(stage),
+            rb.output_hash(stage),
+            "output of {stage}"
+        );
     }
 }
 
@@ -90,15 +100,28 @@ fn an_arg_changes_only_the_stages_that_mention_it() {
 #[test]
 fn independent_stages_run_at_the_same_time() {
     let script = |n: &str| {
-        format!("stage {n} {{ run \"date +%s.%N > $out/start; sleep 1; date +%s.%N > $out/end\" }}\n")
+        format!(
+            "stage {n} {{ run \"date +%s.%N > $out/start; sleep 1; date +%s.%N > $out/end\" }}\n"
+        )
     };
     let p = Project::new(&(script("one") + &script("two")));
     let report = p.build(&["--jobs", "2"]);
     let time = |stage: &str, file: &str| -> f64 {
-        read(&report.output(stage).join(file)).trim().parse().expect("a timestamp")
+        read(&report.output(stage).join(file))
+            .trim()
+            .parse()
+            .expect("a timestamp")
     };
-    let (s1, e1, s2, e2) = (time("one", "start"), time("one", "end"), time("two", "start"), time("two", "end"));
-    assert!(s1 < e2 && s2 < e1, "runs did not overlap: one {s1}..{e1}, two {s2}..{e2}");
+    let (s1, e1, s2, e2) = (
+        time("one", "start"),
+        time("one", "end"),
+        time("two", "start"),
+        time("two", "end"),
+    );
+    assert!(
+        s1 < e2 && s2 < e1,
+        "runs did not overlap: one {s1}..{e1}, two {s2}..{e2}"
+    );
 }
 
 #[test]
@@ -113,13 +136,30 @@ fn the_run_environment_is_cleared_and_used_outputs_are_read_only() {
         }
         "#,
     );
-    let report = p.cmd(&["build", "--json"]).env("LEAKED", "yes").output().expect("kiln");
-    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let report = p
+        .cmd(&["build", "--json"])
+        .env("LEAKED", "yes")
+        .output()
+        .expect("kiln");
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
     let report = common::Report::parse(&report.stdout);
     let env = read(&report.output("probe").join("env"));
     assert!(!env.contains("LEAKED"), "{env}");
-    for expected in ["HOME=/homeless-shelter", "TZ=UTC", "LC_ALL=C", "SOURCE_DATE_EPOCH=0", "GREETING=hi"] {
-        assert!(env.lines().any(|l| l == expected), "missing {expected} in\n{env}");
+    for expected in [
+        "HOME=/homeless-shelter",
+        "TZ=UTC",
+        "LC_ALL=C",
+        "SOURCE_DATE_EPOCH=0",
+        "GREETING=hi",
+    ] {
+        assert!(
+            env.lines().any(|l| l == expected),
+            "missing {expected} in\n{env}"
+        );
     }
     assert_eq!(read(&report.output("probe").join("dep")), "read-only\n");
 }
@@ -139,9 +179,15 @@ fn a_failing_stage_shows_its_log_and_run_line_and_independent_stages_finish() {
     let out = p.kiln(&["build", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("error: no such file"), "log tail missing:\n{stderr}");
+    assert!(
+        stderr.contains("error: no such file"),
+        "log tail missing:\n{stderr}"
+    );
     assert!(stderr.contains("Stage `broken` failed"), "{stderr}");
-    assert!(stderr.contains("exit 3\""), "the failing run line is not shown:\n{stderr}");
+    assert!(
+        stderr.contains("exit 3\""),
+        "the failing run line is not shown:\n{stderr}"
+    );
     let report = common::Report::parse(&out.stdout);
     assert_eq!(report.status("broken"), "failed");
     assert_eq!(report.status("after"), "skipped");

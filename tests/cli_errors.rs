@@ -12,7 +12,11 @@ fn every_fail_fixture_exits_2_with_a_diagnostic_and_never_panics() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("tests/spec") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned();
         if !(name.starts_with("fail-") && name.ends_with(".kdl")) {
             continue;
         }
@@ -24,7 +28,10 @@ fn every_fail_fixture_exits_2_with_a_diagnostic_and_never_panics() {
             .expect("run kiln");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
-        assert!(stderr.contains("kiln::"), "{name}: no diagnostic code in\n{stderr}");
+        assert!(
+            stderr.contains("kiln::"),
+            "{name}: no diagnostic code in\n{stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
         checked += 1;
     }

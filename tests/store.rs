@@ -15,9 +15,20 @@ stage b { use a; run "sleep 0.5; cat $a/a > $out/b; echo b >> $out/b" }
 #[test]
 fn two_concurrent_builds_on_one_store_build_each_stage_once() {
     let p = Project::new(SLOW_PAIR);
-    let first = p.cmd(&["build", "--json"]).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
-    let second = p.cmd(&["build", "--json"]).stdout(std::process::Stdio::piped()).spawn().expect("spawn");
-    let (o1, o2) = (first.wait_with_output().expect("wait"), second.wait_with_output().expect("wait"));
+    let first = p
+        .cmd(&["build", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let second = p
+        .cmd(&["build", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (o1, o2) = (
+        first.wait_with_output().expect("wait"),
+        second.wait_with_output().expect("wait"),
+    );
     assert!(o1.status.success() && o2.status.success());
     let (r1, r2) = (Report::parse(&o1.stdout), Report::parse(&o2.stdout));
     for stage in ["a", "b"] {
@@ -41,7 +52,11 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
         stage slow { use quick; run "echo started > $out/partial; sleep 30; echo late > $out/x" }
         "#,
     );
-    let mut child = p.cmd(&["build", "-q"]).process_group(0).spawn().expect("spawn");
+    let mut child = p
+        .cmd(&["build", "-q"])
+        .process_group(0)
+        .spawn()
+        .expect("spawn");
     // Wait until `slow` is running: its log says nothing, but its build dir
     // holds the partial output.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -58,7 +73,10 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
     let ls = p.kiln(&["store", "ls"]);
     let listing = String::from_utf8_lossy(&ls.stdout);
     assert!(listing.contains("quick"), "{listing}");
-    assert!(!listing.contains("slow"), "a killed build left an entry:\n{listing}");
+    assert!(
+        !listing.contains("slow"),
+        "a killed build left an entry:\n{listing}"
+    );
 
     p.write("kiln.kdl", "stage quick { run \"echo done > $out/q\" }\nstage slow { use quick; run \"echo fast > $out/x\" }\n");
     let report = p.build(&[]);
@@ -67,7 +85,9 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
 }
 
 fn walk_has(dir: &std::path::Path, name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else { return false };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
     entries.flatten().any(|e| {
         let path = e.path();
         path.file_name().is_some_and(|n| n == name) || (path.is_dir() && walk_has(&path, name))
@@ -80,7 +100,10 @@ fn store_path_verify_and_gc() {
     let report = p.build(&[]);
     let path = p.kiln(&["store", "path", "one"]);
     assert!(path.status.success());
-    assert_eq!(String::from_utf8_lossy(&path.stdout).trim(), report.output("one").display().to_string());
+    assert_eq!(
+        String::from_utf8_lossy(&path.stdout).trim(),
+        report.output("one").display().to_string()
+    );
 
     assert!(p.kiln(&["store", "verify"]).status.success());
     // Tamper with the entry (it is read-only, as a user would have to force).

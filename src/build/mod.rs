@@ -15,7 +15,7 @@ mod stage;
 
 use std::time::Duration;
 
-pub use executor::{Executor, Job, Local, RunFailure};
+pub use executor::{DEFAULT_PATH, Executor, Job, JobRoot, Local, RunFailure};
 pub use resolve::{Resolved, resolve};
 pub use schedule::{run, run_with};
 pub use stage::StageFailure;

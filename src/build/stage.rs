@@ -1,13 +1,14 @@
 //! Building one stage: finish its key, reuse the store entry or run it.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use miette::{NamedSource, SourceSpan};
 
 use super::Status;
-use super::executor::{Executor, Job, RunFailure};
+use super::executor::{Executor, Job, JobRoot, RunFailure};
 use super::progress::Progress;
 use crate::eval::{Plan, PlannedStage};
 use crate::hash::{Key, OutputHash};
@@ -16,10 +17,6 @@ use crate::store::{Entry, Store, StorePath};
 
 /// Lines of a failed stage's log shown on the terminal.
 const LOG_TAIL_LINES: usize = 20;
-
-/// The fixed part of every stage's environment: nothing leaks from the
-/// caller's (no HOME, no locale, no time zone).
-const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 pub(super) struct StageCtx<'a, 's> {
     pub spec: &'a Spec,
@@ -202,46 +199,51 @@ fn run_stage(
     let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
     let job = Job {
         scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
+        root: JobRoot::Host,
         work_dir: pending.work_dir().to_path_buf(),
-        env: environment(ctx, planned, dep_outputs, &pending),
+        out_dir: pending.out_dir().to_path_buf(),
+        tmp_dir: pending.tmp_dir().to_path_buf(),
+        deps: (planned.deps.iter().zip(dep_outputs))
+            .map(|(&d, (path, _))| {
+                (
+                    ctx.plan.stages[d].stage.name.value.env_var(),
+                    path.as_path().to_path_buf(),
+                )
+            })
+            .collect(),
+        tool_dirs: tool_dirs(planned),
+        env: environment(planned),
+        network: false,
     };
     ctx.executor.run(&job, &log).map_err(StageError::Run)?;
     Ok(pending)
 }
 
-/// The whole environment a stage's scripts see, and nothing else.
-fn environment(
-    ctx: &StageCtx<'_, '_>,
-    planned: &PlannedStage<'_>,
-    dep_outputs: &[(StorePath, OutputHash)],
-    pending: &crate::store::Pending,
-) -> BTreeMap<String, String> {
+/// What a stage's scripts see besides paths: its `env`, the args its
+/// scripts mention, and fixed values so nothing leaks from the caller.
+fn environment(planned: &PlannedStage<'_>) -> BTreeMap<String, String> {
     let stage = planned.stage;
     let mut env = stage.env.clone();
     for (arg, value) in &stage.run_args {
         env.insert(arg.replace('-', "_"), value.clone());
     }
-    for (&d, (path, _)) in planned.deps.iter().zip(dep_outputs) {
-        let dep = &ctx.plan.stages[d].stage.name.value;
-        env.insert(dep.env_var(), path.as_path().display().to_string());
-    }
-    let mut path: Vec<String> = Vec::new();
-    for tool in planned.tools.values() {
-        if let Some(dir) = tool.parent().map(|d| d.display().to_string()) {
-            if !path.contains(&dir) {
-                path.push(dir);
-            }
-        }
-    }
-    path.push(PATH.to_owned());
-    env.insert("PATH".into(), path.join(":"));
     env.insert("HOME".into(), "/homeless-shelter".into());
     env.insert("TZ".into(), "UTC".into());
     env.insert("LC_ALL".into(), "C".into());
     env.insert("SOURCE_DATE_EPOCH".into(), "0".into());
-    env.insert("out".into(), pending.out_dir().display().to_string());
-    env.insert("TMPDIR".into(), pending.tmp_dir().display().to_string());
     env
+}
+
+/// The directories of the declared host tools, each once, in `tools` order.
+fn tool_dirs(planned: &PlannedStage<'_>) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for tool in &planned.stage.tools {
+        let dir = planned.tools.get(&tool.value).and_then(|p| p.parent());
+        if let Some(dir) = dir.filter(|d| !dirs.iter().any(|x| x == d)) {
+            dirs.push(dir.to_path_buf());
+        }
+    }
+    dirs
 }
 
 fn tail(log: &std::path::Path) -> String {

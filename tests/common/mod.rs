@@ -35,7 +35,10 @@ impl Project {
     /// `kiln ARGS` in the project directory, with this project's store.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
-        cmd.args(args).current_dir(self.root()).env("KILN_HOME", &self.store).env("NO_COLOR", "1");
+        cmd.args(args)
+            .current_dir(self.root())
+            .env("KILN_HOME", &self.store)
+            .env("NO_COLOR", "1");
         cmd
     }
 
@@ -48,7 +51,11 @@ impl Project {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
         let out = self.kiln(&all);
-        assert!(out.status.success(), "kiln build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "kiln build failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Report::parse(&out.stdout)
     }
 }
@@ -58,18 +65,25 @@ pub struct Report(pub serde_json::Value);
 
 impl Report {
     pub fn parse(stdout: &[u8]) -> Report {
-        Report(serde_json::from_slice(stdout).unwrap_or_else(|e| {
-            panic!("bad JSON ({e}): {}", String::from_utf8_lossy(stdout))
-        }))
+        Report(
+            serde_json::from_slice(stdout)
+                .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(stdout))),
+        )
     }
 
     fn stage(&self, name: &str) -> &serde_json::Value {
         let stages = self.0["stages"].as_array().expect("stages array");
-        stages.iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no stage {name} in {}", self.0))
+        stages
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no stage {name} in {}", self.0))
     }
 
     pub fn status(&self, name: &str) -> String {
-        self.stage(name)["status"].as_str().expect("status").to_owned()
+        self.stage(name)["status"]
+            .as_str()
+            .expect("status")
+            .to_owned()
     }
 
     pub fn key(&self, name: &str) -> String {
@@ -81,7 +95,10 @@ impl Report {
     }
 
     pub fn output_hash(&self, name: &str) -> String {
-        self.stage(name)["output_hash"].as_str().expect("output hash").to_owned()
+        self.stage(name)["output_hash"]
+            .as_str()
+            .expect("output hash")
+            .to_owned()
     }
 
     /// Stage names with `status`, sorted.
