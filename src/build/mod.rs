@@ -8,6 +8,7 @@
 //! `--fail-fast`; its dependents are skipped.
 
 mod executor;
+mod fetch;
 mod progress;
 mod resolve;
 mod schedule;

@@ -24,7 +24,7 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
         let deps: Option<Vec<_>> = (planned.deps.iter())
             .map(|&d| {
                 let entry = out[d].as_ref()?.entry.as_ref()?;
-                Some((&plan.stages[d].stage.name.value, entry.meta.output_hash))
+                Some((plan.stages[d].name(), entry.meta.output_hash))
             })
             .collect();
         let resolved = match deps {

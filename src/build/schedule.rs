@@ -84,7 +84,7 @@ pub fn run_with(
         .map(|(planned, outcome)| {
             let o = outcome.expect("kiln bug: a planned stage was never scheduled");
             StageReport {
-                name: planned.stage.name.value.clone(),
+                name: planned.name().clone(),
                 key: o.key,
                 status: o.status,
                 output: o.output,

@@ -10,9 +10,9 @@ use miette::{NamedSource, SourceSpan};
 use super::Status;
 use super::executor::{Executor, Job, JobRoot, RunFailure};
 use super::progress::Progress;
-use crate::eval::{Plan, PlannedStage};
+use crate::eval::{Plan, PlannedStage, Work};
 use crate::hash::{Key, OutputHash};
-use crate::spec::Spec;
+use crate::spec::{Spec, Stage};
 use crate::store::{Entry, Store, StorePath};
 
 /// Lines of a failed stage's log shown on the terminal.
@@ -81,10 +81,11 @@ pub(super) fn build_stage(
 ) -> Outcome {
     let planned = &ctx.plan.stages[i];
     let deps: Vec<_> = (planned.deps.iter().zip(dep_outputs))
-        .map(|(&d, (_, hash))| (&ctx.plan.stages[d].stage.name.value, *hash))
+        .map(|(&d, (_, hash))| (ctx.plan.stages[d].name(), *hash))
         .collect();
     let (key, manifest) = planned.inputs.key(&deps);
-    let name = &planned.stage.name.value;
+    let name = planned.name();
+    let name_span = planned.work.name().span;
     let log = ctx.store.log_path(&key, name);
     let fail = |cause: Box<dyn std::error::Error + Send + Sync>,
                 span: Option<SourceSpan>,
@@ -110,30 +111,21 @@ pub(super) fn build_stage(
             Outcome::done(key, status, entry)
         }
         Err(StageError::Run(RunFailure::Script { index, status })) => {
-            let span = planned.stage.runs.get(index).map(|r| r.span);
+            let span = match planned.work {
+                Work::Run(stage) => stage.runs.get(index).map(|r| r.span),
+                Work::Fetch(_) => None,
+            };
             let cause = RunFailure::Script { index, status };
             fail(Box::new(cause), span, format!("this script {status}"))
         }
-        Err(StageError::Run(e)) => fail(
-            Box::new(e),
-            Some(planned.stage.name.span),
-            "in this stage".into(),
-        ),
-        Err(StageError::Store(e)) => fail(
-            Box::new(e),
-            Some(planned.stage.name.span),
-            "in this stage".into(),
-        ),
-        Err(StageError::Tree(e)) => fail(
-            Box::new(e),
-            Some(planned.stage.name.span),
-            "in this stage".into(),
-        ),
-        Err(StageError::Log(e)) => fail(
-            Box::new(e),
-            Some(planned.stage.name.span),
-            "in this stage".into(),
-        ),
+        Err(StageError::Fetch(e)) => {
+            let span = match planned.work {
+                Work::Fetch(f) => f.sha256.span,
+                Work::Run(_) => name_span,
+            };
+            fail(Box::new(e), Some(span), "the declared hash".into())
+        }
+        Err(e) => fail(Box::new(e), Some(name_span), "in this stage".into()),
     }
 }
 
@@ -147,6 +139,8 @@ enum StageError {
     Tree(#[from] crate::tree::TreeError),
     #[error("Failed to open the build log")]
     Log(#[source] std::io::Error),
+    #[error(transparent)]
+    Fetch(#[from] super::fetch::FetchError),
 }
 
 /// The store entry for `key`: found, or built now under the key's lock.
@@ -165,7 +159,7 @@ fn find_or_build(
     if let Some(entry) = ctx.store.lookup(&key)? {
         return Ok((Status::Cached, entry));
     }
-    let name = &planned.stage.name.value;
+    let name = planned.name();
     let running = ctx.progress.start(name.as_str());
     let clock = Instant::now();
     let started = SystemTime::now()
@@ -192,8 +186,14 @@ fn run_stage(
     key: &Key,
     lock: &crate::store::KeyLock,
 ) -> Result<crate::store::Pending, StageError> {
-    let stage = planned.stage;
-    let pending = ctx.store.begin(key, &stage.name.value, lock)?;
+    let pending = ctx.store.begin(key, planned.name(), lock)?;
+    let stage = match planned.work {
+        Work::Run(stage) => stage,
+        Work::Fetch(fetch) => {
+            super::fetch::fetch(fetch, pending.out_dir())?;
+            return Ok(pending);
+        }
+    };
     crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
     let log_path = ctx.store.log_path(key, &stage.name.value);
     let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
@@ -206,13 +206,13 @@ fn run_stage(
         deps: (planned.deps.iter().zip(dep_outputs))
             .map(|(&d, (path, _))| {
                 (
-                    ctx.plan.stages[d].stage.name.value.env_var(),
+                    ctx.plan.stages[d].name().env_var(),
                     path.as_path().to_path_buf(),
                 )
             })
             .collect(),
-        tool_dirs: tool_dirs(planned),
-        env: environment(planned),
+        tool_dirs: tool_dirs(stage, planned),
+        env: environment(stage),
         network: false,
     };
     ctx.executor.run(&job, &log).map_err(StageError::Run)?;
@@ -221,8 +221,7 @@ fn run_stage(
 
 /// What a stage's scripts see besides paths: its `env`, the args its
 /// scripts mention, and fixed values so nothing leaks from the caller.
-fn environment(planned: &PlannedStage<'_>) -> BTreeMap<String, String> {
-    let stage = planned.stage;
+fn environment(stage: &Stage) -> BTreeMap<String, String> {
     let mut env = stage.env.clone();
     for (arg, value) in &stage.run_args {
         env.insert(arg.replace('-', "_"), value.clone());
@@ -235,9 +234,9 @@ fn environment(planned: &PlannedStage<'_>) -> BTreeMap<String, String> {
 }
 
 /// The directories of the declared host tools, each once, in `tools` order.
-fn tool_dirs(planned: &PlannedStage<'_>) -> Vec<PathBuf> {
+fn tool_dirs(stage: &Stage, planned: &PlannedStage<'_>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = Vec::new();
-    for tool in &planned.stage.tools {
+    for tool in &stage.tools {
         let dir = planned.tools.get(&tool.value).and_then(|p| p.parent());
         if let Some(dir) = dir.filter(|d| !dirs.iter().any(|x| x == d)) {
             dirs.push(dir.to_path_buf());

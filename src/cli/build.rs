@@ -190,12 +190,12 @@ pub fn explain(g: &Global, stage: &str) -> Result<(), CliError> {
     let idx = plan
         .stages
         .iter()
-        .position(|p| std::ptr::eq(p.stage, target))
+        .position(|p| p.name() == &target.name.value)
         .expect("kiln bug: target not planned");
     let Some(now) = &resolved[idx] else {
         let missing: Vec<_> = (plan.stages[idx].deps.iter())
             .filter(|&&d| resolved[d].as_ref().is_none_or(|r| r.entry.is_none()))
-            .map(|&d| plan.stages[d].stage.name.value.to_string())
+            .map(|&d| plan.stages[d].name().to_string())
             .collect();
         println!(
             "`{stage}` cannot be keyed yet: it uses {} which is not built",

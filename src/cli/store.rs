@@ -35,7 +35,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             )?;
             let resolved = crate::build::resolve(&plan, &store)?;
             let entry = (plan.stages.iter().zip(&resolved))
-                .find(|(p, _)| p.stage.name.value.as_str() == stage)
+                .find(|(p, _)| p.name().as_str() == stage)
                 .and_then(|(_, r)| r.as_ref()?.entry.as_ref());
             match entry {
                 Some(e) => println!("{}", e.path.as_path().display()),

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::hash::{Key, OutputHash};
-use crate::spec::{Name, Root, Stage};
+use crate::spec::{Fetch, Name, Root, Stage};
 use crate::tree::Tree;
 
 /// Bump whenever the meaning of a key's inputs changes: every key changes.
@@ -71,6 +71,22 @@ impl Inputs {
         for (path, entry) in sources.manifest() {
             m.insert(format!("file {path}"), entry);
         }
+        Inputs(m)
+    }
+
+    /// A fetch is fixed-output: its key is its name and the hash it must
+    /// produce. The URL is not an input: a mirror of the same bytes is the
+    /// same fetch, as in Nix.
+    pub(super) fn of_fetch(fetch: &Fetch) -> Self {
+        let Fetch {
+            name,
+            url: _,
+            sha256,
+        } = fetch;
+        let mut m = BTreeMap::new();
+        m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
+        m.insert("name".to_owned(), name.value.to_string());
+        m.insert("fetch sha256".to_owned(), sha256.value.to_string());
         Inputs(m)
     }
 

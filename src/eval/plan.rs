@@ -10,7 +10,7 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
-use crate::spec::{Content, ImageRoot, NodeRef, Root, Spec, Stage};
+use crate::spec::{Content, Fetch, Image, ImageRoot, Name, NodeRef, Root, Spanned, Spec, Stage};
 use crate::tree::{self, StatCache, Tree};
 
 /// The stages to build, dependencies before dependents.
@@ -19,10 +19,11 @@ pub struct Plan<'s> {
     pub stages: Vec<PlannedStage<'s>>,
 }
 
-/// One stage, ready to be keyed once its dependencies' outputs are known.
+/// One stage or fetch, ready to be keyed once its dependencies' outputs are
+/// known.
 #[derive(Debug)]
 pub struct PlannedStage<'s> {
-    pub stage: &'s Stage,
+    pub work: Work<'s>,
     /// Indices into `Plan::stages` of the stages this one uses, in `use` order.
     pub deps: Vec<usize>,
     /// The declared sources as scanned: what gets copied into the build dir.
@@ -30,6 +31,34 @@ pub struct PlannedStage<'s> {
     /// Host tools, resolved on the host's PATH: name → absolute path.
     pub tools: BTreeMap<String, PathBuf>,
     pub inputs: Inputs,
+}
+
+/// What producing a store entry takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'s> {
+    /// Run a stage's scripts.
+    Run(&'s Stage),
+    /// Download a fixed-output file.
+    Fetch(&'s Fetch),
+}
+
+impl<'s> Work<'s> {
+    pub fn name(&self) -> &'s Spanned<Name> {
+        match self {
+            Work::Run(stage) => &stage.name,
+            Work::Fetch(fetch) => &fetch.name,
+        }
+    }
+
+    fn is(&self, other: &Work<'_>) -> bool {
+        self.name().value == other.name().value
+    }
+}
+
+impl PlannedStage<'_> {
+    pub fn name(&self) -> &Name {
+        &self.work.name().value
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -83,36 +112,40 @@ pub enum EvalError {
 }
 
 /// Plans `targets` (stage or image names; every stage when empty) and every
-/// stage they need.
+/// stage or fetch they need.
 pub fn plan<'s>(
     spec: &'s Spec,
     targets: &[String],
     cache: &StatCache,
 ) -> Result<Plan<'s>, EvalError> {
-    let mut order: Vec<&'s Stage> = Vec::new();
+    let mut order: Vec<Work<'s>> = Vec::new();
     if targets.is_empty() {
         for stage in &spec.stages {
-            visit(spec, stage, &mut order)?;
+            visit(spec, Work::Run(stage), &mut order)?;
         }
     }
     for target in targets {
         match spec.lookup(target) {
-            Some(NodeRef::Stage(stage)) => visit(spec, stage, &mut order)?,
+            Some(NodeRef::Stage(stage)) => visit(spec, Work::Run(stage), &mut order)?,
             Some(NodeRef::Image(image)) => visit_image(spec, image, &mut order)?,
             _ => return Err(unknown_target(spec, target)),
         }
     }
     let stages = order
         .par_iter()
-        .map(|stage| plan_stage(spec, stage, cache))
+        .map(|work| plan_one(spec, *work, cache))
         .collect::<Result<Vec<_>, _>>()?;
-    let index = |name: &str| order.iter().position(|s| s.name.value.as_str() == name);
+    let index = |name: &str| order.iter().position(|w| w.name().value.as_str() == name);
     let stages = stages
         .into_iter()
         .map(|mut planned| {
-            planned.deps = (planned.stage.uses.iter())
-                .map(|u| index(u.value.as_str()).expect("kiln bug: used stage was planned first"))
-                .collect();
+            if let Work::Run(stage) = planned.work {
+                planned.deps = (stage.uses.iter())
+                    .map(|u| {
+                        index(u.value.as_str()).expect("kiln bug: used stage was planned first")
+                    })
+                    .collect();
+            }
             planned
         })
         .collect();
@@ -120,14 +153,14 @@ pub fn plan<'s>(
 }
 
 /// Depth-first, dependencies first; the spec is acyclic, so this terminates.
-fn visit<'s>(
-    spec: &'s Spec,
-    stage: &'s Stage,
-    order: &mut Vec<&'s Stage>,
-) -> Result<(), EvalError> {
-    if order.iter().any(|s| std::ptr::eq(*s, stage)) {
+fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Result<(), EvalError> {
+    if order.iter().any(|w| w.is(&work)) {
         return Ok(());
     }
+    let Work::Run(stage) = work else {
+        order.push(work);
+        return Ok(());
+    };
     let unsupported = |what: String, span| EvalError::Unsupported {
         what,
         src: spec.source.clone(),
@@ -150,23 +183,19 @@ fn visit<'s>(
     }
     for used in &stage.uses {
         match spec.lookup(used.value.as_str()) {
-            Some(NodeRef::Stage(dep)) => visit(spec, dep, order)?,
-            _ => {
-                return Err(unsupported(
-                    format!("`use` of a fetch (`{}`)", used.value),
-                    used.span,
-                ));
-            }
+            Some(NodeRef::Stage(dep)) => visit(spec, Work::Run(dep), order)?,
+            Some(NodeRef::Fetch(fetch)) => visit(spec, Work::Fetch(fetch), order)?,
+            _ => unreachable!("kiln bug: spec validation let `use` name a base or image"),
         }
     }
-    order.push(stage);
+    order.push(work);
     Ok(())
 }
 
 fn visit_image<'s>(
     spec: &'s Spec,
-    image: &'s crate::spec::Image,
-    order: &mut Vec<&'s Stage>,
+    image: &'s Image,
+    order: &mut Vec<Work<'s>>,
 ) -> Result<(), EvalError> {
     if let ImageRoot::Image(parent) = &image.from.value {
         if let Some(parent) = spec.image(parent.as_str()) {
@@ -176,18 +205,31 @@ fn visit_image<'s>(
     for content in &image.contents {
         if let Content::Copy { stage, .. } = content {
             if let Some(stage) = spec.stage(stage.value.as_str()) {
-                visit(spec, stage, order)?;
+                visit(spec, Work::Run(stage), order)?;
             }
         }
     }
     Ok(())
 }
 
-fn plan_stage<'s>(
+fn plan_one<'s>(
     spec: &'s Spec,
-    stage: &'s Stage,
+    work: Work<'s>,
     cache: &StatCache,
 ) -> Result<PlannedStage<'s>, EvalError> {
+    let stage = match work {
+        Work::Run(stage) => stage,
+        Work::Fetch(fetch) => {
+            let inputs = Inputs::of_fetch(fetch);
+            return Ok(PlannedStage {
+                work,
+                deps: Vec::new(),
+                sources: Tree::default(),
+                tools: BTreeMap::new(),
+                inputs,
+            });
+        }
+    };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
     let sources =
         tree::scan_sources(&spec.context, &srcs, cache).map_err(|source| EvalError::Sources {
@@ -208,7 +250,7 @@ fn plan_stage<'s>(
     }
     let inputs = Inputs::of_stage(stage, &sources, &tool_hashes);
     Ok(PlannedStage {
-        stage,
+        work,
         deps: Vec::new(),
         sources,
         tools,
