@@ -41,7 +41,13 @@ fn files(img: &Assembled) -> BTreeMap<String, Blob<'_>> {
     let blob = |d: &crate::hash::Digest| format!("blobs/sha256/{}", d.hex());
     let mut files = BTreeMap::new();
     for layer in &img.layers {
-        files.insert(blob(&layer.digest), Blob::File { path: &layer.blob, size: layer.size });
+        files.insert(
+            blob(&layer.digest),
+            Blob::File {
+                path: &layer.blob,
+                size: layer.size,
+            },
+        );
     }
     files.insert(blob(&img.config_digest), Blob::Memory(&img.config_json));
     files.insert(blob(&img.manifest_digest), Blob::Memory(&img.manifest_json));
@@ -49,7 +55,11 @@ fn files(img: &Assembled) -> BTreeMap<String, Blob<'_>> {
 }
 
 fn indexes(img: &Assembled) -> [(&'static str, Vec<u8>); 3] {
-    let index = config::index_json(&img.manifest_digest, img.manifest_json.len() as u64, &img.tags);
+    let index = config::index_json(
+        &img.manifest_digest,
+        img.manifest_json.len() as u64,
+        &img.tags,
+    );
     let docker = config::docker_manifest_json(&img.config_digest, &img.tags, &img.layers);
     [
         ("index.json", index),
@@ -74,15 +84,18 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
     };
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut h = header(0o755, 0, tar::EntryType::Directory);
-        tar.append_data(&mut h, dir, io::empty()).map_err(write_err)?;
+        tar.append_data(&mut h, dir, io::empty())
+            .map_err(write_err)?;
     }
     for (path, blob) in files(img) {
         let mut h = header(0o644, blob.size(), tar::EntryType::Regular);
-        tar.append_data(&mut h, path, blob.open()?).map_err(write_err)?;
+        tar.append_data(&mut h, path, blob.open()?)
+            .map_err(write_err)?;
     }
     for (path, bytes) in indexes(img) {
         let mut h = header(0o644, bytes.len() as u64, tar::EntryType::Regular);
-        tar.append_data(&mut h, path, bytes.as_slice()).map_err(write_err)?;
+        tar.append_data(&mut h, path, bytes.as_slice())
+            .map_err(write_err)?;
     }
     let mut out = tar.into_inner().map_err(write_err)?;
     out.flush().map_err(write_err)

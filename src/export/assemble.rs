@@ -128,7 +128,9 @@ pub fn assemble(
             });
         }
         ImageRoot::Image(name) => {
-            let parent = spec.image(name.as_str()).expect("kiln bug: `from` resolves");
+            let parent = spec
+                .image(name.as_str())
+                .expect("kiln bug: `from` resolves");
             Some(assemble(spec, parent, outputs, layer_cache, opts)?)
         }
     };
@@ -187,11 +189,13 @@ fn plan(
 ) -> Result<Planned, ExportError> {
     let (source, attrs, what) = match content {
         Content::Copy { stage, path, attrs } => {
-            let root = outputs.get(&stage.value).ok_or_else(|| ExportError::UnbuiltStage {
-                stage: stage.value.clone(),
-                src: spec.source.clone(),
-                span: stage.span,
-            })?;
+            let root = outputs
+                .get(&stage.value)
+                .ok_or_else(|| ExportError::UnbuiltStage {
+                    stage: stage.value.clone(),
+                    src: spec.source.clone(),
+                    span: stage.span,
+                })?;
             let source = path.on_disk(root);
             if std::fs::symlink_metadata(&source).is_err() {
                 return Err(ExportError::CopySourceMissing {
@@ -201,11 +205,17 @@ fn plan(
                     span: path.span,
                 });
             }
-            (source, attrs, format!("copy {} {}", stage.value, path.value))
+            (
+                source,
+                attrs,
+                format!("copy {} {}", stage.value, path.value),
+            )
         }
-        Content::Add { src, attrs } => {
-            (src.on_disk(&spec.context), attrs, format!("add {}", src.value))
-        }
+        Content::Add { src, attrs } => (
+            src.on_disk(&spec.context),
+            attrs,
+            format!("add {}", src.value),
+        ),
     };
     let mut created_by = format!("kiln: {what} to={}", attrs.to.value);
     if let Some(mode) = attrs.mode {
@@ -215,7 +225,11 @@ fn plan(
         created_by.push_str(&format!(" owner={}:{}", attrs.owner.uid, attrs.owner.gid));
     }
     let entries = walk::plan(&source, attrs)?;
-    Ok(Planned { entries, created_by, dest: attrs.to.value.clone() })
+    Ok(Planned {
+        entries,
+        created_by,
+        dest: attrs.to.value.clone(),
+    })
 }
 
 /// The packed layer for `entries`, from the cache when it is there.
@@ -240,7 +254,10 @@ fn pack(plan: &Planned, layer_cache: &Path, opts: &ExportOptions) -> Result<Laye
         compression,
         blob: cache::blob_path(layer_cache, &key),
         created_by: plan.created_by.clone(),
-        files: entries.iter().filter(|e| !matches!(e.kind, Kind::Dir)).count() as u64,
+        files: entries
+            .iter()
+            .filter(|e| !matches!(e.kind, Kind::Dir))
+            .count() as u64,
         top: top_paths(entries, &plan.dest),
         cached,
     })

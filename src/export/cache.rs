@@ -56,7 +56,10 @@ pub(crate) fn insert(
         packed
     };
     let blob = blob_path(cache, key);
-    tmp.persist(&blob).map_err(|e| ExportError::Io { path: blob, source: e.error })?;
+    tmp.persist(&blob).map_err(|e| ExportError::Io {
+        path: blob,
+        source: e.error,
+    })?;
 
     let meta = meta_path(cache, key);
     let json = serde_json::to_vec(&packed).expect("kiln bug: Packed serializes");
@@ -65,6 +68,9 @@ pub(crate) fn insert(
         .tempfile_in(&dir)
         .map_err(ExportError::io(&dir))?;
     tmp.write_all(&json).map_err(ExportError::io(tmp.path()))?;
-    tmp.persist(&meta).map_err(|e| ExportError::Io { path: meta, source: e.error })?;
+    tmp.persist(&meta).map_err(|e| ExportError::Io {
+        path: meta,
+        source: e.error,
+    })?;
     Ok(packed)
 }

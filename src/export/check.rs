@@ -38,7 +38,9 @@ impl FileSet {
         for e in entries {
             let node = match &e.kind {
                 Kind::Dir => Node::Dir,
-                Kind::File { .. } => Node::File { executable: e.mode & 0o111 != 0 },
+                Kind::File { .. } => Node::File {
+                    executable: e.mode & 0o111 != 0,
+                },
                 Kind::Symlink { target } => Node::Symlink(target.clone()),
             };
             self.0.insert(e.path.clone(), node);
@@ -78,14 +80,20 @@ impl FileSet {
         }
         let path = format!("/{}", at.join("/"));
         match self.0.get(&at.join("/")) {
-            Some(Node::File { executable }) => Resolved::File { path, executable: *executable },
+            Some(Node::File { executable }) => Resolved::File {
+                path,
+                executable: *executable,
+            },
             _ => Resolved::Dir(path),
         }
     }
 
     fn executables(&self) -> impl Iterator<Item = String> + '_ {
         let executable = |(_, n): &(&String, &Node)| matches!(n, Node::File { executable: true });
-        self.0.iter().filter(executable).map(|(p, _)| format!("/{p}"))
+        self.0
+            .iter()
+            .filter(executable)
+            .map(|(p, _)| format!("/{p}"))
     }
 }
 
@@ -114,22 +122,41 @@ pub(crate) fn entrypoint(
         help,
     };
     let Some(program) = argv.first() else {
-        return Err(fail("it is empty".into(), format!("Give `{what}` a program to run")));
+        return Err(fail(
+            "it is empty".into(),
+            format!("Give `{what}` a program to run"),
+        ));
     };
     let shell_script = match argv.as_slice() {
         [sh, c, script] if sh == "/bin/sh" && c == "-c" => Some(script),
         _ => None,
     };
-    let has_shell = || matches!(files.resolve("/bin/sh"), Resolved::File { executable: true, .. });
+    let has_shell = || {
+        matches!(
+            files.resolve("/bin/sh"),
+            Resolved::File {
+                executable: true,
+                ..
+            }
+        )
+    };
     if let Some(script) = shell_script.filter(|_| !has_shell()) {
-        let exec: Vec<String> = script.split_whitespace().map(|w| format!("\"{w}\"")).collect();
+        let exec: Vec<String> = script
+            .split_whitespace()
+            .map(|w| format!("\"{w}\""))
+            .collect();
         return Err(fail(
             "the image has no `/bin/sh` to run its shell form".into(),
-            format!("Use the exec form, which needs no shell: `{what} {}`", exec.join(" ")),
+            format!(
+                "Use the exec form, which needs no shell: `{what} {}`",
+                exec.join(" ")
+            ),
         ));
     }
     match find_program(files, program, config) {
-        Resolved::File { executable: true, .. } => Ok(()),
+        Resolved::File {
+            executable: true, ..
+        } => Ok(()),
         Resolved::File { path, .. } => Err(fail(
             format!("`{path}` is not executable"),
             "Give it an executable mode, e.g. `mode=0o755` on its `copy`".into(),
@@ -164,7 +191,9 @@ fn find_program(files: &FileSet, program: &str, config: &ConfigSummary) -> Resol
     let mut found = Resolved::Missing;
     for dir in path.split(':').filter(|d| d.starts_with('/')) {
         match files.resolve(&format!("{dir}/{program}")) {
-            hit @ Resolved::File { executable: true, .. } => return hit,
+            hit @ Resolved::File {
+                executable: true, ..
+            } => return hit,
             other @ Resolved::File { .. } if found == Resolved::Missing => found = other,
             _ => {}
         }

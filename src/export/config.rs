@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder,
-    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, Os, RootFsBuilder,
 };
 use serde::Serialize;
 
@@ -62,7 +62,8 @@ pub(crate) fn merge(parent: Option<&ConfigSummary>, image: &Image) -> ConfigSumm
     c.stop_signal = image.stop_signal.clone().or(c.stop_signal.take());
     c.exposed_ports.extend(image.expose.iter().cloned());
     c.volumes.extend(image.volumes.iter().cloned());
-    c.labels.insert(TITLE_LABEL.into(), image.name.value.to_string());
+    c.labels
+        .insert(TITLE_LABEL.into(), image.name.value.to_string());
     c.labels.extend(image.labels.clone());
     c
 }
@@ -77,7 +78,12 @@ pub(crate) fn config_json(c: &ConfigSummary, layers: &[Layer], epoch: u64, arch:
         b = b.cmd(v.clone());
     }
     if !c.env.is_empty() {
-        b = b.env(c.env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>());
+        b = b.env(
+            c.env
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>(),
+        );
     }
     if let Some(v) = &c.workdir {
         b = b.working_dir(v.clone());
@@ -100,7 +106,12 @@ pub(crate) fn config_json(c: &ConfigSummary, layers: &[Layer], epoch: u64, arch:
     let created = rfc3339(epoch);
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(layers.iter().map(|l| l.diff_id.to_string()).collect::<Vec<_>>())
+        .diff_ids(
+            layers
+                .iter()
+                .map(|l| l.diff_id.to_string())
+                .collect::<Vec<_>>(),
+        )
         .build()
         .expect("kiln bug: rootfs has every field");
     let history = layers.iter().map(|l| {
@@ -130,7 +141,11 @@ pub(crate) fn manifest_json(config: &Digest, config_size: u64, layers: &[Layer])
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
-        .config(Descriptor::new(MediaType::ImageConfig, config_size, oci_digest(config)))
+        .config(Descriptor::new(
+            MediaType::ImageConfig,
+            config_size,
+            oci_digest(config),
+        ))
         .layers(layers.collect::<Vec<_>>())
         .build()
         .expect("kiln bug: manifest has every field");
@@ -173,7 +188,9 @@ pub(crate) fn docker_manifest_json(config: &Digest, tags: &[String], layers: &[L
 }
 
 fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
-    d.to_string().parse().expect("kiln bug: a sha256 digest is a valid OCI digest")
+    d.to_string()
+        .parse()
+        .expect("kiln bug: a sha256 digest is a valid OCI digest")
 }
 
 fn canonical_json(value: &impl Serialize) -> Vec<u8> {

@@ -63,7 +63,13 @@ impl fmt::Display for Inspection {
         writeln!(f, "image   {} ({})", self.image, self.tags.join(", "))?;
         writeln!(f, "digest  {}", self.digest)?;
         writeln!(f, "config  {}", self.config_digest)?;
-        writeln!(f, "size    {} in {} layers, linux/{}", bytes(self.size), self.layers.len(), self.architecture)?;
+        writeln!(
+            f,
+            "size    {} in {} layers, linux/{}",
+            bytes(self.size),
+            self.layers.len(),
+            self.architecture
+        )?;
         for (i, l) in self.layers.iter().enumerate() {
             writeln!(f, "\nlayer {}  {}", i + 1, l.digest)?;
             writeln!(f, "  {}", l.created_by)?;
@@ -89,7 +95,11 @@ impl fmt::Display for Inspection {
         for (k, v) in &c.env {
             writeln!(f, "env         {k}={v}")?;
         }
-        for (name, v) in [("workdir", &c.workdir), ("user", &c.user), ("stop-signal", &c.stop_signal)] {
+        for (name, v) in [
+            ("workdir", &c.workdir),
+            ("user", &c.user),
+            ("stop-signal", &c.stop_signal),
+        ] {
             if let Some(v) = v {
                 writeln!(f, "{name:<12}{v}")?;
             }
@@ -116,5 +126,9 @@ fn bytes(n: u64) -> String {
         size /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{n} B") } else { format!("{size:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{size:.1} {}", UNITS[unit])
+    }
 }

@@ -81,7 +81,12 @@ pub(crate) fn pack(
     let compressed = compressor.finish().map_err(write_err)?;
     let (digest, size, mut out) = compressed.finish();
     out.flush().map_err(write_err)?;
-    Ok(Packed { digest, size, diff_id, uncompressed_size })
+    Ok(Packed {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    })
 }
 
 fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<(), ExportError> {
@@ -95,7 +100,8 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
     match &e.kind {
         Kind::Dir => {
             h.set_entry_type(tar::EntryType::Directory);
-            tar.append_data(&mut h, format!("{}/", e.path), io::empty()).map_err(write_err)
+            tar.append_data(&mut h, format!("{}/", e.path), io::empty())
+                .map_err(write_err)
         }
         Kind::File { disk, size, .. } => {
             h.set_entry_type(tar::EntryType::Regular);
@@ -121,11 +127,19 @@ pub(crate) struct Hashing<W> {
 
 impl<W: Write> Hashing<W> {
     pub(crate) fn new(inner: W) -> Self {
-        Hashing { inner, sha: sha2::Sha256::new(), len: 0 }
+        Hashing {
+            inner,
+            sha: sha2::Sha256::new(),
+            len: 0,
+        }
     }
 
     pub(crate) fn finish(self) -> (Digest, u64, W) {
-        (Digest::from_bytes(self.sha.finalize().into()), self.len, self.inner)
+        (
+            Digest::from_bytes(self.sha.finalize().into()),
+            self.len,
+            self.inner,
+        )
     }
 }
 

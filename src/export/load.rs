@@ -34,7 +34,10 @@ pub fn load(img: &Assembled, engine: Engine) -> Result<Vec<String>, ExportError>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|source| ExportError::EngineSpawn { engine: program, source })?;
+        .map_err(|source| ExportError::EngineSpawn {
+            engine: program,
+            source,
+        })?;
     let stdin = child.stdin.take().expect("kiln bug: stdin is piped");
     // Write from another thread so an engine that talks before it has read
     // everything cannot deadlock us on a full stdout pipe.
@@ -42,12 +45,20 @@ pub fn load(img: &Assembled, engine: Engine) -> Result<Vec<String>, ExportError>
         let writer = s.spawn(move || {
             let mut stdin = stdin;
             write_archive(img, &mut stdin)?;
-            stdin.flush().map_err(|source| ExportError::Write { source })
+            stdin
+                .flush()
+                .map_err(|source| ExportError::Write { source })
         });
         let output = child.wait_with_output();
-        (writer.join().expect("kiln bug: archive writer panicked"), output)
+        (
+            writer.join().expect("kiln bug: archive writer panicked"),
+            output,
+        )
     });
-    let output = output.map_err(|source| ExportError::EngineSpawn { engine: program, source })?;
+    let output = output.map_err(|source| ExportError::EngineSpawn {
+        engine: program,
+        source,
+    })?;
     if !output.status.success() {
         return Err(ExportError::EngineFailed {
             engine: program,
@@ -64,9 +75,15 @@ pub fn load(img: &Assembled, engine: Engine) -> Result<Vec<String>, ExportError>
 fn loaded_refs(stdout: &str) -> Vec<String> {
     let mut refs = Vec::new();
     for line in stdout.lines() {
-        let rest = line.strip_prefix("Loaded image(s): ").or(line.strip_prefix("Loaded image: "));
+        let rest = line
+            .strip_prefix("Loaded image(s): ")
+            .or(line.strip_prefix("Loaded image: "));
         if let Some(rest) = rest {
-            refs.extend(rest.split(',').map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()));
+            refs.extend(
+                rest.split(',')
+                    .map(|r| r.trim().to_owned())
+                    .filter(|r| !r.is_empty()),
+            );
         }
     }
     refs
@@ -79,6 +96,9 @@ mod tests {
         let docker = "Loaded image: app:v2\nLoaded image: app:latest\n";
         assert_eq!(super::loaded_refs(docker), ["app:v2", "app:latest"]);
         let podman = "Getting image source signatures\nLoaded image(s): localhost/app:v2,localhost/app:latest\n";
-        assert_eq!(super::loaded_refs(podman), ["localhost/app:v2", "localhost/app:latest"]);
+        assert_eq!(
+            super::loaded_refs(podman),
+            ["localhost/app:v2", "localhost/app:latest"]
+        );
     }
 }

@@ -29,7 +29,7 @@ mod testutil;
 
 pub use archive::{write_archive, write_oci_dir};
 pub use assemble::{Assembled, Compression, ExportOptions, Layer, assemble};
-pub use error::ExportError;
 pub use config::ConfigSummary;
+pub use error::ExportError;
 pub use inspect::{Inspection, LayerSummary, inspect};
 pub use load::{Engine, load};

@@ -9,7 +9,10 @@ use crate::spec::{
 };
 
 pub(crate) fn sp<T>(value: T) -> Spanned<T> {
-    Spanned { value, span: (0..0).into() }
+    Spanned {
+        value,
+        span: (0..0).into(),
+    }
 }
 
 pub(crate) fn name(s: &str) -> Name {
@@ -67,9 +70,14 @@ pub(crate) fn copy(stage: &str, path: &str, to: &str) -> Content {
 }
 
 pub(crate) fn add(src: &str, to: &str) -> Content {
-    Content::Add { src: sp(SrcPath::new(src).expect("test paths are relative")), attrs: attrs(to) }
+    Content::Add {
+        src: sp(SrcPath::new(src).expect("test paths are relative")),
+        attrs: attrs(to),
+    }
 }
 
 pub(crate) fn exec(argv: &[&str]) -> Option<Spanned<Command>> {
-    Some(sp(Command::Exec(argv.iter().map(|s| s.to_string()).collect())))
+    Some(sp(Command::Exec(
+        argv.iter().map(|s| s.to_string()).collect(),
+    )))
 }

@@ -24,8 +24,14 @@ pub(crate) struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     Dir,
-    File { disk: PathBuf, size: u64, content: [u8; 32] },
-    Symlink { target: String },
+    File {
+        disk: PathBuf,
+        size: u64,
+        content: [u8; 32],
+    },
+    Symlink {
+        target: String,
+    },
 }
 
 /// The entries that copying `source` (a file, directory or symlink on disk)
@@ -70,7 +76,12 @@ fn collect(
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::symlink_metadata(disk).map_err(ExportError::io(disk))?;
     let ft = meta.file_type();
-    let entry = |kind, mode| Entry { path: path.to_owned(), kind, mode, owner: attrs.owner };
+    let entry = |kind, mode| Entry {
+        path: path.to_owned(),
+        kind,
+        mode,
+        owner: attrs.owner,
+    };
     if ft.is_symlink() {
         let target = std::fs::read_link(disk).map_err(ExportError::io(disk))?;
         let target = target.to_string_lossy().into_owned();
@@ -78,7 +89,11 @@ fn collect(
     } else if ft.is_file() {
         let executable = meta.permissions().mode() & 0o111 != 0;
         let mode = attrs.mode.unwrap_or(if executable { 0o755 } else { 0o644 });
-        let kind = Kind::File { disk: disk.to_owned(), size: meta.len(), content: [0; 32] };
+        let kind = Kind::File {
+            disk: disk.to_owned(),
+            size: meta.len(),
+            content: [0; 32],
+        };
         out.push(entry(kind, mode));
     } else if ft.is_dir() {
         // The image root itself is not an entry: engines own `/`.
@@ -90,11 +105,17 @@ fn collect(
             let child = child.map_err(ExportError::io(disk))?;
             let name = child.file_name();
             let name = name.to_string_lossy();
-            let sub = if path.is_empty() { name.into_owned() } else { format!("{path}/{name}") };
+            let sub = if path.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{path}/{name}")
+            };
             collect(&child.path(), &sub, attrs, out)?;
         }
     } else {
-        return Err(ExportError::Special { path: disk.to_owned() });
+        return Err(ExportError::Special {
+            path: disk.to_owned(),
+        });
     }
     Ok(())
 }
@@ -102,7 +123,9 @@ fn collect(
 fn hash_content(entry: &mut Entry) -> Result<(), ExportError> {
     if let Kind::File { disk, content, .. } = &mut entry.kind {
         let mut hasher = blake3::Hasher::new();
-        hasher.update_mmap(&*disk).map_err(ExportError::io(&*disk))?;
+        hasher
+            .update_mmap(&*disk)
+            .map_err(ExportError::io(&*disk))?;
         *content = *hasher.finalize().as_bytes();
     }
     Ok(())
@@ -134,12 +157,27 @@ mod tests {
         std::fs::set_permissions(dir.path().join("a-run"), perm).unwrap();
         std::os::unix::fs::symlink("b/x", dir.path().join("c")).unwrap();
         let mut a = attrs("/");
-        a.owner = Owner { uid: 1000, gid: 100 };
+        a.owner = Owner {
+            uid: 1000,
+            gid: 100,
+        };
         let entries = plan(dir.path(), &a).unwrap();
         let got: Vec<_> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
-        assert_eq!(got, [("a-run", 0o755), ("b", 0o755), ("b/x", 0o644), ("c", 0o777)]);
-        assert!(entries.iter().all(|e| e.owner == Owner { uid: 1000, gid: 100 }));
-        assert_eq!(entries[3].kind, Kind::Symlink { target: "b/x".into() });
+        assert_eq!(
+            got,
+            [("a-run", 0o755), ("b", 0o755), ("b/x", 0o644), ("c", 0o777)]
+        );
+        assert!(entries.iter().all(|e| e.owner
+            == Owner {
+                uid: 1000,
+                gid: 100
+            }));
+        assert_eq!(
+            entries[3].kind,
+            Kind::Symlink {
+                target: "b/x".into()
+            }
+        );
     }
 
     #[test]
