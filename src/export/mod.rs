@@ -1,3 +1,35 @@
 //! Export: an `image` of the spec → a deterministic OCI image.
 //!
-//! CONTRACT: owned by the export helper.
+//! The last step of the pipeline. Each `copy`/`add` of an image becomes one
+//! layer: its entries are planned from disk ([`walk`]), keyed, and packed into
+//! a deterministic tar that streams through a compressor while being hashed
+//! ([`layer`]); packed blobs are cached by layer key ([`cache`]) so an
+//! unchanged layer is never packed twice. The OCI config, manifest and index
+//! are pure functions of that data ([`config`]). [`check`] refuses an image
+//! whose entrypoint cannot start. What leaves kiln is written by [`archive`]
+//! (one tar that is both an OCI layout and a docker-archive, or an OCI layout
+//! directory) or piped into an engine by [`load`]; [`inspect`] describes it.
+//!
+//! Identical inputs give identical bytes: entries are sorted, times are
+//! `source_date_epoch`, owners come from the spec, JSON keys are sorted.
+
+mod archive;
+mod assemble;
+mod cache;
+mod check;
+mod config;
+mod error;
+mod inspect;
+mod layer;
+mod load;
+mod walk;
+
+#[cfg(test)]
+mod testutil;
+
+pub use archive::{write_archive, write_oci_dir};
+pub use assemble::{Assembled, Compression, ExportOptions, Layer, assemble};
+pub use config::ConfigSummary;
+pub use error::ExportError;
+pub use inspect::{Inspection, LayerSummary, inspect};
+pub use load::{Engine, load};

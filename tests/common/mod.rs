@@ -2,6 +2,8 @@
 //! store, and the real `kiln` binary run inside it.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod engine;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,121 @@
+//! Writes an assembled image out of kiln: one tar that is at once an OCI
+//! image layout and a docker-archive (both indexes point at the same
+//! `blobs/sha256/…`), or an OCI layout directory. The tar is deterministic:
+//! sorted entries, mtime = source date epoch, root-owned, fixed modes.
+
+use std::collections::BTreeMap;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::assemble::Assembled;
+use super::config;
+use super::error::ExportError;
+
+/// Where a blob's bytes are.
+enum Blob<'a> {
+    Memory(&'a [u8]),
+    File { path: &'a Path, size: u64 },
+}
+
+impl Blob<'_> {
+    fn size(&self) -> u64 {
+        match self {
+            Blob::Memory(bytes) => bytes.len() as u64,
+            Blob::File { size, .. } => *size,
+        }
+    }
+
+    fn open(&self) -> Result<Box<dyn Read + '_>, ExportError> {
+        Ok(match self {
+            Blob::Memory(bytes) => Box::new(*bytes),
+            Blob::File { path, size } => {
+                let file = std::fs::File::open(path).map_err(ExportError::io(*path))?;
+                Box::new(file.take(*size))
+            }
+        })
+    }
+}
+
+/// Every file of the OCI layout plus docker's `manifest.json`, by path.
+fn files(img: &Assembled) -> BTreeMap<String, Blob<'_>> {
+    let blob = |d: &crate::hash::Digest| format!("blobs/sha256/{}", d.hex());
+    let mut files = BTreeMap::new();
+    for layer in &img.layers {
+        files.insert(
+            blob(&layer.digest),
+            Blob::File {
+                path: &layer.blob,
+                size: layer.size,
+            },
+        );
+    }
+    files.insert(blob(&img.config_digest), Blob::Memory(&img.config_json));
+    files.insert(blob(&img.manifest_digest), Blob::Memory(&img.manifest_json));
+    files
+}
+
+fn indexes(img: &Assembled) -> [(&'static str, Vec<u8>); 3] {
+    let index = config::index_json(
+        &img.manifest_digest,
+        img.manifest_json.len() as u64,
+        &img.tags,
+    );
+    let docker = config::docker_manifest_json(&img.config_digest, &img.tags, &img.layers);
+    [
+        ("index.json", index),
+        ("manifest.json", docker),
+        ("oci-layout", config::OCI_LAYOUT.to_vec()),
+    ]
+}
+
+/// Writes the combined OCI layout + docker-archive tar to `out`.
+pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError> {
+    let write_err = |source| ExportError::Write { source };
+    let mut tar = tar::Builder::new(BufWriter::new(out));
+    let header = |mode: u32, size: u64, kind: tar::EntryType| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mtime(img.epoch);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_entry_type(kind);
+        h
+    };
+    for dir in ["blobs/", "blobs/sha256/"] {
+        let mut h = header(0o755, 0, tar::EntryType::Directory);
+        tar.append_data(&mut h, dir, io::empty())
+            .map_err(write_err)?;
+    }
+    for (path, blob) in files(img) {
+        let mut h = header(0o644, blob.size(), tar::EntryType::Regular);
+        tar.append_data(&mut h, path, blob.open()?)
+            .map_err(write_err)?;
+    }
+    for (path, bytes) in indexes(img) {
+        let mut h = header(0o644, bytes.len() as u64, tar::EntryType::Regular);
+        tar.append_data(&mut h, path, bytes.as_slice())
+            .map_err(write_err)?;
+    }
+    let mut out = tar.into_inner().map_err(write_err)?;
+    out.flush().map_err(write_err)
+}
+
+/// Writes the OCI image layout into `dir` (created if missing).
+pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
+    for (path, blob) in files(img) {
+        let dest: PathBuf = dir.join(path);
+        let mut file = std::fs::File::create(&dest).map_err(ExportError::io(&dest))?;
+        io::copy(&mut blob.open()?, &mut file).map_err(ExportError::io(&dest))?;
+    }
+    for (path, bytes) in indexes(img) {
+        if path == "manifest.json" {
+            continue; // docker-archive's index; not part of an OCI layout
+        }
+        let dest = dir.join(path);
+        std::fs::write(&dest, bytes).map_err(ExportError::io(&dest))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Packs a planned layer into a blob in one streaming pass:
+//! tar writer → sha256 (diff_id, uncompressed size) → compressor → sha256
+//! (blob digest, size) → the output. Also derives the layer's cache key.
+//!
+//! The tar is GNU format with every header field set by hand: mtime is the
+//! source date epoch, owners are numeric, names empty, modes from the plan;
+//! long names use GNU long-name records, which the `tar` crate writes with
+//! fixed fields. Nothing from the packing machine leaks in.
+
+use std::io::{self, Write};
+
+use sha2::Digest as _;
+
+use super::assemble::Compression;
+use super::error::ExportError;
+use super::walk::{Entry, Kind};
+use crate::hash::Digest;
+
+/// Bumped whenever the bytes a layer plan packs to could change.
+const LAYER_FORMAT: &str = "kiln-layer-v1";
+
+/// What one pass over a layer produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Packed {
+    /// sha256 of the compressed blob.
+    pub digest: Digest,
+    pub size: u64,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: Digest,
+    pub uncompressed_size: u64,
+}
+
+/// blake3 of everything that decides the blob's bytes, length-prefixed.
+pub(crate) fn key(entries: &[Entry], compression: Compression, epoch: u64) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    let mut put = |bytes: &[u8]| {
+        h.update(&(bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    put(LAYER_FORMAT.as_bytes());
+    put(compression.name().as_bytes());
+    put(&epoch.to_le_bytes());
+    put(&(entries.len() as u64).to_le_bytes());
+    for e in entries {
+        put(e.path.as_bytes());
+        put(&e.mode.to_le_bytes());
+        put(&e.owner.uid.to_le_bytes());
+        put(&e.owner.gid.to_le_bytes());
+        match &e.kind {
+            Kind::Dir => put(b"dir"),
+            Kind::File { size, content, .. } => {
+                put(b"file");
+                put(&size.to_le_bytes());
+                put(content);
+            }
+            Kind::Symlink { target } => {
+                put(b"symlink");
+                put(target.as_bytes());
+            }
+        }
+    }
+    h.finalize()
+}
+
+/// Writes the compressed layer to `out`, hashing on the way.
+pub(crate) fn pack(
+    entries: &[Entry],
+    compression: Compression,
+    epoch: u64,
+    out: impl Write,
+) -> Result<Packed, ExportError> {
+    let write_err = |source| ExportError::Write { source };
+    let compressed = Hashing::new(out);
+    let compressor = Compressor::new(compression, compressed).map_err(write_err)?;
+    let mut tar = tar::Builder::new(Hashing::new(compressor));
+    for entry in entries {
+        append(&mut tar, entry, epoch)?;
+    }
+    let uncompressed = tar.into_inner().map_err(write_err)?;
+    let (diff_id, uncompressed_size, compressor) = uncompressed.finish();
+    let compressed = compressor.finish().map_err(write_err)?;
+    let (digest, size, mut out) = compressed.finish();
+    out.flush().map_err(write_err)?;
+    Ok(Packed {
+        digest,
+        size,
+        diff_id,
+        uncompressed_size,
+    })
+}
+
+fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<(), ExportError> {
+    let write_err = |source| ExportError::Write { source };
+    let mut h = tar::Header::new_gnu();
+    h.set_mtime(epoch);
+    h.set_uid(e.owner.uid.into());
+    h.set_gid(e.owner.gid.into());
+    h.set_mode(e.mode);
+    h.set_size(0);
+    match &e.kind {
+        Kind::Dir => {
+            h.set_entry_type(tar::EntryType::Directory);
+            tar.append_data(&mut h, format!("{}/", e.path), io::empty())
+                .map_err(write_err)
+        }
+        Kind::File { disk, size, .. } => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(*size);
+            let file = std::fs::File::open(disk).map_err(ExportError::io(disk))?;
+            // `take`: a file that grew since planning must not corrupt the tar.
+            let data = io::Read::take(file, *size);
+            tar.append_data(&mut h, &e.path, data).map_err(write_err)
+        }
+        Kind::Symlink { target } => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            tar.append_link(&mut h, &e.path, target).map_err(write_err)
+        }
+    }
+}
+
+/// A writer that hashes (sha256) and counts what passes through it.
+pub(crate) struct Hashing<W> {
+    inner: W,
+    sha: sha2::Sha256,
+    len: u64,
+}
+
+impl<W: Write> Hashing<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        Hashing {
+            inner,
+            sha: sha2::Sha256::new(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn finish(self) -> (Digest, u64, W) {
+        (
+            Digest::from_bytes(self.sha.finalize().into()),
+            self.len,
+            self.inner,
+        )
+    }
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The compressors, each configured so its output depends on the input only.
+enum Compressor<W: Write> {
+    /// Level 3, single-threaded, no checksum, no content size (unknown when
+    /// streaming): the frame bytes depend on the input and zstd's version.
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+    /// Default level, header with mtime 0, no file name, OS "unknown".
+    Gzip(flate2::write::GzEncoder<W>),
+    None(W),
+}
+
+impl<W: Write> Compressor<W> {
+    fn new(compression: Compression, out: W) -> io::Result<Self> {
+        Ok(match compression {
+            Compression::Zstd => {
+                let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+                enc.include_checksum(false)?;
+                enc.include_contentsize(false)?;
+                Compressor::Zstd(enc)
+            }
+            Compression::Gzip => Compressor::Gzip(
+                flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(out, flate2::Compression::default()),
+            ),
+            Compression::None => Compressor::None(out),
+        })
+    }
+
+    fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Zstd(enc) => enc.finish(),
+            Compressor::Gzip(enc) => enc.finish(),
+            Compressor::None(w) => Ok(w),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Zstd(w) => w.write(buf),
+            Compressor::Gzip(w) => w.write(buf),
+            Compressor::None(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Zstd(w) => w.flush(),
+            Compressor::Gzip(w) => w.flush(),
+            Compressor::None(w) => w.flush(),
+        }
+    }
+}
