@@ -1,25 +1,54 @@
 //! The content-addressed store: where every built stage output lives.
 //!
-//! CONTRACT (owned by the store helper; signatures fixed, bodies to write).
+//! A stage is built in a private temporary directory under `tmp/`, hashed,
+//! made read-only and renamed into `store/`: the rename is the commit point,
+//! so a crash or a `kill -9` never leaves a half entry. One lock file per key
+//! makes two kiln processes (or two threads) sharing a store build a key once:
+//! the loser waits, then finds the winner's entry with [`Store::lookup`].
 //!
 //! ```text
-//! $KILN_HOME/                 (default ~/.cache/kiln, or --store DIR)
+//! $KILN_HOME/                 (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln, or --store DIR)
 //! └── v1/
 //!     ├── store/<key>-<name>/     a stage output, read-only; exists ⇔ committed
-//!     ├── meta/<key>-<name>.json  Meta; its mtime is the entry's last use
+//!     ├── meta/<key>.json         Meta (holds the name: lookup is O(1));
+//!     │                           its mtime is the entry's last use
 //!     ├── logs/<key>-<name>.log   the build log
 //!     ├── locks/<key>.lock        flock: one builder per key, gc skips held keys
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
 //!     ├── layers/                 export's compressed-layer cache
 //!     ├── stat-cache              tree::StatCache
-//!     └── tmp/                    build dirs, renamed into store/ on success
+//!     └── tmp/<key>-<name>.<pid>/{src,out,tmp}
+//!                                 build dirs; `out` is renamed into store/
 //! ```
+//!
+//! `<key>` in file names is [`Key::short`] (128 bits); the full key is in the
+//! meta, and `<context-id>` is 16 hex digits of blake3 over the canonical
+//! context path. A meta is written before its entry is renamed into place, so a
+//! committed entry always has one; a meta without an entry is garbage that
+//! [`Store::gc`] removes. Lock files are never deleted: removing a lock file
+//! someone else has open would let two builders hold "the" lock at once.
+//!
+//! This module does filesystem IO only; hashing trees is `tree`'s.
+
+mod gc;
+mod layout;
+mod lock;
+mod pending;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
+
+use layout::{IoContext, Layout, write_atomic};
+
+pub use lock::KeyLock;
+pub use pending::Pending;
 
 /// The path of a committed store entry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,111 +99,128 @@ pub enum StoreError {
     Tree(#[from] crate::tree::TreeError),
 }
 
-pub struct Store {}
-
-/// Held while building a key; dropping it releases the lock.
-pub struct KeyLock {}
-
-/// A build in progress: a temporary directory that becomes a store entry on
-/// `commit` and disappears if dropped uncommitted.
-pub struct Pending {}
+/// An open store: the `v1/` layout under a root directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    layout: Layout,
+}
 
 impl Store {
-    /// `--store DIR`, else `$KILN_HOME`, else `~/.cache/kiln`.
+    /// `$KILN_HOME`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`
+    /// (`--store DIR`, when given, is the CLI's to prefer).
     pub fn default_root() -> PathBuf {
-        todo!()
+        layout::root_from_env(|var| std::env::var_os(var), std::env::home_dir())
     }
 
     /// Opens (creating) the store layout under `root`.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let _ = root;
-        todo!()
+        let layout = Layout::new(root);
+        layout.create()?;
+        Ok(Store { layout })
     }
 
     /// The committed entry for `key`, if any; marks it used now.
+    ///
+    /// An entry exists iff its directory does and its meta parses: a corrupt
+    /// meta reads as a miss, so the key is rebuilt and the entry replaced.
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
-        let _ = key;
-        todo!()
+        let meta_file = self.layout.meta_file(&key.short());
+        let Some(meta) = read_meta(&meta_file)? else {
+            return Ok(None);
+        };
+        if meta.key != *key {
+            // Two keys sharing 128 bits: never seen, but not this entry.
+            return Ok(None);
+        }
+        let path = self.layout.entry_dir(&key.short(), &meta.name);
+        if !path.is_dir() {
+            return Ok(None);
+        }
+        touch(&meta_file)?;
+        Ok(Some(Entry {
+            path: StorePath(path),
+            meta,
+        }))
     }
 
     /// Blocks until this process holds `key`'s build lock.
     pub fn lock(&self, key: &Key) -> Result<KeyLock, StoreError> {
-        let _ = key;
-        todo!()
+        KeyLock::acquire(&self.layout, key)
     }
 
     /// A fresh build directory for `key` (caller holds its lock); removes
     /// leftovers of an earlier, interrupted build of the same key.
-    pub fn begin(&self, key: &Key, name: &Name, _lock: &KeyLock) -> Result<Pending, StoreError> {
-        let _ = (key, name);
-        todo!()
+    pub fn begin(&self, key: &Key, name: &Name, lock: &KeyLock) -> Result<Pending, StoreError> {
+        Pending::begin(&self.layout, key, name, lock)
     }
 
     pub fn log_path(&self, key: &Key, name: &Name) -> PathBuf {
-        let _ = (key, name);
-        todo!()
+        self.layout.log_file(&key.short(), name.as_str())
     }
 
     pub fn stat_cache_path(&self) -> PathBuf {
-        todo!()
+        self.layout.stat_cache()
     }
 
     pub fn layer_cache_dir(&self) -> PathBuf {
-        todo!()
+        self.layout.layers_dir()
     }
 
     /// Remembers that `stage` of the project at `context` last built as `key`.
     pub fn set_ref(&self, context: &Path, stage: &Name, key: &Key) -> Result<(), StoreError> {
-        let _ = (context, stage, key);
-        todo!()
+        let file = self.layout.ref_file(context, stage.as_str());
+        let dir = file.parent().expect("kiln bug: a ref file has a parent");
+        std::fs::create_dir_all(dir).at(dir)?;
+        write_atomic(&file, format!("{key}\n").as_bytes())
     }
 
+    /// The key `stage` of the project at `context` last built as, if known.
     pub fn get_ref(&self, context: &Path, stage: &Name) -> Result<Option<Key>, StoreError> {
-        let _ = (context, stage);
-        todo!()
+        let file = self.layout.ref_file(context, stage.as_str());
+        match std::fs::read_to_string(&file) {
+            // A ref is only a hint for `explain`, rewritten by the next build:
+            // an unreadable one is as good as none.
+            Ok(text) => Ok(text.trim().parse().ok()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path: file, source }),
+        }
     }
 
+    /// Every committed entry, sorted by name then key.
     pub fn list(&self) -> Result<Vec<Entry>, StoreError> {
-        todo!()
+        gc::list(&self.layout)
     }
 
-    /// Re-hashes every entry; returns those whose output no longer matches.
+    /// Re-hashes every entry; returns those whose output no longer matches,
+    /// with the hash found.
     pub fn verify(&self) -> Result<Vec<(Entry, OutputHash)>, StoreError> {
-        todo!()
+        gc::verify(&self.layout)
     }
 
-    /// Deletes entries unused for `keep_days` days, skipping locked keys.
+    /// Deletes entries unused for `keep_days` days, skipping locked keys, and
+    /// the leftovers of interrupted builds; returns the deleted entries.
     pub fn gc(&self, keep_days: u64) -> Result<Vec<Entry>, StoreError> {
-        let _ = keep_days;
-        todo!()
+        gc::collect(&self.layout, keep_days)
     }
 }
 
-impl Pending {
-    /// The private writable copy of the sources: the stage's working directory.
-    pub fn work_dir(&self) -> &Path {
-        todo!()
+/// The meta at `file`; `None` if it is missing or does not parse.
+fn read_meta(file: &Path) -> Result<Option<Meta>, StoreError> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StoreError::Io {
+            path: file.to_owned(),
+            source,
+        }),
     }
+}
 
-    /// `$out`.
-    pub fn out_dir(&self) -> &Path {
-        todo!()
-    }
-
-    /// A fresh, empty directory for `$TMPDIR`.
-    pub fn tmp_dir(&self) -> &Path {
-        todo!()
-    }
-
-    /// Hashes `out`, makes it read-only, writes its `Meta` and renames it into
-    /// place: the entry exists only once complete.
-    pub fn commit(
-        self,
-        inputs: BTreeMap<String, String>,
-        started: u64,
-        duration_ms: u64,
-    ) -> Result<Entry, StoreError> {
-        let _ = (inputs, started, duration_ms);
-        todo!()
-    }
+/// Records a use of an entry: its meta's mtime is what gc ages.
+fn touch(meta_file: &Path) -> Result<(), StoreError> {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(meta_file)
+        .at(meta_file)?;
+    file.set_modified(SystemTime::now()).at(meta_file)
 }

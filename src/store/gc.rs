@@ -1,0 +1,144 @@
+//! Whole-store operations: list, verify, and garbage collection.
+//!
+//! gc never deletes under a builder: each key is deleted only while gc holds
+//! its lock (taken with `try_lock`, so a key being built is skipped, not
+//! waited for), and an entry's directory goes before its meta, because the
+//! directory is the commit point.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use rayon::prelude::*;
+
+use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
+use super::lock::try_lock;
+use super::{Entry, StoreError, StorePath, read_meta};
+use crate::hash::OutputHash;
+
+/// Every committed entry, sorted by name then key.
+pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {
+    let mut entries = Vec::new();
+    for file in read_names(&layout.meta_dir())? {
+        let Some(short) = meta_key_of(&file) else {
+            continue;
+        };
+        if let Some(entry) = entry_of(layout, short)? {
+            entries.push(entry);
+        }
+    }
+    entries.sort_by(|a, b| (&a.meta.name, a.meta.key).cmp(&(&b.meta.name, b.meta.key)));
+    Ok(entries)
+}
+
+/// Entries whose output no longer hashes to what their meta recorded.
+pub(super) fn verify(layout: &Layout) -> Result<Vec<(Entry, OutputHash)>, StoreError> {
+    let checked: Result<Vec<_>, StoreError> = list(layout)?
+        .into_par_iter()
+        .map(|entry| {
+            let found = crate::tree::scan_dir(entry.path.as_path())?.hash();
+            Ok((found != entry.meta.output_hash).then_some((entry, found)))
+        })
+        .collect();
+    Ok(checked?.into_iter().flatten().collect())
+}
+
+/// Deletes entries unused for `keep_days` days and the garbage of
+/// interrupted builds; returns the deleted entries.
+pub(super) fn collect(layout: &Layout, keep_days: u64) -> Result<Vec<Entry>, StoreError> {
+    let keep = Duration::from_secs(keep_days.saturating_mul(24 * 60 * 60));
+    let now = SystemTime::now();
+    let mut deleted = Vec::new();
+    for file in read_names(&layout.meta_dir())? {
+        let Some(short) = meta_key_of(&file) else {
+            continue;
+        };
+        let Some(_lock) = try_lock(layout, short)? else {
+            continue;
+        };
+        let meta_file = layout.meta_file(short);
+        match entry_of(layout, short)? {
+            Some(entry) => {
+                let used = std::fs::metadata(&meta_file)
+                    .and_then(|m| m.modified())
+                    .at(&meta_file)?;
+                if now.duration_since(used).unwrap_or_default() >= keep {
+                    delete_entry(layout, &entry)?;
+                    deleted.push(entry);
+                }
+            }
+            // A meta without an entry (a commit cut short) or one that does
+            // not parse: garbage.
+            None => remove_file(&meta_file)?,
+        }
+    }
+    remove_orphans(layout)?;
+    remove_stale_builds(layout)?;
+    Ok(deleted)
+}
+
+/// The entry whose meta is `meta/<short>.json`, if committed and readable.
+fn entry_of(layout: &Layout, short: &str) -> Result<Option<Entry>, StoreError> {
+    let Some(meta) = read_meta(&layout.meta_file(short))? else {
+        return Ok(None);
+    };
+    let path = layout.entry_dir(short, &meta.name);
+    Ok(path.is_dir().then_some(Entry {
+        path: StorePath(path),
+        meta,
+    }))
+}
+
+fn delete_entry(layout: &Layout, entry: &Entry) -> Result<(), StoreError> {
+    let short = entry.meta.key.short();
+    remove_tree(entry.path.as_path(), &trash_dir(layout, &short))?;
+    remove_file(&layout.meta_file(&short))?;
+    remove_file(&layout.log_file(&short, &entry.meta.name))
+}
+
+/// Entry directories with no meta (theirs was corrupt and gc removed it).
+fn remove_orphans(layout: &Layout) -> Result<(), StoreError> {
+    let store = layout.store_dir();
+    for name in read_names(&store)? {
+        let Some(short) = short_key_of(&name) else {
+            continue;
+        };
+        let Some(_lock) = try_lock(layout, short)? else {
+            continue;
+        };
+        if !layout.meta_file(short).exists() {
+            remove_tree(&store.join(&name), &trash_dir(layout, short))?;
+        }
+    }
+    Ok(())
+}
+
+/// Build directories whose key is not locked: their builder died.
+fn remove_stale_builds(layout: &Layout) -> Result<(), StoreError> {
+    let tmp = layout.tmp_dir();
+    for name in read_names(&tmp)? {
+        let Some(short) = short_key_of(&name) else {
+            continue;
+        };
+        let Some(_lock) = try_lock(layout, short)? else {
+            continue;
+        };
+        let dir = tmp.join(&name);
+        remove_tree(&dir, &dir)?;
+    }
+    Ok(())
+}
+
+/// Where a deleted entry is moved before it is removed; named after its key
+/// so that, if gc is cut short, the key's next build or gc removes it.
+fn trash_dir(layout: &Layout, short: &str) -> std::path::PathBuf {
+    layout
+        .tmp_dir()
+        .join(format!("{short}-gc.{}", std::process::id()))
+}
+
+/// `<short>` of a meta file name `<short>.json`; other names (an atomic
+/// write's temp file) are skipped.
+fn meta_key_of(file: &str) -> Option<&str> {
+    let short = short_key_of(file)?;
+    (Path::new(file).extension()? == "json" && file.len() == 37).then_some(short)
+}

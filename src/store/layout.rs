@@ -1,0 +1,219 @@
+//! Where each file of the store lives (the diagram in `store/mod.rs`), and
+//! the small IO helpers every part of the store shares.
+
+use std::ffi::OsString;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use super::StoreError;
+
+/// The version in the root name: a layout change bumps it, and an old kiln
+/// never misreads a new store.
+const VERSION_DIR: &str = "v1";
+
+/// `$KILN_HOME`, else `$XDG_CACHE_HOME/kiln`, else `<home>/.cache/kiln`;
+/// `var` reads the environment (a parameter so tests need not mutate it).
+pub(super) fn root_from_env(
+    var: impl Fn(&str) -> Option<OsString>,
+    home: Option<PathBuf>,
+) -> PathBuf {
+    let set = |name| {
+        var(name)
+            .filter(|v: &OsString| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    if let Some(root) = set("KILN_HOME") {
+        return root;
+    }
+    // The XDG spec says to ignore a relative value.
+    if let Some(cache) = set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return cache.join("kiln");
+    }
+    match home {
+        Some(home) => home.join(".cache").join("kiln"),
+        // No home at all (a bare container): still a per-machine location.
+        None => std::env::temp_dir().join("kiln"),
+    }
+}
+
+/// The paths of one store's files; pure path arithmetic, no IO but `create`.
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: &Path) -> Layout {
+        Layout {
+            root: root.join(VERSION_DIR),
+        }
+    }
+
+    /// Creates every directory of the layout (idempotent).
+    pub fn create(&self) -> Result<(), StoreError> {
+        for dir in [
+            self.store_dir(),
+            self.meta_dir(),
+            self.logs_dir(),
+            self.locks_dir(),
+            self.refs_dir(),
+            self.layers_dir(),
+            self.tmp_dir(),
+        ] {
+            std::fs::create_dir_all(&dir).at(&dir)?;
+        }
+        Ok(())
+    }
+
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    pub fn meta_dir(&self) -> PathBuf {
+        self.root.join("meta")
+    }
+
+    fn logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+
+    fn locks_dir(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    fn refs_dir(&self) -> PathBuf {
+        self.root.join("refs")
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn stat_cache(&self) -> PathBuf {
+        self.root.join("stat-cache")
+    }
+
+    pub fn entry_dir(&self, short: &str, name: &str) -> PathBuf {
+        self.store_dir().join(format!("{short}-{name}"))
+    }
+
+    pub fn meta_file(&self, short: &str) -> PathBuf {
+        self.meta_dir().join(format!("{short}.json"))
+    }
+
+    pub fn log_file(&self, short: &str, name: &str) -> PathBuf {
+        self.logs_dir().join(format!("{short}-{name}.log"))
+    }
+
+    pub fn lock_file(&self, short: &str) -> PathBuf {
+        self.locks_dir().join(format!("{short}.lock"))
+    }
+
+    /// A build directory of this process; `<short>-` starts the name so the
+    /// key's next builder, and gc, can tell whose leftovers they are.
+    pub fn build_dir(&self, short: &str, name: &str) -> PathBuf {
+        self.tmp_dir()
+            .join(format!("{short}-{name}.{}", std::process::id()))
+    }
+
+    /// `refs/<context-id>/<stage>`: the same project directory gets the same
+    /// id however it is spelled (relative, through a symlink).
+    pub fn ref_file(&self, context: &Path, stage: &str) -> PathBuf {
+        let canonical = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
+        let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
+        let id = &hash.to_hex()[..16];
+        self.refs_dir().join(id).join(stage)
+    }
+}
+
+/// The key prefix (`Key::short`) of a file name `<short>-…` or `<short>.…`.
+pub(super) fn short_key_of(file_name: &str) -> Option<&str> {
+    let short = file_name.get(..32)?;
+    let hex = short
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let sep = matches!(file_name.as_bytes().get(32), Some(b'-' | b'.'));
+    (hex && sep).then_some(short)
+}
+
+/// Attaches the path to an IO error.
+pub(super) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &Path) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Writes `bytes` to `path` all at once or not at all: readers see the old
+/// file or the new one, never a prefix.
+pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("kiln bug: store files have a parent");
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+    tmp.write_all(bytes).at(tmp.path())?;
+    tmp.as_file().sync_all().at(tmp.path())?;
+    tmp.persist(path).map_err(|e| StoreError::Io {
+        path: path.to_owned(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// Deletes the tree at `dir`, read-only or not; a missing `dir` is fine.
+///
+/// The tree is first renamed to `trash` (under `tmp/`, on the same
+/// filesystem): a deletion cut short then never leaves a partial tree where
+/// a reader could take it for a whole one.
+pub(super) fn remove_tree(dir: &Path, trash: &Path) -> Result<(), StoreError> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: dir.to_owned(),
+                source,
+            });
+        }
+    }
+    crate::tree::set_readonly(dir, false)?;
+    let target = if dir == trash {
+        dir
+    } else {
+        std::fs::rename(dir, trash).at(dir)?;
+        trash
+    };
+    std::fs::remove_dir_all(target).at(target)
+}
+
+/// Deletes a file; a missing one is fine.
+pub(super) fn remove_file(file: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(StoreError::Io {
+            path: file.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The names in `dir`, skipping those that are not UTF-8 (kiln never makes
+/// such names, so they are not kiln's to touch).
+pub(super) fn read_names(dir: &Path) -> Result<Vec<String>, StoreError> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let entry = entry.at(dir)?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}

@@ -1,0 +1,137 @@
+//! A build in progress: `tmp/<key>-<name>.<pid>/{src,out,tmp}`, and its
+//! commit into `store/`.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::layout::{IoContext, Layout, read_names, remove_tree, short_key_of, write_atomic};
+use super::{Entry, KeyLock, Meta, StoreError, StorePath};
+use crate::hash::Key;
+use crate::spec::Name;
+
+/// A build in progress: a temporary directory that becomes a store entry on
+/// `commit` and disappears if dropped uncommitted.
+#[derive(Debug)]
+pub struct Pending {
+    layout: Layout,
+    key: Key,
+    name: Name,
+    dir: PathBuf,
+    work: PathBuf,
+    out: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Pending {
+    pub(super) fn begin(
+        layout: &Layout,
+        key: &Key,
+        name: &Name,
+        lock: &KeyLock,
+    ) -> Result<Pending, StoreError> {
+        assert_eq!(
+            lock.key(),
+            key,
+            "kiln bug: begin called with another key's lock"
+        );
+        let short = key.short();
+        remove_leftovers(layout, &short)?;
+        let dir = layout.build_dir(&short, name.as_str());
+        let pending = Pending {
+            layout: layout.clone(),
+            key: *key,
+            name: name.clone(),
+            work: dir.join("src"),
+            out: dir.join("out"),
+            tmp: dir.join("tmp"),
+            dir,
+        };
+        // From here on, dropping `pending` cleans up whatever was created.
+        for sub in [&pending.work, &pending.out, &pending.tmp] {
+            std::fs::create_dir_all(sub).at(sub)?;
+        }
+        Ok(pending)
+    }
+
+    /// The private writable copy of the sources: the stage's working directory.
+    pub fn work_dir(&self) -> &Path {
+        &self.work
+    }
+
+    /// `$out`.
+    pub fn out_dir(&self) -> &Path {
+        &self.out
+    }
+
+    /// A fresh, empty directory for `$TMPDIR`.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Hashes `out`, makes it read-only, writes its `Meta` and renames it into
+    /// place: the entry exists only once complete.
+    pub fn commit(
+        self,
+        inputs: BTreeMap<String, String>,
+        started: u64,
+        duration_ms: u64,
+    ) -> Result<Entry, StoreError> {
+        let output_hash = crate::tree::scan_dir(&self.out)?.hash();
+        crate::tree::set_readonly(&self.out, true)?;
+        // Moving a directory to another parent rewrites its `..`, which needs
+        // write permission on it: the top stays writable until it is in place.
+        set_mode(&self.out, 0o755)?;
+
+        let meta = Meta {
+            key: self.key,
+            name: self.name.to_string(),
+            output_hash,
+            inputs,
+            started,
+            duration_ms,
+            kiln_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let short = self.key.short();
+        let json = serde_json::to_vec_pretty(&meta).expect("kiln bug: Meta always serializes");
+        write_atomic(&self.layout.meta_file(&short), &json)?;
+
+        let dest = self.layout.entry_dir(&short, self.name.as_str());
+        // We hold the key's lock, so an entry already here is one whose meta
+        // was unreadable (lookup missed it) or a caller that skipped lookup:
+        // either way the new output replaces it.
+        remove_tree(&dest, &self.dir.join("replaced"))?;
+        std::fs::rename(&self.out, &dest).at(&self.out)?;
+        set_mode(&dest, 0o555)?;
+        // Dropping `self` removes what is left of the build directory.
+        Ok(Entry {
+            path: StorePath(dest),
+            meta,
+        })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Best effort: a failure here leaves a stale build directory, which
+        // the key's next `begin`, or gc, removes.
+        let _ = remove_tree(&self.dir, &self.dir);
+    }
+}
+
+/// Removes build directories of `short` left by a build that was killed (the
+/// caller holds the key's lock, so no live build owns them).
+fn remove_leftovers(layout: &Layout, short: &str) -> Result<(), StoreError> {
+    let tmp = layout.tmp_dir();
+    for name in read_names(&tmp)? {
+        if short_key_of(&name) == Some(short) {
+            let dir = tmp.join(name);
+            remove_tree(&dir, &dir)?;
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(dir: &Path, mode: u32) -> Result<(), StoreError> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).at(dir)
+}

@@ -1,0 +1,324 @@
+//! Finding a tree's entries on disk, then hashing its files in parallel.
+//!
+//! Sources ([`scan_sources`]) follow the ignore rules a user expects from git,
+//! and nothing from the user's machine: `.gitignore` and `.kilnignore` files
+//! in the context (`.kilnignore` wins), no git repository needed, no global
+//! gitignore, no `.git/info/exclude`. The ignore files of the directories
+//! between the context and a nested src apply to it too, as they would for
+//! `src "."`. A `.git` found while walking is never a source. Hidden files are
+//! sources; symlinks are recorded, never followed. A src named explicitly is
+//! always included, even if a rule would ignore it.
+//!
+//! Outputs ([`scan_dir`]) are taken whole: every entry, no rules, no cache.
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use rayon::prelude::*;
+
+use super::content::hash_file;
+use super::statcache::{FileStat, now_ns};
+use super::{Entry, EntryKind, StatCache, Tree, TreeError};
+use crate::spec::SrcPath;
+
+const IGNORE_FILES: [&str; 2] = [".gitignore", ".kilnignore"];
+
+/// An entry found on disk, before its content is hashed.
+struct Found {
+    rel: String,
+    abs: PathBuf,
+    kind: FoundKind,
+}
+
+enum FoundKind {
+    Dir,
+    File { executable: bool, stat: FileStat },
+    Symlink { target: String },
+}
+
+/// The tree of the declared sources `srcs` under `context`, as they will be
+/// copied into a build directory; each src keeps its relative path. Files are
+/// hashed in parallel; unchanged files come from `cache` without being read.
+///
+/// A nested src brings its parent directories as entries (`src "a/b/c.txt"`
+/// gives `a`, `a/b` and `a/b/c.txt`), so [`copy_tree`](super::copy_tree)
+/// recreates the layout. `src "."` is the whole context (not itself an entry).
+pub fn scan_sources(
+    context: &Path,
+    srcs: &[SrcPath],
+    cache: &StatCache,
+) -> Result<Tree, TreeError> {
+    // Taken before any stat: a file modified after this instant is racy.
+    let scan_start = now_ns();
+    let mut found = Vec::new();
+    for src in srcs {
+        find_src(context, src, &mut found)?;
+    }
+    found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    found.dedup_by(|a, b| a.rel == b.rel);
+    hash_found(found, Some((cache, scan_start)))
+}
+
+/// The tree under `dir`, every entry, no ignore rules, no cache. `dir` itself
+/// is the root, not an entry.
+pub fn scan_dir(dir: &Path) -> Result<Tree, TreeError> {
+    let mut found = Vec::new();
+    walk(dir, dir, None, &mut found)?;
+    found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    hash_found(found, None)
+}
+
+/// Finds one src: its parent directories, then itself and what is under it.
+fn find_src(context: &Path, src: &SrcPath, found: &mut Vec<Found>) -> Result<(), TreeError> {
+    let abs = src.on_disk(context);
+    let mut rules = Vec::new();
+    if src.as_str() != "." {
+        let mut dir = context.to_path_buf();
+        rules.extend(ignore_rules(&dir)?);
+        let parents: Vec<&str> = src.as_str().split('/').collect();
+        for (i, name) in parents[..parents.len() - 1].iter().enumerate() {
+            dir.push(name);
+            let meta = std::fs::symlink_metadata(&dir).map_err(TreeError::io(&dir))?;
+            if !meta.is_dir() {
+                return Err(TreeError::NotADir { path: dir });
+            }
+            found.push(Found {
+                rel: parents[..=i].join("/"),
+                abs: dir.clone(),
+                kind: FoundKind::Dir,
+            });
+            rules.extend(ignore_rules(&dir)?);
+        }
+    }
+    let meta = std::fs::symlink_metadata(&abs).map_err(TreeError::io(&abs))?;
+    if meta.is_dir() {
+        walk(context, &abs, Some(rules), found)
+    } else {
+        found.push(found_entry(src.as_str().to_owned(), abs, meta.file_type())?);
+        Ok(())
+    }
+}
+
+/// The rules of `dir`'s own `.gitignore` and `.kilnignore` (later files win).
+fn ignore_rules(dir: &Path) -> Result<Option<Gitignore>, TreeError> {
+    let mut builder = GitignoreBuilder::new(dir);
+    let mut any = false;
+    for name in IGNORE_FILES {
+        let file = dir.join(name);
+        if file.is_file() {
+            any = true;
+            if let Some(err) = builder.add(&file) {
+                return Err(TreeError::Ignore {
+                    path: file,
+                    source: err,
+                });
+            }
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|source| TreeError::Ignore {
+            path: dir.to_path_buf(),
+            source,
+        })
+}
+
+/// Walks `root` (inside `context`); `rules` is `None` for an output (take
+/// everything), or the ignore rules of the directories above `root`.
+fn walk(
+    context: &Path,
+    root: &Path,
+    rules: Option<Vec<Gitignore>>,
+    found: &mut Vec<Found>,
+) -> Result<(), TreeError> {
+    let mut builder = ignore::WalkBuilder::new(root);
+    builder.standard_filters(false).follow_links(false);
+    if let Some(rules) = rules {
+        builder
+            .git_ignore(true)
+            .require_git(false)
+            .add_custom_ignore_filename(".kilnignore");
+        let above = RulesAbove {
+            rules,
+            root: root.to_path_buf(),
+            inside: Mutex::default(),
+        };
+        builder.filter_entry(move |e| {
+            e.depth() == 0 || (e.file_name() != ".git" && !above.ignores(e))
+        });
+    }
+    for item in builder.build() {
+        let entry = item.map_err(|err| walk_error(root, err))?;
+        let rel = entry
+            .path()
+            .strip_prefix(context)
+            .expect("kiln bug: walked outside the walk root");
+        if rel.as_os_str().is_empty() {
+            continue;
+        }
+        let rel = rel.to_str().ok_or_else(|| TreeError::NonUtf8 {
+            path: entry.path().to_path_buf(),
+        })?;
+        let file_type = entry
+            .file_type()
+            .expect("kiln bug: only stdin has no file type");
+        found.push(found_entry(rel.to_owned(), entry.into_path(), file_type)?);
+    }
+    Ok(())
+}
+
+/// The ignore rules of the directories above a walk's root. The walker
+/// applies the rules inside the walk itself; these are applied on top, with
+/// git's precedence: the deepest directory with a matching rule decides, so a
+/// `!pattern` inside the walk re-includes what a rule above ignores.
+struct RulesAbove {
+    rules: Vec<Gitignore>,
+    root: PathBuf,
+    /// The rules of directories inside the walk, read only when a rule above
+    /// ignores something (rare), then kept.
+    inside: Mutex<HashMap<PathBuf, Option<Gitignore>>>,
+}
+
+impl RulesAbove {
+    fn ignores(&self, e: &ignore::DirEntry) -> bool {
+        let is_dir = e.file_type().is_some_and(|t| t.is_dir());
+        let above = self
+            .rules
+            .iter()
+            .rev()
+            .map(|gi| gi.matched(e.path(), is_dir))
+            .find(|m| !m.is_none());
+        if !above.is_some_and(|m| m.is_ignore()) {
+            return false;
+        }
+        let mut inside = self
+            .inside
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for dir in e
+            .path()
+            .ancestors()
+            .skip(1)
+            .take_while(|d| d.starts_with(&self.root))
+        {
+            // A broken ignore file is reported by the walker, which reads it too.
+            let gi = inside
+                .entry(dir.to_path_buf())
+                .or_insert_with(|| ignore_rules(dir).ok().flatten());
+            match gi.as_ref().map(|gi| gi.matched(e.path(), is_dir)) {
+                Some(m) if !m.is_none() => return m.is_ignore(),
+                _ => {}
+            }
+        }
+        true
+    }
+}
+
+fn walk_error(root: &Path, err: ignore::Error) -> TreeError {
+    fn path_of(err: &ignore::Error) -> Option<&Path> {
+        match err {
+            ignore::Error::WithPath { path, .. } => Some(path),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                path_of(err)
+            }
+            ignore::Error::Partial(errs) => errs.iter().find_map(path_of),
+            _ => None,
+        }
+    }
+    let path = path_of(&err).unwrap_or(root).to_path_buf();
+    match err.io_error() {
+        Some(io) => TreeError::Io {
+            path,
+            source: std::io::Error::new(io.kind(), io.to_string()),
+        },
+        None => TreeError::Ignore { path, source: err },
+    }
+}
+
+fn found_entry(
+    rel: String,
+    abs: PathBuf,
+    file_type: std::fs::FileType,
+) -> Result<Found, TreeError> {
+    let kind = if file_type.is_dir() {
+        FoundKind::Dir
+    } else if file_type.is_symlink() {
+        let target = std::fs::read_link(&abs).map_err(TreeError::io(&abs))?;
+        let target = target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| TreeError::NonUtf8 { path: abs.clone() })?;
+        FoundKind::Symlink { target }
+    } else if file_type.is_file() {
+        let meta = std::fs::symlink_metadata(&abs).map_err(TreeError::io(&abs))?;
+        FoundKind::File {
+            executable: meta.permissions().mode() & 0o111 != 0,
+            stat: FileStat::of(&meta),
+        }
+    } else {
+        return Err(TreeError::Special { path: abs });
+    };
+    Ok(Found { rel, abs, kind })
+}
+
+/// Hashes the files of `found` in parallel (those `cache` does not already
+/// know) and assembles the tree.
+fn hash_found(found: Vec<Found>, cache: Option<(&StatCache, i64)>) -> Result<Tree, TreeError> {
+    let files: Vec<(&Path, FileStat)> = found
+        .iter()
+        .filter_map(|f| match f.kind {
+            FoundKind::File { stat, .. } => Some((f.abs.as_path(), stat)),
+            _ => None,
+        })
+        .collect();
+    let known = match cache {
+        Some((cache, _)) => cache.lookup(&files),
+        None => vec![None; files.len()],
+    };
+    let contents: Vec<(u64, [u8; 32], bool)> = files
+        .par_iter()
+        .zip(known)
+        .map(|(&(path, stat), known)| match known {
+            Some(content) => Ok((stat.size, content, false)),
+            None => hash_file(path, stat.size).map(|(size, content)| (size, content, true)),
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some((cache, scan_start)) = cache {
+        // A size that differs from the stat means the file changed while read.
+        let fresh: Vec<_> = files
+            .iter()
+            .zip(&contents)
+            .filter(|((_, stat), (size, _, fresh))| *fresh && stat.size == *size)
+            .map(|(&(path, stat), &(_, content, _))| (path, stat, content))
+            .collect();
+        cache.record(&fresh, scan_start);
+    }
+    let mut contents = contents.into_iter();
+    let entries = found
+        .into_iter()
+        .map(|f| {
+            let kind = match f.kind {
+                FoundKind::Dir => EntryKind::Dir,
+                FoundKind::Symlink { target } => EntryKind::Symlink { target },
+                FoundKind::File { executable, .. } => {
+                    let (size, content, _) =
+                        contents.next().expect("kiln bug: one content per file");
+                    EntryKind::File {
+                        executable,
+                        size,
+                        content,
+                    }
+                }
+            };
+            Entry { path: f.rel, kind }
+        })
+        .collect();
+    Ok(Tree { entries })
+}
