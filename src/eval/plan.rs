@@ -197,17 +197,15 @@ fn visit_image<'s>(
     image: &'s Image,
     order: &mut Vec<Work<'s>>,
 ) -> Result<(), EvalError> {
-    if let ImageRoot::Image(parent) = &image.from.value {
-        if let Some(parent) = spec.image(parent.as_str()) {
+    if let ImageRoot::Image(parent) = &image.from.value
+        && let Some(parent) = spec.image(parent.as_str()) {
             visit_image(spec, parent, order)?;
         }
-    }
     for content in &image.contents {
-        if let Content::Copy { stage, .. } = content {
-            if let Some(stage) = spec.stage(stage.value.as_str()) {
+        if let Content::Copy { stage, .. } = content
+            && let Some(stage) = spec.stage(stage.value.as_str()) {
                 visit(spec, Work::Run(stage), order)?;
             }
-        }
     }
     Ok(())
 }

@@ -24,10 +24,6 @@ impl KeyLock {
     pub(super) fn acquire(layout: &Layout, key: &Key) -> Result<KeyLock, StoreError> {
         let path = layout.lock_file(&key.short());
         let file = open(&path)?;
-        #[allow(
-            clippy::incompatible_msrv,
-            reason = "File::lock is 1.89; the crate needs rust-version = 1.89"
-        )]
         file.lock().at(&path)?;
         Ok(KeyLock {
             key: *key,
@@ -50,10 +46,6 @@ pub(super) struct ShortLock {
 pub(super) fn try_lock(layout: &Layout, short: &str) -> Result<Option<ShortLock>, StoreError> {
     let path = layout.lock_file(short);
     let file = open(&path)?;
-    #[allow(
-        clippy::incompatible_msrv,
-        reason = "File::try_lock is 1.89; the crate needs rust-version = 1.89"
-    )]
     match file.try_lock() {
         Ok(()) => Ok(Some(ShortLock { _file: file })),
         Err(TryLockError::WouldBlock) => Ok(None),
