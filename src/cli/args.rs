@@ -18,7 +18,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Global {
     /// The spec to read.
     #[arg(short = 'f', long, global = true, default_value = "kiln.kdl")]
@@ -56,6 +56,12 @@ pub enum Command {
     Graph(GraphArgs),
     /// Say why a stage is not cached: which inputs changed since its last build.
     Explain { stage: String },
+    /// Build an image and write it as an archive (or an OCI layout directory).
+    Export(ExportArgs),
+    /// Build an image and load it into Docker (or podman).
+    Load(LoadArgs),
+    /// Show an image's layers, sizes, contents and config.
+    Inspect(InspectArgs),
     /// Inspect and maintain the store.
     Store {
         #[command(subcommand)]
@@ -99,4 +105,58 @@ pub enum StoreCommand {
         #[arg(long, default_value_t = 30)]
         keep_days: u64,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// The `image` of kiln.kdl.
+    pub image: String,
+    /// Layer compression. zstd needs Docker 23+ (or podman) to load.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Where to write: a file, `-` for stdout, or a directory with `--format oci`.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// `docker`: one tar that docker load, podman load and skopeo all read
+    /// (an OCI layout with a docker-archive manifest.json); `oci`: an OCI
+    /// layout directory.
+    #[arg(long, value_enum, default_value = "docker")]
+    pub format: ExportFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ExportFormat {
+    Docker,
+    Oci,
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// The engine to load into (`docker` honours DOCKER_HOST).
+    #[arg(long, default_value = "docker", value_parser = ["docker", "podman"])]
+    pub engine: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }

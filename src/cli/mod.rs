@@ -4,6 +4,7 @@
 
 mod args;
 mod build;
+mod image;
 mod store;
 
 use std::process::ExitCode;
@@ -28,6 +29,16 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(code(kiln::store))]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Export(#[from] crate::export::ExportError),
+    #[error("Failed to write `{}`", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{message}")]
     #[diagnostic(code(kiln::usage), help("{help}"))]
     Usage { message: String, help: String },
@@ -40,7 +51,11 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
-            CliError::Store(_) | CliError::Failed(_) => 1,
+            CliError::Export(e) if e.is_spec_error() => 2,
+            CliError::Store(_)
+            | CliError::Failed(_)
+            | CliError::Export(_)
+            | CliError::Io { .. } => 1,
         }
     }
 }
@@ -68,6 +83,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check => build::check(g),
         Command::Graph(a) => build::graph(g, a),
         Command::Explain { stage } => build::explain(g, stage),
+        Command::Export(a) => image::export(g, a),
+        Command::Load(a) => image::load(g, a),
+        Command::Inspect(a) => image::inspect(g, a),
         Command::Store { command } => store::run(g, command),
     }
 }

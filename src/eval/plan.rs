@@ -198,14 +198,16 @@ fn visit_image<'s>(
     order: &mut Vec<Work<'s>>,
 ) -> Result<(), EvalError> {
     if let ImageRoot::Image(parent) = &image.from.value
-        && let Some(parent) = spec.image(parent.as_str()) {
-            visit_image(spec, parent, order)?;
-        }
+        && let Some(parent) = spec.image(parent.as_str())
+    {
+        visit_image(spec, parent, order)?;
+    }
     for content in &image.contents {
         if let Content::Copy { stage, .. } = content
-            && let Some(stage) = spec.stage(stage.value.as_str()) {
-                visit(spec, Work::Run(stage), order)?;
-            }
+            && let Some(stage) = spec.stage(stage.value.as_str())
+        {
+            visit(spec, Work::Run(stage), order)?;
+        }
     }
     Ok(())
 }

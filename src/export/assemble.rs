@@ -20,8 +20,10 @@ use crate::spec::{Content, Image, ImageRoot, Name, Spec};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Compression {
-    #[default]
     Zstd,
+    /// The default: Docker before 23.0 (Debian 12 ships 20.10) cannot load
+    /// zstd layers, and an archive that `docker load` refuses is no default.
+    #[default]
     Gzip,
     None,
 }

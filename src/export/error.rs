@@ -111,3 +111,15 @@ impl ExportError {
         move |source| ExportError::Io { path, source }
     }
 }
+
+impl ExportError {
+    /// A mistake in kiln.kdl (exit code 2), not a failure of the machine.
+    pub fn is_spec_error(&self) -> bool {
+        matches!(
+            self,
+            ExportError::CopySourceMissing { .. }
+                | ExportError::BaseUnsupported { .. }
+                | ExportError::Entrypoint { .. }
+        )
+    }
+}

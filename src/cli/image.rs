@@ -1,0 +1,140 @@
+//! `kiln export`, `kiln load`, `kiln inspect`: build what an image needs,
+//! assemble it, and hand it out.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs};
+use super::{CliError, Global, load_spec, open_store};
+use crate::export::{self, Assembled, Compression, Engine, ExportOptions};
+use crate::spec::Spec;
+
+pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
+    let (_, img) = assemble(g, &a.image)?;
+    let summary = format!("{} ({} layer(s))", img.digest(), img.layers().len());
+    match (&a.format, a.output.to_str()) {
+        (ExportFormat::Oci, _) => {
+            export::write_oci_dir(&img, &a.output)?;
+        }
+        (ExportFormat::Docker, Some("-")) => {
+            let stdout = std::io::stdout().lock();
+            let mut out = std::io::BufWriter::new(stdout);
+            export::write_archive(&img, &mut out)?;
+            out.flush().map_err(|e| io_error(&a.output, e))?;
+        }
+        (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
+    }
+    if !g.quiet {
+        eprintln!(
+            "exported `{}` {summary} to {}",
+            a.image.image,
+            a.output.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
+    let (_, img) = assemble(g, &a.image)?;
+    let engine = match a.engine.as_str() {
+        "podman" => Engine::Podman,
+        _ => Engine::Docker,
+    };
+    for tag in export::load(&img, engine)? {
+        println!("{tag}");
+    }
+    Ok(())
+}
+
+pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
+    let (_, img) = assemble(g, &a.image)?;
+    let inspection = export::inspect(&img);
+    if a.json {
+        let json = serde_json::to_string_pretty(&inspection)
+            .expect("kiln bug: inspection is always serializable");
+        println!("{json}");
+    } else {
+        print!("{inspection}");
+    }
+    Ok(())
+}
+
+/// Builds the stages `image` copies from, then assembles it.
+fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
+    let spec = load_spec(g)?;
+    let Some(image) = spec.image(&a.image) else {
+        let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
+        return Err(CliError::Usage {
+            message: format!("No image named `{}`", a.image),
+            help: match names.is_empty() {
+                true => "kiln.kdl declares no `image`".to_owned(),
+                false => format!("the spec has: {}", names.join(", ")),
+            },
+        });
+    };
+    let report = super::build::build_targets(g, &spec, std::slice::from_ref(&a.image), false)?;
+    let outputs: BTreeMap<_, PathBuf> = (report.stages.iter())
+        .filter_map(|s| Some((s.name.clone(), s.output.as_ref()?.0.as_path().to_path_buf())))
+        .collect();
+    super::build::finish(
+        &Global {
+            quiet: true,
+            ..g.clone()
+        },
+        report,
+    )?;
+    let store = open_store(g)?;
+    let opts = ExportOptions {
+        compression: a.compression.into(),
+        source_date_epoch: source_date_epoch()?,
+    };
+    let img = export::assemble(&spec, image, &outputs, &store.layer_cache_dir(), &opts)?;
+    Ok((spec, img))
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment (the reproducible-builds
+/// convention), else 0: every timestamp in the image.
+fn source_date_epoch() -> Result<u64, CliError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => Ok(0),
+        Ok(v) => v.trim().parse().map_err(|_| CliError::Usage {
+            message: format!("SOURCE_DATE_EPOCH is `{v}`, not a number of seconds"),
+            help: "unset it, or set it to a Unix timestamp such as 0".into(),
+        }),
+    }
+}
+
+/// Writes the archive next to `path` and renames it into place, so a failed
+/// export never leaves a truncated archive where a good one was.
+fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(path, e))?;
+    let mut out = std::io::BufWriter::new(tmp);
+    export::write_archive(img, &mut out)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| io_error(path, e.into_error()))?;
+    tmp.persist(path).map_err(|e| io_error(path, e.error))?;
+    Ok(())
+}
+
+fn io_error(path: &std::path::Path, source: std::io::Error) -> CliError {
+    CliError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl From<super::args::CompressionArg> for Compression {
+    fn from(c: super::args::CompressionArg) -> Self {
+        match c {
+            super::args::CompressionArg::Zstd => Compression::Zstd,
+            super::args::CompressionArg::Gzip => Compression::Gzip,
+            super::args::CompressionArg::None => Compression::None,
+        }
+    }
+}
