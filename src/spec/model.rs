@@ -95,7 +95,11 @@ impl SrcPath {
 
     /// The path on disk, under `context`.
     pub fn on_disk(&self, context: &Path) -> PathBuf {
-        if self.0 == "." { context.to_path_buf() } else { context.join(&self.0) }
+        if self.0 == "." {
+            context.to_path_buf()
+        } else {
+            context.join(&self.0)
+        }
     }
 }
 
@@ -135,7 +139,12 @@ impl Spec {
         let by = |n: &Spanned<Name>| n.value.as_str() == name;
         (self.stages.iter().find(|s| by(&s.name)).map(NodeRef::Stage))
             .or_else(|| self.bases.iter().find(|b| by(&b.name)).map(NodeRef::Base))
-            .or_else(|| self.fetches.iter().find(|f| by(&f.name)).map(NodeRef::Fetch))
+            .or_else(|| {
+                self.fetches
+                    .iter()
+                    .find(|f| by(&f.name))
+                    .map(NodeRef::Fetch)
+            })
             .or_else(|| self.images.iter().find(|i| by(&i.name)).map(NodeRef::Image))
     }
 
@@ -250,7 +259,10 @@ pub enum Content {
         attrs: ContentAttrs,
     },
     /// `add "path" to="/dest"`: straight from the build context.
-    Add { src: Spanned<SrcPath>, attrs: ContentAttrs },
+    Add {
+        src: Spanned<SrcPath>,
+        attrs: ContentAttrs,
+    },
 }
 
 /// Where and how copied or added files land in the image.
