@@ -27,6 +27,15 @@ pub(crate) fn node_span(node: &KdlNode) -> SourceSpan {
     SourceSpan::from(start..end)
 }
 
+/// A value as the user wrote it: integers in octal, strings unquoted.
+fn written(value: &kdl::KdlValue) -> String {
+    match value {
+        kdl::KdlValue::Integer(i) if *i >= 0 => format!("0o{i:o}"),
+        kdl::KdlValue::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 impl Cx {
     pub fn copy(&mut self, node: &KdlNode) -> Option<Content> {
         self.check_props(node, &["to", "mode", "owner", "closure"]);
@@ -128,7 +137,7 @@ impl Cx {
                 Some(mode) => Some(Some(mode)),
                 None => {
                     let kind = ProblemKind::BadMode {
-                        value: entry.value().to_string(),
+                        value: written(entry.value()),
                     };
                     self.report(
                         kind,

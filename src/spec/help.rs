@@ -62,7 +62,7 @@ impl ProblemKind {
             | UnknownProperty {
                 suggestion, known, ..
             } => did_you_mean(suggestion, known),
-            WrongType { .. } => "Change the value to the expected type".into(),
+            WrongType { expected, .. } => format!("Write {expected} here"),
             Missing { example, .. } => format!("For example: `{example}`"),
             TooManyArguments { .. } => "Remove the extra arguments".into(),
             UnexpectedChildren { .. } => "Remove the `{ … }` block".into(),

@@ -42,7 +42,7 @@ struct Seen {
 
 impl Cx {
     pub fn image(&mut self, node: &KdlNode) -> Option<Image> {
-        let name = node_name(node)?;
+        let name = node_name(&self.names, node)?;
         self.check_props(node, &[]);
         let mut image = Image {
             from: Spanned {
@@ -248,7 +248,9 @@ impl Cx {
                 }
                 None => {
                     let kind = ProblemKind::BadPort {
-                        value: value.to_string(),
+                        value: value
+                            .as_string()
+                            .map_or_else(|| value.to_string(), str::to_owned),
                     };
                     self.report(kind, vec![label(entry.span(), "not a port")]);
                 }

@@ -59,19 +59,25 @@ pub(crate) struct NameTable {
 }
 
 impl NameTable {
+    /// Whether the node whose name argument is at `span` is the one that
+    /// declared `name` (a duplicate is reported once, then skipped).
+    pub fn declared_at(&self, name: &str, span: SourceSpan) -> bool {
+        self.names.get(name).is_some_and(|(_, at)| *at == span)
+    }
+
     pub fn kind(&self, name: &str) -> Option<Kind> {
         self.names.get(name).map(|(kind, _)| *kind)
     }
 }
 
-/// The name argument of a top-level node, if it is valid (reported otherwise
-/// by [`Cx::declare_names`]).
-pub(crate) fn node_name(node: &KdlNode) -> Option<Spanned<Name>> {
+/// The name argument of a top-level node, if it is valid and this node is
+/// the one that declared it (reported otherwise by [`Cx::declare_names`]).
+pub(crate) fn node_name(names: &NameTable, node: &KdlNode) -> Option<Spanned<Name>> {
     let entry = node.entries().iter().find(|e| e.name().is_none())?;
     let KdlValue::String(s) = entry.value() else {
         return None;
     };
-    let name = Name::new(s).filter(|_| !is_reserved(s))?;
+    let name = Name::new(s).filter(|_| names.declared_at(s, entry.span()))?;
     Some(Spanned {
         value: name,
         span: entry.span(),

@@ -26,7 +26,7 @@ pub(crate) fn is_env_name(key: &str) -> bool {
 
 impl Cx {
     pub fn stage(&mut self, node: &KdlNode) -> Option<Stage> {
-        let name = node_name(node)?;
+        let name = node_name(&self.names, node)?;
         self.check_props(node, &[]);
         let mut stage = Stage {
             from: Spanned {
@@ -75,7 +75,8 @@ impl Cx {
         }
         stage.srcs.sort_by(|a, b| a.value.cmp(&b.value));
         stage.srcs.dedup_by(|a, b| a.value == b.value);
-        if stage.runs.is_empty() {
+        let children = node.children().map(|c| c.nodes()).unwrap_or_default();
+        if !children.iter().any(|c| c.name().value() == "run") {
             let kind = ProblemKind::NoRun {
                 stage: stage.name.value.to_string(),
             };
@@ -193,7 +194,7 @@ impl Cx {
     }
 
     pub fn base(&mut self, node: &KdlNode) -> Option<Base> {
-        let name = node_name(node)?;
+        let name = node_name(&self.names, node)?;
         self.check_props(node, &[]);
         let mut archive = None;
         let mut seen = None;
@@ -249,7 +250,7 @@ impl Cx {
     }
 
     pub fn fetch(&mut self, node: &KdlNode) -> Option<Fetch> {
-        let name = node_name(node)?;
+        let name = node_name(&self.names, node)?;
         self.check_props(node, &["url", "sha256"]);
         self.no_children(node);
         let example = "fetch zlib url=\"https://…/zlib.tar.gz\" sha256=\"<hex>\"";
