@@ -104,6 +104,86 @@ impl Cx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::error::Escape;
+    use miette::SourceSpan;
+
+    fn cx_in(dir: &std::path::Path) -> Cx {
+        Cx {
+            problems: Vec::new(),
+            args: Default::default(),
+            names: Default::default(),
+            context: fs_err::canonicalize(dir).expect("temp dir"),
+        }
+    }
+
+    fn check(cx: &mut Cx, path: &str) -> Option<String> {
+        let spanned = Spanned {
+            value: path.to_owned(),
+            span: SourceSpan::from(0..1),
+        };
+        cx.src_path(&spanned).map(|p| p.value.as_str().to_owned())
+    }
+
+    fn last_problem(cx: &Cx) -> &ProblemKind {
+        &cx.problems.last().expect("a problem").kind
+    }
+
+    #[test]
+    fn sources_must_exist_inside_the_context_even_through_symlinks() {
+        let outside = tempfile::tempdir().expect("temp dir");
+        let root = tempfile::tempdir().expect("temp dir");
+        let ctx = root.path().join("ctx");
+        fs_err::create_dir_all(ctx.join("src")).expect("mkdir");
+        fs_err::write(ctx.join("src/main.c"), "int main;").expect("write");
+        std::os::unix::fs::symlink("src", ctx.join("inside")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), ctx.join("escape")).expect("symlink");
+        fs_err::write(root.path().join("secret"), "x").expect("write");
+        let mut cx = cx_in(&ctx);
+
+        assert_eq!(
+            check(&mut cx, "./src//main.c").as_deref(),
+            Some("src/main.c")
+        );
+        assert_eq!(
+            check(&mut cx, "inside/main.c").as_deref(),
+            Some("inside/main.c")
+        );
+        assert_eq!(check(&mut cx, ".").as_deref(), Some("."));
+        assert!(cx.problems.is_empty());
+
+        assert_eq!(check(&mut cx, "escape"), None);
+        let symlink = matches!(
+            last_problem(&cx),
+            ProblemKind::SourceOutside {
+                why: Escape::Symlink,
+                ..
+            }
+        );
+        assert!(symlink);
+        assert_eq!(check(&mut cx, "../secret"), None);
+        let dotdot = matches!(
+            last_problem(&cx),
+            ProblemKind::SourceOutside {
+                why: Escape::DotDot,
+                ..
+            }
+        );
+        assert!(dotdot);
+        assert_eq!(check(&mut cx, "/etc"), None);
+        let absolute = matches!(
+            last_problem(&cx),
+            ProblemKind::SourceOutside {
+                why: Escape::Absolute,
+                ..
+            }
+        );
+        assert!(absolute);
+        assert_eq!(check(&mut cx, "src/missing.c"), None);
+        assert!(matches!(
+            last_problem(&cx),
+            ProblemKind::SourceMissing { .. }
+        ));
+    }
 
     #[test]
     fn image_paths_are_absolute_and_normalized() {
