@@ -58,7 +58,7 @@ impl fmt::Display for SpecError {
 
 impl std::error::Error for SpecError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.single().and_then(|one| one.kind.source_error())
+        self.single().and_then(|one| one.kind.source())
     }
 }
 
@@ -119,7 +119,7 @@ impl fmt::Display for Problem {
 
 impl std::error::Error for Problem {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.kind.source_error()
+        self.kind.source()
     }
 }
 
@@ -276,13 +276,4 @@ pub enum ProblemKind {
     ShellArity { node: String },
     #[error("Dependency cycle: {}", path.join(" → "))]
     Cycle { path: Vec<String> },
-}
-
-impl ProblemKind {
-    fn source_error(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ProblemKind::Read { source, .. } => Some(source),
-            _ => None,
-        }
-    }
 }
