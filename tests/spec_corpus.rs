@@ -1,7 +1,8 @@
 //! The spec corpus: every `tests/spec/ok-*.kdl` loads, every
 //! `tests/spec/fail-*.kdl` fails with exactly the diagnostic in its
 //! `.expected` file. `KILN_BLESS=1 cargo test --test spec_corpus` rewrites
-//! the expected files. A fixture's `// arg: NAME=VALUE` lines are `--arg`s.
+//! the expected files. Each fixture fails on its own, without `--arg`s (the
+//! CLI tests run them through `kiln check` too).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,17 +26,8 @@ fn fixtures(prefix: &str) -> Vec<PathBuf> {
     found
 }
 
-fn overrides(path: &Path) -> Vec<(String, String)> {
-    let text = fs_err::read_to_string(path).expect("readable fixture");
-    text.lines()
-        .filter_map(|line| line.strip_prefix("// arg: "))
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
 fn load_fixture(path: &Path) -> Result<Spec, kiln::spec::SpecError> {
-    load(path, &overrides(path))
+    load(path, &[])
 }
 
 fn render(error: &kiln::spec::SpecError) -> String {
@@ -237,4 +229,17 @@ fn truncated_and_mangled_specs_never_panic() {
             render(&error);
         }
     }
+}
+
+#[test]
+fn an_override_for_an_undeclared_arg_lists_the_declared_ones() {
+    let path = Path::new("tests/spec/ok-args.kdl");
+    let overrides = [("verison".to_owned(), "2".to_owned())];
+    let error = load(path, &overrides).expect_err("undeclared arg");
+    let expected = "kiln::spec::undeclared_arg
+
+  × `--arg verison` sets an arg that kiln.kdl does not declare
+  help: Declared args: `go-flags`, `port`, `unused`, `version`
+";
+    assert_eq!(render(&error), expected);
 }
