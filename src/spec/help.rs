@@ -1,0 +1,174 @@
+//! The code and the help line of each [`ProblemKind`]: what a user reads
+//! after the cause, to know what to change.
+
+use super::error::{Escape, ProblemKind};
+
+impl ProblemKind {
+    /// The last segment of the diagnostic code, `kiln::spec::<code>`.
+    pub(crate) fn code(&self) -> &'static str {
+        use ProblemKind::*;
+        match self {
+            Read { .. } => "read",
+            Syntax { .. } => "syntax",
+            UnknownNode { .. } => "unknown_node",
+            UnknownProperty { .. } => "unknown_property",
+            WrongType { .. } => "wrong_type",
+            Missing { .. } => "missing",
+            TooManyArguments { .. } => "too_many_arguments",
+            UnexpectedChildren { .. } => "unexpected_children",
+            DuplicateNode { .. } => "duplicate_node",
+            DuplicateKey { .. } => "duplicate_key",
+            InvalidName { .. } => "invalid_name",
+            ReservedName { .. } => "reserved_name",
+            DuplicateName { .. } => "duplicate_name",
+            UndeclaredOverride { .. } => "undeclared_arg",
+            UnknownArg { .. } => "unknown_arg",
+            UnsetArg { .. } => "unset_arg",
+            UnclosedSubstitution => "unclosed_substitution",
+            UnknownReference { .. } => "unknown_name",
+            WrongKind { .. } => "wrong_kind",
+            NoRun { .. } => "no_run",
+            SourceMissing { .. } => "source_missing",
+            SourceOutside { .. } => "source_outside_context",
+            BadDigest { .. } => "bad_digest",
+            BadSha256 { .. } => "bad_sha256",
+            BadUrl { .. } => "bad_url",
+            NotAbsolute { .. } => "not_absolute",
+            PathEscapes { .. } | CopyPathEscapes { .. } => "path_escapes",
+            BadMode { .. } => "bad_mode",
+            BadOwner { .. } => "bad_owner",
+            BadPort { .. } => "bad_port",
+            BadTag { .. } => "bad_tag",
+            BadLayers { .. } => "bad_layers",
+            BadEnvKey { .. } => "bad_env_key",
+            BadTool { .. } => "bad_tool",
+            BadUser { .. } => "bad_user",
+            BadSignal { .. } => "bad_signal",
+            ShellArity { .. } => "shell_arity",
+            Cycle { .. } => "cycle",
+        }
+    }
+
+    /// What to do about it.
+    pub(crate) fn help(&self) -> String {
+        use ProblemKind::*;
+        match self {
+            Read { .. } => "Check the path given with `-f` and its permissions".into(),
+            Syntax { help: Some(h), .. } => h.clone(),
+            Syntax { help: None, .. } => "kiln.kdl is KDL v2: see https://kdl.dev".into(),
+            UnknownNode {
+                suggestion, known, ..
+            }
+            | UnknownProperty {
+                suggestion, known, ..
+            } => did_you_mean(suggestion, known),
+            WrongType { expected, .. } => format!("Write {expected} here"),
+            Missing { example, .. } => format!("For example: `{example}`"),
+            TooManyArguments { .. } => "Remove the extra arguments".into(),
+            UnexpectedChildren { .. } => "Remove the `{ … }` block".into(),
+            DuplicateNode { .. } => "Keep only one of them".into(),
+            DuplicateKey { .. } => "Keep only one of them: kiln does not pick one silently".into(),
+            InvalidName { .. } => {
+                "A name starts with a letter or `_`, then letters, digits, `_` or `-`".into()
+            }
+            ReservedName { .. } => "`host` and `scratch` are roots, choose another name".into(),
+            DuplicateName { .. } => {
+                "Stages, bases, fetches and images share one namespace: rename one of them".into()
+            }
+            UndeclaredOverride { declared, .. } if declared.is_empty() => {
+                "kiln.kdl declares no args; declare one with `arg NAME default=\"…\"`".into()
+            }
+            UndeclaredOverride { declared, .. } => {
+                format!(
+                    "Declared args: {}",
+                    backticked(declared.iter().map(String::as_str))
+                )
+            }
+            UnknownArg {
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{s}`?"),
+            UnknownArg { name, .. } => format!(
+                "Declare it with `arg {name} default=\"…\"`, or write `$${{` for a literal `${{`"
+            ),
+            UnsetArg { name } => {
+                format!("Give it a value with `--arg {name}=VALUE` or declare a `default=`")
+            }
+            UnclosedSubstitution => "Close it with `}`, or write `$${` for a literal `${`".into(),
+            UnknownReference {
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{s}`?"),
+            UnknownReference { .. } => {
+                "Declare it as a `stage`, `base`, `fetch` or `image` in kiln.kdl".into()
+            }
+            WrongKind { help, .. } => help.clone(),
+            NoRun { .. } => "Add a `run \"…\"` line: a stage is the scripts it runs".into(),
+            SourceMissing { .. } => {
+                "Paths are relative to the directory that holds kiln.kdl".into()
+            }
+            SourceOutside { why, .. } => match why {
+                Escape::Absolute => "Give a path relative to the directory holding kiln.kdl",
+                Escape::DotDot => "Sources must stay inside the directory holding kiln.kdl",
+                Escape::Symlink => "The path is a symlink that resolves outside the build context",
+            }
+            .into(),
+            BadDigest { .. } => "Write `digest=\"sha256:<64 lowercase hex digits>\"`".into(),
+            BadSha256 { .. } => "Write `sha256=\"<64 lowercase hex digits>\"`".into(),
+            BadUrl { .. } => "A fetch url starts with `https://`, `http://` or `file://`".into(),
+            NotAbsolute { .. } => "Start the path with `/`".into(),
+            PathEscapes { .. } => "Remove the `..` that climbs above `/`".into(),
+            CopyPathEscapes { .. } => {
+                "Give a path relative to the stage output (`.` for all of it)".into()
+            }
+            BadMode { .. } => {
+                "Write an octal mode up to 0o7777: `mode=0o755` or `mode=\"0755\"`".into()
+            }
+            BadOwner { .. } => "Write numeric ids: `owner=\"1000:1000\"`".into(),
+            BadPort { .. } => {
+                "Write a port 1-65535, optionally with a protocol: `8080`, `\"53/udp\"`".into()
+            }
+            BadTag { .. } => {
+                "Write a reference like `name:tag` or `registry.example:5000/team/name:tag`".into()
+            }
+            BadLayers { .. } => "`layers max=N` takes N from 1 to 127".into(),
+            BadEnvKey { .. } => "Use letters, digits and `_`, not starting with a digit".into(),
+            BadTool { .. } => "Name a program found on the host's PATH, without `/`".into(),
+            BadUser { .. } => {
+                "Write `user \"name\"`, `user \"1000\"` or `user \"1000:1000\"`".into()
+            }
+            BadSignal { .. } => "Write a signal name like `\"SIGTERM\"` or a number".into(),
+            ShellArity { .. } => {
+                "Shell form is one command line; or drop `shell=#true` for an argv".into()
+            }
+            Cycle { .. } => "Break the cycle: a stage cannot depend on itself".into(),
+        }
+    }
+}
+
+fn did_you_mean(suggestion: &Option<String>, known: &[&str]) -> String {
+    match suggestion {
+        Some(s) => format!("Did you mean `{s}`?"),
+        None => format!("Expected one of {}", backticked(known.iter().copied())),
+    }
+}
+
+fn backticked<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The closest of `candidates` to `name`, if it is close enough to be a typo.
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(name, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_owned())
+}

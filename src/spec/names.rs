@@ -1,0 +1,172 @@
+//! The one namespace of stages, bases, fetches and images: built before any
+//! node is read in detail, so references (`use`, `from`, `copy`) resolve
+//! whatever the order of the file.
+
+use std::collections::BTreeMap;
+
+use kdl::{KdlDocument, KdlNode, KdlValue};
+use miette::SourceSpan;
+
+use super::cx::Cx;
+use super::error::{ProblemKind, label};
+use super::help::suggest;
+use super::{Name, Spanned};
+
+/// What a name was declared as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Stage,
+    Base,
+    Fetch,
+    Image,
+}
+
+impl Kind {
+    pub fn of(node: &KdlNode) -> Option<Kind> {
+        match node.name().value() {
+            "stage" => Some(Kind::Stage),
+            "base" => Some(Kind::Base),
+            "fetch" => Some(Kind::Fetch),
+            "image" => Some(Kind::Image),
+            _ => None,
+        }
+    }
+
+    /// The noun with its article, as messages use it.
+    pub fn a(self) -> &'static str {
+        match self {
+            Kind::Stage => "a stage",
+            Kind::Base => "a base",
+            Kind::Fetch => "a fetch",
+            Kind::Image => "an image",
+        }
+    }
+
+    pub fn noun(self) -> &'static str {
+        match self {
+            Kind::Stage => "stage",
+            Kind::Base => "base",
+            Kind::Fetch => "fetch",
+            Kind::Image => "image",
+        }
+    }
+}
+
+/// Declared names, their kind and where each is declared.
+#[derive(Debug, Default)]
+pub(crate) struct NameTable {
+    names: BTreeMap<String, (Kind, SourceSpan)>,
+}
+
+impl NameTable {
+    /// Whether the node whose name argument is at `span` is the one that
+    /// declared `name` (a duplicate is reported once, then skipped).
+    pub fn declared_at(&self, name: &str, span: SourceSpan) -> bool {
+        self.names.get(name).is_some_and(|(_, at)| *at == span)
+    }
+
+    pub fn kind(&self, name: &str) -> Option<Kind> {
+        self.names.get(name).map(|(kind, _)| *kind)
+    }
+}
+
+/// The name argument of a top-level node, if it is valid and this node is
+/// the one that declared it (reported otherwise by [`Cx::declare_names`]).
+pub(crate) fn node_name(names: &NameTable, node: &KdlNode) -> Option<Spanned<Name>> {
+    let entry = node.entries().iter().find(|e| e.name().is_none())?;
+    let KdlValue::String(s) = entry.value() else {
+        return None;
+    };
+    let name = Name::new(s).filter(|_| names.declared_at(s, entry.span()))?;
+    Some(Spanned {
+        value: name,
+        span: entry.span(),
+    })
+}
+
+fn is_reserved(name: &str) -> bool {
+    matches!(name, "host" | "scratch")
+}
+
+impl Cx {
+    /// Fills the name table from the top-level nodes, reporting invalid,
+    /// reserved and duplicate names.
+    pub fn declare_names(&mut self, doc: &KdlDocument) {
+        for node in doc.nodes() {
+            let Some(kind) = Kind::of(node) else { continue };
+            let example = match kind {
+                Kind::Stage => "stage server { … }",
+                Kind::Base => "base golang { … }",
+                Kind::Fetch => "fetch zlib url=\"https://…\" sha256=\"…\"",
+                Kind::Image => "image app { … }",
+            };
+            let args = self.args(node, (1, 1), "a name", example);
+            let Some(entry) = args.first() else { continue };
+            let Some(name) = self.raw_string(node, entry) else {
+                continue;
+            };
+            if is_reserved(&name.value) {
+                let kind = ProblemKind::ReservedName {
+                    name: name.value.clone(),
+                };
+                self.report(kind, vec![label(name.span, "reserved")]);
+            } else if Name::new(&name.value).is_none() {
+                let kind = ProblemKind::InvalidName {
+                    name: name.value.clone(),
+                };
+                self.report(kind, vec![label(name.span, "invalid name")]);
+            } else if let Some((first_kind, first)) = self.names.names.get(&name.value) {
+                let labels = vec![
+                    label(
+                        *first,
+                        format!("first declared here, as {}", first_kind.a()),
+                    ),
+                    label(name.span, format!("declared again here, as {}", kind.a())),
+                ];
+                self.report(
+                    ProblemKind::DuplicateName {
+                        name: name.value.clone(),
+                    },
+                    labels,
+                );
+            } else {
+                self.names.names.insert(name.value, (kind, name.span));
+            }
+        }
+    }
+
+    /// Resolves a reference, reporting an unknown name with a suggestion.
+    pub fn resolve(&mut self, name: &Spanned<String>) -> Option<(Kind, Name)> {
+        if let Some(kind) = self.names.kind(&name.value) {
+            let resolved = Name::new(&name.value).expect("kiln bug: declared names are valid");
+            return Some((kind, resolved));
+        }
+        let suggestion = suggest(&name.value, self.names.names.keys().map(String::as_str));
+        let kind = ProblemKind::UnknownReference {
+            name: name.value.clone(),
+            suggestion,
+        };
+        self.report(kind, vec![label(name.span, "not declared in kiln.kdl")]);
+        None
+    }
+
+    /// Reports a reference to something `node` cannot name here.
+    pub fn wrong_kind(
+        &mut self,
+        node: &'static str,
+        name: &Spanned<String>,
+        what: &'static str,
+        expected: &'static str,
+        help: String,
+    ) {
+        let text = what.to_owned();
+        let problem = ProblemKind::WrongKind {
+            node,
+            name: name.value.clone(),
+            what,
+            expected,
+            help,
+        };
+        self.report(problem, vec![label(name.span, text)]);
+    }
+}
