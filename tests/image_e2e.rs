@@ -47,15 +47,26 @@ fn export(p: &Project, image: &str, file: &str, extra: &[&str]) -> std::path::Pa
     let mut args = vec!["export", image, "-o", file];
     args.extend_from_slice(extra);
     let out = p.kiln(&args);
-    assert!(out.status.success(), "kiln export failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kiln export failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     p.root().join(file)
 }
 
 /// A program the test needs: with `KILN_E2E=1` its absence fails the test.
 fn require(program: &str) -> bool {
-    let found = Command::new("sh").args(["-c", &format!("command -v {program}")]).output().is_ok_and(|o| o.status.success());
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
-        assert_ne!(std::env::var("KILN_E2E").as_deref(), Ok("1"), "KILN_E2E=1 but `{program}` is not installed");
+        assert_ne!(
+            std::env::var("KILN_E2E").as_deref(),
+            Ok("1"),
+            "KILN_E2E=1 but `{program}` is not installed"
+        );
         eprintln!("skipped: no {program}");
     }
     found
@@ -67,41 +78,95 @@ fn sha256_file(path: &std::path::Path) -> String {
 
 #[test]
 fn a_static_hello_from_scratch_runs_in_docker_with_its_config() {
-    let Some(engine) = DockerEngine::start() else { return };
+    let Some(engine) = DockerEngine::start() else {
+        return;
+    };
     let p = hello_project();
     let tar = export(&p, "hello-image", "hello.tar", &[]);
     engine.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
     let out = engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-hello:v1"]);
     assert_eq!(out, "hello from kiln\n");
-    let config = engine.docker_ok(&["inspect", "--format", "{{json .Config}}", "kiln-e2e-hello:v1"]);
+    let config = engine.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{json .Config}}",
+        "kiln-e2e-hello:v1",
+    ]);
     let config: serde_json::Value = serde_json::from_str(&config).expect("inspect JSON");
     assert_eq!(config["Entrypoint"], serde_json::json!(["/app/hello"]));
     assert_eq!(config["WorkingDir"], "/app");
     assert_eq!(config["User"], "1000:1000");
-    assert!(config["Env"].as_array().expect("env").iter().any(|e| e == "WHO=kiln"), "{config}");
+    assert!(
+        config["Env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .any(|e| e == "WHO=kiln"),
+        "{config}"
+    );
 }
 
 #[test]
 fn kiln_load_hands_the_image_to_docker_and_prints_its_tag() {
-    let Some(engine) = DockerEngine::start() else { return };
+    let Some(engine) = DockerEngine::start() else {
+        return;
+    };
     let p = hello_project();
-    let out = p.cmd(&["load", "hello-image"]).env("DOCKER_HOST", engine.host()).output().expect("kiln load");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "kiln-e2e-hello:v1");
-    assert_eq!(engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-hello:v1"]), "hello from kiln\n");
+    let out = p
+        .cmd(&["load", "hello-image"])
+        .env("DOCKER_HOST", engine.host())
+        .output()
+        .expect("kiln load");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "kiln-e2e-hello:v1"
+    );
+    assert_eq!(
+        engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-hello:v1"]),
+        "hello from kiln\n"
+    );
 }
 
 #[test]
 fn two_clean_stores_in_two_directories_give_identical_archives() {
     for compression in ["gzip", "zstd"] {
         let (a, b) = (hello_project(), hello_project());
-        let ta = export(&a, "hello-image", "img.tar", &["--compression", compression]);
-        let tb = export(&b, "hello-image", "img.tar", &["--compression", compression]);
+        let ta = export(
+            &a,
+            "hello-image",
+            "img.tar",
+            &["--compression", compression],
+        );
+        let tb = export(
+            &b,
+            "hello-image",
+            "img.tar",
+            &["--compression", compression],
+        );
         assert_ne!(ta, tb);
-        assert_eq!(sha256_file(&ta), sha256_file(&tb), "{compression} archives differ");
+        assert_eq!(
+            sha256_file(&ta),
+            sha256_file(&tb),
+            "{compression} archives differ"
+        );
         let digest = |p: &Project| {
-            let out = p.kiln(&["inspect", "hello-image", "--json", "--compression", compression]);
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = p.kiln(&[
+                "inspect",
+                "hello-image",
+                "--json",
+                "--compression",
+                compression,
+            ]);
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
             v["digest"].as_str().expect("digest").to_owned()
         };
@@ -117,11 +182,25 @@ fn podman_loads_and_skopeo_reads_the_same_archive() {
     let p = hello_project();
     let tar = export(&p, "hello-image", "hello.tar", &[]);
     let tar = tar.to_str().expect("utf-8 path");
-    for transport in [format!("oci-archive:{tar}"), format!("docker-archive:{tar}")] {
-        let out = Command::new("skopeo").args(["inspect", "--config", &transport]).output().expect("skopeo");
-        assert!(out.status.success(), "skopeo {transport}: {}", String::from_utf8_lossy(&out.stderr));
+    for transport in [
+        format!("oci-archive:{tar}"),
+        format!("docker-archive:{tar}"),
+    ] {
+        let out = Command::new("skopeo")
+            .args(["inspect", "--config", &transport])
+            .output()
+            .expect("skopeo");
+        assert!(
+            out.status.success(),
+            "skopeo {transport}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let config: serde_json::Value = serde_json::from_slice(&out.stdout).expect("config JSON");
-        assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/app/hello"]), "{transport}");
+        assert_eq!(
+            config["config"]["Entrypoint"],
+            serde_json::json!(["/app/hello"]),
+            "{transport}"
+        );
     }
     let root = tempfile::tempdir().expect("podman root");
     let podman = |args: &[&str]| {
@@ -136,21 +215,41 @@ fn podman_loads_and_skopeo_reads_the_same_archive() {
             .expect("podman")
     };
     let out = podman(&["load", "-i", tar]);
-    assert!(out.status.success(), "podman load: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "podman load: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = podman(&["image", "inspect", "kiln-e2e-hello:v1"]);
-    assert!(out.status.success(), "podman inspect: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "podman inspect: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("podman JSON");
-    assert_eq!(v[0]["Config"]["Entrypoint"], serde_json::json!(["/app/hello"]));
+    assert_eq!(
+        v[0]["Config"]["Entrypoint"],
+        serde_json::json!(["/app/hello"])
+    );
     assert_eq!(v[0]["Config"]["User"], "1000:1000");
 }
 
 #[test]
 fn a_directory_copy_keeps_modes_and_owner_inside_the_container() {
-    let Some(engine) = DockerEngine::start() else { return };
+    let Some(engine) = DockerEngine::start() else {
+        return;
+    };
     if !require("busybox") {
         return;
     }
-    let busybox = String::from_utf8(Command::new("sh").args(["-c", "command -v busybox"]).output().expect("sh").stdout).expect("utf-8");
+    let busybox = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v busybox"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf-8");
     let p = Project::new(&format!(
         r#"
         stage tools {{
@@ -171,7 +270,12 @@ fn a_directory_copy_keeps_modes_and_owner_inside_the_container() {
     let tar = export(&p, "listing", "listing.tar", &[]);
     engine.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
     let out = engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-listing:v1"]);
-    let line = |name: &str| out.lines().find(|l| l.ends_with(name)).unwrap_or_else(|| panic!("no {name} in\n{out}")).to_owned();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.ends_with(name))
+            .unwrap_or_else(|| panic!("no {name} in\n{out}"))
+            .to_owned()
+    };
     for file in ["index.html", "secret"] {
         let l = line(file);
         assert!(l.starts_with("-rw-r-----"), "{l}");
@@ -184,19 +288,27 @@ fn a_directory_copy_keeps_modes_and_owner_inside_the_container() {
 fn a_shell_form_entrypoint_on_scratch_is_refused_at_build_time() {
     // The tutorial's bonus exercise: `ENTRYPOINT ./goapp` on scratch builds
     // fine with Docker and then cannot start. kiln says so before shipping.
-    let p = Project::new(&HELLO_SPEC.replace(r#"entrypoint "/app/hello""#, r#"entrypoint "./hello" shell=#true"#));
+    let p = Project::new(&HELLO_SPEC.replace(
+        r#"entrypoint "/app/hello""#,
+        r#"entrypoint "./hello" shell=#true"#,
+    ));
     p.write("hello.c", HELLO_C);
     let out = p.kiln(&["export", "hello-image", "-o", "x.tar"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("/bin/sh"), "{stderr}");
-    assert!(stderr.contains("shell=#true"), "the diagnostic should point at the entrypoint line:\n{stderr}");
+    assert!(
+        stderr.contains("shell=#true"),
+        "the diagnostic should point at the entrypoint line:\n{stderr}"
+    );
     assert!(!p.root().join("x.tar").exists());
 }
 
 #[test]
 fn an_exec_entrypoint_missing_from_the_image_is_refused() {
-    let p = Project::new(&HELLO_SPEC.replace(r#"entrypoint "/app/hello""#, r#"entrypoint "/app/goapp""#));
+    let p = Project::new(
+        &HELLO_SPEC.replace(r#"entrypoint "/app/hello""#, r#"entrypoint "/app/goapp""#),
+    );
     p.write("hello.c", HELLO_C);
     let out = p.kiln(&["export", "hello-image", "-o", "x.tar"]);
     assert_eq!(out.status.code(), Some(2));
@@ -207,13 +319,22 @@ fn an_exec_entrypoint_missing_from_the_image_is_refused() {
 fn the_static_hello_image_is_the_binary_plus_a_little_metadata() {
     let p = hello_project();
     let out = p.kiln(&["inspect", "hello-image", "--json", "--compression", "none"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inspect JSON");
     let report = p.build(&["hello"]);
-    let binary = std::fs::metadata(report.output("hello").join("hello")).expect("binary").len();
+    let binary = std::fs::metadata(report.output("hello").join("hello"))
+        .expect("binary")
+        .len();
     let layers = v["layers"].as_array().expect("layers");
     assert_eq!(layers.len(), 1, "{v}");
     let layer = layers[0]["size"].as_u64().expect("size");
     // A tar pads to 512-byte blocks and adds headers for /app and the file.
-    assert!(layer >= binary && layer - binary < 4096, "layer {layer} vs binary {binary}");
+    assert!(
+        layer >= binary && layer - binary < 4096,
+        "layer {layer} vs binary {binary}"
+    );
 }

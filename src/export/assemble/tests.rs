@@ -95,7 +95,19 @@ fn a_second_export_takes_every_layer_from_the_cache() {
 /// The entries of a layer blob: (path, mode, uid, gid, mtime, type).
 fn layer_entries(layer: &Layer) -> Vec<(String, u32, u64, u64, u64, tar::EntryType)> {
     let blob = std::fs::read(&layer.blob).unwrap();
-    let tar_bytes = zstd::decode_all(blob.as_slice()).unwrap();
+    let tar_bytes = match layer.compression {
+        Compression::Zstd => zstd::decode_all(blob.as_slice()).unwrap(),
+        Compression::Gzip => {
+            let mut out = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(blob.as_slice()),
+                &mut out,
+            )
+            .unwrap();
+            out
+        }
+        Compression::None => blob,
+    };
     assert_eq!(Digest::of(&tar_bytes), layer.diff_id);
     let mut archive = tar::Archive::new(tar_bytes.as_slice());
     let entries = archive.entries().unwrap().map(|e| {
