@@ -70,7 +70,11 @@ fn a_fetch_with_the_wrong_hash_fails_showing_both_hashes_and_stores_nothing() {
     let p = Project::new(&spec(port, &wrong));
     let out = p.kiln(&["build"]);
     assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The diagnostic wraps long lines: compare with whitespace folded.
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(
         stderr.contains(&format!("expected sha256:{wrong}")),
         "{stderr}"

@@ -57,10 +57,11 @@ impl Outcome {
 /// A stage that did not build: why, with its `run` line when a script failed.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("Stage `{stage}` failed")]
-#[diagnostic(code(kiln::build::stage_failed), help("the whole log is at {log}"))]
+#[diagnostic(code(kiln::build::stage_failed))]
 pub struct StageFailure {
     pub stage: String,
-    pub log: String,
+    #[help]
+    pub help: String,
     /// The last lines of the log, shown before the diagnostic.
     pub log_tail: String,
     #[source]
@@ -95,7 +96,12 @@ pub(super) fn build_stage(
         output: None,
         failure: Some(StageFailure {
             stage: name.to_string(),
-            log: log.display().to_string(),
+            help: match planned.work {
+                Work::Run(_) => format!("the whole log is at {}", log.display()),
+                Work::Fetch(_) => {
+                    "if the new content is intended, put its sha256 in kiln.kdl".to_owned()
+                }
+            },
             log_tail: tail(&log),
             cause,
             src: ctx.spec.source.clone(),
