@@ -123,11 +123,17 @@ fn export_to(root: &Path, compression: Compression) -> (PathBuf, export::Assembl
     (tar, img)
 }
 
+/// Whether `program` runs; with `KILN_E2E=1` its absence fails the test.
 fn have(program: &str) -> bool {
-    Command::new(program)
+    let found = Command::new(program)
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var("KILN_E2E").as_deref() != Ok("1"),
+        "KILN_E2E=1 but `{program}` is not installed"
+    );
+    found
 }
 
 #[test]
