@@ -403,3 +403,43 @@ fn lookups_stay_inside_a_fake_root_and_skip_other_machines() {
         ]
     );
 }
+
+/// Regression: a file loaded once under one name and needed again under
+/// another (no soname to match) must bring both names' symlinks, or ld.so
+/// in the image cannot find it by the second.
+#[test]
+fn a_library_needed_under_two_names_keeps_both_symlinks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (bin, lib) = (dir.path().join("out/bin"), dir.path().join("out/lib"));
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    std::fs::create_dir_all(&lib).expect("mkdir");
+    gcc(
+        dir.path(),
+        BAR,
+        &lib.join("libq.so.1.0"),
+        &["-shared", "-fPIC"],
+    );
+    symlink("libq.so.1.0", lib.join("libq.so.1")).expect("symlink");
+    symlink("libq.so.1.0", lib.join("libq.so")).expect("symlink");
+    let l = format!("-L{}", lib.display());
+    shared_lib(&lib, "foo", FOO, &[&l, "-l:libq.so"]);
+    let exe = bin.join("prog");
+    let args = [
+        "-Wl,--no-as-needed",
+        &l,
+        "-lfoo",
+        "-l:libq.so.1",
+        "-Wl,-rpath,$ORIGIN/../lib",
+        "-Wl,--disable-new-dtags",
+    ];
+    gcc(dir.path(), MAIN_FOO, &exe, &args);
+
+    let closure = resolve(Path::new("/"), &program(&exe, "/app/bin/prog")).expect("resolve");
+    let link = |name: &str| closure.files.get(name).map(|n| n.kind.clone());
+    let to_real = Some(NeededKind::Symlink {
+        target: "libq.so.1.0".into(),
+    });
+    assert_eq!(link("/app/lib/libq.so.1"), to_real);
+    assert_eq!(link("/app/lib/libq.so"), to_real);
+    assert_eq!(link("/app/lib/libq.so.1.0"), Some(NeededKind::File));
+}

@@ -108,7 +108,10 @@ impl Loader<'_> {
         }
         let mut searched = Vec::new();
         for dir in self.search_path(loader, name)? {
-            searched.push(dir.describe());
+            searched.push(match name.contains('/') {
+                true => name.to_owned(),
+                false => dir.describe(),
+            });
             let found = match &dir {
                 Dir::Root(dir) => self.fs.lookup(&format!("{dir}/{name}"))?,
                 Dir::Beside {
@@ -132,11 +135,12 @@ impl Loader<'_> {
             let mut chain = self.objects[loader].chain.clone();
             chain.push(name.to_owned());
             self.loaded.insert(name.to_owned());
-            if self.objects.iter().any(|o| o.image == found.image) {
-                return Ok(());
-            }
+            // Even when the file is already loaded under another name, the
+            // image needs the links ld.so will follow to find it by this one.
             self.record(&found, &chain);
-            self.push(Object::new(found, info, Some(loader), chain));
+            if !self.objects.iter().any(|o| o.image == found.image) {
+                self.push(Object::new(found, info, Some(loader), chain));
+            }
             return Ok(());
         }
         Err(self.not_found(name, searched))
