@@ -275,3 +275,82 @@ fn needed(kind: NeededKind, source: &Path, chain: &[String]) -> Needed {
         chain: chain.to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(image: &str, in_root: bool) -> Object {
+        Object {
+            image: image.to_owned(),
+            disk: PathBuf::from("/store/out/lib/libx.so"),
+            in_root,
+            info: ElfInfo {
+                is_64: true,
+                machine: 62,
+                is_shared: true,
+                interpreter: None,
+                needed: Vec::new(),
+                soname: None,
+                rpath: Vec::new(),
+                runpath: Vec::new(),
+            },
+            parent: None,
+            chain: Vec::new(),
+        }
+    }
+
+    fn expand(object: &Object, entry: &str) -> Result<Dir, ClosureError> {
+        let fs = RootFs::new(Path::new("/root"));
+        let program = Program {
+            file: PathBuf::from("/store/out/bin/prog"),
+            image_path: "/app/bin/prog".to_owned(),
+        };
+        let mut closure = Closure::default();
+        let loader = Loader {
+            fs: &fs,
+            conf: &[],
+            program: &program,
+            objects: Vec::new(),
+            loaded: HashSet::new(),
+            closure: &mut closure,
+        };
+        loader.expand(object, entry)
+    }
+
+    #[test]
+    fn origin_of_an_object_in_the_root_stays_a_root_path() {
+        let dir = expand(
+            &object("/usr/lib/app/libx.so", true),
+            "${ORIGIN}/../private",
+        )
+        .expect("expand");
+        assert!(matches!(dir, Dir::Root(d) if d == "/usr/lib/private"));
+    }
+
+    #[test]
+    fn origin_of_a_copied_object_is_looked_up_beside_it() {
+        let dir = expand(&object("/app/lib/libx.so", false), "$ORIGIN/sub").expect("expand");
+        let Dir::Beside {
+            image_dir,
+            disk_dir,
+            rel,
+        } = dir
+        else {
+            panic!("expected a lookup beside the object");
+        };
+        assert_eq!((image_dir.as_str(), rel.as_str()), ("/app/lib", "/sub"));
+        assert_eq!(disk_dir, PathBuf::from("/store/out/lib"));
+    }
+
+    #[test]
+    fn lib_and_platform_tokens_are_refused_by_name() {
+        let err = expand(&object("/usr/lib/libx.so", true), "/opt/$LIB")
+            .err()
+            .expect("refused");
+        assert!(
+            matches!(&err, ClosureError::UnsupportedToken { token, object, .. } if token == "$LIB" && object == "/usr/lib/libx.so"),
+            "{err:?}"
+        );
+    }
+}
