@@ -12,6 +12,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod closure;
 pub mod eval;
 pub mod export;
 pub mod hash;

@@ -1,0 +1,116 @@
+//! The few facts of an ELF file the dynamic loader acts on.
+
+use std::io::Read;
+use std::path::Path;
+
+use goblin::elf::Elf;
+use goblin::elf::header::{ET_DYN, ET_EXEC};
+
+use super::ClosureError;
+
+/// What ld.so reads from an object's headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ElfInfo {
+    pub is_64: bool,
+    pub machine: u16,
+    /// ET_DYN: only a shared object (or PIE) can satisfy a DT_NEEDED.
+    pub is_shared: bool,
+    pub interpreter: Option<String>,
+    pub needed: Vec<String>,
+    pub soname: Option<String>,
+    /// DT_RPATH and DT_RUNPATH entries, split on `:`, tokens unexpanded.
+    pub rpath: Vec<String>,
+    pub runpath: Vec<String>,
+}
+
+impl ElfInfo {
+    /// Whether ld.so would accept `self` as a library for `loader`.
+    pub(super) fn fits(&self, loader: &ElfInfo) -> bool {
+        self.is_shared && self.is_64 == loader.is_64 && self.machine == loader.machine
+    }
+}
+
+/// Reads `path`: `None` when it is not an ELF executable or shared object
+/// (a script, a data file, a relocatable object), which needs nothing.
+pub(super) fn read(path: &Path) -> Result<Option<ElfInfo>, ClosureError> {
+    let mut file = std::fs::File::open(path).map_err(ClosureError::io(path))?;
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) if magic == *b"\x7fELF" => {}
+        Ok(()) => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(ClosureError::io(path)(e)),
+    }
+    let bytes = std::fs::read(path).map_err(ClosureError::io(path))?;
+    let elf = Elf::parse(&bytes).map_err(|source| ClosureError::Elf {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !matches!(elf.header.e_type, ET_DYN | ET_EXEC) {
+        return Ok(None);
+    }
+    Ok(Some(ElfInfo {
+        is_64: elf.is_64,
+        machine: elf.header.e_machine,
+        is_shared: elf.header.e_type == ET_DYN,
+        interpreter: elf.interpreter.map(str::to_owned),
+        needed: elf.libraries.iter().map(|s| (*s).to_owned()).collect(),
+        soname: elf.soname.map(str::to_owned),
+        rpath: split_paths(&elf.rpaths),
+        runpath: split_paths(&elf.runpaths),
+    }))
+}
+
+fn split_paths(entries: &[&str]) -> Vec<String> {
+    entries
+        .iter()
+        .flat_map(|entry| entry.split(':'))
+        .filter(|dir| !dir.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_elf_files_need_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").expect("write");
+        let tiny = dir.path().join("tiny");
+        std::fs::write(&tiny, "ab").expect("write");
+        assert_eq!(read(&script).expect("read"), None);
+        assert_eq!(read(&tiny).expect("read"), None);
+    }
+
+    #[test]
+    fn a_truncated_elf_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = dir.path().join("bad");
+        std::fs::write(&bad, b"\x7fELF\x02\x01\x01").expect("write");
+        let err = read(&bad).expect_err("truncated");
+        assert!(
+            matches!(&err, ClosureError::Elf { path, .. } if *path == bad),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn the_host_libc_is_a_shared_object_with_a_soname() {
+        // Every machine kiln builds on has a dynamic loader; find libc through it.
+        let Some(libc) = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists()) else {
+            return;
+        };
+        let info = read(libc).expect("read").expect("elf");
+        assert!(info.is_shared);
+        assert_eq!(info.soname.as_deref(), Some("libc.so.6"));
+    }
+}
