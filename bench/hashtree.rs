@@ -33,9 +33,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if cache_file.is_some()
-        && let Err(err) = cache.save()
-    {
+    if let Some(err) = cache_file.and_then(|_| cache.save().err()) {
         eprintln!("hashtree: {err}");
         return ExitCode::FAILURE;
     }
