@@ -82,7 +82,12 @@ impl Source {
     }
 
     /// Takes a blob out of the archive, hashed, ready to commit to the store.
-    pub(crate) fn take(&self, archive: &Path, name: &str, store: &BlobStore) -> Result<Taken, BaseError> {
+    pub(crate) fn take(
+        &self,
+        archive: &Path,
+        name: &str,
+        store: &BlobStore,
+    ) -> Result<Taken, BaseError> {
         match self {
             Source::Tar(t) => {
                 let f = t.resolve(name).ok_or_else(|| missing(archive, name))?;
@@ -102,7 +107,11 @@ impl Source {
             Source::Dir(dir) => {
                 let rel = normalise(name).map_err(|_| missing(archive, name))?;
                 let path = dir.join(rel);
-                if path.is_file() { Ok(path) } else { Err(missing(archive, name)) }
+                if path.is_file() {
+                    Ok(path)
+                } else {
+                    Err(missing(archive, name))
+                }
             }
             Source::Tar(t) => t
                 .resolve(name)
@@ -160,7 +169,9 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
         .map_err(BaseError::io(&tmp_root))?;
     let mut file = BufReader::new(File::open(archive).map_err(BaseError::io(archive))?);
     let head = std::io::BufRead::fill_buf(&mut file).map_err(BaseError::io(archive))?;
-    let decoder = Compression::sniff(head).decoder(file).map_err(BaseError::io(archive))?;
+    let decoder = Compression::sniff(head)
+        .decoder(file)
+        .map_err(BaseError::io(archive))?;
     let mut tar = tar::Archive::new(decoder);
     let mut staged = Staged {
         files: BTreeMap::new(),
@@ -187,11 +198,17 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
                 staged.files.insert(name, StagedFile { path, digest, size });
             }
             tar::EntryType::Symlink | tar::EntryType::Link => {
-                let target = entry.link_name().map_err(|_| unknown())?.unwrap_or_default();
+                let target = entry
+                    .link_name()
+                    .map_err(|_| unknown())?
+                    .unwrap_or_default();
                 let base = if entry.header().entry_type() == tar::EntryType::Link {
                     String::new()
                 } else {
-                    Path::new(&name).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+                    Path::new(&name)
+                        .parent()
+                        .map(|p| p.to_string_lossy().into_owned())
+                        .unwrap_or_default()
                 };
                 let outside = || unsafe_entry(Unsafe::LinkOutside(target.to_path_buf()));
                 if target.is_absolute() {
@@ -208,4 +225,20 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
         return Err(unknown());
     }
     Ok(staged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalise_inside_the_archive_root() {
+        assert_eq!(
+            normalise("./blobs//sha256/ab").as_deref(),
+            Ok("blobs/sha256/ab")
+        );
+        assert_eq!(normalise("a/../b/layer.tar").as_deref(), Ok("b/layer.tar"));
+        assert_eq!(normalise("../etc/passwd"), Err(Unsafe::ParentDir));
+        assert_eq!(normalise("/etc/passwd"), Err(Unsafe::Absolute));
+    }
 }

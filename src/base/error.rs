@@ -132,7 +132,9 @@ pub enum BaseError {
     #[error("Unsafe entry `{entry}` in `{within}`: {reason}", entry = entry.display())]
     #[diagnostic(
         code(kiln::base::unsafe_entry),
-        help("kiln unpacks archives as untrusted input and refuses entries that could write outside the image")
+        help(
+            "kiln unpacks archives as untrusted input and refuses entries that could write outside the image"
+        )
     )]
     UnsafeEntry {
         within: String,

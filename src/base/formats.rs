@@ -64,11 +64,20 @@ fn collect(
         // Indexes nest at most a level or two in practice; the bound stops cycles.
         if is_index && depth < 4 {
             let blob = blob_ref(archive, desc)?;
-            let index: ImageIndex = parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
-            collect(archive, source, index.manifests(), platform.as_deref(), depth + 1, out)?;
+            let index: ImageIndex =
+                parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
+            collect(
+                archive,
+                source,
+                index.manifests(),
+                platform.as_deref(),
+                depth + 1,
+                out,
+            )?;
         } else if is_manifest {
             let blob = blob_ref(archive, desc)?;
-            let manifest: ImageManifest = parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
+            let manifest: ImageManifest =
+                parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
             out.push(Candidate {
                 config: blob_ref(archive, manifest.config())?,
                 layers: manifest
@@ -96,7 +105,11 @@ fn blob_ref(archive: &Path, desc: &Descriptor) -> Result<BlobRef, BaseError> {
 }
 
 /// Reads a small blob and checks it against its descriptor.
-pub(crate) fn read_verified(archive: &Path, source: &Source, blob: &BlobRef) -> Result<Vec<u8>, BaseError> {
+pub(crate) fn read_verified(
+    archive: &Path,
+    source: &Source,
+    blob: &BlobRef,
+) -> Result<Vec<u8>, BaseError> {
     let bytes = source.read(archive, &blob.name)?;
     if let Some((expected, size)) = blob.expected {
         let actual = Digest::of(&bytes);
@@ -129,8 +142,15 @@ struct DockerEntry {
 
 /// The candidates of a docker-archive: one per `manifest.json` entry. Their
 /// config is read here (it is small) because nothing else names its digest.
-pub(crate) fn docker_candidates(archive: &Path, source: &Source) -> Result<Vec<Candidate>, BaseError> {
-    let entries: Vec<DockerEntry> = parse(archive, "manifest.json", &source.read(archive, "manifest.json")?)?;
+pub(crate) fn docker_candidates(
+    archive: &Path,
+    source: &Source,
+) -> Result<Vec<Candidate>, BaseError> {
+    let entries: Vec<DockerEntry> = parse(
+        archive,
+        "manifest.json",
+        &source.read(archive, "manifest.json")?,
+    )?;
     let mut out = Vec::new();
     for entry in entries {
         let config = source.read(archive, &entry.config)?;
@@ -142,7 +162,10 @@ pub(crate) fn docker_candidates(archive: &Path, source: &Source) -> Result<Vec<C
             layers: entry
                 .layers
                 .into_iter()
-                .map(|name| BlobRef { name, expected: None })
+                .map(|name| BlobRef {
+                    name,
+                    expected: None,
+                })
                 .collect(),
             platform: None,
         });
@@ -150,7 +173,11 @@ pub(crate) fn docker_candidates(archive: &Path, source: &Source) -> Result<Vec<C
     Ok(out)
 }
 
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(archive: &Path, file: &str, bytes: &[u8]) -> Result<T, BaseError> {
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(
+    archive: &Path,
+    file: &str,
+    bytes: &[u8],
+) -> Result<T, BaseError> {
     serde_json::from_slice(bytes).map_err(|source| BaseError::BadJson {
         archive: archive.to_owned(),
         file: file.to_owned(),

@@ -25,7 +25,11 @@ use crate::hash::Digest;
 /// diff_id, and that the config digest is `expected`; stores the blobs under
 /// `blobs_dir/sha256/<hex>`. A second import of an unchanged archive costs a
 /// few `stat`s: the result is remembered in `blobs_dir/imports/`.
-pub fn import(archive: &Path, expected: &Digest, blobs_dir: &Path) -> Result<ImportedImage, BaseError> {
+pub fn import(
+    archive: &Path,
+    expected: &Digest,
+    blobs_dir: &Path,
+) -> Result<ImportedImage, BaseError> {
     let store = BlobStore::open(blobs_dir)?;
     if let Some(image) = index::lookup(&store, archive, expected) {
         return Ok(image);
@@ -48,7 +52,11 @@ pub fn import(archive: &Path, expected: &Digest, blobs_dir: &Path) -> Result<Imp
 
 /// The candidate whose config is `expected`; failing that, the error names
 /// what the archive holds for this platform, so the user can pin it.
-fn choose(archive: &Path, candidates: Vec<Candidate>, expected: &Digest) -> Result<Candidate, BaseError> {
+fn choose(
+    archive: &Path,
+    candidates: Vec<Candidate>,
+    expected: &Digest,
+) -> Result<Candidate, BaseError> {
     let platform = host_platform();
     let mut here: Vec<Candidate> = Vec::new();
     for c in candidates {
@@ -65,7 +73,9 @@ fn choose(archive: &Path, candidates: Vec<Candidate>, expected: &Digest) -> Resu
             platform,
         }),
         1 => {
-            let actual = here[0].config_digest().expect("kiln bug: every candidate names its config digest");
+            let actual = here[0]
+                .config_digest()
+                .expect("kiln bug: every candidate names its config digest");
             Err(BaseError::DigestMismatch {
                 archive: archive.to_owned(),
                 expected: *expected,
@@ -98,7 +108,12 @@ fn host_platform() -> String {
     format!("linux/{arch}")
 }
 
-fn verify(archive: &Path, source: &Source, store: &BlobStore, chosen: &Candidate) -> Result<ImportedImage, BaseError> {
+fn verify(
+    archive: &Path,
+    source: &Source,
+    store: &BlobStore,
+    chosen: &Candidate,
+) -> Result<ImportedImage, BaseError> {
     let config_json = formats::read_verified(archive, source, &chosen.config)?;
     let config_digest = Digest::of(&config_json);
     let config: ImageConfiguration = formats::parse(archive, &chosen.config.name, &config_json)?;
@@ -183,7 +198,12 @@ fn take_layer(
     })
 }
 
-fn check_descriptor(archive: &Path, blob: &BlobRef, actual: Digest, size: u64) -> Result<(), BaseError> {
+fn check_descriptor(
+    archive: &Path,
+    blob: &BlobRef,
+    actual: Digest,
+    size: u64,
+) -> Result<(), BaseError> {
     let Some((expected, expected_size)) = blob.expected else {
         return Ok(());
     };

@@ -40,7 +40,11 @@ fn record_path(store: &BlobStore, archive: &Path, config: &Digest) -> Option<Pat
 
 /// The image recorded for `archive` and `expected`, if the archive has not
 /// changed since and its blobs are still in the store.
-pub(crate) fn lookup(store: &BlobStore, archive: &Path, expected: &Digest) -> Option<ImportedImage> {
+pub(crate) fn lookup(
+    store: &BlobStore,
+    archive: &Path,
+    expected: &Digest,
+) -> Option<ImportedImage> {
     let bytes = std::fs::read(record_path(store, archive, expected)?).ok()?;
     let record: Record = serde_json::from_slice(&bytes).ok()?;
     if record.config != *expected || record.stamps != stamps(archive).ok()? {
@@ -64,7 +68,11 @@ pub(crate) fn lookup(store: &BlobStore, archive: &Path, expected: &Digest) -> Op
 }
 
 /// Remembers a verified import (written to a temp file, then renamed).
-pub(crate) fn record(store: &BlobStore, archive: &Path, image: &ImportedImage) -> Result<(), BaseError> {
+pub(crate) fn record(
+    store: &BlobStore,
+    archive: &Path,
+    image: &ImportedImage,
+) -> Result<(), BaseError> {
     let Some(path) = record_path(store, archive, &image.config_digest) else {
         return Ok(());
     };
@@ -73,11 +81,13 @@ pub(crate) fn record(store: &BlobStore, archive: &Path, image: &ImportedImage) -
         config: image.config_digest,
         layers: image.layers.clone(),
     };
-    let json = serde_json::to_vec_pretty(&record).expect("kiln bug: an import record always serialises");
+    let json =
+        serde_json::to_vec_pretty(&record).expect("kiln bug: an import record always serialises");
     let tmp_dir = store.tmp_dir();
     let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
     std::fs::write(tmp.path(), json).map_err(BaseError::io(tmp.path()))?;
-    tmp.persist(&path).map_err(|e| BaseError::io(&path)(e.error))?;
+    tmp.persist(&path)
+        .map_err(|e| BaseError::io(&path)(e.error))?;
     Ok(())
 }
 

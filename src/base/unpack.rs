@@ -41,7 +41,8 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
         apply_layer(layer, tmp.path(), &mut dirs)?;
     }
     finish_dirs(tmp.path(), &dirs)?;
-    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755)).map_err(BaseError::io(tmp.path()))?;
+    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
+        .map_err(BaseError::io(tmp.path()))?;
     let built = tmp.keep();
     match std::fs::rename(&built, &dest) {
         Ok(()) => Ok(dest),
@@ -70,13 +71,22 @@ impl Ctx<'_> {
     }
 }
 
-fn apply_layer(layer: &Layer, root: &Path, dirs: &mut BTreeMap<PathBuf, u32>) -> Result<(), BaseError> {
+fn apply_layer(
+    layer: &Layer,
+    root: &Path,
+    dirs: &mut BTreeMap<PathBuf, u32>,
+) -> Result<(), BaseError> {
     let bad_tar = |source| BaseError::BadTar {
         blob: layer.blob.clone(),
         source,
     };
     let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
-    let mut tar = tar::Archive::new(layer.compression.decoder(BufReader::new(file)).map_err(bad_tar)?);
+    let mut tar = tar::Archive::new(
+        layer
+            .compression
+            .decoder(BufReader::new(file))
+            .map_err(bad_tar)?,
+    );
     // Paths this layer wrote: an opaque marker hides lower layers only.
     let mut written: HashSet<PathBuf> = HashSet::new();
     for entry in tar.entries().map_err(bad_tar)? {
@@ -128,13 +138,21 @@ fn apply_layer(layer: &Layer, root: &Path, dirs: &mut BTreeMap<PathBuf, u32>) ->
                     .map_err(BaseError::io(&target))?;
             }
             tar::EntryType::Symlink => {
-                let link = entry.link_name().map_err(bad_tar)?.unwrap_or_default().into_owned();
+                let link = entry
+                    .link_name()
+                    .map_err(bad_tar)?
+                    .unwrap_or_default()
+                    .into_owned();
                 remove(&target)?;
                 // Kept as is: it is only ever resolved inside the sandbox.
                 std::os::unix::fs::symlink(&link, &target).map_err(BaseError::io(&target))?;
             }
             tar::EntryType::Link => {
-                let link = entry.link_name().map_err(bad_tar)?.unwrap_or_default().into_owned();
+                let link = entry
+                    .link_name()
+                    .map_err(bad_tar)?
+                    .unwrap_or_default()
+                    .into_owned();
                 let source = hardlink_source(root, &link, &ctx)?;
                 remove(&target)?;
                 std::fs::hard_link(&source, &target).map_err(BaseError::io(&target))?;
@@ -175,7 +193,9 @@ fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathB
         seen.push(c);
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() => return Err(ctx.refuse(Unsafe::ThroughSymlink(seen))),
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ctx.refuse(Unsafe::ThroughSymlink(seen)));
+            }
             Ok(_) => return Err(ctx.refuse(Unsafe::ThroughNonDirectory(seen))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 std::fs::create_dir(&cur).map_err(BaseError::io(&cur))?;
