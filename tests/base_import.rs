@@ -479,6 +479,16 @@ fn hostile_layers_are_refused_without_writing_outside() {
         },
         "passwd",
     );
+    for name in [".wh...", "d/.wh..", ".wh."] {
+        assert_refused(
+            "whiteout of a parent",
+            |b, _| {
+                dir(b, "d");
+                file(b, name, 0o644, b"");
+            },
+            name,
+        );
+    }
     assert_refused(
         "char device",
         |b, _| raw_entry(b, tar::EntryType::Char, "dev/null", ""),

@@ -166,6 +166,8 @@ pub enum Unsafe {
     HardlinkTarget(PathBuf),
     #[error("it is a {0}, which an unprivileged build cannot create")]
     Special(&'static str),
+    #[error("it is a whiteout of the directory itself or of its parent")]
+    WhiteoutOfParent,
     #[error("it links outside the archive, to `{}`", .0.display())]
     LinkOutside(PathBuf),
 }

@@ -108,6 +108,10 @@ fn apply_layer(
             continue;
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
+            // `.wh..` and `.wh...` would delete the directory or its parent.
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(ctx.refuse(Unsafe::WhiteoutOfParent));
+            }
             if let Some(dir) = walk(root, parent, false, &ctx)? {
                 remove(&dir.join(OsStr::from_bytes(hidden)))?;
             }
