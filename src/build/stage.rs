@@ -10,7 +10,7 @@ use miette::{NamedSource, SourceSpan};
 use super::Status;
 use super::executor::{Executor, Job, JobRoot, RunFailure};
 use super::progress::Progress;
-use crate::eval::{Plan, PlannedStage, Work};
+use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
 use crate::hash::{Key, OutputHash};
 use crate::spec::{Spec, Stage};
 use crate::store::{Entry, Store, StorePath};
@@ -147,6 +147,8 @@ enum StageError {
     Log(#[source] std::io::Error),
     #[error(transparent)]
     Fetch(#[from] super::fetch::FetchError),
+    #[error(transparent)]
+    Base(#[from] crate::base::BaseError),
 }
 
 /// The store entry for `key`: found, or built now under the key's lock.
@@ -205,7 +207,12 @@ fn run_stage(
     let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
     let job = Job {
         scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
-        root: JobRoot::Host,
+        root: match &planned.root {
+            PlannedRoot::Host => JobRoot::Host,
+            PlannedRoot::Base(image) => {
+                JobRoot::Rootfs(crate::base::rootfs(image, &ctx.store.rootfs_dir())?)
+            }
+        },
         work_dir: pending.work_dir().to_path_buf(),
         out_dir: pending.out_dir().to_path_buf(),
         tmp_dir: pending.tmp_dir().to_path_buf(),

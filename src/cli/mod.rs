@@ -95,6 +95,27 @@ fn load_spec(g: &Global) -> Result<Spec, CliError> {
     Ok(crate::spec::load(&g.file, &g.args)?)
 }
 
+/// Plans `targets` against `store`'s stat cache and blob store.
+fn plan<'s>(
+    spec: &'s Spec,
+    store: &Store,
+    targets: &[String],
+) -> Result<crate::eval::Plan<'s>, CliError> {
+    let stat_cache = crate::tree::StatCache::load(store.stat_cache_path());
+    let blobs_dir = store.blobs_dir();
+    let plan = crate::eval::plan(
+        spec,
+        targets,
+        &crate::eval::PlanEnv {
+            stat_cache: &stat_cache,
+            blobs_dir: &blobs_dir,
+        },
+    )?;
+    // A cache that failed to save only costs re-reading files next time.
+    let _ = stat_cache.save();
+    Ok(plan)
+}
+
 fn open_store(g: &Global) -> Result<Store, CliError> {
     let root = g.store.clone().unwrap_or_else(Store::default_root);
     Ok(Store::open(&root)?)

@@ -10,6 +10,7 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
+use crate::base::ImportedImage;
 use crate::spec::{Content, Fetch, Image, ImageRoot, Name, NodeRef, Root, Spanned, Spec, Stage};
 use crate::tree::{self, StatCache, Tree};
 
@@ -30,7 +31,25 @@ pub struct PlannedStage<'s> {
     pub sources: Tree,
     /// Host tools, resolved on the host's PATH: name → absolute path.
     pub tools: BTreeMap<String, PathBuf>,
+    /// The filesystem the stage runs in.
+    pub root: PlannedRoot,
     pub inputs: Inputs,
+}
+
+/// Where a planned stage runs.
+#[derive(Debug, Clone)]
+pub enum PlannedRoot {
+    Host,
+    /// An imported base image, verified against its pinned digest.
+    Base(Arc<ImportedImage>),
+}
+
+/// What planning reads besides the spec.
+pub struct PlanEnv<'a> {
+    /// Lets unchanged sources be keyed without reading them.
+    pub stat_cache: &'a StatCache,
+    /// Where imported base images keep their blobs (`Store::blobs_dir`).
+    pub blobs_dir: &'a Path,
 }
 
 /// What producing a store entry takes.
@@ -102,6 +121,18 @@ pub enum EvalError {
         source: tree::TreeError,
     },
 
+    #[error("Failed to import base image `{base}`")]
+    #[diagnostic(code(kiln::eval::base))]
+    Base {
+        base: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("imported from here")]
+        span: SourceSpan,
+        #[related]
+        cause: Vec<crate::base::BaseError>,
+    },
+
     #[error("Failed to hash host tool `{}`", path.display())]
     #[diagnostic(code(kiln::eval::tool_io))]
     ToolIo {
@@ -116,7 +147,7 @@ pub enum EvalError {
 pub fn plan<'s>(
     spec: &'s Spec,
     targets: &[String],
-    cache: &StatCache,
+    env: &PlanEnv<'_>,
 ) -> Result<Plan<'s>, EvalError> {
     let mut order: Vec<Work<'s>> = Vec::new();
     if targets.is_empty() {
@@ -133,7 +164,7 @@ pub fn plan<'s>(
     }
     let stages = order
         .par_iter()
-        .map(|work| plan_one(spec, *work, cache))
+        .map(|work| plan_one(spec, *work, env))
         .collect::<Result<Vec<_>, _>>()?;
     let index = |name: &str| order.iter().position(|w| w.name().value.as_str() == name);
     let stages = stages
@@ -167,13 +198,7 @@ fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Resul
         span,
     };
     match &stage.from.value {
-        Root::Host => {}
-        Root::Base(b) => {
-            return Err(unsupported(
-                format!("`from` a base image (`{b}`)"),
-                stage.from.span,
-            ));
-        }
+        Root::Host | Root::Base(_) => {}
         Root::Image(i) => {
             return Err(unsupported(
                 format!("`from` an image (`{i}`)"),
@@ -215,7 +240,7 @@ fn visit_image<'s>(
 fn plan_one<'s>(
     spec: &'s Spec,
     work: Work<'s>,
-    cache: &StatCache,
+    env: &PlanEnv<'_>,
 ) -> Result<PlannedStage<'s>, EvalError> {
     let stage = match work {
         Work::Run(stage) => stage,
@@ -226,16 +251,18 @@ fn plan_one<'s>(
                 deps: Vec::new(),
                 sources: Tree::default(),
                 tools: BTreeMap::new(),
+                root: PlannedRoot::Host,
                 inputs,
             });
         }
     };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
-    let sources =
-        tree::scan_sources(&spec.context, &srcs, cache).map_err(|source| EvalError::Sources {
+    let sources = tree::scan_sources(&spec.context, &srcs, env.stat_cache).map_err(|source| {
+        EvalError::Sources {
             stage: stage.name.value.to_string(),
             source,
-        })?;
+        }
+    })?;
     let mut tools = BTreeMap::new();
     let mut tool_hashes = BTreeMap::new();
     for tool in &stage.tools {
@@ -248,14 +275,40 @@ fn plan_one<'s>(
         tool_hashes.insert(tool.value.clone(), hash_file(&path)?);
         tools.insert(tool.value.clone(), path);
     }
-    let inputs = Inputs::of_stage(stage, &sources, &tool_hashes);
+    let root = plan_root(spec, stage, env)?;
+    let root_input = match &root {
+        PlannedRoot::Host => "host".to_owned(),
+        PlannedRoot::Base(image) => format!("base {}", image.config_digest),
+    };
+    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes);
     Ok(PlannedStage {
         work,
         deps: Vec::new(),
         sources,
         tools,
+        root,
         inputs,
     })
+}
+
+/// Imports (and verifies) the base image a stage runs in. The image's
+/// config digest, pinned in kiln.kdl, is what enters the key.
+fn plan_root(spec: &Spec, stage: &Stage, env: &PlanEnv<'_>) -> Result<PlannedRoot, EvalError> {
+    let Root::Base(name) = &stage.from.value else {
+        return Ok(PlannedRoot::Host);
+    };
+    let base = spec.bases.iter().find(|b| &b.name.value == name);
+    let base = base.expect("kiln bug: spec validation let `from` name an unknown base");
+    let archive = base.archive.value.on_disk(&spec.context);
+    let image = crate::base::import(&archive, &base.digest.value, env.blobs_dir).map_err(|e| {
+        EvalError::Base {
+            base: name.to_string(),
+            src: spec.source.clone(),
+            span: base.digest.span,
+            cause: vec![e],
+        }
+    })?;
+    Ok(PlannedRoot::Base(Arc::new(image)))
 }
 
 /// The host PATH entry that holds an executable `tool`, as the shell finds it.
