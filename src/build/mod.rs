@@ -9,6 +9,7 @@
 
 mod executor;
 mod fetch;
+mod image_root;
 mod progress;
 mod resolve;
 mod schedule;

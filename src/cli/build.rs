@@ -178,7 +178,7 @@ pub fn explain(g: &Global, stage: &str) -> Result<(), CliError> {
             help: "explain takes a stage name".into(),
         });
     };
-    let resolved = build::resolve(&plan, &store)?;
+    let resolved = build::resolve(&spec, &plan, &store)?;
     let idx = plan
         .stages
         .iter()

@@ -28,7 +28,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         StoreCommand::Path { stage } => {
             let spec = load_spec(g)?;
             let plan = plan(&spec, &store, std::slice::from_ref(stage))?;
-            let resolved = crate::build::resolve(&plan, &store)?;
+            let resolved = crate::build::resolve(&spec, &plan, &store)?;
             let entry = (plan.stages.iter().zip(&resolved))
                 .find(|(p, _)| p.name().as_str() == stage)
                 .and_then(|(_, r)| r.as_ref()?.entry.as_ref());

@@ -84,6 +84,12 @@ impl Inputs {
         Inputs(m)
     }
 
+    /// Replaces one input: for what only the build step can know (the
+    /// digest of an image a stage runs from, assembled from built stages).
+    pub fn set(&mut self, label: &str, value: String) {
+        self.0.insert(label.to_owned(), value);
+    }
+
     pub fn as_map(&self) -> &BTreeMap<String, String> {
         &self.0
     }

@@ -27,6 +27,9 @@ pub struct PlannedStage<'s> {
     pub work: Work<'s>,
     /// Indices into `Plan::stages` of the stages this one uses, in `use` order.
     pub deps: Vec<usize>,
+    /// Indices of the stages the image this stage runs `from` is made of:
+    /// they must be built before its root can be assembled.
+    pub root_deps: Vec<usize>,
     /// The declared sources as scanned: what gets copied into the build dir.
     pub sources: Tree,
     /// Host tools, resolved on the host's PATH: name → absolute path.
@@ -42,6 +45,9 @@ pub enum PlannedRoot {
     Host,
     /// An imported base image, verified against its pinned digest.
     Base(Arc<ImportedImage>),
+    /// An image of this spec: assembled, and keyed by its config digest,
+    /// once the stages it is made of are built.
+    Image(Name),
 }
 
 /// What planning reads besides the spec.
@@ -78,6 +84,11 @@ impl PlannedStage<'_> {
     pub fn name(&self) -> &Name {
         &self.work.name().value
     }
+
+    /// Every stage that must finish first: used stages and root stages, once each.
+    pub fn waits_on(&self) -> std::collections::BTreeSet<usize> {
+        self.deps.iter().chain(&self.root_deps).copied().collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -97,19 +108,6 @@ pub enum EvalError {
         #[source_code]
         src: Arc<NamedSource<String>>,
         #[label("declared here")]
-        span: SourceSpan,
-    },
-
-    #[error("{what} is not supported yet")]
-    #[diagnostic(
-        code(kiln::eval::unsupported),
-        help("build this stage `from host` for now")
-    )]
-    Unsupported {
-        what: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("here")]
         span: SourceSpan,
     },
 
@@ -176,6 +174,17 @@ pub fn plan<'s>(
                         index(u.value.as_str()).expect("kiln bug: used stage was planned first")
                     })
                     .collect();
+                if let Root::Image(name) = &stage.from.value {
+                    let mut needed = Vec::new();
+                    visit_image(spec, root_image(spec, name), &mut needed)
+                        .expect("kiln bug: the same visit succeeded above");
+                    planned.root_deps = (needed.iter())
+                        .map(|w| {
+                            index(w.name().value.as_str())
+                                .expect("kiln bug: root image stage was planned first")
+                        })
+                        .collect();
+                }
             }
             planned
         })
@@ -192,19 +201,8 @@ fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Resul
         order.push(work);
         return Ok(());
     };
-    let unsupported = |what: String, span| EvalError::Unsupported {
-        what,
-        src: spec.source.clone(),
-        span,
-    };
-    match &stage.from.value {
-        Root::Host | Root::Base(_) => {}
-        Root::Image(i) => {
-            return Err(unsupported(
-                format!("`from` an image (`{i}`)"),
-                stage.from.span,
-            ));
-        }
+    if let Root::Image(name) = &stage.from.value {
+        visit_image(spec, root_image(spec, name), order)?;
     }
     for used in &stage.uses {
         match spec.lookup(used.value.as_str()) {
@@ -215,6 +213,11 @@ fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Resul
     }
     order.push(work);
     Ok(())
+}
+
+fn root_image<'s>(spec: &'s Spec, name: &Name) -> &'s Image {
+    spec.image(name.as_str())
+        .expect("kiln bug: spec validation let `from` name an unknown image")
 }
 
 fn visit_image<'s>(
@@ -249,6 +252,7 @@ fn plan_one<'s>(
             return Ok(PlannedStage {
                 work,
                 deps: Vec::new(),
+                root_deps: Vec::new(),
                 sources: Tree::default(),
                 tools: BTreeMap::new(),
                 root: PlannedRoot::Host,
@@ -279,11 +283,14 @@ fn plan_one<'s>(
     let root_input = match &root {
         PlannedRoot::Host => "host".to_owned(),
         PlannedRoot::Base(image) => format!("base {}", image.config_digest),
+        // Completed with the image's config digest at build time.
+        PlannedRoot::Image(name) => format!("image {name}"),
     };
     let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes);
     Ok(PlannedStage {
         work,
         deps: Vec::new(),
+        root_deps: Vec::new(),
         sources,
         tools,
         root,
@@ -294,8 +301,10 @@ fn plan_one<'s>(
 /// Imports (and verifies) the base image a stage runs in. The image's
 /// config digest, pinned in kiln.kdl, is what enters the key.
 fn plan_root(spec: &Spec, stage: &Stage, env: &PlanEnv<'_>) -> Result<PlannedRoot, EvalError> {
-    let Root::Base(name) = &stage.from.value else {
-        return Ok(PlannedRoot::Host);
+    let name = match &stage.from.value {
+        Root::Host => return Ok(PlannedRoot::Host),
+        Root::Image(name) => return Ok(PlannedRoot::Image(name.clone())),
+        Root::Base(name) => name,
     };
     let base = spec.bases.iter().find(|b| &b.name.value == name);
     let base = base.expect("kiln bug: spec validation let `from` name an unknown base");
