@@ -10,6 +10,7 @@
 mod executor;
 mod progress;
 mod resolve;
+pub mod sandbox;
 mod schedule;
 mod stage;
 
