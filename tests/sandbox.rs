@@ -59,7 +59,10 @@ impl Dirs {
             tmp_dir: self.path("tmp"),
             deps: BTreeMap::new(),
             tool_dirs: Vec::new(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             network: false,
         }
     }
@@ -270,7 +273,10 @@ fn a_rootfs_without_a_shell_fails_to_start() {
 fn a_failing_script_reports_its_index_and_exit_code() {
     let Some(sandbox) = sandbox() else { return };
     let dirs = Dirs::new();
-    let (result, _) = run(&*sandbox, &dirs.job(&["true", "exit 3", "echo never > $out/x"]));
+    let (result, _) = run(
+        &*sandbox,
+        &dirs.job(&["true", "exit 3", "echo never > $out/x"]),
+    );
     match result {
         Err(RunFailure::Script { index, status }) => {
             assert_eq!((index, status.code()), (1, Some(3)));

@@ -122,10 +122,9 @@ impl Setup {
             return "fork pid 1 of the new pid namespace".into();
         }
         let all = self.namespaces.iter().chain(&self.root);
-        all.clone().nth(index as usize).map_or_else(
-            || format!("unknown step {index}"),
-            |step| step.to_string(),
-        )
+        all.clone()
+            .nth(index as usize)
+            .map_or_else(|| format!("unknown step {index}"), |step| step.to_string())
     }
 }
 
@@ -175,7 +174,11 @@ fn prepare(op: &MountOp, staging: &Path, steps: &mut Vec<Step>) -> io::Result<()
 
 /// A sandbox path (`/x`) as a host path under the staging root.
 fn under(staging: &Path, path: &Path) -> PathBuf {
-    staging.join(path.strip_prefix("/").unwrap_or(path))
+    match path.strip_prefix("/") {
+        Ok(rel) if rel.as_os_str().is_empty() => staging.to_path_buf(),
+        Ok(rel) => staging.join(rel),
+        Err(_) => staging.join(path),
+    }
 }
 
 fn cstring(path: impl AsRef<Path>) -> io::Result<CString> {
@@ -225,7 +228,10 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
-            Step::Unshare(_) => write!(f, "unshare the user, mount, pid, ipc, uts and net namespaces"),
+            Step::Unshare(_) => write!(
+                f,
+                "unshare the user, mount, pid, ipc, uts and net namespaces"
+            ),
             Step::WriteFile { path, .. } => write!(f, "write `{}`", s(path)),
             Step::Mount {
                 source,

@@ -125,10 +125,22 @@ mod tests {
         assert_eq!(
             layout.entries,
             vec![
-                RootEntry::Dir { name: "bin".into(), source: r.join("bin") },
-                RootEntry::Dir { name: "etc".into(), source: r.join("etc") },
-                RootEntry::File { name: "marker".into(), source: r.join("marker") },
-                RootEntry::Symlink { name: "sbin".into(), target: "bin".into() },
+                RootEntry::Dir {
+                    name: "bin".into(),
+                    source: r.join("bin")
+                },
+                RootEntry::Dir {
+                    name: "etc".into(),
+                    source: r.join("etc")
+                },
+                RootEntry::File {
+                    name: "marker".into(),
+                    source: r.join("marker")
+                },
+                RootEntry::Symlink {
+                    name: "sbin".into(),
+                    target: "bin".into()
+                },
             ]
         );
         assert!(!layout.synthetic_etc);
@@ -137,8 +149,14 @@ mod tests {
     #[test]
     fn tool_dirs_under_shown_entries_are_not_bound_again() {
         let entries = vec![
-            RootEntry::Dir { name: "usr".into(), source: "/usr".into() },
-            RootEntry::Symlink { name: "bin".into(), target: "usr/bin".into() },
+            RootEntry::Dir {
+                name: "usr".into(),
+                source: "/usr".into(),
+            },
+            RootEntry::Symlink {
+                name: "bin".into(),
+                target: "usr/bin".into(),
+            },
         ];
         let extra = vec![PathBuf::from("/etc/ssl")];
         assert!(covered(Path::new("/usr/lib/go/bin"), &entries, &extra));

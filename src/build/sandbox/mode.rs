@@ -91,7 +91,11 @@ fn chain(e: &RunFailure) -> String {
 
 /// Why namespaces may be refused here, from the kernel's switches.
 fn help() -> String {
-    let read = |path: &str| std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned());
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
     if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
@@ -104,7 +108,8 @@ fn help() -> String {
                 set it to 1 with sysctl, or build with `--sandbox off`"
             .into();
     }
-    if !root && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
+    if !root
+        && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1")
     {
         return "AppArmor restricts unprivileged user namespaces \
                 (`kernel.apparmor_restrict_unprivileged_userns=1`); allow kiln in a profile, \

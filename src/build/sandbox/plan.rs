@@ -66,12 +66,23 @@ pub enum MountOp {
     },
     /// Make the mount at `target` read-only (with its submounts when
     /// `recursive`).
-    ReadOnly { target: PathBuf, recursive: bool },
+    ReadOnly {
+        target: PathBuf,
+        recursive: bool,
+    },
     /// Create a directory and its missing parents.
-    Mkdir { path: PathBuf },
-    Symlink { target: PathBuf, link: PathBuf },
+    Mkdir {
+        path: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
     /// Create a file with `contents` (an empty one is a mount point).
-    WriteFile { path: PathBuf, contents: String },
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+    },
 }
 
 /// The ordered steps that assemble the job's root on a fresh tmpfs.
@@ -111,7 +122,11 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
         flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
         data: None,
     });
-    for (dir, source) in [("/tmp", &job.tmp_dir), ("/src", &job.work_dir), ("/out", &job.out_dir)] {
+    for (dir, source) in [
+        ("/tmp", &job.tmp_dir),
+        ("/src", &job.work_dir),
+        ("/out", &job.out_dir),
+    ] {
         ops.push(mkdir(dir));
         ops.push(bind(source, Path::new(dir), false));
     }
@@ -133,7 +148,11 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
 /// and a writable `/dev/shm`; read-only itself.
 fn plan_dev(ops: &mut Vec<MountOp>) {
     ops.push(mkdir("/dev"));
-    ops.push(tmpfs("/dev", libc::MS_NOSUID | libc::MS_NOEXEC, "mode=0755"));
+    ops.push(tmpfs(
+        "/dev",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "mode=0755",
+    ));
     for dev in DEVICES {
         let path = Path::new("/dev").join(dev);
         ops.push(touch(path.clone()));

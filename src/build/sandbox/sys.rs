@@ -57,7 +57,11 @@ impl Sys for RealSys {
     }
 
     fn write_file(&self, path: &CStr, contents: &[u8], create: bool) -> io::Result<()> {
-        let create = if create { libc::O_CREAT | libc::O_TRUNC } else { 0 };
+        let create = if create {
+            libc::O_CREAT | libc::O_TRUNC
+        } else {
+            0
+        };
         let flags = libc::O_WRONLY | libc::O_CLOEXEC | create;
         // SAFETY: `path` is NUL-terminated; the fd is closed below.
         let fd = unsafe { libc::open(path.as_ptr(), flags, 0o644 as libc::c_uint) };
@@ -259,7 +263,11 @@ impl Sys for Recording {
         ))
     }
     fn read_only(&self, target: &CStr, recursive: bool) -> io::Result<()> {
-        let how = if recursive { "read-only-rec" } else { "read-only" };
+        let how = if recursive {
+            "read-only-rec"
+        } else {
+            "read-only"
+        };
         self.record(format!("{how} {}", target.to_string_lossy()))
     }
     fn mkdir(&self, path: &CStr) -> io::Result<()> {
