@@ -9,7 +9,7 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use kiln::build::sandbox::{SandboxMode, executor};
+use kiln::build::sandbox::{SandboxMode, SetupError, executor};
 use kiln::build::{Executor, Job, JobRoot, RunFailure};
 
 /// The sandbox, or `None` (test skipped) where this machine refuses it.
@@ -99,7 +99,8 @@ fn the_network_is_a_loopback_only() {
     listener.set_nonblocking(true).expect("nonblocking");
     let port = listener.local_addr().expect("addr").port();
     let dirs = Dirs::new();
-    let connect = format!("busybox nc -w 2 127.0.0.1 {port} </dev/null");
+    // `timeout`: were the host reachable, nc would wait on the unaccepted connection.
+    let connect = format!("busybox timeout 5 busybox nc -w 2 127.0.0.1 {port} </dev/null");
     let (result, log) = run(&*sandbox, &dirs.job(&[&connect]));
     assert!(
         matches!(result, Err(RunFailure::Script { index: 0, .. })),
@@ -284,4 +285,23 @@ fn a_failing_script_reports_its_index_and_exit_code() {
         other => panic!("expected script 1 to fail: {other:?}"),
     }
     assert!(!dirs.path("out/x").exists());
+}
+
+#[test]
+fn a_setup_failure_names_the_step_that_failed() {
+    let Some(sandbox) = sandbox() else { return };
+    let dirs = Dirs::new();
+    let mut job = dirs.job(&["true"]);
+    job.deps
+        .insert("GONE".into(), dirs.path("no-such-store-entry"));
+    let (result, _) = run(&*sandbox, &job);
+    let Err(RunFailure::Spawn(e)) = result else {
+        panic!("expected a setup failure: {result:?}")
+    };
+    let setup = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<SetupError>())
+        .unwrap_or_else(|| panic!("not a SetupError: {e:?}"));
+    assert!(setup.step.ends_with("/deps/GONE`"), "{}", setup.step);
+    assert_eq!(setup.source.raw_os_error(), Some(libc::ENOENT));
 }

@@ -19,6 +19,10 @@ use crate::build::{Executor, Job, RunFailure};
 /// (unless the job may use it) network namespaces, on a read-only root
 /// where only `/out`, `/src` and `/tmp` are writable.
 ///
+/// Declared tool directories are bound only into a host root (an image
+/// brings its own tools, linked against its own libraries); `PATH` lists
+/// them either way, as with [`crate::build::Local`].
+///
 /// Made by [`Sandbox::new`] (or [`super::executor`]), which checks that
 /// this machine allows it.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ pub enum SandboxMode {
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum SandboxError {
-    #[error("The build sandbox is unavailable: {}", chain(.source))]
+    #[error("The build sandbox is unavailable")]
     #[diagnostic(code(kiln::sandbox::unavailable), help("{help}"))]
     Unavailable {
         source: RunFailure,
