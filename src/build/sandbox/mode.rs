@@ -78,9 +78,13 @@ impl Sandbox {
     }
 }
 
-/// An error and its causes on one line.
+/// An error's causes on one line (the error itself when it has none):
+/// "failed to start `/bin/sh`" says nothing about namespaces.
 fn chain(e: &RunFailure) -> String {
-    let mut parts = vec![e.to_string()];
+    let mut parts = Vec::new();
+    if e.source().is_none() {
+        parts.push(e.to_string());
+    }
     let mut next = e.source();
     while let Some(cause) = next {
         parts.push(cause.to_string());
