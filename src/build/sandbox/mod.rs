@@ -25,5 +25,5 @@ mod plan;
 mod sys;
 
 pub use exec::{Sandbox, SetupError};
-pub use mode::{SandboxError, SandboxMode, executor};
+pub use mode::{Lazy, SandboxError, SandboxMode, executor};
 pub use plan::{Layout, MountOp, RootEntry, environment, plan_mounts};

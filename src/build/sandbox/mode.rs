@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::error::Error as _;
+use std::sync::OnceLock;
 
 use super::exec::Sandbox;
 use crate::build::{Executor, Job, JobRoot, Local, RunFailure};
@@ -45,6 +46,30 @@ pub fn executor(mode: SandboxMode) -> Result<Box<dyn Executor>, SandboxError> {
                 Ok(Box::new(Local))
             }
         },
+    }
+}
+
+/// `--sandbox auto`, decided when the first stage runs: probing spawns a
+/// process, and a build with everything cached should not pay for it.
+pub struct Lazy {
+    chosen: OnceLock<Box<dyn Executor>>,
+}
+
+impl Lazy {
+    pub fn auto() -> Lazy {
+        Lazy {
+            chosen: OnceLock::new(),
+        }
+    }
+}
+
+impl Executor for Lazy {
+    fn run(&self, job: &Job<'_>, log: &std::fs::File) -> Result<(), RunFailure> {
+        let chosen = self.chosen.get_or_init(|| {
+            // Auto mode never fails: it falls back to `Local` with a warning.
+            executor(SandboxMode::Auto).unwrap_or_else(|_| Box::new(Local))
+        });
+        chosen.run(job, log)
     }
 }
 
