@@ -39,7 +39,7 @@ pub struct Global {
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more (each stage's log path).
+    /// Print more: each stage's status, key and store path.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }

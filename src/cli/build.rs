@@ -51,6 +51,21 @@ pub(super) fn build_targets(
 
 /// Prints failures and the summary line; a failed build is exit 1.
 pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError> {
+    if g.verbose {
+        for stage in &report.stages {
+            let key = stage.key.map_or_else(|| "-".to_owned(), |k| k.short());
+            let output = stage
+                .output
+                .as_ref()
+                .map(|(p, _)| p.as_path().display().to_string());
+            eprintln!(
+                "{:>8} {} {key} {}",
+                format!("{:?}", stage.status).to_lowercase(),
+                stage.name,
+                output.unwrap_or_default()
+            );
+        }
+    }
     for stage in &mut report.stages {
         if let Some(failure) = stage.failure.take() {
             if !failure.log_tail.is_empty() {
