@@ -123,7 +123,10 @@ fn image_paths(archive: &Path) -> BTreeSet<String> {
 
 fn libz_real() -> String {
     let target = std::fs::read_link("/usr/lib/x86_64-linux-gnu/libz.so.1").expect("libz link");
-    format!("usr/lib/x86_64-linux-gnu/{}", target.to_str().expect("utf-8"))
+    format!(
+        "usr/lib/x86_64-linux-gnu/{}",
+        target.to_str().expect("utf-8")
+    )
 }
 
 #[test]
@@ -312,9 +315,10 @@ fn a_directory_where_the_closure_needs_a_symlink_is_an_error() {
     if !debian_x86_64() {
         return;
     }
-    let p = zlib_project(
-        &ZLIB_SPEC.replace(r#"add "motd" to="/etc/motd""#, r#"add "motd" to="/lib/motd""#),
-    );
+    let p = zlib_project(&ZLIB_SPEC.replace(
+        r#"add "motd" to="/etc/motd""#,
+        r#"add "motd" to="/lib/motd""#,
+    ));
     let out = p.kiln(&["export", "himg", "-o", "himg.tar"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -325,5 +329,73 @@ fn a_directory_where_the_closure_needs_a_symlink_is_an_error() {
         stderr.contains("needs `/lib` to be a symlink to `usr/lib`, but the image has a directory"),
         "{stderr}"
     );
-    assert!(stderr.contains(r#"copy hello "hello" to="/app/hello""#), "{stderr}");
+    assert!(
+        stderr.contains(r#"copy hello "hello" to="/app/hello""#),
+        "{stderr}"
+    );
+}
+
+const SQLITE_GO: &str = r#"package main
+
+import (
+	"database/sql"
+	"fmt"
+
+	_ "github.com/mattn/go-sqlite3"
+)
+
+func main() {
+	db, err := sql.Open("sqlite3", ":memory:")
+	if err != nil {
+		panic(err)
+	}
+	var v string
+	if _, err := db.Exec("create table t (v text); insert into t values ('kiln')"); err != nil {
+		panic(err)
+	}
+	if err := db.QueryRow("select v || ' on sqlite ' || sqlite_version() from t").Scan(&v); err != nil {
+		panic(err)
+	}
+	fmt.Println(v)
+}
+"#;
+
+/// Debian's go-sqlite3 (golang-github-mattn-go-sqlite3-dev) in GOPATH mode,
+/// offline; it links the system libsqlite3 dynamically.
+const SQLITE_SPEC: &str = r#"
+stage sqlapp {
+    tools "go" "gcc"
+    src "main.go"
+    env GO111MODULE="off" CGO_ENABLED="1"
+    run "export GOPATH=$PWD/gopath:/usr/share/gocode GOCACHE=$PWD/gocache && go build -o $out/sqlapp main.go"
+}
+
+image sqlimg {
+    copy sqlapp "sqlapp" to="/app/sqlapp"
+    entrypoint "/app/sqlapp"
+    tag "kiln-e2e-sqlite:v1"
+}
+"#;
+
+#[test]
+fn a_cgo_sqlite_program_from_scratch_answers_a_query_in_docker() {
+    let Some(engine) = DockerEngine::start() else {
+        return;
+    };
+    let p = Project::new(SQLITE_SPEC);
+    p.write("main.go", SQLITE_GO);
+    let started = std::time::Instant::now();
+    let tar = export(&p, "sqlimg");
+    eprintln!("go build + export: {:?}", started.elapsed());
+    engine.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
+    let out = engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-sqlite:v1"]);
+    assert!(out.starts_with("kiln on sqlite 3."), "{out}");
+    let why = kiln_ok(
+        &p,
+        &["why", "sqlimg", "/lib/x86_64-linux-gnu/libsqlite3.so.0"],
+    );
+    assert!(
+        why.contains("needed through /app/sqlapp → libsqlite3.so.0"),
+        "{why}"
+    );
 }

@@ -16,11 +16,11 @@ use super::check::{self, FileSet};
 use super::config::{self, ConfigSummary};
 use super::error::ExportError;
 use super::inspect::ClosureSummary;
+use super::merge;
 use super::plan::{self, Planned, Role};
 use super::runtime::{self, Wanted};
 use super::walk::Kind;
 use super::why::Origin;
-use super::merge;
 use crate::hash::Digest;
 use crate::spec::{Content, Image, ImageRoot, Name, Spec};
 
@@ -185,7 +185,10 @@ pub fn assemble_with_roots(
     closure.iter().for_each(|plan| summary.add(&plan.entries));
     let mut plans = closure;
     plans.extend(own);
-    let mut origins = parent.as_ref().map(|p| p.origins.clone()).unwrap_or_default();
+    let mut origins = parent
+        .as_ref()
+        .map(|p| p.origins.clone())
+        .unwrap_or_default();
     plans.iter().for_each(|plan| record(&mut origins, plan));
     let inherited = parent.as_ref().map_or(0, |p| p.layers.len());
     let room = (image.max_layers as usize).saturating_sub(inherited);
@@ -236,20 +239,24 @@ fn wanted<'a>(
     own: &'a [Planned],
     roots: &BTreeMap<Name, PathBuf>,
 ) -> Vec<Wanted<'a>> {
-    let copies = image.contents.iter().zip(own).filter_map(|(content, plan)| {
-        let Content::Copy { stage, attrs, .. } = content else {
-            return None;
-        };
-        attrs.closure.then(|| Wanted {
-            content,
-            attrs,
-            entries: &plan.entries,
-            root: roots
-                .get(&stage.value)
-                .cloned()
-                .unwrap_or_else(|| PathBuf::from("/")),
-        })
-    });
+    let copies = image
+        .contents
+        .iter()
+        .zip(own)
+        .filter_map(|(content, plan)| {
+            let Content::Copy { stage, attrs, .. } = content else {
+                return None;
+            };
+            attrs.closure.then(|| Wanted {
+                content,
+                attrs,
+                entries: &plan.entries,
+                root: roots
+                    .get(&stage.value)
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from("/")),
+            })
+        });
     copies.collect()
 }
 

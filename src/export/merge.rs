@@ -76,7 +76,14 @@ mod tests {
 
     fn file(path: &str, size: u64) -> Entry {
         let disk = "/nonexistent".into();
-        entry(path, Kind::File { disk, size, content: [0; 32] })
+        entry(
+            path,
+            Kind::File {
+                disk,
+                size,
+                content: [0; 32],
+            },
+        )
     }
 
     fn plan(name: &str, entries: Vec<Entry>) -> Planned {

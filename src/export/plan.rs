@@ -81,7 +81,11 @@ pub(super) fn content(
         Content::Add { src, attrs } => (src.on_disk(&spec.context), attrs, Role::Add),
     };
     let entries = walk::plan(&source, attrs)?;
-    let via = if role == Role::Copy { Via::Copy } else { Via::Add };
+    let via = if role == Role::Copy {
+        Via::Copy
+    } else {
+        Via::Add
+    };
     let origin = Origin::of_node(spec, attrs.span, via);
     let origins = entries
         .iter()

@@ -70,7 +70,10 @@ pub struct Why {
 
 /// Why `path` (absolute) is in `img`.
 pub fn why(img: &Assembled, path: &str) -> Why {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     let rel = parts.join("/");
     let mut answer = Why {
         image: img.name.to_string(),
