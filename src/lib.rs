@@ -10,6 +10,7 @@
 //! cache on disk) serve several steps; `cli` only wires the steps together.
 //! ARCHITECTURE.md walks through it.
 
+pub mod base;
 pub mod build;
 pub mod cli;
 pub mod closure;

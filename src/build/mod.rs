@@ -9,8 +9,10 @@
 
 mod executor;
 mod fetch;
+mod image_root;
 mod progress;
 mod resolve;
+pub mod sandbox;
 mod schedule;
 mod stage;
 

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::eval::Plan;
+use crate::eval::{Inputs, Plan, PlannedRoot, PlannedStage};
 use crate::hash::Key;
+use crate::spec::Spec;
 use crate::store::{Entry, Store, StoreError};
 
 /// A stage whose key could be computed from the store.
@@ -18,7 +19,11 @@ pub struct Resolved {
 
 /// Per planned stage (plan order): its key and entry, or `None` when a stage
 /// it uses is not in the store (so its key cannot be known yet).
-pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, StoreError> {
+pub fn resolve(
+    spec: &Spec,
+    plan: &Plan<'_>,
+    store: &Store,
+) -> Result<Vec<Option<Resolved>>, StoreError> {
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.stages.len());
     for planned in &plan.stages {
         let deps: Option<Vec<_>> = (planned.deps.iter())
@@ -27,9 +32,10 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
                 Some((plan.stages[d].name(), entry.meta.output_hash))
             })
             .collect();
-        let resolved = match deps {
-            Some(deps) => {
-                let (key, manifest) = planned.inputs.key(&deps);
+        let inputs = root_input(spec, plan, store, planned, &out);
+        let resolved = match (deps, inputs) {
+            (Some(deps), Some(inputs)) => {
+                let (key, manifest) = inputs.key(&deps);
                 let entry = store.lookup(&key)?;
                 Some(Resolved {
                     key,
@@ -37,9 +43,34 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
                     entry,
                 })
             }
-            None => None,
+            _ => None,
         };
         out.push(resolved);
     }
     Ok(out)
+}
+
+/// The stage's inputs with its root image's digest filled in, as the build
+/// does; `None` when the stages that image is made of are not all built.
+fn root_input(
+    spec: &Spec,
+    plan: &Plan<'_>,
+    store: &Store,
+    planned: &PlannedStage<'_>,
+    resolved: &[Option<Resolved>],
+) -> Option<Inputs> {
+    let PlannedRoot::Image(name) = &planned.root else {
+        return Some(planned.inputs.clone());
+    };
+    let outputs = (planned.root_deps.iter())
+        .map(|&d| {
+            let entry = resolved[d].as_ref()?.entry.as_ref()?;
+            Some((
+                plan.stages[d].name().clone(),
+                entry.path.as_path().to_path_buf(),
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let image = super::image_root::assemble(spec, store, name, &outputs).ok()?;
+    Some(super::image_root::keyed(&planned.inputs, name, &image))
 }

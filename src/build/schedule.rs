@@ -5,12 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use super::progress::Progress;
-use super::stage::{Outcome, StageCtx, build_stage};
+use super::stage::{DepOutputs, Outcome, StageCtx, build_stage};
 use super::{BuildOptions, BuildReport, Executor, Local, StageReport, Status};
 use crate::eval::Plan;
-use crate::hash::OutputHash;
 use crate::spec::Spec;
-use crate::store::{Store, StorePath};
+use crate::store::Store;
 
 struct State {
     /// Per stage: how many of its dependencies have not finished yet.
@@ -43,7 +42,7 @@ pub fn run_with(
     let n = plan.stages.len();
     let mut dependents = vec![Vec::new(); n];
     for (i, planned) in plan.stages.iter().enumerate() {
-        for &dep in &planned.deps {
+        for dep in planned.waits_on() {
             dependents[dep].push(i);
         }
     }
@@ -58,7 +57,7 @@ pub fn run_with(
         },
         dependents,
         state: Mutex::new(State {
-            waiting_on: plan.stages.iter().map(|p| p.deps.len()).collect(),
+            waiting_on: plan.stages.iter().map(|p| p.waits_on().len()).collect(),
             outcomes: (0..n).map(|_| None).collect(),
         }),
         stop: AtomicBool::new(false),
@@ -71,7 +70,7 @@ pub fn run_with(
         .expect("kiln: cannot start build threads");
     pool.scope(|scope| {
         for (i, planned) in plan.stages.iter().enumerate() {
-            if planned.deps.is_empty() {
+            if planned.waits_on().is_empty() {
                 sched.spawn(scope, i);
             }
         }
@@ -114,14 +113,26 @@ impl<'a, 's> Scheduler<'a, 's> {
         });
     }
 
-    /// The output hashes of stage `i`'s dependencies, or `None` if one of
-    /// them did not succeed.
-    fn dependency_outputs(&self, i: usize) -> Option<Vec<(StorePath, OutputHash)>> {
+    /// The outputs of what stage `i` waits on, or `None` if one of them did
+    /// not succeed.
+    fn dependency_outputs(&self, i: usize) -> Option<DepOutputs> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let deps = &self.ctx.plan.stages[i].deps;
-        deps.iter()
-            .map(|&d| state.outcomes[d].as_ref().and_then(|o| o.output.clone()))
-            .collect()
+        let planned = &self.ctx.plan.stages[i];
+        let output = |d: usize| state.outcomes[d].as_ref().and_then(|o| o.output.clone());
+        let uses = planned
+            .deps
+            .iter()
+            .map(|&d| output(d))
+            .collect::<Option<Vec<_>>>()?;
+        let root = (planned.root_deps.iter())
+            .map(|&d| {
+                Some((
+                    self.ctx.plan.stages[d].name().clone(),
+                    output(d)?.0.as_path().to_path_buf(),
+                ))
+            })
+            .collect::<Option<_>>()?;
+        Some(DepOutputs { uses, root })
     }
 
     /// Records stage `i`'s outcome; returns the stages that became ready.

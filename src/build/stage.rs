@@ -9,10 +9,12 @@ use miette::{NamedSource, SourceSpan};
 
 use super::Status;
 use super::executor::{Executor, Job, JobRoot, RunFailure};
+use super::image_root::{self, ImageRootError};
 use super::progress::Progress;
-use crate::eval::{Plan, PlannedStage, Work};
+use crate::base::ImportedImage;
+use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
 use crate::hash::{Key, OutputHash};
-use crate::spec::{Spec, Stage};
+use crate::spec::{Name, Spec, Stage};
 use crate::store::{Entry, Store, StorePath};
 
 /// Lines of a failed stage's log shown on the terminal.
@@ -24,6 +26,14 @@ pub(super) struct StageCtx<'a, 's> {
     pub store: &'a Store,
     pub executor: &'a dyn Executor,
     pub progress: &'a Progress,
+}
+
+/// What a stage's dependencies produced.
+pub(super) struct DepOutputs {
+    /// Per used stage, in `PlannedStage::deps` order.
+    pub uses: Vec<(StorePath, OutputHash)>,
+    /// The store path of each stage its root image is made of.
+    pub root: BTreeMap<Name, PathBuf>,
 }
 
 pub(super) struct Outcome {
@@ -73,18 +83,22 @@ pub struct StageFailure {
     pub label: String,
 }
 
-/// `dep_outputs`: the store path and output hash of each of the stage's
-/// dependencies, in `PlannedStage::deps` order.
-pub(super) fn build_stage(
-    ctx: &StageCtx<'_, '_>,
-    i: usize,
-    dep_outputs: &[(StorePath, OutputHash)],
-) -> Outcome {
+pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs) -> Outcome {
     let planned = &ctx.plan.stages[i];
+    let dep_outputs = outputs.uses.as_slice();
     let deps: Vec<_> = (planned.deps.iter().zip(dep_outputs))
         .map(|(&d, (_, hash))| (ctx.plan.stages[d].name(), *hash))
         .collect();
-    let (key, manifest) = planned.inputs.key(&deps);
+    let root = match root_image(ctx, planned, &outputs.root) {
+        Ok(root) => root,
+        Err(e) => return root_failure(ctx, planned, e),
+    };
+    let (key, manifest) = match (&planned.root, &root) {
+        (PlannedRoot::Image(name), Some(image)) => {
+            image_root::keyed(&planned.inputs, name, image).key(&deps)
+        }
+        _ => planned.inputs.key(&deps),
+    };
     let name = planned.name();
     let name_span = planned.work.name().span;
     let log = ctx.store.log_path(&key, name);
@@ -109,7 +123,7 @@ pub(super) fn build_stage(
             label,
         }),
     };
-    let result = find_or_build(ctx, planned, dep_outputs, key, manifest);
+    let result = find_or_build(ctx, planned, dep_outputs, root.as_deref(), key, manifest);
     match result {
         Ok((status, entry)) => {
             // The ref only serves `kiln explain`: failing to write it must not fail the build.
@@ -135,6 +149,46 @@ pub(super) fn build_stage(
     }
 }
 
+/// The image a stage runs in: its imported base, or the image of this spec
+/// it runs `from`, assembled now that the stages it is made of are built.
+fn root_image(
+    ctx: &StageCtx<'_, '_>,
+    planned: &PlannedStage<'_>,
+    root_outputs: &BTreeMap<Name, PathBuf>,
+) -> Result<Option<Arc<ImportedImage>>, ImageRootError> {
+    Ok(match &planned.root {
+        PlannedRoot::Host => None,
+        PlannedRoot::Base(image) => Some(image.clone()),
+        PlannedRoot::Image(name) => Some(Arc::new(image_root::assemble(
+            ctx.spec,
+            ctx.store,
+            name,
+            root_outputs,
+        )?)),
+    })
+}
+
+fn root_failure(ctx: &StageCtx<'_, '_>, planned: &PlannedStage<'_>, e: ImageRootError) -> Outcome {
+    let span = match planned.work {
+        Work::Run(stage) => stage.from.span,
+        Work::Fetch(f) => f.name.span,
+    };
+    Outcome {
+        key: None,
+        status: Status::Failed,
+        output: None,
+        failure: Some(StageFailure {
+            stage: planned.name().to_string(),
+            help: "the image this stage runs from could not be assembled".into(),
+            log_tail: String::new(),
+            cause: Box::new(e),
+            src: ctx.spec.source.clone(),
+            span: Some(span),
+            label: "from this image".into(),
+        }),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum StageError {
     #[error(transparent)]
@@ -147,6 +201,8 @@ enum StageError {
     Log(#[source] std::io::Error),
     #[error(transparent)]
     Fetch(#[from] super::fetch::FetchError),
+    #[error(transparent)]
+    Base(#[from] crate::base::BaseError),
 }
 
 /// The store entry for `key`: found, or built now under the key's lock.
@@ -154,6 +210,7 @@ fn find_or_build(
     ctx: &StageCtx<'_, '_>,
     planned: &PlannedStage<'_>,
     dep_outputs: &[(StorePath, OutputHash)],
+    root: Option<&ImportedImage>,
     key: Key,
     manifest: BTreeMap<String, String>,
 ) -> Result<(Status, Entry), StageError> {
@@ -171,7 +228,7 @@ fn find_or_build(
     let started = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let result = run_stage(ctx, planned, dep_outputs, &key, &lock).and_then(|pending| {
+    let result = run_stage(ctx, planned, dep_outputs, root, &key, &lock).and_then(|pending| {
         let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         Ok(pending.commit(manifest, started, ms)?)
     });
@@ -189,6 +246,7 @@ fn run_stage(
     ctx: &StageCtx<'_, '_>,
     planned: &PlannedStage<'_>,
     dep_outputs: &[(StorePath, OutputHash)],
+    root: Option<&ImportedImage>,
     key: &Key,
     lock: &crate::store::KeyLock,
 ) -> Result<crate::store::Pending, StageError> {
@@ -205,7 +263,10 @@ fn run_stage(
     let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
     let job = Job {
         scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
-        root: JobRoot::Host,
+        root: match root {
+            None => JobRoot::Host,
+            Some(image) => JobRoot::Rootfs(crate::base::rootfs(image, &ctx.store.rootfs_dir())?),
+        },
         work_dir: pending.work_dir().to_path_buf(),
         out_dir: pending.out_dir().to_path_buf(),
         tmp_dir: pending.tmp_dir().to_path_buf(),

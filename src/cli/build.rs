@@ -3,10 +3,10 @@
 use std::io::IsTerminal;
 
 use super::args::{BuildArgs, GraphArgs};
-use super::{CliError, Global, load_spec, open_store};
+use super::{CliError, Global, load_spec, open_store, plan};
+use crate::build::sandbox::SandboxMode;
 use crate::build::{self, BuildOptions, BuildReport, Status};
 use crate::spec::{Content, ImageRoot, Root, Spec};
-use crate::tree::StatCache;
 
 pub fn build(g: &Global, a: &BuildArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
@@ -25,10 +25,7 @@ pub(super) fn build_targets(
     fail_fast: bool,
 ) -> Result<BuildReport, CliError> {
     let store = open_store(g)?;
-    let cache = StatCache::load(store.stat_cache_path());
-    let plan = crate::eval::plan(spec, targets, &cache)?;
-    // A stale cache only costs re-reading files next time.
-    let _ = cache.save();
+    let plan = plan(spec, &store, targets)?;
     let opts = BuildOptions {
         jobs: g
             .jobs
@@ -37,7 +34,19 @@ pub(super) fn build_targets(
         live: std::io::stderr().is_terminal(),
         quiet: g.quiet,
     };
-    Ok(build::run(spec, &plan, &store, &opts))
+    let executor: Box<dyn build::Executor> = match g.sandbox {
+        // Asked for explicitly: check now and fail before building anything.
+        SandboxMode::On => build::sandbox::executor(SandboxMode::On)?,
+        SandboxMode::Auto => Box::new(build::sandbox::Lazy::auto()),
+        SandboxMode::Off => Box::new(build::Local),
+    };
+    Ok(build::run_with(
+        spec,
+        &plan,
+        &store,
+        &opts,
+        executor.as_ref(),
+    ))
 }
 
 /// Prints failures and the summary line; a failed build is exit 1.
@@ -175,18 +184,14 @@ fn edges(spec: &Spec) -> Vec<(String, String, &'static str)> {
 pub fn explain(g: &Global, stage: &str) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let store = open_store(g)?;
-    let plan = crate::eval::plan(
-        &spec,
-        &[stage.to_owned()],
-        &StatCache::load(store.stat_cache_path()),
-    )?;
+    let plan = plan(&spec, &store, &[stage.to_owned()])?;
     let Some(target) = spec.stage(stage) else {
         return Err(CliError::Usage {
             message: format!("`{stage}` is not a stage"),
             help: "explain takes a stage name".into(),
         });
     };
-    let resolved = build::resolve(&plan, &store)?;
+    let resolved = build::resolve(&spec, &plan, &store)?;
     let idx = plan
         .stages
         .iter()

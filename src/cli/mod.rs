@@ -32,6 +32,9 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::build::sandbox::SandboxError),
     #[error("Failed to write `{}`", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -55,6 +58,7 @@ impl CliError {
             CliError::Store(_)
             | CliError::Failed(_)
             | CliError::Export(_)
+            | CliError::Sandbox(_)
             | CliError::Io { .. } => 1,
         }
     }
@@ -94,6 +98,27 @@ fn run(cli: Cli) -> Result<(), CliError> {
 /// Loads kiln.kdl with the `--arg` overrides.
 fn load_spec(g: &Global) -> Result<Spec, CliError> {
     Ok(crate::spec::load(&g.file, &g.args)?)
+}
+
+/// Plans `targets` against `store`'s stat cache and blob store.
+fn plan<'s>(
+    spec: &'s Spec,
+    store: &Store,
+    targets: &[String],
+) -> Result<crate::eval::Plan<'s>, CliError> {
+    let stat_cache = crate::tree::StatCache::load(store.stat_cache_path());
+    let blobs_dir = store.blobs_dir();
+    let plan = crate::eval::plan(
+        spec,
+        targets,
+        &crate::eval::PlanEnv {
+            stat_cache: &stat_cache,
+            blobs_dir: &blobs_dir,
+        },
+    )?;
+    // A cache that failed to save only costs re-reading files next time.
+    let _ = stat_cache.save();
+    Ok(plan)
 }
 
 fn open_store(g: &Global) -> Result<Store, CliError> {

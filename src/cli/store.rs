@@ -1,8 +1,7 @@
 //! `kiln store ls|path|verify|gc`.
 
 use super::args::StoreCommand;
-use super::{CliError, Global, load_spec, open_store};
-use crate::tree::StatCache;
+use super::{CliError, Global, load_spec, open_store, plan};
 
 pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
     let store = open_store(g)?;
@@ -28,12 +27,8 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         }
         StoreCommand::Path { stage } => {
             let spec = load_spec(g)?;
-            let plan = crate::eval::plan(
-                &spec,
-                std::slice::from_ref(stage),
-                &StatCache::load(store.stat_cache_path()),
-            )?;
-            let resolved = crate::build::resolve(&plan, &store)?;
+            let plan = plan(&spec, &store, std::slice::from_ref(stage))?;
+            let resolved = crate::build::resolve(&spec, &plan, &store)?;
             let entry = (plan.stages.iter().zip(&resolved))
                 .find(|(p, _)| p.name().as_str() == stage)
                 .and_then(|(_, r)| r.as_ref()?.entry.as_ref());

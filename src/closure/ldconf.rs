@@ -90,10 +90,10 @@ fn glob(fs: &RootFs, pattern: &str) -> Result<Vec<String>, ClosureError> {
     let mut names = Vec::new();
     for entry in entries {
         let entry = entry.map_err(ClosureError::io(&found.disk))?;
-        if let Some(name) = entry.file_name().to_str().filter(|n| !n.starts_with('.')) {
-            if matcher.is_match(name) {
-                names.push(format!("{}/{name}", found.image.trim_end_matches('/')));
-            }
+        if let Some(name) = entry.file_name().to_str().filter(|n| !n.starts_with('.'))
+            && matcher.is_match(name)
+        {
+            names.push(format!("{}/{name}", found.image.trim_end_matches('/')));
         }
     }
     names.sort();

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use crate::hash::{Key, OutputHash};
-use crate::spec::{Fetch, Name, Root, Stage};
+use crate::spec::{Fetch, Name, Stage};
 use crate::tree::Tree;
 
 /// Bump whenever the meaning of a key's inputs changes: every key changes.
@@ -25,12 +25,13 @@ impl Inputs {
     /// it later cannot be forgotten here without a compile error.
     pub(super) fn of_stage(
         stage: &Stage,
+        root: &str,
         sources: &Tree,
         tools: &BTreeMap<String, String>,
     ) -> Self {
         let Stage {
             name,
-            from,
+            from: _,
             srcs,
             uses,
             tools: _,
@@ -42,14 +43,7 @@ impl Inputs {
         m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
         m.insert("platform".to_owned(), platform());
         m.insert("name".to_owned(), name.value.to_string());
-        m.insert(
-            "from".to_owned(),
-            match &from.value {
-                Root::Host => "host".to_owned(),
-                Root::Base(b) => format!("base {b}"),
-                Root::Image(i) => format!("image {i}"),
-            },
-        );
+        m.insert("from".to_owned(), root.to_owned());
         for (i, src) in srcs.iter().enumerate() {
             m.insert(format!("src {i}"), src.value.to_string());
         }
@@ -88,6 +82,12 @@ impl Inputs {
         m.insert("name".to_owned(), name.value.to_string());
         m.insert("fetch sha256".to_owned(), sha256.value.to_string());
         Inputs(m)
+    }
+
+    /// Replaces one input: for what only the build step can know (the
+    /// digest of an image a stage runs from, assembled from built stages).
+    pub fn set(&mut self, label: &str, value: String) {
+        self.0.insert(label.to_owned(), value);
     }
 
     pub fn as_map(&self) -> &BTreeMap<String, String> {

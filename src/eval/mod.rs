@@ -10,4 +10,4 @@ mod inputs;
 mod plan;
 
 pub use inputs::{Inputs, KEY_FORMAT_VERSION};
-pub use plan::{EvalError, Plan, PlannedStage, Work, plan};
+pub use plan::{EvalError, Plan, PlanEnv, PlannedRoot, PlannedStage, Work, plan};

@@ -10,6 +10,7 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
+use crate::base::ImportedImage;
 use crate::spec::{Content, Fetch, Image, ImageRoot, Name, NodeRef, Root, Spanned, Spec, Stage};
 use crate::tree::{self, StatCache, Tree};
 
@@ -26,11 +27,35 @@ pub struct PlannedStage<'s> {
     pub work: Work<'s>,
     /// Indices into `Plan::stages` of the stages this one uses, in `use` order.
     pub deps: Vec<usize>,
+    /// Indices of the stages the image this stage runs `from` is made of:
+    /// they must be built before its root can be assembled.
+    pub root_deps: Vec<usize>,
     /// The declared sources as scanned: what gets copied into the build dir.
     pub sources: Tree,
     /// Host tools, resolved on the host's PATH: name → absolute path.
     pub tools: BTreeMap<String, PathBuf>,
+    /// The filesystem the stage runs in.
+    pub root: PlannedRoot,
     pub inputs: Inputs,
+}
+
+/// Where a planned stage runs.
+#[derive(Debug, Clone)]
+pub enum PlannedRoot {
+    Host,
+    /// An imported base image, verified against its pinned digest.
+    Base(Arc<ImportedImage>),
+    /// An image of this spec: assembled, and keyed by its config digest,
+    /// once the stages it is made of are built.
+    Image(Name),
+}
+
+/// What planning reads besides the spec.
+pub struct PlanEnv<'a> {
+    /// Lets unchanged sources be keyed without reading them.
+    pub stat_cache: &'a StatCache,
+    /// Where imported base images keep their blobs (`Store::blobs_dir`).
+    pub blobs_dir: &'a Path,
 }
 
 /// What producing a store entry takes.
@@ -59,6 +84,11 @@ impl PlannedStage<'_> {
     pub fn name(&self) -> &Name {
         &self.work.name().value
     }
+
+    /// Every stage that must finish first: used stages and root stages, once each.
+    pub fn waits_on(&self) -> std::collections::BTreeSet<usize> {
+        self.deps.iter().chain(&self.root_deps).copied().collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -81,25 +111,24 @@ pub enum EvalError {
         span: SourceSpan,
     },
 
-    #[error("{what} is not supported yet")]
-    #[diagnostic(
-        code(kiln::eval::unsupported),
-        help("build this stage `from host` for now")
-    )]
-    Unsupported {
-        what: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("here")]
-        span: SourceSpan,
-    },
-
     #[error("Failed to hash the sources of stage `{stage}`")]
     #[diagnostic(code(kiln::eval::sources))]
     Sources {
         stage: String,
         #[source]
         source: tree::TreeError,
+    },
+
+    #[error("Failed to import base image `{base}`")]
+    #[diagnostic(code(kiln::eval::base))]
+    Base {
+        base: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("imported from here")]
+        span: SourceSpan,
+        #[related]
+        cause: Vec<crate::base::BaseError>,
     },
 
     #[error("Failed to hash host tool `{}`", path.display())]
@@ -116,7 +145,7 @@ pub enum EvalError {
 pub fn plan<'s>(
     spec: &'s Spec,
     targets: &[String],
-    cache: &StatCache,
+    env: &PlanEnv<'_>,
 ) -> Result<Plan<'s>, EvalError> {
     let mut order: Vec<Work<'s>> = Vec::new();
     if targets.is_empty() {
@@ -133,7 +162,7 @@ pub fn plan<'s>(
     }
     let stages = order
         .par_iter()
-        .map(|work| plan_one(spec, *work, cache))
+        .map(|work| plan_one(spec, *work, env))
         .collect::<Result<Vec<_>, _>>()?;
     let index = |name: &str| order.iter().position(|w| w.name().value.as_str() == name);
     let stages = stages
@@ -145,6 +174,17 @@ pub fn plan<'s>(
                         index(u.value.as_str()).expect("kiln bug: used stage was planned first")
                     })
                     .collect();
+                if let Root::Image(name) = &stage.from.value {
+                    let mut needed = Vec::new();
+                    visit_image(spec, root_image(spec, name), &mut needed)
+                        .expect("kiln bug: the same visit succeeded above");
+                    planned.root_deps = (needed.iter())
+                        .map(|w| {
+                            index(w.name().value.as_str())
+                                .expect("kiln bug: root image stage was planned first")
+                        })
+                        .collect();
+                }
             }
             planned
         })
@@ -161,25 +201,8 @@ fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Resul
         order.push(work);
         return Ok(());
     };
-    let unsupported = |what: String, span| EvalError::Unsupported {
-        what,
-        src: spec.source.clone(),
-        span,
-    };
-    match &stage.from.value {
-        Root::Host => {}
-        Root::Base(b) => {
-            return Err(unsupported(
-                format!("`from` a base image (`{b}`)"),
-                stage.from.span,
-            ));
-        }
-        Root::Image(i) => {
-            return Err(unsupported(
-                format!("`from` an image (`{i}`)"),
-                stage.from.span,
-            ));
-        }
+    if let Root::Image(name) = &stage.from.value {
+        visit_image(spec, root_image(spec, name), order)?;
     }
     for used in &stage.uses {
         match spec.lookup(used.value.as_str()) {
@@ -190,6 +213,11 @@ fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Resul
     }
     order.push(work);
     Ok(())
+}
+
+fn root_image<'s>(spec: &'s Spec, name: &Name) -> &'s Image {
+    spec.image(name.as_str())
+        .expect("kiln bug: spec validation let `from` name an unknown image")
 }
 
 fn visit_image<'s>(
@@ -215,7 +243,7 @@ fn visit_image<'s>(
 fn plan_one<'s>(
     spec: &'s Spec,
     work: Work<'s>,
-    cache: &StatCache,
+    env: &PlanEnv<'_>,
 ) -> Result<PlannedStage<'s>, EvalError> {
     let stage = match work {
         Work::Run(stage) => stage,
@@ -224,18 +252,21 @@ fn plan_one<'s>(
             return Ok(PlannedStage {
                 work,
                 deps: Vec::new(),
+                root_deps: Vec::new(),
                 sources: Tree::default(),
                 tools: BTreeMap::new(),
+                root: PlannedRoot::Host,
                 inputs,
             });
         }
     };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
-    let sources =
-        tree::scan_sources(&spec.context, &srcs, cache).map_err(|source| EvalError::Sources {
+    let sources = tree::scan_sources(&spec.context, &srcs, env.stat_cache).map_err(|source| {
+        EvalError::Sources {
             stage: stage.name.value.to_string(),
             source,
-        })?;
+        }
+    })?;
     let mut tools = BTreeMap::new();
     let mut tool_hashes = BTreeMap::new();
     for tool in &stage.tools {
@@ -248,14 +279,45 @@ fn plan_one<'s>(
         tool_hashes.insert(tool.value.clone(), hash_file(&path)?);
         tools.insert(tool.value.clone(), path);
     }
-    let inputs = Inputs::of_stage(stage, &sources, &tool_hashes);
+    let root = plan_root(spec, stage, env)?;
+    let root_input = match &root {
+        PlannedRoot::Host => "host".to_owned(),
+        PlannedRoot::Base(image) => format!("base {}", image.config_digest),
+        // Completed with the image's config digest at build time.
+        PlannedRoot::Image(name) => format!("image {name}"),
+    };
+    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes);
     Ok(PlannedStage {
         work,
         deps: Vec::new(),
+        root_deps: Vec::new(),
         sources,
         tools,
+        root,
         inputs,
     })
+}
+
+/// Imports (and verifies) the base image a stage runs in. The image's
+/// config digest, pinned in kiln.kdl, is what enters the key.
+fn plan_root(spec: &Spec, stage: &Stage, env: &PlanEnv<'_>) -> Result<PlannedRoot, EvalError> {
+    let name = match &stage.from.value {
+        Root::Host => return Ok(PlannedRoot::Host),
+        Root::Image(name) => return Ok(PlannedRoot::Image(name.clone())),
+        Root::Base(name) => name,
+    };
+    let base = spec.bases.iter().find(|b| &b.name.value == name);
+    let base = base.expect("kiln bug: spec validation let `from` name an unknown base");
+    let archive = base.archive.value.on_disk(&spec.context);
+    let image = crate::base::import(&archive, &base.digest.value, env.blobs_dir).map_err(|e| {
+        EvalError::Base {
+            base: name.to_string(),
+            src: spec.source.clone(),
+            span: base.digest.span,
+            cause: vec![e],
+        }
+    })?;
+    Ok(PlannedRoot::Base(Arc::new(image)))
 }
 
 /// The host PATH entry that holds an executable `tool`, as the shell finds it.

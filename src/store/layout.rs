@@ -49,6 +49,11 @@ impl Layout {
         }
     }
 
+    /// `<store root>/v1`: everything of this layout version lives below it.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Creates every directory of the layout (idempotent).
     pub fn create(&self) -> Result<(), StoreError> {
         for dir in [

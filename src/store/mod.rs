@@ -16,6 +16,8 @@
 //!     ├── locks/<key>.lock        flock: one builder per key, gc skips held keys
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
 //!     ├── layers/                 export's compressed-layer cache
+//!     ├── blobs/sha256/<hex>      imported base image blobs (base::import)
+//!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs)
 //!     ├── stat-cache              tree::StatCache
 //!     └── tmp/<key>-<name>.<pid>/{src,out,tmp}
 //!                                 build dirs; `out` is renamed into store/
@@ -164,6 +166,16 @@ impl Store {
 
     pub fn layer_cache_dir(&self) -> PathBuf {
         self.layout.layers_dir()
+    }
+
+    /// Where imported base images keep their blobs.
+    pub fn blobs_dir(&self) -> PathBuf {
+        self.layout.root().join("blobs")
+    }
+
+    /// Where image root filesystems are unpacked for stages to run in.
+    pub fn rootfs_dir(&self) -> PathBuf {
+        self.layout.root().join("rootfs")
     }
 
     /// Remembers that `stage` of the project at `context` last built as `key`.

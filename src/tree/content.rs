@@ -4,16 +4,85 @@
 //! several threads (what `b3sum` does), since a single big file would
 //! otherwise keep one core busy while the others wait.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use super::TreeError;
+use rayon::prelude::*;
+
+use super::statcache::FileStat;
+use super::{StatCache, TreeError};
 
 /// From this size on, mmap and a multi-threaded hash beat a plain read.
 const BIG_FILE: u64 = 128 * 1024;
 
+/// What a scan learns about one regular file.
+pub(super) struct FileContent {
+    pub executable: bool,
+    pub size: u64,
+    pub content: [u8; 32],
+}
+
+/// Stats and hashes `files` in parallel, skipping the reads `cache` can
+/// answer; `cache` comes with the instant the scan started (see
+/// [`StatCache`] on racy entries).
+pub(super) fn hash_files(
+    files: &[&Path],
+    cache: Option<(&StatCache, i64)>,
+) -> Result<Vec<FileContent>, TreeError> {
+    // On a warm run the stats are nearly all the work: spread them too.
+    let stats: Vec<(&Path, FileStat, bool)> = files
+        .par_iter()
+        .map(|&path| {
+            let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
+            if !meta.is_file() {
+                // Replaced since the walk saw a file there.
+                return Err(TreeError::Special {
+                    path: path.to_path_buf(),
+                });
+            }
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            Ok((path, FileStat::of(&meta), executable))
+        })
+        .collect::<Result<_, _>>()?;
+    let known = match cache {
+        Some((cache, _)) => {
+            let keys: Vec<_> = stats.iter().map(|&(p, s, _)| (p, s)).collect();
+            cache.lookup(&keys)
+        }
+        None => vec![None; stats.len()],
+    };
+    let contents: Vec<(FileContent, bool)> = stats
+        .par_iter()
+        .zip(known)
+        .map(|(&(path, stat, executable), known)| {
+            let (size, content, fresh) = match known {
+                Some(content) => (stat.size, content, false),
+                None => hash_file(path, stat.size).map(|(size, c)| (size, c, true))?,
+            };
+            Ok((
+                FileContent {
+                    executable,
+                    size,
+                    content,
+                },
+                fresh,
+            ))
+        })
+        .collect::<Result<_, _>>()?;
+    if let Some((cache, scan_start)) = cache {
+        // A size other than the stat's means the file changed while read.
+        let fresh: Vec<_> = (stats.iter().zip(&contents))
+            .filter(|((_, stat, _), (c, fresh))| *fresh && stat.size == c.size)
+            .map(|(&(path, stat, _), (c, _))| (path, stat, c.content))
+            .collect();
+        cache.record(&fresh, scan_start);
+    }
+    Ok(contents.into_iter().map(|(c, _)| c).collect())
+}
+
 /// The size and blake3 of the file at `path`; `size_hint` (from `stat`) only
 /// picks the strategy, the size returned is what was actually read.
-pub(super) fn hash_file(path: &Path, size_hint: u64) -> Result<(u64, [u8; 32]), TreeError> {
+fn hash_file(path: &Path, size_hint: u64) -> Result<(u64, [u8; 32]), TreeError> {
     let mut hasher = blake3::Hasher::new();
     if size_hint >= BIG_FILE {
         hasher

@@ -81,8 +81,9 @@ struct State {
 }
 
 /// A persistent stat cache: (path, size, mtime, inode, ctime) → content hash.
-/// Entries whose mtime is not older than the cache's own write time are
-/// re-hashed (racy, as git does). Shared by the threads of one scan.
+/// Files modified less than two seconds before a scan began are re-hashed
+/// (racy, as git does; see the module doc). Shared by the threads of a scan,
+/// and by concurrent scans.
 pub struct StatCache {
     file: PathBuf,
     state: Mutex<State>,

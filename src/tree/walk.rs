@@ -12,15 +12,13 @@
 //! Outputs ([`scan_dir`]) are taken whole: every entry, no rules, no cache.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use rayon::prelude::*;
 
-use super::content::hash_file;
-use super::statcache::{FileStat, now_ns};
+use super::content::hash_files;
+use super::statcache::now_ns;
 use super::{Entry, EntryKind, StatCache, Tree, TreeError};
 use crate::spec::SrcPath;
 
@@ -35,7 +33,7 @@ struct Found {
 
 enum FoundKind {
     Dir,
-    File { executable: bool, stat: FileStat },
+    File,
     Symlink { target: String },
 }
 
@@ -257,63 +255,35 @@ fn found_entry(
             .map_err(|_| TreeError::NonUtf8 { path: abs.clone() })?;
         FoundKind::Symlink { target }
     } else if file_type.is_file() {
-        let meta = std::fs::symlink_metadata(&abs).map_err(TreeError::io(&abs))?;
-        FoundKind::File {
-            executable: meta.permissions().mode() & 0o111 != 0,
-            stat: FileStat::of(&meta),
-        }
+        // Stat-ed later, in parallel with the others.
+        FoundKind::File
     } else {
         return Err(TreeError::Special { path: abs });
     };
     Ok(Found { rel, abs, kind })
 }
 
-/// Hashes the files of `found` in parallel (those `cache` does not already
-/// know) and assembles the tree.
+/// Hashes the files of `found` (in parallel, see [`hash_files`]) and
+/// assembles the tree.
 fn hash_found(found: Vec<Found>, cache: Option<(&StatCache, i64)>) -> Result<Tree, TreeError> {
-    let files: Vec<(&Path, FileStat)> = found
+    let files: Vec<&Path> = found
         .iter()
-        .filter_map(|f| match f.kind {
-            FoundKind::File { stat, .. } => Some((f.abs.as_path(), stat)),
-            _ => None,
-        })
+        .filter(|f| matches!(f.kind, FoundKind::File))
+        .map(|f| f.abs.as_path())
         .collect();
-    let known = match cache {
-        Some((cache, _)) => cache.lookup(&files),
-        None => vec![None; files.len()],
-    };
-    let contents: Vec<(u64, [u8; 32], bool)> = files
-        .par_iter()
-        .zip(known)
-        .map(|(&(path, stat), known)| match known {
-            Some(content) => Ok((stat.size, content, false)),
-            None => hash_file(path, stat.size).map(|(size, content)| (size, content, true)),
-        })
-        .collect::<Result<_, _>>()?;
-    if let Some((cache, scan_start)) = cache {
-        // A size that differs from the stat means the file changed while read.
-        let fresh: Vec<_> = files
-            .iter()
-            .zip(&contents)
-            .filter(|((_, stat), (size, _, fresh))| *fresh && stat.size == *size)
-            .map(|(&(path, stat), &(_, content, _))| (path, stat, content))
-            .collect();
-        cache.record(&fresh, scan_start);
-    }
-    let mut contents = contents.into_iter();
+    let mut contents = hash_files(&files, cache)?.into_iter();
     let entries = found
         .into_iter()
         .map(|f| {
             let kind = match f.kind {
                 FoundKind::Dir => EntryKind::Dir,
                 FoundKind::Symlink { target } => EntryKind::Symlink { target },
-                FoundKind::File { executable, .. } => {
-                    let (size, content, _) =
-                        contents.next().expect("kiln bug: one content per file");
+                FoundKind::File => {
+                    let c = contents.next().expect("kiln bug: one content per file");
                     EntryKind::File {
-                        executable,
-                        size,
-                        content,
+                        executable: c.executable,
+                        size: c.size,
+                        content: c.content,
                     }
                 }
             };

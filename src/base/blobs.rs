@@ -1,0 +1,79 @@
+//! The sha256 blob store that imported blobs land in, shared by every base
+//! image (and readable by export, which reuses base layers verbatim).
+//!
+//! ```text
+//! <blobs_dir>/
+//! ├── sha256/<hex>          a verified blob, read-only; exists ⇔ complete
+//! ├── imports/<hex>.json    import index: config digest → archive stamp + layers
+//! └── tmp/                  blobs being written, renamed into sha256/
+//! ```
+
+use std::fs::Permissions;
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempPath;
+
+use super::error::BaseError;
+use super::image::HashingWriter;
+use crate::hash::Digest;
+
+pub(crate) struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    pub(crate) fn open(root: &Path) -> Result<BlobStore, BaseError> {
+        for sub in ["sha256", "imports", "tmp"] {
+            let dir = root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(BaseError::io(&dir))?;
+        }
+        Ok(BlobStore {
+            root: root.to_owned(),
+        })
+    }
+
+    pub(crate) fn path(&self, digest: &Digest) -> PathBuf {
+        self.root.join("sha256").join(digest.hex())
+    }
+
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub(crate) fn imports_dir(&self) -> PathBuf {
+        self.root.join("imports")
+    }
+
+    pub(crate) fn contains(&self, digest: &Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Copies `r` into a temporary file in the store, hashing as it writes.
+    pub(crate) fn write(&self, mut r: impl Read) -> Result<(TempPath, Digest, u64), BaseError> {
+        let tmp_dir = self.tmp_dir();
+        let file = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
+        let mut w = HashingWriter::new(file);
+        std::io::copy(&mut r, &mut w).map_err(BaseError::io(&tmp_dir))?;
+        let (file, digest, size) = w.finish();
+        Ok((file.into_temp_path(), digest, size))
+    }
+
+    /// Moves a verified temporary file to `sha256/<hex>`; a blob already there
+    /// wins (same digest, same bytes), so concurrent imports are harmless.
+    pub(crate) fn commit(&self, tmp: &Path, digest: &Digest) -> Result<PathBuf, BaseError> {
+        let dest = self.path(digest);
+        if dest.is_file() {
+            return Ok(dest);
+        }
+        let moved = std::fs::set_permissions(tmp, Permissions::from_mode(0o444))
+            .and_then(|()| std::fs::rename(tmp, &dest));
+        match moved {
+            Ok(()) => Ok(dest),
+            // Another import (or another layer sharing this blob) got there first.
+            Err(_) if dest.is_file() => Ok(dest),
+            Err(e) => Err(BaseError::io(dest)(e)),
+        }
+    }
+}

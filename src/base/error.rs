@@ -1,0 +1,180 @@
+//! Everything that can go wrong importing or unpacking a base image.
+
+use std::path::PathBuf;
+
+use crate::hash::Digest;
+
+/// Why a base image could not be imported or unpacked.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BaseError {
+    #[error("Base image I/O failed at `{path}`")]
+    #[diagnostic(code(kiln::base::io))]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "Base image `{archive}` has config digest {actual}, but kiln.kdl pins {expected}",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::digest_mismatch),
+        help(
+            "If you trust this archive, pin what it holds: `digest=\"{actual}\"`; otherwise restore the archive that was pinned"
+        )
+    )]
+    DigestMismatch {
+        archive: PathBuf,
+        expected: Digest,
+        actual: Digest,
+    },
+
+    #[error(
+        "Blob `{blob}` in `{archive}` is corrupt: its sha256 is {actual}, expected {expected}",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::blob_checksum),
+        help("The archive was damaged or tampered with; export the image again")
+    )]
+    BlobChecksum {
+        archive: PathBuf,
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
+
+    #[error(
+        "Blob `{blob}` in `{archive}` has {actual} bytes, its descriptor says {expected}",
+        archive = archive.display()
+    )]
+    #[diagnostic(code(kiln::base::blob_size))]
+    BlobSize {
+        archive: PathBuf,
+        blob: String,
+        expected: u64,
+        actual: u64,
+    },
+
+    #[error(
+        "Layer `{blob}` in `{archive}` unpacks to {actual}, but the image config lists diff_id {expected}",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::diff_id),
+        help("The archive was damaged or tampered with; export the image again")
+    )]
+    DiffId {
+        archive: PathBuf,
+        blob: String,
+        expected: String,
+        actual: Digest,
+    },
+
+    #[error(
+        "The image config in `{archive}` lists {diff_ids} diff_ids for {layers} layers",
+        archive = archive.display()
+    )]
+    #[diagnostic(code(kiln::base::layer_count))]
+    LayerCount {
+        archive: PathBuf,
+        diff_ids: usize,
+        layers: usize,
+    },
+
+    #[error("Blob `{blob}` is missing from `{archive}`", archive = archive.display())]
+    #[diagnostic(code(kiln::base::missing_blob))]
+    MissingBlob { archive: PathBuf, blob: String },
+
+    #[error("`{archive}` is not an image archive", archive = archive.display())]
+    #[diagnostic(
+        code(kiln::base::unknown_format),
+        help(
+            "Expected a docker-archive tar (`docker save`), an oci-archive tar or an OCI layout directory (`skopeo copy … oci-archive:…`)"
+        )
+    )]
+    UnknownFormat { archive: PathBuf },
+
+    #[error("`{file}` in `{archive}` is not valid", archive = archive.display())]
+    #[diagnostic(code(kiln::base::bad_json))]
+    BadJson {
+        archive: PathBuf,
+        file: String,
+        #[source]
+        source: serde_json::Error,
+    },
+
+    #[error("`{archive}` holds no image for {platform}", archive = archive.display())]
+    #[diagnostic(
+        code(kiln::base::no_manifest),
+        help("Export the image for this platform, e.g. `skopeo copy --override-arch …`")
+    )]
+    NoManifest { archive: PathBuf, platform: String },
+
+    #[error(
+        "`{archive}` holds {count} images for {platform}, none with config digest {expected}",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::ambiguous_manifest),
+        help("Pin the config digest of the image you mean; its candidates are: {candidates}")
+    )]
+    AmbiguousManifest {
+        archive: PathBuf,
+        platform: String,
+        count: usize,
+        expected: Digest,
+        candidates: String,
+    },
+
+    #[error("Unsafe entry `{entry}` in `{within}`: {reason}", entry = entry.display())]
+    #[diagnostic(
+        code(kiln::base::unsafe_entry),
+        help(
+            "kiln unpacks archives as untrusted input and refuses entries that could write outside the image"
+        )
+    )]
+    UnsafeEntry {
+        within: String,
+        entry: PathBuf,
+        reason: Unsafe,
+    },
+
+    #[error("Layer `{blob}` is not a readable tar", blob = blob.display())]
+    #[diagnostic(code(kiln::base::bad_layer))]
+    BadTar {
+        blob: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why an archive entry is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unsafe {
+    #[error("its path is absolute")]
+    Absolute,
+    #[error("its path contains `..`")]
+    ParentDir,
+    #[error("its path goes through the symlink `{}`", .0.display())]
+    ThroughSymlink(PathBuf),
+    #[error("its path goes through `{}`, which is not a directory", .0.display())]
+    ThroughNonDirectory(PathBuf),
+    #[error("it hard-links to `{}`, which is not a file inside the image", .0.display())]
+    HardlinkTarget(PathBuf),
+    #[error("it is a {0}, which an unprivileged build cannot create")]
+    Special(&'static str),
+    #[error("it is a whiteout of the directory itself or of its parent")]
+    WhiteoutOfParent,
+    #[error("it links outside the archive, to `{}`", .0.display())]
+    LinkOutside(PathBuf),
+}
+
+impl BaseError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BaseError {
+        let path = path.into();
+        move |source| BaseError::Io { path, source }
+    }
+}

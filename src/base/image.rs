@@ -1,0 +1,153 @@
+//! What an import yields: the verified config and layers of a base image,
+//! with their blobs in kiln's blob store.
+
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+
+use oci_spec::image::ImageConfiguration;
+
+use crate::hash::Digest;
+
+/// A base image whose every blob has been verified and stored.
+#[derive(Debug, Clone)]
+pub struct ImportedImage {
+    /// sha256 of `config_json`: the image ID, what `digest=` in kiln.kdl pins.
+    pub config_digest: Digest,
+    pub config: ImageConfiguration,
+    /// The config blob exactly as the archive held it (its sha256 is
+    /// `config_digest`); kept because re-serialising `config` would not be.
+    pub config_json: Vec<u8>,
+    /// Bottom layer first.
+    pub layers: Vec<Layer>,
+}
+
+/// One layer of an imported image, reusable verbatim by an exported image.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    /// sha256 of the blob as stored (compressed or not): the manifest digest.
+    pub digest: Digest,
+    /// sha256 of the uncompressed tar: what the config's `rootfs.diff_ids` lists.
+    pub diff_id: Digest,
+    /// The OCI media type matching the blob's actual compression.
+    pub media_type: String,
+    pub compression: Compression,
+    /// Size of the blob in bytes.
+    pub size: u64,
+    /// `<blobs_dir>/sha256/<hex of digest>`.
+    pub blob: PathBuf,
+}
+
+/// How a layer blob is compressed, read from its magic bytes: docker-archive
+/// layers carry no media type, and a wrong one must not mislead the unpacker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// Recognises gzip and zstd by their magic numbers; anything else is
+    /// taken for a plain tar (the tar reader reports it if it is not one).
+    pub fn sniff(head: &[u8]) -> Compression {
+        match head {
+            [0x1f, 0x8b, ..] => Compression::Gzip,
+            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
+            _ => Compression::None,
+        }
+    }
+
+    /// The OCI layer media type for a tar compressed this way.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Compression::None => "application/vnd.oci.image.layer.v1.tar",
+            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// A reader of the uncompressed stream.
+    pub(crate) fn decoder<'a>(self, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(r),
+            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        })
+    }
+}
+
+/// A writer that computes the sha256 and length of what passes through it.
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub(crate) fn new(inner: W) -> Self {
+        use sha2::Digest as _;
+        HashingWriter {
+            inner,
+            hasher: sha2::Sha256::new(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn finish(self) -> (W, Digest, u64) {
+        use sha2::Digest as _;
+        let digest = Digest::from_bytes(self.hasher.finalize().into());
+        (self.inner, digest, self.len)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// sha256 and length of everything `r` yields.
+pub(crate) fn hash_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
+    let mut w = HashingWriter::new(io::sink());
+    io::copy(&mut r, &mut w)?;
+    let (_, digest, len) = w.finish();
+    Ok((digest, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compression_is_read_from_magic_bytes() {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"layer").expect("in memory");
+        let gz = gz.finish().expect("in memory");
+        let zst = zstd::encode_all(&b"layer"[..], 1).expect("in memory");
+        assert_eq!(Compression::sniff(&gz), Compression::Gzip);
+        assert_eq!(Compression::sniff(&zst), Compression::Zstd);
+        assert_eq!(Compression::sniff(b"bin/"), Compression::None);
+        for (blob, c) in [(gz, Compression::Gzip), (zst, Compression::Zstd)] {
+            let mut out = Vec::new();
+            c.decoder(&blob[..])
+                .and_then(|mut d| d.read_to_end(&mut out))
+                .expect("decodes");
+            assert_eq!(out, b"layer");
+        }
+    }
+
+    #[test]
+    fn hashing_writer_matches_digest_of() {
+        let (digest, len) = hash_reader(&b"kiln"[..]).expect("in memory");
+        assert_eq!((digest, len), (Digest::of(b"kiln"), 4));
+    }
+}

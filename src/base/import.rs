@@ -1,0 +1,227 @@
+//! `import`: an image archive → verified blobs in the blob store.
+//!
+//! Trust flows from the one digest the user pinned: the config's sha256 must
+//! equal it, each layer's uncompressed sha256 must equal the config's
+//! `rootfs.diff_ids`, and every blob a descriptor names must match that
+//! descriptor. Nothing the archive says about itself is believed otherwise.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use oci_spec::image::ImageConfiguration;
+use rayon::prelude::*;
+
+use super::archive::Source;
+use super::blobs::BlobStore;
+use super::error::BaseError;
+use super::formats::{self, BlobRef, Candidate};
+use super::image::{Compression, ImportedImage, Layer, hash_reader};
+use super::index;
+use crate::hash::Digest;
+
+/// Reads a docker-archive tar, an oci-archive tar or an OCI layout directory
+/// (tars may be gzip- or zstd-compressed); verifies every blob, each layer's
+/// diff_id, and that the config digest is `expected`; stores the blobs under
+/// `blobs_dir/sha256/<hex>`. A second import of an unchanged archive costs a
+/// few `stat`s: the result is remembered in `blobs_dir/imports/`.
+pub fn import(
+    archive: &Path,
+    expected: &Digest,
+    blobs_dir: &Path,
+) -> Result<ImportedImage, BaseError> {
+    let store = BlobStore::open(blobs_dir)?;
+    if let Some(image) = index::lookup(&store, archive, expected) {
+        return Ok(image);
+    }
+    let source = Source::open(archive, &store)?;
+    let candidates = if source.has("index.json") {
+        formats::oci_candidates(archive, &source)?
+    } else if source.has("manifest.json") {
+        formats::docker_candidates(archive, &source)?
+    } else {
+        return Err(BaseError::UnknownFormat {
+            archive: archive.to_owned(),
+        });
+    };
+    let chosen = choose(archive, candidates, expected)?;
+    let image = verify(archive, &source, &store, &chosen)?;
+    index::record(&store, archive, &image)?;
+    Ok(image)
+}
+
+/// The candidate whose config is `expected`; failing that, the error names
+/// what the archive holds for this platform, so the user can pin it.
+fn choose(
+    archive: &Path,
+    candidates: Vec<Candidate>,
+    expected: &Digest,
+) -> Result<Candidate, BaseError> {
+    let platform = host_platform();
+    let mut here: Vec<Candidate> = Vec::new();
+    for c in candidates {
+        if c.config_digest() == Some(*expected) {
+            return Ok(c);
+        }
+        if c.platform.as_deref().is_none_or(|p| p == platform) {
+            here.push(c);
+        }
+    }
+    match here.len() {
+        0 => Err(BaseError::NoManifest {
+            archive: archive.to_owned(),
+            platform,
+        }),
+        1 => {
+            let actual = here[0]
+                .config_digest()
+                .expect("kiln bug: every candidate names its config digest");
+            Err(BaseError::DigestMismatch {
+                archive: archive.to_owned(),
+                expected: *expected,
+                actual,
+            })
+        }
+        count => Err(BaseError::AmbiguousManifest {
+            archive: archive.to_owned(),
+            platform,
+            count,
+            expected: *expected,
+            candidates: here
+                .iter()
+                .filter_map(|c| c.config_digest().map(|d| d.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+/// `linux/<GOARCH>` of this machine, as OCI platforms spell it.
+fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+fn verify(
+    archive: &Path,
+    source: &Source,
+    store: &BlobStore,
+    chosen: &Candidate,
+) -> Result<ImportedImage, BaseError> {
+    let config_json = formats::read_verified(archive, source, &chosen.config)?;
+    let config_digest = Digest::of(&config_json);
+    let config: ImageConfiguration = formats::parse(archive, &chosen.config.name, &config_json)?;
+    let (tmp, digest, _) = store.write(&config_json[..])?;
+    store.commit(&tmp, &digest)?;
+
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != chosen.layers.len() {
+        return Err(BaseError::LayerCount {
+            archive: archive.to_owned(),
+            diff_ids: diff_ids.len(),
+            layers: chosen.layers.len(),
+        });
+    }
+    let layers = chosen
+        .layers
+        .par_iter()
+        .zip(diff_ids.par_iter())
+        .map(|(blob, diff_id)| take_layer(archive, source, store, blob, diff_id))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ImportedImage {
+        config_digest,
+        config,
+        config_json,
+        layers,
+    })
+}
+
+/// Stores one layer blob and checks it against its descriptor and diff_id.
+fn take_layer(
+    archive: &Path,
+    source: &Source,
+    store: &BlobStore,
+    blob: &BlobRef,
+    diff_id: &str,
+) -> Result<Layer, BaseError> {
+    let (digest, size, path) = match blob.expected {
+        // Already verified by an earlier import: the store's copy is the one used.
+        Some((digest, size)) if store.contains(&digest) => (digest, size, store.path(&digest)),
+        _ => {
+            let taken = source.take(archive, &blob.name, store)?;
+            let (digest, size) = taken.digest();
+            check_descriptor(archive, blob, digest, size)?;
+            let path = store.commit(taken.path(), &digest)?;
+            (digest, size, path)
+        }
+    };
+    let mut head = [0u8; 4];
+    let n = File::open(&path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(BaseError::io(&path))?;
+    let compression = Compression::sniff(&head[..n]);
+    let actual = match compression {
+        Compression::None => digest,
+        _ => {
+            let file = BufReader::new(File::open(&path).map_err(BaseError::io(&path))?);
+            compression
+                .decoder(file)
+                .and_then(hash_reader)
+                .map(|(d, _)| d)
+                .map_err(|source| BaseError::BadTar {
+                    blob: path.clone(),
+                    source,
+                })?
+        }
+    };
+    if diff_id.parse::<Digest>() != Ok(actual) {
+        return Err(BaseError::DiffId {
+            archive: archive.to_owned(),
+            blob: blob.name.clone(),
+            expected: diff_id.to_owned(),
+            actual,
+        });
+    }
+    Ok(Layer {
+        digest,
+        diff_id: actual,
+        media_type: compression.media_type().to_owned(),
+        compression,
+        size,
+        blob: path,
+    })
+}
+
+fn check_descriptor(
+    archive: &Path,
+    blob: &BlobRef,
+    actual: Digest,
+    size: u64,
+) -> Result<(), BaseError> {
+    let Some((expected, expected_size)) = blob.expected else {
+        return Ok(());
+    };
+    if actual != expected {
+        return Err(BaseError::BlobChecksum {
+            archive: archive.to_owned(),
+            blob: blob.name.clone(),
+            expected,
+            actual,
+        });
+    }
+    if size != expected_size {
+        return Err(BaseError::BlobSize {
+            archive: archive.to_owned(),
+            blob: blob.name.clone(),
+            expected: expected_size,
+            actual: size,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,27 @@
+//! Base images: `base NAME { archive "…" digest="sha256:…" }` in kiln.kdl.
+//!
+//! [`import`] reads an image archive (docker-archive, oci-archive or an OCI
+//! layout directory), verifies it against the config digest the user pinned,
+//! and puts its blobs in a sha256 blob store, where export reuses them
+//! verbatim. [`rootfs`] unpacks the layers, as untrusted input, into a
+//! directory a `from NAME` stage runs in. Both touch the filesystem only
+//! under the directories they are given, and both are idempotent.
+//!
+//! ```text
+//! <blobs_dir>/sha256/<hex>              every blob, verified (see blobs.rs)
+//! <rootfs_dir>/<config hex>/            an unpacked image, complete or absent
+//! ```
+
+mod archive;
+mod blobs;
+mod error;
+mod formats;
+mod image;
+mod import;
+mod index;
+mod unpack;
+
+pub use error::{BaseError, Unsafe};
+pub use image::{Compression, ImportedImage, Layer};
+pub use import::import;
+pub use unpack::rootfs;

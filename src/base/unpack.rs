@@ -1,0 +1,278 @@
+//! `rootfs`: an imported image's layers → a directory a sandbox can use as `/`.
+//!
+//! A layer is untrusted input. Every entry's path is relative and free of
+//! `..`; every directory on the way to it is checked with `symlink_metadata`
+//! and must be a real directory inside the rootfs, so an earlier symlink
+//! entry (`a -> /etc`) can never carry a later one (`a/passwd`) outside;
+//! the final component is removed before it is created (`O_EXCL`), so no
+//! write ever follows a link. Hardlinks must point at a file already inside
+//! the rootfs; device nodes and fifos are refused (an unprivileged build
+//! could not create them anyway). Ownership is not applied: we are not root.
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions, Permissions};
+use std::io::BufReader;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::error::{BaseError, Unsafe};
+use super::image::{ImportedImage, Layer};
+
+const OPAQUE: &str = ".wh..wh..opq";
+const WHITEOUT: &str = ".wh.";
+
+/// Unpacks the layers, bottom first, into `rootfs_dir/<config hex>/`, built
+/// in a temporary directory beside it and renamed into place, so the rootfs
+/// is never seen half-unpacked; an existing one is reused as is.
+pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseError> {
+    let dest = rootfs_dir.join(image.config_digest.hex());
+    if dest.is_dir() {
+        return Ok(dest);
+    }
+    std::fs::create_dir_all(rootfs_dir).map_err(BaseError::io(rootfs_dir))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpacking-")
+        .tempdir_in(rootfs_dir)
+        .map_err(BaseError::io(rootfs_dir))?;
+    let mut dirs = BTreeMap::new();
+    for layer in &image.layers {
+        apply_layer(layer, tmp.path(), &mut dirs)?;
+    }
+    finish_dirs(tmp.path(), &dirs)?;
+    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
+        .map_err(BaseError::io(tmp.path()))?;
+    let built = tmp.keep();
+    match std::fs::rename(&built, &dest) {
+        Ok(()) => Ok(dest),
+        // Another process unpacked the same image meanwhile: use theirs.
+        Err(_) if dest.is_dir() => {
+            let _ = std::fs::remove_dir_all(&built);
+            Ok(dest)
+        }
+        Err(e) => Err(BaseError::io(dest)(e)),
+    }
+}
+
+/// Where an entry is being unpacked, for error messages.
+struct Ctx<'a> {
+    within: String,
+    entry: &'a Path,
+}
+
+impl Ctx<'_> {
+    fn refuse(&self, reason: Unsafe) -> BaseError {
+        BaseError::UnsafeEntry {
+            within: self.within.clone(),
+            entry: self.entry.to_owned(),
+            reason,
+        }
+    }
+}
+
+fn apply_layer(
+    layer: &Layer,
+    root: &Path,
+    dirs: &mut BTreeMap<PathBuf, u32>,
+) -> Result<(), BaseError> {
+    let bad_tar = |source| BaseError::BadTar {
+        blob: layer.blob.clone(),
+        source,
+    };
+    let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
+    let mut tar = tar::Archive::new(
+        layer
+            .compression
+            .decoder(BufReader::new(file))
+            .map_err(bad_tar)?,
+    );
+    // Paths this layer wrote: an opaque marker hides lower layers only.
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    for entry in tar.entries().map_err(bad_tar)? {
+        let mut entry = entry.map_err(bad_tar)?;
+        let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
+        let ctx = Ctx {
+            within: format!("layer {}", layer.digest),
+            entry: &raw,
+        };
+        let rel = relative(&raw).map_err(|r| ctx.refuse(r))?;
+        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+            continue; // the root directory itself
+        };
+        let name_bytes = name.as_bytes();
+        if name_bytes == OPAQUE.as_bytes() {
+            if let Some(dir) = walk(root, parent, false, &ctx)? {
+                clear_lower(&dir, parent, &written)?;
+            }
+            continue;
+        }
+        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
+            // `.wh..` and `.wh...` would delete the directory or its parent.
+            if matches!(hidden, b"" | b"." | b"..") {
+                return Err(ctx.refuse(Unsafe::WhiteoutOfParent));
+            }
+            if let Some(dir) = walk(root, parent, false, &ctx)? {
+                remove(&dir.join(OsStr::from_bytes(hidden)))?;
+            }
+            continue;
+        }
+        let dir = walk(root, parent, true, &ctx)?.expect("kiln bug: walk creates missing parents");
+        let target = dir.join(name);
+        let mode = entry.header().mode().unwrap_or(0o644);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                if !is_real_dir(&target) {
+                    remove(&target)?;
+                    std::fs::create_dir(&target).map_err(BaseError::io(&target))?;
+                }
+                dirs.insert(rel.clone(), mode);
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                remove(&target)?;
+                let mut out = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&target)
+                    .map_err(BaseError::io(&target))?;
+                std::io::copy(&mut entry, &mut out).map_err(BaseError::io(&target))?;
+                // setuid/setgid dropped: the file belongs to whoever runs kiln.
+                out.set_permissions(Permissions::from_mode(mode & 0o777 | 0o400))
+                    .map_err(BaseError::io(&target))?;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(bad_tar)?
+                    .unwrap_or_default()
+                    .into_owned();
+                remove(&target)?;
+                // Kept as is: it is only ever resolved inside the sandbox.
+                std::os::unix::fs::symlink(&link, &target).map_err(BaseError::io(&target))?;
+            }
+            tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(bad_tar)?
+                    .unwrap_or_default()
+                    .into_owned();
+                let source = hardlink_source(root, &link, &ctx)?;
+                remove(&target)?;
+                std::fs::hard_link(&source, &target).map_err(BaseError::io(&target))?;
+            }
+            tar::EntryType::Char => return Err(ctx.refuse(Unsafe::Special("character device"))),
+            tar::EntryType::Block => return Err(ctx.refuse(Unsafe::Special("block device"))),
+            tar::EntryType::Fifo => return Err(ctx.refuse(Unsafe::Special("fifo"))),
+            // pax/GNU metadata the tar reader did not fold in, sparse files: nothing to write.
+            _ => continue,
+        }
+        written.insert(rel);
+    }
+    Ok(())
+}
+
+/// The entry's path relative to the rootfs: `./` prefixes dropped, absolute
+/// paths and any `..` refused.
+fn relative(raw: &Path) -> Result<PathBuf, Unsafe> {
+    let mut out = PathBuf::new();
+    for c in raw.components() {
+        match c {
+            Component::Normal(s) => out.push(s),
+            Component::CurDir => {}
+            Component::ParentDir => return Err(Unsafe::ParentDir),
+            Component::RootDir | Component::Prefix(_) => return Err(Unsafe::Absolute),
+        }
+    }
+    Ok(out)
+}
+
+/// `root/rel`, checking that every component is a real directory (creating
+/// missing ones when `create`); `None` when one is missing and not `create`.
+fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathBuf>, BaseError> {
+    let mut cur = root.to_owned();
+    let mut seen = PathBuf::new();
+    for c in rel.components() {
+        cur.push(c);
+        seen.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(ctx.refuse(Unsafe::ThroughSymlink(seen)));
+            }
+            Ok(_) => return Err(ctx.refuse(Unsafe::ThroughNonDirectory(seen))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                std::fs::create_dir(&cur).map_err(BaseError::io(&cur))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(BaseError::io(cur)(e)),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// A hardlink's target: an existing non-directory inside the rootfs,
+/// reached without crossing a symlink.
+fn hardlink_source(root: &Path, link: &Path, ctx: &Ctx) -> Result<PathBuf, BaseError> {
+    let outside = || ctx.refuse(Unsafe::HardlinkTarget(link.to_owned()));
+    let rel = relative(link).map_err(|_| outside())?;
+    let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
+        return Err(outside());
+    };
+    let dir = walk(root, parent, false, ctx)?.ok_or_else(outside)?;
+    let source = dir.join(name);
+    match std::fs::symlink_metadata(&source) {
+        Ok(m) if !m.is_dir() => Ok(source),
+        _ => Err(outside()),
+    }
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Removes whatever is at `path` (never following a symlink); absent is fine.
+fn remove(path: &Path) -> Result<(), BaseError> {
+    let result = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    result.map_err(BaseError::io(path))
+}
+
+/// An opaque directory: removes what lower layers put in `dir`, keeping
+/// what this layer already wrote there.
+fn clear_lower(dir: &Path, rel: &Path, written: &HashSet<PathBuf>) -> Result<(), BaseError> {
+    for child in std::fs::read_dir(dir).map_err(BaseError::io(dir))? {
+        let child = child.map_err(BaseError::io(dir))?;
+        let child_rel = rel.join(child.file_name());
+        if !written.contains(&child_rel) {
+            remove(&child.path())?;
+        } else if is_real_dir(&child.path()) {
+            clear_lower(&child.path(), &child_rel, written)?;
+        }
+    }
+    Ok(())
+}
+
+/// Applies directory modes last, so a read-only directory does not stop a
+/// later entry or layer from writing into it. The owner keeps `rwx`: kiln
+/// must be able to traverse and, on gc, delete what it unpacked.
+fn finish_dirs(root: &Path, dirs: &BTreeMap<PathBuf, u32>) -> Result<(), BaseError> {
+    let ctx = Ctx {
+        within: root.display().to_string(),
+        entry: root,
+    };
+    for (rel, mode) in dirs {
+        // A later layer may have replaced a parent with a symlink: re-check
+        // the whole path rather than chmod through it.
+        if walk(root, rel, false, &ctx).is_ok_and(|d| d.is_some()) {
+            let path = root.join(rel);
+            std::fs::set_permissions(&path, Permissions::from_mode(mode & 0o1777 | 0o700))
+                .map_err(BaseError::io(&path))?;
+        }
+    }
+    Ok(())
+}
