@@ -85,8 +85,9 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
 
 /// The root filesystem each stage was built in, where export finds the
 /// runtime closure of the programs it copies: `/` for `from host`.
-// Stages `from` a base or an image are refused by eval for now; when they
-// build, their unpacked rootfs goes here.
+// Stages `from` a base or an image run in a rootfs the build unpacks
+// (`base::rootfs`), which the build report does not carry yet; until it
+// does, export refuses to guess the closure of a dynamic program from them.
 fn stage_roots(spec: &Spec) -> BTreeMap<Name, PathBuf> {
     let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
     host.map(|s| (s.name.value.clone(), PathBuf::from("/")))

@@ -22,7 +22,7 @@ use super::runtime::{self, Wanted};
 use super::walk::Kind;
 use super::why::Origin;
 use crate::hash::Digest;
-use crate::spec::{Content, Image, ImageRoot, Name, Spec};
+use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
 
 /// How layer blobs are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -121,7 +121,7 @@ impl Assembled {
     }
 }
 
-/// [`assemble_with_roots`] for images whose stages were all built `from host`.
+/// [`assemble_with_roots`] with the roots of the stages built `from host`.
 pub fn assemble(
     spec: &Spec,
     image: &Image,
@@ -129,14 +129,19 @@ pub fn assemble(
     layer_cache: &Path,
     opts: &ExportOptions,
 ) -> Result<Assembled, ExportError> {
-    assemble_with_roots(spec, image, outputs, &BTreeMap::new(), layer_cache, opts)
+    let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
+    let roots = host
+        .map(|s| (s.name.value.clone(), PathBuf::from("/")))
+        .collect();
+    assemble_with_roots(spec, image, outputs, &roots, layer_cache, opts)
 }
 
 /// Packs (or takes from the layer cache) every layer of `image`, and builds
 /// config + manifest. `outputs`: the store path of each stage the image
 /// copies from (already built). `roots`: the root filesystem each stage was
-/// built in, where its programs' runtime closure is found; a stage not in
-/// it was built `from host`, in `/`.
+/// built in (`/` for `from host`), where its programs' runtime closure is
+/// found; a copy from a stage not in it may only hold programs that need
+/// nothing ([`ExportError::RootUnknown`] otherwise).
 pub fn assemble_with_roots(
     spec: &Spec,
     image: &Image,
@@ -251,10 +256,7 @@ fn wanted<'a>(
                 content,
                 attrs,
                 entries: &plan.entries,
-                root: roots
-                    .get(&stage.value)
-                    .cloned()
-                    .unwrap_or_else(|| PathBuf::from("/")),
+                root: roots.get(&stage.value).cloned(),
             })
         });
     copies.collect()

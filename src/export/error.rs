@@ -104,6 +104,23 @@ pub enum ExportError {
     },
 
     #[error(
+        "kiln cannot find the runtime closure of a program built in stage `{stage}`'s root yet"
+    )]
+    #[diagnostic(
+        code(kiln::export::closure_root_unknown),
+        help(
+            "Only stages built `from host` have their closure resolved for now: link the program statically, or write `closure=#false` on the `copy` and ship its libraries yourself"
+        )
+    )]
+    RootUnknown {
+        stage: Name,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("a dynamically linked program, or a closure-extra")]
+        span: SourceSpan,
+    },
+
+    #[error(
         "`closure-extra \"{path}\"` {} in the stage's root `{}`",
         if *looped { "loops through symlinks" } else { "does not exist" },
         root.display()

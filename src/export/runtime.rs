@@ -33,8 +33,9 @@ pub(super) struct Wanted<'a> {
     pub attrs: &'a ContentAttrs,
     /// What the copy itself puts in the image.
     pub entries: &'a [Entry],
-    /// The root the stage was built in (`/` for `from host`).
-    pub root: PathBuf,
+    /// The root the stage was built in (`/` for `from host`); `None` when
+    /// the caller cannot say, which only a program needing nothing survives.
+    pub root: Option<PathBuf>,
 }
 
 /// One file or symlink of a closure, before it is planned.
@@ -81,17 +82,12 @@ fn named(mut plan: Planned, created_by: String) -> Planned {
 
 /// What one copy's closure and extras bring, each with its origin.
 fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
-    let programs: Vec<Program> = (w.entries.iter())
-        .filter_map(|e| match &e.kind {
-            Kind::File { disk, .. } => Some(Program {
-                file: disk.clone(),
-                image_path: format!("/{}", e.path),
-            }),
-            _ => None,
-        })
-        .collect();
-    let closure = closure::resolve(&w.root, &programs).map_err(|source| ExportError::Closure {
-        root: w.root.clone(),
+    let Some(root) = &w.root else {
+        return unknown_root(spec, w);
+    };
+    let programs = programs(w.entries);
+    let closure = closure::resolve(root, &programs).map_err(|source| ExportError::Closure {
+        root: root.clone(),
         source: Box::new(source),
         src: spec.source.clone(),
         span: w.attrs.span,
@@ -114,9 +110,9 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
         .collect();
     let extra_origin = Origin::of_node(spec, w.attrs.span, Via::ClosureExtra);
     for wanted in &w.attrs.closure_extra {
-        let found = extra::lookup(&w.root, wanted).map_err(|why| ExportError::ExtraMissing {
+        let found = extra::lookup(root, wanted).map_err(|why| ExportError::ExtraMissing {
             path: wanted.clone(),
-            root: w.root.clone(),
+            root: root.clone(),
             looped: why == Failure::Loop,
             src: spec.source.clone(),
             span: w.attrs.span,
@@ -133,6 +129,40 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
         }));
     }
     Ok(items)
+}
+
+/// A copy from a stage whose root export was not given: fine while its
+/// programs need nothing (static, or not ELF), which resolving them in an
+/// empty root tells; an error otherwise, rather than a guess at the root.
+fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
+    let empty = tempfile::tempdir().map_err(ExportError::io(std::env::temp_dir()))?;
+    let programs = programs(w.entries);
+    let needs = closure::resolve(empty.path(), &programs).map_or(true, |c| !c.files.is_empty());
+    if needs || !w.attrs.closure_extra.is_empty() {
+        let Content::Copy { stage, .. } = w.content else {
+            unreachable!("kiln bug: only a copy wants a closure");
+        };
+        return Err(ExportError::RootUnknown {
+            stage: stage.value.clone(),
+            src: spec.source.clone(),
+            span: w.attrs.span,
+        });
+    }
+    Ok(Vec::new())
+}
+
+/// Every file of a copy is a program to resolve; `closure::resolve` skips
+/// what is not ELF.
+fn programs(entries: &[Entry]) -> Vec<Program> {
+    (entries.iter())
+        .filter_map(|e| match &e.kind {
+            Kind::File { disk, .. } => Some(Program {
+                file: disk.clone(),
+                image_path: format!("/{}", e.path),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Plans `items` as one layer, without what the image or an earlier closure
@@ -207,5 +237,49 @@ fn conflict(spec: &Spec, span: SourceSpan, entry: &Entry, image_has_dir: bool) -
         has,
         src: spec.source.clone(),
         span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::testutil::{attrs, copy, spec};
+
+    /// A C program built by the host's gcc with `flags`, planned as a copy.
+    fn planned(dir: &std::path::Path, flags: &[&str]) -> Vec<Entry> {
+        let c = dir.join("p.c");
+        std::fs::write(&c, "int main(void) { return 0; }\n").unwrap();
+        let exe = dir.join("p");
+        let ok = std::process::Command::new("gcc")
+            .arg(&c)
+            .arg("-o")
+            .arg(&exe)
+            .args(flags)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        walk::plan(&exe, &attrs("/app/p")).unwrap()
+    }
+
+    #[test]
+    fn without_a_root_only_programs_needing_nothing_are_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = spec(dir.path(), Vec::new());
+        let content = copy("app", "p", "/app/p");
+        let Content::Copy { attrs, .. } = &content else {
+            unreachable!()
+        };
+        let wanted = |entries| Wanted {
+            content: &content,
+            attrs,
+            entries,
+            root: None,
+        };
+        let dynamic = planned(dir.path(), &[]);
+        let err = layers(&spec, &[wanted(&dynamic)], &FileSet::default()).unwrap_err();
+        assert!(matches!(err, ExportError::RootUnknown { .. }), "{err:?}");
+        let fixed = planned(dir.path(), &["-static"]);
+        let plans = layers(&spec, &[wanted(&fixed)], &FileSet::default()).unwrap();
+        assert!(plans.is_empty());
     }
 }
