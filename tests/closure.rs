@@ -247,7 +247,7 @@ fn a_missing_library_is_not_found_naming_program_library_and_places() {
             .help()
             .expect("help")
             .to_string()
-            .contains("closure #false")
+            .contains("closure=#false")
     );
 }
 

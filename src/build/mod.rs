@@ -52,6 +52,9 @@ pub struct StageReport {
     pub key: Option<Key>,
     pub status: Status,
     pub output: Option<(StorePath, OutputHash)>,
+    /// The image the stage ran in (a base, or an image of the spec), when not
+    /// the host: where its programs' runtime libraries are found.
+    pub root: Option<std::sync::Arc<crate::base::ImportedImage>>,
     pub failure: Option<StageFailure>,
 }
 

@@ -87,6 +87,7 @@ pub fn run_with(
                 key: o.key,
                 status: o.status,
                 output: o.output,
+                root: o.root,
                 failure: o.failure,
             }
         })

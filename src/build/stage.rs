@@ -40,6 +40,8 @@ pub(super) struct Outcome {
     pub key: Option<Key>,
     pub status: Status,
     pub output: Option<(StorePath, OutputHash)>,
+    /// The image the stage ran in, when not the host.
+    pub root: Option<Arc<ImportedImage>>,
     pub failure: Option<StageFailure>,
 }
 
@@ -49,16 +51,18 @@ impl Outcome {
             key: None,
             status: Status::Skipped,
             output: None,
+            root: None,
             failure: None,
         }
     }
 
-    fn done(key: Key, status: Status, entry: Entry) -> Self {
+    fn done(key: Key, status: Status, entry: Entry, root: Option<Arc<ImportedImage>>) -> Self {
         let output = Some((entry.path, entry.meta.output_hash));
         Outcome {
             key: Some(key),
             status,
             output,
+            root,
             failure: None,
         }
     }
@@ -108,6 +112,7 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
         key: Some(key),
         status: Status::Failed,
         output: None,
+        root: None,
         failure: Some(StageFailure {
             stage: name.to_string(),
             help: match planned.work {
@@ -128,7 +133,7 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
         Ok((status, entry)) => {
             // The ref only serves `kiln explain`: failing to write it must not fail the build.
             let _ = ctx.store.set_ref(&ctx.spec.context, name, &key);
-            Outcome::done(key, status, entry)
+            Outcome::done(key, status, entry, root.clone())
         }
         Err(StageError::Run(RunFailure::Script { index, status })) => {
             let span = match planned.work {
@@ -177,6 +182,7 @@ fn root_failure(ctx: &StageCtx<'_, '_>, planned: &PlannedStage<'_>, e: ImageRoot
         key: None,
         status: Status::Failed,
         output: None,
+        root: None,
         failure: Some(StageFailure {
             stage: planned.name().to_string(),
             help: "the image this stage runs from could not be assembled".into(),

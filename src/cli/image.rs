@@ -7,8 +7,10 @@ use std::path::PathBuf;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, open_store};
+use crate::build::BuildReport;
 use crate::export::{self, Assembled, Compression, Engine, ExportOptions};
-use crate::spec::{Name, Root, Spec};
+use crate::spec::{Name, Spec};
+use crate::store::Store;
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
     let (_, img) = assemble(g, &a.image)?;
@@ -83,15 +85,19 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
     }
 }
 
-/// The root filesystem each stage was built in, where export finds the
-/// runtime closure of the programs it copies: `/` for `from host`.
-// Stages `from` a base or an image run in a rootfs the build unpacks
-// (`base::rootfs`), which the build report does not carry yet; until it
-// does, export refuses to guess the closure of a dynamic program from them.
-fn stage_roots(spec: &Spec) -> BTreeMap<Name, PathBuf> {
-    let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
-    host.map(|s| (s.name.value.clone(), PathBuf::from("/")))
-        .collect()
+/// The root filesystem each built stage ran in: `/` for the host, else its
+/// image unpacked in the store (already there if the stage ran here, unpacked
+/// now if its output came from the cache). Closures are resolved in it.
+fn stage_roots(store: &Store, report: &BuildReport) -> Result<BTreeMap<Name, PathBuf>, CliError> {
+    let mut roots = BTreeMap::new();
+    for stage in &report.stages {
+        let root = match &stage.root {
+            None => PathBuf::from("/"),
+            Some(image) => crate::base::rootfs(image, &store.rootfs_dir())?,
+        };
+        roots.insert(stage.name.clone(), root);
+    }
+    Ok(roots)
 }
 
 /// Builds the stages `image` copies from, then assembles it.
@@ -111,6 +117,8 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
     let outputs: BTreeMap<_, PathBuf> = (report.stages.iter())
         .filter_map(|s| Some((s.name.clone(), s.output.as_ref()?.0.as_path().to_path_buf())))
         .collect();
+    let store = open_store(g)?;
+    let roots = stage_roots(&store, &report)?;
     super::build::finish(
         &Global {
             quiet: true,
@@ -118,12 +126,10 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
         },
         report,
     )?;
-    let store = open_store(g)?;
     let opts = ExportOptions {
         compression: a.compression.into(),
         source_date_epoch: source_date_epoch()?,
     };
-    let roots = stage_roots(&spec);
     let cache = store.layer_cache_dir();
     let img = export::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;
     Ok((spec, img))

@@ -35,6 +35,9 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::build::sandbox::SandboxError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Base(#[from] crate::base::BaseError),
     #[error("Failed to write `{}`", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -59,6 +62,7 @@ impl CliError {
             | CliError::Failed(_)
             | CliError::Export(_)
             | CliError::Sandbox(_)
+            | CliError::Base(_)
             | CliError::Io { .. } => 1,
         }
     }

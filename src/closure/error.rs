@@ -11,7 +11,7 @@ pub enum ClosureError {
     #[diagnostic(
         code(kiln::closure::not_found),
         help(
-            "install the library in the stage's root, or link statically, or use `closure #false`"
+            "install the library in the stage's root, or link statically, or use `closure=#false`"
         )
     )]
     NotFound {
