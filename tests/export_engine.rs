@@ -109,6 +109,7 @@ fn export_to(root: &Path, compression: Compression) -> (PathBuf, export::Assembl
     let opts = ExportOptions {
         compression,
         source_date_epoch: 1_700_000_000,
+        ..Default::default()
     };
     let img = export::assemble(
         &spec,

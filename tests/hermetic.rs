@@ -150,3 +150,74 @@ fn a_wrong_base_digest_is_refused_showing_both_digests() {
     assert!(stderr.contains(&wrong.to_string()), "{stderr}");
     assert!(stderr.contains(&image.id().to_string()), "{stderr}");
 }
+
+#[test]
+fn an_image_from_a_base_reuses_its_layers_verbatim_and_runs_in_docker() {
+    let Some(engine) = common::engine::DockerEngine::start() else {
+        return;
+    };
+    // gzip and plain layers only: Docker 20.10 cannot load zstd ones.
+    let image = common::images::busybox_image_with(common::images::Compress::Gzip);
+    let p = Project::new(&format!(
+        r#"
+        base busybox {{
+            archive "bb.tar" digest="{}"
+        }}
+        stage note {{
+            run "echo from kiln > $out/note"
+        }}
+        image app {{
+            from busybox
+            copy note "note" to="/app/note"
+            entrypoint "/bin/sh" "-c" "cat /etc/hello /app/note"
+            tag "kiln-e2e-on-busybox:v1"
+        }}
+        "#,
+        image.id()
+    ));
+    write_docker_archive(&image, &p.root().join("bb.tar"));
+    let out = p.kiln(&["export", "app", "-o", "app.tar"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = p.root().join("app.tar");
+
+    let inspect = std::process::Command::new("skopeo")
+        .args(["inspect", &format!("oci-archive:{}", tar.display())])
+        .output()
+        .expect("skopeo");
+    assert!(
+        inspect.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("skopeo JSON");
+    let layers: Vec<String> = (v["Layers"].as_array().expect("layers").iter())
+        .map(|l| l.as_str().expect("digest").to_owned())
+        .collect();
+    let base_layers: Vec<String> = image
+        .layers
+        .iter()
+        .map(|l| kiln::hash::Digest::of(&l.bytes).to_string())
+        .collect();
+    assert_eq!(
+        layers[..base_layers.len()],
+        base_layers[..],
+        "base layers not reused verbatim"
+    );
+    assert_eq!(layers.len(), base_layers.len() + 1);
+
+    engine.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
+    let out = engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-on-busybox:v1"]);
+    assert_eq!(out, "hi\nfrom kiln\n");
+    // The base's config is inherited where the image does not override it.
+    let env = engine.docker_ok(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        "kiln-e2e-on-busybox:v1",
+    ]);
+    assert!(env.contains("PATH=/bin"), "{env}");
+}

@@ -48,6 +48,7 @@ pub fn assemble(
     let opts = ExportOptions {
         compression: Compression::None,
         source_date_epoch: 0,
+        blobs_dir: store.blobs_dir(),
     };
     let img = export::assemble(spec, image, outputs, &store.layer_cache_dir(), &opts)?;
     let config = oci_spec::image::ImageConfiguration::from_reader(img.config_json.as_slice())

@@ -129,6 +129,7 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
     let opts = ExportOptions {
         compression: a.compression.into(),
         source_date_epoch: source_date_epoch()?,
+        blobs_dir: store.blobs_dir(),
     };
     let cache = store.layer_cache_dir();
     let img = export::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;

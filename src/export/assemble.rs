@@ -54,11 +54,14 @@ impl Compression {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExportOptions {
     pub compression: Compression,
     /// Every timestamp in the image (tar mtimes, `created`): SOURCE_DATE_EPOCH.
     pub source_date_epoch: u64,
+    /// Where imported base images keep their blobs (`Store::blobs_dir`): an
+    /// image `from` a base reuses them as its bottom layers.
+    pub blobs_dir: PathBuf,
 }
 
 /// One layer of an assembled image; its blob lives in the layer cache.
@@ -152,14 +155,7 @@ pub fn assemble_with_roots(
 ) -> Result<Assembled, ExportError> {
     let parent = match &image.from.value {
         ImageRoot::Scratch => None,
-        ImageRoot::Base(base) => {
-            return Err(ExportError::BaseUnsupported {
-                image: image.name.value.clone(),
-                base: base.clone(),
-                src: spec.source.clone(),
-                span: image.from.span,
-            });
-        }
+        ImageRoot::Base(base) => Some(super::base::parent(spec, image, base, opts)?),
         ImageRoot::Image(name) => {
             let parent = spec
                 .image(name.as_str())

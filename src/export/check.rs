@@ -47,6 +47,18 @@ impl FileSet {
         }
     }
 
+    /// A whiteout: `path` and everything under it are gone.
+    pub(crate) fn remove(&mut self, path: &str) {
+        self.0.remove(path);
+        self.remove_under(path);
+    }
+
+    /// An opaque directory: what lower layers put under `dir` is gone.
+    pub(crate) fn remove_under(&mut self, dir: &str) {
+        let prefix = format!("{dir}/");
+        self.0.retain(|p, _| !p.starts_with(&prefix));
+    }
+
     /// Whether the image has `path` (relative) as a directory (`Some(true)`),
     /// as a file or symlink (`Some(false)`), or not at all.
     pub(crate) fn is_dir(&self, path: &str) -> Option<bool> {

@@ -56,18 +56,17 @@ pub enum ExportError {
         span: SourceSpan,
     },
 
-    #[error("Image `{image}` is built `from` base `{base}`, which export does not support yet")]
-    #[diagnostic(
-        code(kiln::export::base_unsupported),
-        help("Use `from scratch` or another image of this kiln.kdl for now")
-    )]
-    BaseUnsupported {
+    #[error("Failed to read base image `{base}` for image `{image}`")]
+    #[diagnostic(code(kiln::export::base))]
+    Base {
         image: Name,
         base: Name,
         #[source_code]
         src: Arc<NamedSource<String>>,
-        #[label("an imported base")]
+        #[label("imported here")]
         span: SourceSpan,
+        #[related]
+        cause: Vec<crate::base::BaseError>,
     },
 
     #[error("The {what} of image `{image}` cannot start: {reason}")]
@@ -206,7 +205,7 @@ impl ExportError {
         matches!(
             self,
             ExportError::CopySourceMissing { .. }
-                | ExportError::BaseUnsupported { .. }
+                | ExportError::Base { .. }
                 | ExportError::Entrypoint { .. }
                 | ExportError::ExtraMissing { .. }
                 | ExportError::ClosureConflict { .. }

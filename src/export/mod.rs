@@ -19,6 +19,7 @@
 
 mod archive;
 mod assemble;
+mod base;
 mod cache;
 mod check;
 mod config;

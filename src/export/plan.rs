@@ -25,6 +25,8 @@ pub enum Role {
     Closure,
     /// Several of the above, merged to honour `layers max=N`.
     Merged,
+    /// A layer of the imported base image, reused verbatim.
+    Base,
 }
 
 /// One layer, planned: its entries, sorted by path (parents first).

@@ -34,6 +34,8 @@ pub enum Via {
     Closure,
     /// A `closure-extra` of the `copy`.
     ClosureExtra,
+    /// A file of the base image the image is `from`.
+    Base,
 }
 
 impl Origin {
@@ -103,6 +105,7 @@ impl fmt::Display for Why {
             Via::Copy | Via::Add => "put there by",
             Via::Closure => "runtime closure of",
             Via::ClosureExtra => "closure-extra of",
+            Via::Base => "from the base image of",
         };
         writeln!(f, "  {what} `{}` ({}:{})", o.node, o.file, o.line)?;
         if !o.chain.is_empty() {

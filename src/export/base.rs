@@ -1,0 +1,233 @@
+//! An image `from` an imported base: the base's layers become its bottom
+//! layers verbatim (same blobs, same digests: an engine or registry that has
+//! the base already has them), and the base's config is what the image's own
+//! settings override. The base is imported and verified against its pinned
+//! digest exactly as for a stage that runs `from` it.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+
+use super::assemble::{Assembled, Compression, ExportOptions, Layer};
+use super::check::FileSet;
+use super::config::ConfigSummary;
+use super::error::ExportError;
+use super::plan::Role;
+use super::walk::{Entry, Kind};
+use super::why::{Origin, Via};
+use crate::base::{self, ImportedImage};
+use crate::spec::{Image, Name, Owner, Spec};
+
+/// How many top-level paths `kiln inspect` names per layer.
+const TOP: usize = 5;
+
+/// The base `name` of `image`, as the parent every later layer stacks on.
+pub(super) fn parent(
+    spec: &Spec,
+    image: &Image,
+    name: &Name,
+    opts: &ExportOptions,
+) -> Result<Assembled, ExportError> {
+    let decl = spec
+        .bases
+        .iter()
+        .find(|b| &b.name.value == name)
+        .expect("kiln bug: `from` resolves to a base");
+    let archive = decl.archive.value.on_disk(&spec.context);
+    let imported =
+        base::import(&archive, &decl.digest.value, &opts.blobs_dir).map_err(|cause| {
+            ExportError::Base {
+                image: image.name.value.clone(),
+                base: name.clone(),
+                src: spec.source.clone(),
+                span: image.from.span,
+                cause: vec![cause],
+            }
+        })?;
+    let origin = Origin::of_node(spec, image.from.span, Via::Base);
+    let mut files = FileSet::default();
+    let mut origins = BTreeMap::new();
+    let mut layers = Vec::new();
+    for layer in &imported.layers {
+        let listing = list(layer)?;
+        for gone in &listing.whiteouts {
+            files.remove(gone);
+        }
+        for dir in &listing.opaque {
+            files.remove_under(dir);
+        }
+        files.add(&listing.entries);
+        for e in &listing.entries {
+            origins.insert(e.path.clone(), origin.clone());
+        }
+        layers.push(reused(name, layer, &listing));
+    }
+    Ok(Assembled {
+        name: image.name.value.clone(),
+        tags: Vec::new(),
+        layers,
+        config: config_of(&imported),
+        config_json: imported.config_json.clone(),
+        config_digest: imported.config_digest,
+        // A parent is only ever stacked on, never written out itself.
+        manifest_json: Vec::new(),
+        manifest_digest: imported.config_digest,
+        files,
+        origins,
+        closure: Default::default(),
+        epoch: opts.source_date_epoch,
+    })
+}
+
+/// What one layer tar holds, and what it deletes from the layers below.
+struct Listing {
+    entries: Vec<Entry>,
+    whiteouts: Vec<String>,
+    opaque: Vec<String>,
+    uncompressed: u64,
+}
+
+fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
+    let io = |source| ExportError::Io {
+        path: layer.blob.clone(),
+        source,
+    };
+    let file = fs_err::File::open(&layer.blob).map_err(io)?;
+    let reader: Box<dyn Read> = match layer.compression {
+        base::Compression::None => Box::new(file),
+        base::Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
+        base::Compression::Zstd => Box::new(zstd::Decoder::new(file).map_err(io)?),
+    };
+    let mut counted = Counted {
+        inner: reader,
+        bytes: 0,
+    };
+    let mut listing = Listing {
+        entries: Vec::new(),
+        whiteouts: Vec::new(),
+        opaque: Vec::new(),
+        uncompressed: 0,
+    };
+    for entry in tar::Archive::new(&mut counted).entries().map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let raw = entry.path().map_err(io)?.to_string_lossy().into_owned();
+        let path = raw
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .trim_end_matches('/')
+            .to_owned();
+        let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
+        if base == ".wh..wh..opq" {
+            listing.opaque.push(dir.to_owned());
+            continue;
+        }
+        if let Some(gone) = base.strip_prefix(".wh.") {
+            listing.whiteouts.push(if dir.is_empty() {
+                gone.to_owned()
+            } else {
+                format!("{dir}/{gone}")
+            });
+            continue;
+        }
+        if path.is_empty() {
+            continue;
+        }
+        let header = entry.header();
+        let kind = match header.entry_type() {
+            tar::EntryType::Directory => Kind::Dir,
+            tar::EntryType::Symlink => {
+                let target = entry.link_name().map_err(io)?.unwrap_or_default();
+                Kind::Symlink {
+                    target: target.to_string_lossy().into_owned(),
+                }
+            }
+            // Only what a path is matters here, not its bytes: the blob is reused.
+            _ => Kind::File {
+                disk: PathBuf::new(),
+                size: header.size().unwrap_or(0),
+                content: [0; 32],
+            },
+        };
+        let mode = header.mode().unwrap_or(0o644);
+        listing.entries.push(Entry {
+            path,
+            kind,
+            mode,
+            owner: Owner::default(),
+        });
+    }
+    // Drain the tar's end padding so the count is the whole stream.
+    std::io::copy(&mut counted, &mut std::io::sink()).map_err(io)?;
+    listing.uncompressed = counted.bytes;
+    Ok(listing)
+}
+
+fn reused(name: &Name, layer: &base::Layer, listing: &Listing) -> Layer {
+    let mut top: Vec<String> = (listing.entries.iter())
+        .map(|e| format!("/{}", e.path.split('/').next().unwrap_or_default()))
+        .collect();
+    top.dedup();
+    top.truncate(TOP);
+    Layer {
+        digest: layer.digest,
+        size: layer.size,
+        diff_id: layer.diff_id,
+        uncompressed_size: listing.uncompressed,
+        compression: match layer.compression {
+            base::Compression::None => Compression::None,
+            base::Compression::Gzip => Compression::Gzip,
+            base::Compression::Zstd => Compression::Zstd,
+        },
+        blob: layer.blob.clone(),
+        created_by: format!("kiln: from base {name}"),
+        role: Role::Base,
+        files: listing
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.kind, Kind::Dir))
+            .count() as u64,
+        top,
+        cached: true,
+    }
+}
+
+/// The base's runtime settings, in the form an image's own override.
+fn config_of(image: &ImportedImage) -> ConfigSummary {
+    let Some(c) = image.config.config() else {
+        return ConfigSummary::default();
+    };
+    let env = (c.env().iter().flatten())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    ConfigSummary {
+        entrypoint: c.entrypoint().clone(),
+        cmd: c.cmd().clone(),
+        env,
+        workdir: c.working_dir().clone(),
+        user: c.user().clone(),
+        exposed_ports: c.exposed_ports().iter().flatten().cloned().collect(),
+        labels: c
+            .labels()
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        volumes: c.volumes().iter().flatten().cloned().collect(),
+        stop_signal: c.stop_signal().clone(),
+    }
+}
+
+/// A reader that counts the bytes through it: the layer's uncompressed size.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
