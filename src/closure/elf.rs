@@ -24,6 +24,22 @@ pub(super) struct ElfInfo {
 }
 
 impl ElfInfo {
+    /// Whether this machine can run it at all. A program for another
+    /// machine (test fixtures in a source tree, say) is data: it has no
+    /// closure here.
+    pub(super) fn is_native(&self) -> bool {
+        use goblin::elf::header::{EM_386, EM_AARCH64, EM_ARM, EM_X86_64};
+        let native = match std::env::consts::ARCH {
+            "x86_64" => (EM_X86_64, true),
+            "x86" => (EM_386, false),
+            "aarch64" => (EM_AARCH64, true),
+            "arm" => (EM_ARM, false),
+            // Unknown to kiln: trust the file rather than refuse it.
+            _ => return true,
+        };
+        (self.machine, self.is_64) == native
+    }
+
     /// Whether ld.so would accept `self` as a library for `loader`.
     pub(super) fn fits(&self, loader: &ElfInfo) -> bool {
         self.is_shared && self.is_64 == loader.is_64 && self.machine == loader.machine

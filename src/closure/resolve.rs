@@ -19,7 +19,7 @@ pub fn resolve(root: &Path, programs: &[Program]) -> Result<Closure, ClosureErro
     let conf = ldconf::dirs(&fs)?;
     let mut closure = Closure::default();
     for program in programs {
-        let Some(info) = elf::read(&program.file)? else {
+        let Some(info) = elf::read(&program.file)?.filter(|i| i.is_native()) else {
             continue;
         };
         let mut loader = Loader {

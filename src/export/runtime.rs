@@ -151,12 +151,14 @@ fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
     Ok(Vec::new())
 }
 
-/// Every file of a copy is a program to resolve; `closure::resolve` skips
-/// what is not ELF.
+/// Every executable file of a copy is a program to resolve;
+/// `closure::resolve` skips what is not ELF or not for this machine. A
+/// non-executable ELF (a test fixture, a library) is not run by itself: a
+/// library a program needs is resolved through that program.
 fn programs(entries: &[Entry]) -> Vec<Program> {
     (entries.iter())
         .filter_map(|e| match &e.kind {
-            Kind::File { disk, .. } => Some(Program {
+            Kind::File { disk, .. } if e.mode & 0o111 != 0 => Some(Program {
                 file: disk.clone(),
                 image_path: format!("/{}", e.path),
             }),
