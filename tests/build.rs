@@ -208,3 +208,21 @@ fn explain_names_the_input_that_changed() {
     assert!(stdout.contains("changed file words.txt"), "{stdout}");
     assert!(!stdout.contains("notes.txt"), "{stdout}");
 }
+
+#[test]
+fn fail_fast_starts_nothing_after_the_first_failure() {
+    let spec = r#"
+        stage broken { run "exit 1" }
+        stage later { run "echo ran > $out/ran" }
+    "#;
+    // One job: `broken` (first in the file) runs before `later` could start.
+    let p = Project::new(spec);
+    let out = p.kiln(&["build", "--json", "--jobs", "1", "--fail-fast"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report = common::Report::parse(&out.stdout);
+    assert_eq!(report.status("broken"), "failed");
+    assert_eq!(report.status("later"), "skipped");
+
+    let out = Project::new(spec).kiln(&["build", "--json", "--jobs", "1"]);
+    assert_eq!(common::Report::parse(&out.stdout).status("later"), "built");
+}

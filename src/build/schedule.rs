@@ -68,7 +68,8 @@ pub fn run_with(
         .thread_name(|i| format!("kiln-build-{i}"))
         .build()
         .expect("kiln: cannot start build threads");
-    pool.scope(|scope| {
+    // FIFO: ready stages start in plan (file) order; rayon's default is LIFO.
+    pool.scope_fifo(|scope| {
         for (i, planned) in plan.stages.iter().enumerate() {
             if planned.waits_on().is_empty() {
                 sched.spawn(scope, i);
@@ -99,8 +100,8 @@ pub fn run_with(
 }
 
 impl<'a, 's> Scheduler<'a, 's> {
-    fn spawn<'scope>(&'scope self, scope: &rayon::Scope<'scope>, i: usize) {
-        scope.spawn(move |scope| {
+    fn spawn<'scope>(&'scope self, scope: &rayon::ScopeFifo<'scope>, i: usize) {
+        scope.spawn_fifo(move |scope| {
             let outcome = match self.dependency_outputs(i) {
                 Some(deps) if !self.stop.load(Ordering::SeqCst) => build_stage(&self.ctx, i, &deps),
                 _ => Outcome::skipped(),
