@@ -161,6 +161,10 @@ fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), 
     let tmp = out
         .into_inner()
         .map_err(|e| io_error(path, e.into_error()))?;
+    // A temp file is private (0600); the archive is an ordinary file.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::Permissions::from_mode(0o644);
+    tmp.as_file().set_permissions(mode).map_err(|e| io_error(path, e))?;
     tmp.persist(path).map_err(|e| io_error(path, e.error))?;
     Ok(())
 }
