@@ -60,7 +60,7 @@ pub enum RunFailure {
     Unsupported(PathBuf),
 }
 
-pub trait Executor: Sync {
+pub trait Executor: Send + Sync {
     /// Runs the job's scripts in order, stdout and stderr to `log`; stops at the
     /// first that fails.
     fn run(&self, job: &Job<'_>, log: &File) -> Result<(), RunFailure>;

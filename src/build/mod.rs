@@ -12,6 +12,7 @@ mod fetch;
 mod image_root;
 mod progress;
 mod resolve;
+pub mod sandbox;
 mod schedule;
 mod stage;
 

@@ -32,10 +32,14 @@ pub struct Global {
     /// The store directory.
     #[arg(long, global = true, env = "KILN_HOME")]
     pub store: Option<PathBuf>,
+    /// Isolate stages in namespaces: `auto` where the kernel allows it (else
+    /// without, with a warning), `on` or fail, `off`.
+    #[arg(long, global = true, value_enum, default_value = "auto")]
+    pub sandbox: crate::build::sandbox::SandboxMode,
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more (each stage's log path).
+    /// Print more: each stage's status, key and store path.
     #[arg(short, long, global = true)]
     pub verbose: bool,
 }

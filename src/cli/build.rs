@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 
 use super::args::{BuildArgs, GraphArgs};
 use super::{CliError, Global, load_spec, open_store, plan};
+use crate::build::sandbox::SandboxMode;
 use crate::build::{self, BuildOptions, BuildReport, Status};
 use crate::spec::{Content, ImageRoot, Root, Spec};
 
@@ -33,11 +34,38 @@ pub(super) fn build_targets(
         live: std::io::stderr().is_terminal(),
         quiet: g.quiet,
     };
-    Ok(build::run(spec, &plan, &store, &opts))
+    let executor: Box<dyn build::Executor> = match g.sandbox {
+        // Asked for explicitly: check now and fail before building anything.
+        SandboxMode::On => build::sandbox::executor(SandboxMode::On)?,
+        SandboxMode::Auto => Box::new(build::sandbox::Lazy::auto()),
+        SandboxMode::Off => Box::new(build::Local),
+    };
+    Ok(build::run_with(
+        spec,
+        &plan,
+        &store,
+        &opts,
+        executor.as_ref(),
+    ))
 }
 
 /// Prints failures and the summary line; a failed build is exit 1.
 pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError> {
+    if g.verbose {
+        for stage in &report.stages {
+            let key = stage.key.map_or_else(|| "-".to_owned(), |k| k.short());
+            let output = stage
+                .output
+                .as_ref()
+                .map(|(p, _)| p.as_path().display().to_string());
+            eprintln!(
+                "{:>8} {} {key} {}",
+                format!("{:?}", stage.status).to_lowercase(),
+                stage.name,
+                output.unwrap_or_default()
+            );
+        }
+    }
     for stage in &mut report.stages {
         if let Some(failure) = stage.failure.take() {
             if !failure.log_tail.is_empty() {

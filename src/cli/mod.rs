@@ -32,6 +32,9 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Export(#[from] crate::export::ExportError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::build::sandbox::SandboxError),
     #[error("Failed to write `{}`", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -55,6 +58,7 @@ impl CliError {
             CliError::Store(_)
             | CliError::Failed(_)
             | CliError::Export(_)
+            | CliError::Sandbox(_)
             | CliError::Io { .. } => 1,
         }
     }

@@ -1,0 +1,262 @@
+//! The sandbox's filesystem and environment as data: a pure function of a
+//! [`Job`] and the [`Layout`] of its root, with no IO.
+//!
+//! [`plan_mounts`] lists, in order, what builds the job's root on a fresh
+//! tmpfs: the root's top-level entries (the host's `/usr`, `/bin`, `/lib*`
+//! or an image's), a minimal `/etc`, `/dev`, `/proc`, the writable `/tmp`,
+//! `/src` and `/out`, each used stage read-only at `/deps/<VAR>`, and last
+//! the root itself made read-only. Targets are paths inside the sandbox;
+//! `enter` prefixes them with the staging directory and applies them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use libc::c_ulong;
+
+use crate::build::{DEFAULT_PATH, Job};
+
+/// Host devices bound into the sandbox's `/dev`.
+pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// The sandbox's fixed host name (its own UTS namespace).
+pub const HOSTNAME: &str = "localhost";
+
+/// `root` and a build user in the style of Nix's `nixbld`; builds run as
+/// uid 0 inside, mapped to the invoking user outside.
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
+    kilnbld:x:1000:100:kiln build user:/homeless-shelter:/noshell\n\
+    nobody:x:65534:65534:nobody:/:/noshell\n";
+const GROUP: &str = "root:x:0:\nkilnbld:!:100:\nnogroup:x:65534:\n";
+/// No `resolv.conf`: a build has no name service.
+const HOSTS: &str = "127.0.0.1 localhost\n::1 localhost\n";
+
+/// What the sandbox's root holds besides kiln's own mounts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Layout {
+    /// Top-level entries of `/`, each bound or recreated under its name.
+    pub entries: Vec<RootEntry>,
+    /// Write a minimal `/etc` (`passwd`, `group`, `hosts`): the host's own
+    /// is not shown to builds.
+    pub synthetic_etc: bool,
+    /// Host directories bound read-only at the same path (`/etc/ssl`, tool
+    /// directories the entries do not already show).
+    pub extra: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootEntry {
+    /// A host directory, bound read-only at `/<name>`.
+    Dir { name: String, source: PathBuf },
+    /// A host file, bound read-only at `/<name>`.
+    File { name: String, source: PathBuf },
+    /// A symlink recreated as is (merged-`/usr` systems: `/bin -> usr/bin`).
+    Symlink { name: String, target: PathBuf },
+}
+
+/// One step of building the root. Targets are inside the sandbox (`/` is
+/// the new root itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    Mount {
+        source: Option<PathBuf>,
+        target: PathBuf,
+        fstype: Option<&'static str>,
+        flags: c_ulong,
+        data: Option<&'static str>,
+    },
+    /// Make the mount at `target` read-only (with its submounts when
+    /// `recursive`).
+    ReadOnly {
+        target: PathBuf,
+        recursive: bool,
+    },
+    /// Create a directory and its missing parents.
+    Mkdir {
+        path: PathBuf,
+    },
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    /// Create a file with `contents` (an empty one is a mount point).
+    WriteFile {
+        path: PathBuf,
+        contents: String,
+    },
+}
+
+/// The ordered steps that assemble the job's root on a fresh tmpfs.
+pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
+    let mut ops = vec![tmpfs("/", libc::MS_NOSUID | libc::MS_NODEV, "mode=0755")];
+    for entry in &layout.entries {
+        match entry {
+            RootEntry::Dir { name, source } => bind_ro(&mut ops, source, &root_path(name), true),
+            RootEntry::File { name, source } => {
+                ops.push(touch(root_path(name)));
+                bind_ro(&mut ops, source, &root_path(name), false);
+            }
+            RootEntry::Symlink { name, target } => ops.push(MountOp::Symlink {
+                target: target.clone(),
+                link: root_path(name),
+            }),
+        }
+    }
+    if layout.synthetic_etc {
+        ops.push(mkdir("/etc"));
+        for (name, contents) in [("passwd", PASSWD), ("group", GROUP), ("hosts", HOSTS)] {
+            ops.push(MountOp::WriteFile {
+                path: Path::new("/etc").join(name),
+                contents: contents.to_owned(),
+            });
+        }
+    }
+    for dir in &layout.extra {
+        bind_ro(&mut ops, dir, dir, true);
+    }
+    plan_dev(&mut ops);
+    ops.push(mkdir("/proc"));
+    ops.push(MountOp::Mount {
+        source: Some("proc".into()),
+        target: "/proc".into(),
+        fstype: Some("proc"),
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: None,
+    });
+    for (dir, source) in [
+        ("/tmp", &job.tmp_dir),
+        ("/src", &job.work_dir),
+        ("/out", &job.out_dir),
+    ] {
+        ops.push(mkdir(dir));
+        ops.push(bind(source, Path::new(dir), false));
+    }
+    if !job.deps.is_empty() {
+        ops.push(mkdir("/deps"));
+    }
+    for (var, source) in &job.deps {
+        bind_ro(&mut ops, source, &dep_path(var), true);
+    }
+    // Last: nothing can be created at the top level any more.
+    ops.push(MountOp::ReadOnly {
+        target: "/".into(),
+        recursive: false,
+    });
+    ops
+}
+
+/// A tmpfs `/dev` holding the host's harmless devices, the usual symlinks
+/// and a writable `/dev/shm`; read-only itself.
+fn plan_dev(ops: &mut Vec<MountOp>) {
+    ops.push(mkdir("/dev"));
+    ops.push(tmpfs(
+        "/dev",
+        libc::MS_NOSUID | libc::MS_NOEXEC,
+        "mode=0755",
+    ));
+    for dev in DEVICES {
+        let path = Path::new("/dev").join(dev);
+        ops.push(touch(path.clone()));
+        ops.push(bind(&path, &path, false));
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        ops.push(MountOp::Symlink {
+            target: target.into(),
+            link: Path::new("/dev").join(link),
+        });
+    }
+    ops.push(mkdir("/dev/shm"));
+    ops.push(tmpfs(
+        "/dev/shm",
+        libc::MS_NOSUID | libc::MS_NODEV,
+        "mode=1777",
+    ));
+    // Only the tmpfs itself: a read-only mount flag on the device binds
+    // would buy nothing and `/dev/shm` must stay writable.
+    ops.push(MountOp::ReadOnly {
+        target: "/dev".into(),
+        recursive: false,
+    });
+}
+
+/// The whole environment of a job run in the sandbox: the stage's own, plus
+/// `PATH`, `out`, `TMPDIR` and one variable per used stage, all with the
+/// paths the scripts see.
+pub fn environment(job: &Job<'_>) -> BTreeMap<String, String> {
+    let mut env = job.env.clone();
+    for var in job.deps.keys() {
+        env.insert(var.clone(), dep_path(var).display().to_string());
+    }
+    let mut path: Vec<String> = job
+        .tool_dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
+    path.push(DEFAULT_PATH.to_owned());
+    env.insert("PATH".into(), path.join(":"));
+    env.insert("out".into(), "/out".into());
+    env.insert("TMPDIR".into(), "/tmp".into());
+    env
+}
+
+/// Where a used stage appears: `/deps/<VAR>`.
+pub fn dep_path(var: &str) -> PathBuf {
+    Path::new("/deps").join(var)
+}
+
+fn root_path(name: &str) -> PathBuf {
+    Path::new("/").join(name)
+}
+
+fn mkdir(path: impl Into<PathBuf>) -> MountOp {
+    MountOp::Mkdir { path: path.into() }
+}
+
+fn touch(path: PathBuf) -> MountOp {
+    MountOp::WriteFile {
+        path,
+        contents: String::new(),
+    }
+}
+
+fn tmpfs(target: &str, flags: c_ulong, data: &'static str) -> MountOp {
+    MountOp::Mount {
+        source: Some("tmpfs".into()),
+        target: target.into(),
+        fstype: Some("tmpfs"),
+        flags,
+        data: Some(data),
+    }
+}
+
+fn bind(source: &Path, target: &Path, recursive: bool) -> MountOp {
+    let rec = if recursive { libc::MS_REC } else { 0 };
+    MountOp::Mount {
+        source: Some(source.to_path_buf()),
+        target: target.to_path_buf(),
+        fstype: None,
+        flags: libc::MS_BIND | rec,
+        data: None,
+    }
+}
+
+/// A directory bind (or a file bind onto an existing mount point), then
+/// read-only: a bind mount ignores `MS_RDONLY`, so it takes a second step.
+fn bind_ro(ops: &mut Vec<MountOp>, source: &Path, target: &Path, dir: bool) {
+    if dir {
+        ops.push(mkdir(target));
+    }
+    ops.push(bind(source, target, dir));
+    ops.push(MountOp::ReadOnly {
+        target: target.to_path_buf(),
+        recursive: dir,
+    });
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -1,0 +1,152 @@
+//! End-to-end: what a stage cannot do in the sandbox, and stages that run in
+//! an imported base image, through the real `kiln` binary.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::images::{busybox_image, write_docker_archive, write_oci_archive, write_oci_dir};
+use common::{Project, read};
+
+/// With `KILN_E2E=1` the sandbox must be there; otherwise a machine without
+/// user namespaces skips these tests.
+fn sandbox_or_skip(p: &Project) -> bool {
+    let probe = p.kiln(&["--sandbox", "on", "build"]);
+    if probe.status.success() {
+        return true;
+    }
+    let why = String::from_utf8_lossy(&probe.stderr);
+    assert_ne!(
+        std::env::var("KILN_E2E").as_deref(),
+        Ok("1"),
+        "KILN_E2E=1 but no sandbox:\n{why}"
+    );
+    eprintln!("skipped: no sandbox ({why})");
+    false
+}
+
+#[test]
+fn a_stage_cannot_reach_a_listener_on_the_hosts_loopback() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    let p = Project::new(&format!(
+        r#"stage probe {{
+            run "if timeout 5 busybox nc 127.0.0.1 {port} </dev/null; then echo reached > $out/net; else echo refused > $out/net; fi"
+        }}"#
+    ));
+    if !sandbox_or_skip(&Project::new("stage s { run \"true\" }")) {
+        return;
+    }
+    let report = p.build(&["--sandbox", "on"]);
+    assert_eq!(read(&report.output("probe").join("net")), "refused\n");
+    assert!(
+        listener.accept().is_err(),
+        "the stage connected to the host"
+    );
+}
+
+#[test]
+fn a_stage_sees_only_declared_files_and_writes_only_its_output() {
+    let p = Project::new(
+        r#"
+        stage probe {
+            src "declared.txt"
+            run "cat declared.txt > $out/declared"
+            run "if cat \"$SECRET\" 2>/dev/null; then echo read > $out/secret; else echo unreadable > $out/secret; fi"
+            run "for d in /etc /usr /; do if touch $d/kiln-was-here 2>/dev/null; then echo \"$d writable\"; fi; done > $out/writes"
+            run "ls /proc | grep -c '^[0-9]' > $out/pids"
+        }
+        "#,
+    );
+    if !sandbox_or_skip(&p) {
+        return;
+    }
+    p.write("declared.txt", "ok\n");
+    // A file next to the project, outside its build context: undeclared.
+    let secret = p.dir.path().join("secret.txt");
+    std::fs::write(&secret, "do not read").expect("write");
+    p.write(
+        "kiln.kdl",
+        &read(&p.root().join("kiln.kdl")).replace(
+            "stage probe {",
+            &format!("stage probe {{\n env SECRET=\"{}\"", secret.display()),
+        ),
+    );
+    let report = p.build(&["--sandbox", "on"]);
+    let out = report.output("probe");
+    assert_eq!(read(&out.join("declared")), "ok\n");
+    assert_eq!(read(&out.join("secret")), "unreadable\n");
+    assert_eq!(read(&out.join("writes")), "");
+    let pids: u32 = read(&out.join("pids")).trim().parse().expect("a count");
+    assert!(pids <= 3, "the stage saw {pids} processes");
+    assert!(!std::path::Path::new("/etc/kiln-was-here").exists());
+}
+
+const FROM_BUSYBOX: &str = r#"
+base busybox {
+    archive "ARCHIVE" digest="DIGEST"
+}
+stage greet {
+    from busybox
+    run "echo hello from $(cat /etc/hello | tr -d '\n') > $out/greeting; ls /usr > $out/usr 2>&1 || true"
+}
+"#;
+
+#[test]
+fn a_stage_runs_from_a_base_image_in_every_archive_format() {
+    let image = busybox_image();
+    let mut keys = Vec::new();
+    for (format, name) in [
+        ("docker", "bb.tar"),
+        ("oci-archive", "bb-oci.tar"),
+        ("oci-dir", "bb-oci"),
+    ] {
+        let p = Project::new("");
+        let path = p.root().join(name);
+        match format {
+            "docker" => write_docker_archive(&image, &path),
+            "oci-archive" => write_oci_archive(&image, &path),
+            _ => write_oci_dir(&image, &path),
+        }
+        p.write(
+            "kiln.kdl",
+            &FROM_BUSYBOX
+                .replace("ARCHIVE", name)
+                .replace("DIGEST", &image.id().to_string()),
+        );
+        if !sandbox_or_skip(&Project::new("stage s { run \"true\" }")) {
+            return;
+        }
+        let report = p.build(&[]);
+        let out = report.output("greet");
+        assert_eq!(read(&out.join("greeting")), "hello from hi\n", "{format}");
+        // The image has no /usr: the host's is not there.
+        assert!(read(&out.join("usr")).contains("No such file"), "{format}");
+        keys.push(report.key("greet"));
+    }
+    // The key follows the image (its config digest), not the archive format.
+    assert!(keys.windows(2).all(|w| w[0] == w[1]), "{keys:?}");
+}
+
+#[test]
+fn a_wrong_base_digest_is_refused_showing_both_digests() {
+    let image = busybox_image();
+    let p = Project::new("");
+    write_docker_archive(&image, &p.root().join("bb.tar"));
+    let wrong = kiln::hash::Digest::of(b"not this image");
+    p.write(
+        "kiln.kdl",
+        &FROM_BUSYBOX
+            .replace("ARCHIVE", "bb.tar")
+            .replace("DIGEST", &wrong.to_string()),
+    );
+    let out = p.kiln(&["build"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(stderr.contains(&wrong.to_string()), "{stderr}");
+    assert!(stderr.contains(&image.id().to_string()), "{stderr}");
+}
