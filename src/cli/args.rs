@@ -66,6 +66,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Show an image's layers, sizes, contents and config.
     Inspect(InspectArgs),
+    /// Say why a path is in an image: which `copy` or `add` put it there, or
+    /// which program needed it through which libraries.
+    Why(WhyArgs),
     /// Inspect and maintain the store.
     Store {
         #[command(subcommand)]
@@ -160,6 +163,17 @@ pub struct LoadArgs {
 pub struct InspectArgs {
     #[command(flatten)]
     pub image: ImageArgs,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// An absolute path in the image, e.g. `/usr/lib/x86_64-linux-gnu/libc.so.6`.
+    pub path: String,
     /// Machine-readable output.
     #[arg(long)]
     pub json: bool,

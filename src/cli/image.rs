@@ -1,14 +1,14 @@
-//! `kiln export`, `kiln load`, `kiln inspect`: build what an image needs,
-//! assemble it, and hand it out.
+//! `kiln export`, `kiln load`, `kiln inspect`, `kiln why`: build what an
+//! image needs, assemble it, and hand it out or describe it.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs};
+use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, open_store};
 use crate::export::{self, Assembled, Compression, Engine, ExportOptions};
-use crate::spec::Spec;
+use crate::spec::{Name, Root, Spec};
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
     let (_, img) = assemble(g, &a.image)?;
@@ -60,6 +60,40 @@ pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `kiln why`: exit 1 when the path is not in the image.
+pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
+    if !a.path.starts_with('/') {
+        return Err(CliError::Usage {
+            message: format!("`{}` is not an absolute path", a.path),
+            help: format!("paths in an image start with `/`: `/{}`", a.path),
+        });
+    }
+    let (_, img) = assemble(g, &a.image)?;
+    let answer = export::why(&img, &a.path);
+    if a.json {
+        let json = serde_json::to_string_pretty(&answer)
+            .expect("kiln bug: a why answer is always serializable");
+        println!("{json}");
+    } else if answer.origin.is_some() {
+        print!("{answer}");
+    }
+    match answer.origin {
+        Some(_) => Ok(()),
+        None => Err(CliError::Failed(answer.to_string().trim_end().to_owned())),
+    }
+}
+
+/// The root filesystem each stage was built in, where export finds the
+/// runtime closure of the programs it copies: `/` for `from host`.
+// Stages `from` a base or an image run in a rootfs the build unpacks
+// (`base::rootfs`), which the build report does not carry yet; until it
+// does, export refuses to guess the closure of a dynamic program from them.
+fn stage_roots(spec: &Spec) -> BTreeMap<Name, PathBuf> {
+    let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
+    host.map(|s| (s.name.value.clone(), PathBuf::from("/")))
+        .collect()
+}
+
 /// Builds the stages `image` copies from, then assembles it.
 fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
     let spec = load_spec(g)?;
@@ -89,7 +123,9 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
         compression: a.compression.into(),
         source_date_epoch: source_date_epoch()?,
     };
-    let img = export::assemble(&spec, image, &outputs, &store.layer_cache_dir(), &opts)?;
+    let roots = stage_roots(&spec);
+    let cache = store.layer_cache_dir();
+    let img = export::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;
     Ok((spec, img))
 }
 

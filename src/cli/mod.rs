@@ -90,6 +90,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Export(a) => image::export(g, a),
         Command::Load(a) => image::load(g, a),
         Command::Inspect(a) => image::inspect(g, a),
+        Command::Why(a) => image::why(g, a),
         Command::Store { command } => store::run(g, command),
     }
 }

@@ -1,6 +1,10 @@
 //! Assembly: an `image` of the spec → its layers (planned, checked, then
 //! packed in parallel or taken from the layer cache), config and manifest.
 //! `from IMAGE` assembles the parent first and builds on its layers.
+//!
+//! Layer order: the parent's layers as they are, then the runtime closure
+//! layers ([`runtime`]), then one layer per `copy`/`add` in file order; then
+//! `layers max=N` merges ([`merge`]) the image's own layers if needed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,10 +15,14 @@ use rayon::prelude::*;
 use super::check::{self, FileSet};
 use super::config::{self, ConfigSummary};
 use super::error::ExportError;
-use super::walk::{self, Entry, Kind};
-use super::{cache, layer};
+use super::inspect::ClosureSummary;
+use super::merge;
+use super::plan::{self, Planned, Role};
+use super::runtime::{self, Wanted};
+use super::walk::Kind;
+use super::why::Origin;
 use crate::hash::Digest;
-use crate::spec::{Content, Image, ImageRoot, Name, Spec};
+use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
 
 /// How layer blobs are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -65,6 +73,7 @@ pub struct Layer {
     pub blob: PathBuf,
     /// The kiln node that made it, e.g. `kiln: copy server goapp to=/app/goapp`.
     pub created_by: String,
+    pub role: Role,
     /// Files and symlinks it holds (directories not counted).
     pub files: u64,
     /// Its first few top-level paths, absolute.
@@ -85,6 +94,9 @@ pub struct Assembled {
     pub(crate) manifest_json: Vec<u8>,
     pub(crate) manifest_digest: Digest,
     pub(crate) files: FileSet,
+    /// Why each path is in the image (relative, as in [`FileSet`]).
+    pub(crate) origins: BTreeMap<String, Origin>,
+    pub(crate) closure: ClosureSummary,
     pub(crate) epoch: u64,
 }
 
@@ -109,13 +121,32 @@ impl Assembled {
     }
 }
 
-/// Packs (or takes from the layer cache) every layer of `image`, and builds
-/// config + manifest. `outputs`: the store path of each stage the image
-/// copies from (already built).
+/// [`assemble_with_roots`] with the roots of the stages built `from host`.
 pub fn assemble(
     spec: &Spec,
     image: &Image,
     outputs: &BTreeMap<Name, PathBuf>,
+    layer_cache: &Path,
+    opts: &ExportOptions,
+) -> Result<Assembled, ExportError> {
+    let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
+    let roots = host
+        .map(|s| (s.name.value.clone(), PathBuf::from("/")))
+        .collect();
+    assemble_with_roots(spec, image, outputs, &roots, layer_cache, opts)
+}
+
+/// Packs (or takes from the layer cache) every layer of `image`, and builds
+/// config + manifest. `outputs`: the store path of each stage the image
+/// copies from (already built). `roots`: the root filesystem each stage was
+/// built in (`/` for `from host`), where its programs' runtime closure is
+/// found; a copy from a stage not in it may only hold programs that need
+/// nothing ([`ExportError::RootUnknown`] otherwise).
+pub fn assemble_with_roots(
+    spec: &Spec,
+    image: &Image,
+    outputs: &BTreeMap<Name, PathBuf>,
+    roots: &BTreeMap<Name, PathBuf>,
     layer_cache: &Path,
     opts: &ExportOptions,
 ) -> Result<Assembled, ExportError> {
@@ -133,23 +164,52 @@ pub fn assemble(
             let parent = spec
                 .image(name.as_str())
                 .expect("kiln bug: `from` resolves");
-            Some(assemble(spec, parent, outputs, layer_cache, opts)?)
+            Some(assemble_with_roots(
+                spec,
+                parent,
+                outputs,
+                roots,
+                layer_cache,
+                opts,
+            )?)
         }
     };
-    let plans = image
+    let own = image
         .contents
         .par_iter()
-        .map(|content| plan(spec, content, outputs))
+        .map(|content| plan::content(spec, content, outputs))
         .collect::<Result<Vec<_>, _>>()?;
-
     let mut files = parent.as_ref().map(|p| p.files.clone()).unwrap_or_default();
-    plans.iter().for_each(|plan| files.add(&plan.entries));
+    own.iter().for_each(|plan| files.add(&plan.entries));
+    let closure = runtime::layers(spec, &wanted(image, &own, roots), &files)?;
+    closure.iter().for_each(|plan| files.add(&plan.entries));
     let config = config::merge(parent.as_ref().map(|p| &p.config), image);
     check::entrypoint(spec, image, &config, &files)?;
 
+    let mut summary = parent.as_ref().map(|p| p.closure).unwrap_or_default();
+    closure.iter().for_each(|plan| summary.add(&plan.entries));
+    let mut plans = closure;
+    plans.extend(own);
+    let mut origins = parent
+        .as_ref()
+        .map(|p| p.origins.clone())
+        .unwrap_or_default();
+    plans.iter().for_each(|plan| record(&mut origins, plan));
+    let inherited = parent.as_ref().map_or(0, |p| p.layers.len());
+    let room = (image.max_layers as usize).saturating_sub(inherited);
+    if room == 0 && !plans.is_empty() {
+        return Err(ExportError::TooManyLayers {
+            image: image.name.value.clone(),
+            max: image.max_layers,
+            parent: inherited,
+            src: spec.source.clone(),
+            span: image.from.span,
+        });
+    }
+    let plans = merge::limit(plans, room);
     let packed = plans
         .par_iter()
-        .map(|plan| pack(plan, layer_cache, opts))
+        .map(|plan| plan::pack(plan, layer_cache, opts))
         .collect::<Result<Vec<_>, _>>()?;
     let mut layers = parent.map(|p| p.layers).unwrap_or_default();
     layers.extend(packed);
@@ -172,108 +232,48 @@ pub fn assemble(
         manifest_digest: Digest::of(&manifest_json),
         manifest_json,
         files,
+        origins,
+        closure: summary,
         epoch: opts.source_date_epoch,
     })
 }
 
-/// One `copy`/`add`, planned.
-struct Planned {
-    entries: Vec<Entry>,
-    /// The history line naming it.
-    created_by: String,
-    dest: String,
-}
-
-fn plan(
-    spec: &Spec,
-    content: &Content,
-    outputs: &BTreeMap<Name, PathBuf>,
-) -> Result<Planned, ExportError> {
-    let (source, attrs, what) = match content {
-        Content::Copy { stage, path, attrs } => {
-            let root = outputs
-                .get(&stage.value)
-                .ok_or_else(|| ExportError::UnbuiltStage {
-                    stage: stage.value.clone(),
-                    src: spec.source.clone(),
-                    span: stage.span,
-                })?;
-            let source = path.on_disk(root);
-            if std::fs::symlink_metadata(&source).is_err() {
-                return Err(ExportError::CopySourceMissing {
-                    stage: stage.value.clone(),
-                    path: path.value.to_string(),
-                    src: spec.source.clone(),
-                    span: path.span,
-                });
-            }
-            (
-                source,
+/// The `copy`s of `image` that want their runtime closure, with their roots.
+fn wanted<'a>(
+    image: &'a Image,
+    own: &'a [Planned],
+    roots: &BTreeMap<Name, PathBuf>,
+) -> Vec<Wanted<'a>> {
+    let copies = image
+        .contents
+        .iter()
+        .zip(own)
+        .filter_map(|(content, plan)| {
+            let Content::Copy { stage, attrs, .. } = content else {
+                return None;
+            };
+            attrs.closure.then(|| Wanted {
+                content,
                 attrs,
-                format!("copy {} {}", stage.value, path.value),
-            )
-        }
-        Content::Add { src, attrs } => (
-            src.on_disk(&spec.context),
-            attrs,
-            format!("add {}", src.value),
-        ),
-    };
-    let mut created_by = format!("kiln: {what} to={}", attrs.to.value);
-    if let Some(mode) = attrs.mode {
-        created_by.push_str(&format!(" mode=0o{mode:o}"));
-    }
-    if attrs.owner != Default::default() {
-        created_by.push_str(&format!(" owner={}:{}", attrs.owner.uid, attrs.owner.gid));
-    }
-    let entries = walk::plan(&source, attrs)?;
-    Ok(Planned {
-        entries,
-        created_by,
-        dest: attrs.to.value.clone(),
-    })
+                entries: &plan.entries,
+                root: roots.get(&stage.value).cloned(),
+            })
+        });
+    copies.collect()
 }
 
-/// The packed layer for `entries`, from the cache when it is there.
-fn pack(plan: &Planned, layer_cache: &Path, opts: &ExportOptions) -> Result<Layer, ExportError> {
-    let entries = &plan.entries;
-    let (compression, epoch) = (opts.compression, opts.source_date_epoch);
-    let key = layer::key(entries, compression, epoch);
-    let (packed, cached) = match cache::lookup(layer_cache, &key) {
-        Some(packed) => (packed, true),
-        None => {
-            let packed = cache::insert(layer_cache, &key, |out| {
-                layer::pack(entries, compression, epoch, out)
-            })?;
-            (packed, false)
+/// Notes why each path of `plan` is in the image: a later layer's file wins,
+/// a directory keeps the reason it was first made for.
+fn record(origins: &mut BTreeMap<String, Origin>, plan: &Planned) {
+    for e in &plan.entries {
+        let Some(origin) = plan.origins.get(&e.path) else {
+            continue;
+        };
+        if matches!(e.kind, Kind::Dir) && origins.contains_key(&e.path) {
+            continue;
         }
-    };
-    Ok(Layer {
-        digest: packed.digest,
-        size: packed.size,
-        diff_id: packed.diff_id,
-        uncompressed_size: packed.uncompressed_size,
-        compression,
-        blob: cache::blob_path(layer_cache, &key),
-        created_by: plan.created_by.clone(),
-        files: entries
-            .iter()
-            .filter(|e| !matches!(e.kind, Kind::Dir))
-            .count() as u64,
-        top: top_paths(entries, &plan.dest),
-        cached,
-    })
-}
-
-/// What the `copy`/`add` put at its destination: the destination itself,
-/// then its children, at most five, as absolute paths.
-fn top_paths(entries: &[Entry], dest: &str) -> Vec<String> {
-    let dest = dest.trim_matches('/');
-    let top = entries.iter().map(|e| e.path.as_str()).filter(|p| {
-        let parent = p.rsplit_once('/').map_or("", |(parent, _)| parent);
-        *p == dest || parent == dest
-    });
-    top.take(5).map(|p| format!("/{p}")).collect()
+        origins.insert(e.path.clone(), origin.clone());
+    }
 }
 
 #[cfg(test)]

@@ -47,6 +47,21 @@ impl FileSet {
         }
     }
 
+    /// Whether the image has `path` (relative) as a directory (`Some(true)`),
+    /// as a file or symlink (`Some(false)`), or not at all.
+    pub(crate) fn is_dir(&self, path: &str) -> Option<bool> {
+        self.0.get(path).map(|n| matches!(n, Node::Dir))
+    }
+
+    /// Where the absolute `path` leads through the image's symlinks, when
+    /// something is there.
+    pub(crate) fn real_path(&self, path: &str) -> Option<String> {
+        match self.resolve(path) {
+            Resolved::File { path, .. } | Resolved::Dir(path) => Some(path),
+            Resolved::Missing => None,
+        }
+    }
+
     /// Resolves `path` (absolute) component by component, following symlinks
     /// (absolute ones from the image root) as the kernel would in the container.
     fn resolve(&self, path: &str) -> Resolved {

@@ -85,6 +85,94 @@ pub enum ExportError {
         help: String,
     },
 
+    #[error("The runtime closure of this `copy` cannot be resolved in `{}`", root.display())]
+    #[diagnostic(
+        code(kiln::export::closure),
+        help(
+            "Install the library in the stage's root, link the program statically, or write `closure=#false` on the `copy` and ship the libraries yourself"
+        )
+    )]
+    Closure {
+        root: PathBuf,
+        #[source]
+        /// Boxed: it is the largest variant, and errors travel by value.
+        source: Box<crate::closure::ClosureError>,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("its programs need what the root does not have")]
+        span: SourceSpan,
+    },
+
+    #[error(
+        "kiln cannot find the runtime closure of a program built in stage `{stage}`'s root yet"
+    )]
+    #[diagnostic(
+        code(kiln::export::closure_root_unknown),
+        help(
+            "Only stages built `from host` have their closure resolved for now: link the program statically, or write `closure=#false` on the `copy` and ship its libraries yourself"
+        )
+    )]
+    RootUnknown {
+        stage: Name,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("a dynamically linked program, or a closure-extra")]
+        span: SourceSpan,
+    },
+
+    #[error(
+        "`closure-extra \"{path}\"` {} in the stage's root `{}`",
+        if *looped { "loops through symlinks" } else { "does not exist" },
+        root.display()
+    )]
+    #[diagnostic(
+        code(kiln::export::closure_extra_missing),
+        help("Name a file that exists in the root the stage was built in")
+    )]
+    ExtraMissing {
+        path: String,
+        root: PathBuf,
+        looped: bool,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("wanted here")]
+        span: SourceSpan,
+    },
+
+    #[error("The runtime closure needs `{path}` to be {wants}, but the image has {has} there")]
+    #[diagnostic(
+        code(kiln::export::closure_conflict),
+        help(
+            "Move what the image puts at `{path}` elsewhere, or write `closure=#false` on this `copy` and ship the libraries yourself"
+        )
+    )]
+    ClosureConflict {
+        path: String,
+        wants: String,
+        has: &'static str,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("this copy's closure")]
+        span: SourceSpan,
+    },
+
+    #[error(
+        "Image `{image}` cannot have at most {max} layers: its parent image already has {parent}"
+    )]
+    #[diagnostic(
+        code(kiln::export::too_many_layers),
+        help("Raise `layers max=` (Docker allows 127), or lower it on the parent image")
+    )]
+    TooManyLayers {
+        image: Name,
+        max: u32,
+        parent: usize,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("built from here")]
+        span: SourceSpan,
+    },
+
     #[error("Failed to run `{engine} load`")]
     #[diagnostic(
         code(kiln::export::engine_missing),
@@ -120,6 +208,9 @@ impl ExportError {
             ExportError::CopySourceMissing { .. }
                 | ExportError::BaseUnsupported { .. }
                 | ExportError::Entrypoint { .. }
+                | ExportError::ExtraMissing { .. }
+                | ExportError::ClosureConflict { .. }
+                | ExportError::TooManyLayers { .. }
         )
     }
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use super::assemble::{Assembled, Compression};
 use super::config::ConfigSummary;
+use super::plan::Role;
+use super::walk::{Entry, Kind};
 use crate::hash::Digest;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -20,7 +22,33 @@ pub struct Inspection {
     /// Compressed size of all layers.
     pub size: u64,
     pub layers: Vec<LayerSummary>,
+    /// What the runtime closure added, in all closure layers.
+    pub closure: ClosureSummary,
     pub config: ConfigSummary,
+}
+
+/// The runtime closure's contribution to an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClosureSummary {
+    /// Files and symlinks.
+    pub files: u64,
+    /// Bytes of file contents.
+    pub bytes: u64,
+}
+
+impl ClosureSummary {
+    pub(crate) fn add(&mut self, entries: &[Entry]) {
+        for e in entries {
+            match e.kind {
+                Kind::Dir => {}
+                Kind::File { size, .. } => {
+                    self.files += 1;
+                    self.bytes += size;
+                }
+                Kind::Symlink { .. } => self.files += 1,
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,6 +59,8 @@ pub struct LayerSummary {
     pub size: u64,
     pub uncompressed_size: u64,
     pub created_by: String,
+    /// What made it: `copy`, `add`, `closure`, or `merged`.
+    pub role: Role,
     pub files: u64,
     pub top: Vec<String>,
 }
@@ -43,6 +73,7 @@ pub fn inspect(img: &Assembled) -> Inspection {
         size: l.size,
         uncompressed_size: l.uncompressed_size,
         created_by: l.created_by.clone(),
+        role: l.role,
         files: l.files,
         top: l.top.clone(),
     });
@@ -54,6 +85,7 @@ pub fn inspect(img: &Assembled) -> Inspection {
         architecture: super::config::host_arch().to_owned(),
         size: img.layers.iter().map(|l| l.size).sum(),
         layers: layers.collect(),
+        closure: img.closure,
         config: img.config.clone(),
     }
 }
@@ -70,8 +102,18 @@ impl fmt::Display for Inspection {
             self.layers.len(),
             self.architecture
         )?;
+        if self.closure.files > 0 {
+            writeln!(
+                f,
+                "closure {} files, {}",
+                self.closure.files,
+                bytes(self.closure.bytes)
+            )?;
+        }
         for (i, l) in self.layers.iter().enumerate() {
-            writeln!(f, "\nlayer {}  {}", i + 1, l.digest)?;
+            let role = serde_json::to_value(l.role).expect("kiln bug: a role serializes");
+            let role = role.as_str().unwrap_or_default().to_owned();
+            writeln!(f, "\nlayer {}  {role}  {}", i + 1, l.digest)?;
             writeln!(f, "  {}", l.created_by)?;
             writeln!(
                 f,

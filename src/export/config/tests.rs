@@ -11,6 +11,7 @@ fn layer(n: u8) -> Layer {
         compression: Compression::Zstd,
         blob: format!("/cache/{n}").into(),
         created_by: format!("kiln: copy s{n} . to=/"),
+        role: crate::export::Role::Copy,
         files: 1,
         top: vec!["/x".into()],
         cached: false,

@@ -1,0 +1,165 @@
+//! One layer's worth of entries before packing ([`Planned`]): what a
+//! `copy`/`add` puts in the image, or what a closure adds; and packing a
+//! plan into a [`Layer`], from the layer cache when it is there.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::assemble::{ExportOptions, Layer};
+use super::error::ExportError;
+use super::walk::{self, Entry, Kind};
+use super::why::{Origin, Via};
+use super::{cache, layer};
+use crate::spec::{Content, ContentAttrs, Name, Spec};
+
+/// What made a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A `copy` from a stage's output.
+    Copy,
+    /// An `add` from the build context.
+    Add,
+    /// The runtime closure of copied programs (interpreter, libraries,
+    /// `closure-extra` files).
+    Closure,
+    /// Several of the above, merged to honour `layers max=N`.
+    Merged,
+}
+
+/// One layer, planned: its entries, sorted by path (parents first).
+#[derive(Debug, Clone)]
+pub(super) struct Planned {
+    pub entries: Vec<Entry>,
+    /// The history line naming it.
+    pub created_by: String,
+    /// Where its content lands (`""`: the image root); for [`top_paths`].
+    pub dest: String,
+    pub role: Role,
+    /// Why each of its files is there, by path.
+    pub origins: BTreeMap<String, Origin>,
+}
+
+impl Planned {
+    /// Uncompressed size, near enough to pick layers to merge: contents plus
+    /// a 512-byte tar header per entry.
+    pub fn size(&self) -> u64 {
+        let content = |e: &Entry| match e.kind {
+            Kind::File { size, .. } => size.div_ceil(512) * 512,
+            _ => 0,
+        };
+        self.entries.iter().map(|e| 512 + content(e)).sum()
+    }
+}
+
+/// Plans one `copy`/`add`. `outputs`: each built stage's output directory.
+pub(super) fn content(
+    spec: &Spec,
+    content: &Content,
+    outputs: &BTreeMap<Name, PathBuf>,
+) -> Result<Planned, ExportError> {
+    let (source, attrs, role) = match content {
+        Content::Copy { stage, path, attrs } => {
+            let root = outputs
+                .get(&stage.value)
+                .ok_or_else(|| ExportError::UnbuiltStage {
+                    stage: stage.value.clone(),
+                    src: spec.source.clone(),
+                    span: stage.span,
+                })?;
+            let source = path.on_disk(root);
+            if std::fs::symlink_metadata(&source).is_err() {
+                return Err(ExportError::CopySourceMissing {
+                    stage: stage.value.clone(),
+                    path: path.value.to_string(),
+                    src: spec.source.clone(),
+                    span: path.span,
+                });
+            }
+            (source, attrs, Role::Copy)
+        }
+        Content::Add { src, attrs } => (src.on_disk(&spec.context), attrs, Role::Add),
+    };
+    let entries = walk::plan(&source, attrs)?;
+    let via = if role == Role::Copy {
+        Via::Copy
+    } else {
+        Via::Add
+    };
+    let origin = Origin::of_node(spec, attrs.span, via);
+    let origins = entries
+        .iter()
+        .map(|e| (e.path.clone(), origin.clone()))
+        .collect();
+    Ok(Planned {
+        entries,
+        created_by: created_by(content),
+        dest: attrs.to.value.trim_matches('/').to_owned(),
+        role,
+        origins,
+    })
+}
+
+/// `kiln: copy server goapp to=/app/goapp mode=0o755`: the history line.
+pub(super) fn created_by(content: &Content) -> String {
+    let (what, attrs): (String, &ContentAttrs) = match content {
+        Content::Copy { stage, path, attrs } => {
+            (format!("copy {} {}", stage.value, path.value), attrs)
+        }
+        Content::Add { src, attrs } => (format!("add {}", src.value), attrs),
+    };
+    let mut line = format!("kiln: {what} to={}", attrs.to.value);
+    if let Some(mode) = attrs.mode {
+        line.push_str(&format!(" mode=0o{mode:o}"));
+    }
+    if attrs.owner != Default::default() {
+        line.push_str(&format!(" owner={}:{}", attrs.owner.uid, attrs.owner.gid));
+    }
+    line
+}
+
+/// The packed layer for `plan`, from the cache when it is there.
+pub(super) fn pack(
+    plan: &Planned,
+    layer_cache: &Path,
+    opts: &ExportOptions,
+) -> Result<Layer, ExportError> {
+    let entries = &plan.entries;
+    let (compression, epoch) = (opts.compression, opts.source_date_epoch);
+    let key = layer::key(entries, compression, epoch);
+    let (packed, cached) = match cache::lookup(layer_cache, &key) {
+        Some(packed) => (packed, true),
+        None => {
+            let packed = cache::insert(layer_cache, &key, |out| {
+                layer::pack(entries, compression, epoch, out)
+            })?;
+            (packed, false)
+        }
+    };
+    Ok(Layer {
+        digest: packed.digest,
+        size: packed.size,
+        diff_id: packed.diff_id,
+        uncompressed_size: packed.uncompressed_size,
+        compression,
+        blob: cache::blob_path(layer_cache, &key),
+        created_by: plan.created_by.clone(),
+        role: plan.role,
+        files: entries
+            .iter()
+            .filter(|e| !matches!(e.kind, Kind::Dir))
+            .count() as u64,
+        top: top_paths(entries, &plan.dest),
+        cached,
+    })
+}
+
+/// What the layer put at its destination: the destination itself, then its
+/// children, at most five, as absolute paths.
+fn top_paths(entries: &[Entry], dest: &str) -> Vec<String> {
+    let top = entries.iter().map(|e| e.path.as_str()).filter(|p| {
+        let parent = p.rsplit_once('/').map_or("", |(parent, _)| parent);
+        *p == dest || parent == dest
+    });
+    top.take(5).map(|p| format!("/{p}")).collect()
+}
