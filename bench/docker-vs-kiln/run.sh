@@ -34,13 +34,13 @@ make_cgo_image() {
     list="$work/cgo-files"
     # shellcheck disable=SC2086
     dpkg -L $pkgs 2>/dev/null | sort -u | while read -r f; do
-        [ -L "$f" ] || [ -f "$f" ] && printf '%s\n' "${f#/}"
+        if { [ -L "$f" ] && [ ! -d "$f" ]; } || [ -f "$f" ]; then printf '%s\n' "${f#/}"; fi
     done >"$list"
     mkdir -p "$work/cgo-extra/bin" "$work/cgo-extra/tmp"
     ln -sf busybox "$work/cgo-extra/bin/sh"
     { tar -C / --no-recursion -cf - -T "$list"; } >"$work/cgo.tar"
     tar -C "$work/cgo-extra" -rf "$work/cgo.tar" bin/sh tmp
-    docker import -q "$work/cgo.tar" go-cgo:bench >/dev/null
+    docker import "$work/cgo.tar" go-cgo:bench >/dev/null
 }
 
 # bench NAME IMAGE DOCKERFILE SOURCE: one example both ways.
