@@ -4,6 +4,7 @@
 FROM go-cgo:bench AS build
 ENV GO111MODULE=off CGO_ENABLED=1 CGO_LDFLAGS=-lm GOPATH=/usr/share/gocode \
     GOCACHE=/tmp/go-cache PATH=/usr/lib/go-1.19/bin:/usr/bin:/bin
+WORKDIR /tmp
 WORKDIR /src
 COPY src/main.go src/main.go
 RUN go build -trimpath -tags 'netgo osusergo' \
