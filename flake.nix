@@ -20,10 +20,25 @@
           doCheck = false;
           meta.mainProgram = "kiln";
         };
+        # `nix run .#hello-scratch` builds that example (the Go examples use
+        # the host's Go under /usr/lib/go-VERSION: Debian's golang-go).
+        examples = [ "hello-c" "hello-builder" "hello-scratch" "go-module" "http-sqlite" "size-compare" ];
+        exampleApp = name: flake-utils.lib.mkApp {
+          drv = pkgs.writeShellApplication {
+            name = "kiln-example-${name}";
+            runtimeInputs = [ kiln ];
+            text = ''
+              cd ${./examples}/${name}
+              exec kiln build "$@"
+            '';
+          };
+        };
       in
       {
         packages.default = kiln;
-        apps.default = flake-utils.lib.mkApp { drv = kiln; };
+        apps = pkgs.lib.genAttrs examples exampleApp // {
+          default = flake-utils.lib.mkApp { drv = kiln; };
+        };
         devShells.default = pkgs.mkShell {
           inputsFrom = [ kiln ];
           packages = with pkgs; [

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Docker vs kiln on examples/hello-scratch and examples/http-sqlite, on this
+# machine, in one run: cold build, no-op rebuild, rebuild after editing one
+# source file, image size, and whether two clean builds give the same image.
+# Needs dockerd, docker, hyperfine, golang-go, gcc, busybox-static and
+# golang-github-mattn-go-sqlite3-dev. Starts a private engine (own data root
+# and socket, no bridge) and stops it by its pid at the end.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+runs=${RUNS:-5}
+cargo build --release -q --manifest-path "$repo/Cargo.toml"
+kiln="$repo/target/release/kiln"
+
+work=$(mktemp -d /tmp/kiln-bench.XXXXXX)
+dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --data-root "$work/engine/root" --exec-root "$work/engine/exec" \
+    -H "unix://$work/engine/docker.sock" -p "$work/engine/pid" \
+    >"$work/dockerd.log" 2>&1 &
+engine_pid=$!
+trap 'kill "$engine_pid" 2>/dev/null || true; wait "$engine_pid" 2>/dev/null || true' EXIT
+export DOCKER_HOST="unix://$work/engine/docker.sock" DOCKER_BUILDKIT=0
+for _ in $(seq 1 120); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
+echo "work dir: $work" >&2
+
+# Docker's build image for the CGO example: the host packages kiln's
+# `from host` stage uses, as one imported layer, with busybox as /bin/sh.
+make_cgo_image() {
+    local pkgs list
+    pkgs=$(apt-cache depends --recurse --installed --no-recommends --no-suggests \
+        --no-conflicts --no-breaks --no-replaces --no-enhances --no-pre-depends \
+        gcc libc6-dev libsqlite3-dev golang-1.19-go golang-github-mattn-go-sqlite3-dev \
+        busybox-static 2>/dev/null | grep -v '^[ <]' | sort -u)
+    list="$work/cgo-files"
+    # shellcheck disable=SC2086
+    dpkg -L $pkgs 2>/dev/null | sort -u | while read -r f; do
+        if { [ -L "$f" ] && [ ! -d "$f" ]; } || [ -f "$f" ]; then printf '%s\n' "${f#/}"; fi
+    done >"$list"
+    mkdir -p "$work/cgo-extra/bin" "$work/cgo-extra/tmp"
+    ln -sf busybox "$work/cgo-extra/bin/sh"
+    { tar -C / --no-recursion -cf - -T "$list"; } >"$work/cgo.tar"
+    tar -C "$work/cgo-extra" -rf "$work/cgo.tar" bin/sh tmp
+    docker import "$work/cgo.tar" go-cgo:bench >/dev/null
+}
+
+# bench NAME IMAGE DOCKERFILE SOURCE: one example both ways.
+bench() {
+    local name=$1 image=$2 dockerfile=$3 source=$4 dir="$work/$1"
+    cp -R "$repo/examples/$name" "$dir"
+    cp "$here/$dockerfile" "$dir/Dockerfile"
+    cd "$dir"
+    local k="$kiln -q --store $work/store-$name"
+    local d="docker build -q -t bench-$name ."
+    local edit="echo '// edited' >> $source"
+    hyperfine -N --runs "$runs" --export-markdown "$work/$name-cold.md" \
+        --prepare "rm -rf $work/store-$name" -n "kiln cold" "$k export $image -o k.tar" \
+        --prepare "true" -n "docker cold" "$d --no-cache"
+    $k export "$image" -o k.tar
+    $d >/dev/null
+    hyperfine -N --warmup 2 --runs "$((runs * 4))" --export-markdown "$work/$name-noop.md" \
+        -n "kiln build (no-op)" "$k build" \
+        -n "kiln export (no-op)" "$k export $image -o k.tar" \
+        -n "docker build (cached)" "$d"
+    hyperfine --runs "$runs" --export-markdown "$work/$name-edit.md" \
+        --prepare "$edit" -n "kiln after an edit" "$k export $image -o k.tar" \
+        --prepare "$edit" -n "docker after an edit" "$d"
+    git -C "$repo" show "HEAD:examples/$name/$source" >"$source"
+
+    local ksize dsize
+    ksize=$($k inspect "$image" --json --compression none |
+        python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
+    dsize=$(docker image inspect -f '{{.Size}}' "bench-$name")
+    local k1 k2 d1 d2
+    k1=$(KILN_HOME="$work/clean-a" "$kiln" -q inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+    k2=$(KILN_HOME="$work/clean-b" "$kiln" -q inspect "$image" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])')
+    rm -rf "$work/clean-a" "$work/clean-b"
+    d1=$(docker build -q --no-cache -t "bench-$name" .)
+    d2=$(docker build -q --no-cache -t "bench-$name" .)
+    {
+        echo "### $name"
+        echo
+        cat "$work/$name-cold.md" "$work/$name-noop.md" "$work/$name-edit.md"
+        echo
+        echo "- image size (uncompressed): kiln $ksize bytes, docker $dsize bytes"
+        echo "- two clean kiln builds: $k1 / $k2"
+        echo "- two docker build --no-cache: $d1 / $d2"
+        echo
+    } >>"$work/report.md"
+    cd "$repo"
+}
+
+(cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export golang -o "$work/golang.tar")
+docker load -q -i "$work/golang.tar" >/dev/null
+make_cgo_image
+bench hello-scratch hello-scratch hello-scratch.Dockerfile hello.go
+bench http-sqlite go-http-demo http-sqlite.Dockerfile src/main.go
+cat "$work/report.md"
