@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::engine::DockerEngine;
-use kiln::export::{self, Compression, Engine, ExportOptions};
+use kiln::export::{self, Compression, Engine, ExportOptions, StageOutput};
 use kiln::spec::{
     Command as Cmd, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,
 };
@@ -42,7 +42,7 @@ fn copy(stage: &str, path: &str, attrs: ContentAttrs) -> Content {
 }
 
 /// Stage outputs made by the test: `app/hello` (static C) and `bb/busybox`.
-fn fixture(root: &Path) -> (Spec, BTreeMap<Name, PathBuf>) {
+fn fixture(root: &Path) -> (Spec, BTreeMap<Name, StageOutput>) {
     let app = root.join("out/app");
     std::fs::create_dir_all(&app).unwrap();
     let c = root.join("hello.c");
@@ -98,8 +98,8 @@ int main(void) { printf("hello from kiln, %s\n", getenv("GREETING")); return 0; 
         images: vec![image],
     };
     let outputs = BTreeMap::from([
-        (Name::new("app").unwrap(), app),
-        (Name::new("bb").unwrap(), bb),
+        (Name::new("app").unwrap(), StageOutput::scan(&app).unwrap()),
+        (Name::new("bb").unwrap(), StageOutput::scan(&bb).unwrap()),
     ]);
     (spec, outputs)
 }

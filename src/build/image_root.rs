@@ -6,11 +6,10 @@
 //! into a root filesystem, whoever made them.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use crate::base::{self, ImportedImage};
 use crate::eval::Inputs;
-use crate::export::{self, Compression, ExportOptions};
+use crate::export::{self, Compression, ExportOptions, StageOutput};
 use crate::spec::{Name, Spec};
 use crate::store::Store;
 
@@ -40,7 +39,7 @@ pub fn assemble(
     spec: &Spec,
     store: &Store,
     name: &Name,
-    outputs: &BTreeMap<Name, PathBuf>,
+    outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<ImportedImage, ImageRootError> {
     let image = spec
         .image(name.as_str())

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::eval::{Inputs, Plan, PlannedRoot, PlannedStage};
+use crate::export::StageOutput;
 use crate::hash::Key;
 use crate::spec::Spec;
 use crate::store::{Entry, Store, StoreError};
@@ -65,10 +66,11 @@ fn root_input(
     let outputs = (planned.root_deps.iter())
         .map(|&d| {
             let entry = resolved[d].as_ref()?.entry.as_ref()?;
-            Some((
-                plan.stages[d].name().clone(),
-                entry.path.as_path().to_path_buf(),
-            ))
+            let output = StageOutput {
+                path: entry.path.as_path().to_path_buf(),
+                hash: entry.meta.output_hash,
+            };
+            Some((plan.stages[d].name().clone(), output))
         })
         .collect::<Option<_>>()?;
     let image = super::image_root::assemble(spec, store, name, &outputs).ok()?;

@@ -8,6 +8,7 @@ use super::progress::Progress;
 use super::stage::{DepOutputs, Outcome, StageCtx, build_stage};
 use super::{BuildOptions, BuildReport, Executor, Local, StageReport, Status};
 use crate::eval::Plan;
+use crate::export::StageOutput;
 use crate::spec::Spec;
 use crate::store::Store;
 
@@ -128,10 +129,12 @@ impl<'a, 's> Scheduler<'a, 's> {
             .collect::<Option<Vec<_>>>()?;
         let root = (planned.root_deps.iter())
             .map(|&d| {
-                Some((
-                    self.ctx.plan.stages[d].name().clone(),
-                    output(d)?.0.as_path().to_path_buf(),
-                ))
+                let (path, hash) = output(d)?;
+                let output = StageOutput {
+                    path: path.as_path().to_path_buf(),
+                    hash,
+                };
+                Some((self.ctx.plan.stages[d].name().clone(), output))
             })
             .collect::<Option<_>>()?;
         Some(DepOutputs { uses, root })

@@ -13,6 +13,7 @@ use super::image_root::{self, ImageRootError};
 use super::progress::Progress;
 use crate::base::ImportedImage;
 use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
+use crate::export::StageOutput;
 use crate::hash::{Key, OutputHash};
 use crate::spec::{Name, Spec, Stage};
 use crate::store::{Entry, Store, StorePath};
@@ -32,8 +33,8 @@ pub(super) struct StageCtx<'a, 's> {
 pub(super) struct DepOutputs {
     /// Per used stage, in `PlannedStage::deps` order.
     pub uses: Vec<(StorePath, OutputHash)>,
-    /// The store path of each stage its root image is made of.
-    pub root: BTreeMap<Name, PathBuf>,
+    /// The output of each stage its root image is made of.
+    pub root: BTreeMap<Name, StageOutput>,
 }
 
 pub(super) struct Outcome {
@@ -159,7 +160,7 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
 fn root_image(
     ctx: &StageCtx<'_, '_>,
     planned: &PlannedStage<'_>,
-    root_outputs: &BTreeMap<Name, PathBuf>,
+    root_outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<Option<Arc<ImportedImage>>, ImageRootError> {
     Ok(match &planned.root {
         PlannedRoot::Host => None,

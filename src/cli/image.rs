@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, open_store};
 use crate::build::BuildReport;
-use crate::export::{self, Assembled, Compression, Engine, ExportOptions};
+use crate::export::{self, Assembled, Compression, Engine, ExportOptions, StageOutput};
 use crate::spec::{Name, Spec};
 use crate::store::Store;
 
@@ -114,8 +114,17 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
         });
     };
     let report = super::build::build_targets(g, &spec, std::slice::from_ref(&a.image), false)?;
-    let outputs: BTreeMap<_, PathBuf> = (report.stages.iter())
-        .filter_map(|s| Some((s.name.clone(), s.output.as_ref()?.0.as_path().to_path_buf())))
+    let outputs: BTreeMap<_, StageOutput> = (report.stages.iter())
+        .filter_map(|s| {
+            let (path, hash) = s.output.as_ref()?;
+            Some((
+                s.name.clone(),
+                StageOutput {
+                    path: path.as_path().to_path_buf(),
+                    hash: *hash,
+                },
+            ))
+        })
         .collect();
     let store = open_store(g)?;
     let roots = stage_roots(&store, &report)?;
@@ -164,7 +173,9 @@ fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), 
     // A temp file is private (0600); the archive is an ordinary file.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::Permissions::from_mode(0o644);
-    tmp.as_file().set_permissions(mode).map_err(|e| io_error(path, e))?;
+    tmp.as_file()
+        .set_permissions(mode)
+        .map_err(|e| io_error(path, e))?;
     tmp.persist(path).map_err(|e| io_error(path, e.error))?;
     Ok(())
 }

@@ -21,7 +21,7 @@ use super::plan::{self, Planned, Role};
 use super::runtime::{self, Wanted};
 use super::walk::Kind;
 use super::why::Origin;
-use crate::hash::Digest;
+use crate::hash::{Digest, OutputHash};
 use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
 
 /// How layer blobs are compressed.
@@ -51,6 +51,24 @@ impl Compression {
             Compression::Gzip => MediaType::ImageLayerGzip,
             Compression::None => MediaType::ImageLayer,
         }
+    }
+}
+
+/// A built stage an image copies from: its store path and output hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageOutput {
+    pub path: PathBuf,
+    pub hash: OutputHash,
+}
+
+impl StageOutput {
+    /// Hashes `path` to describe it (tests, and outputs not from the store).
+    pub fn scan(path: &Path) -> Result<StageOutput, crate::tree::TreeError> {
+        let hash = crate::tree::scan_dir(path)?.hash();
+        Ok(StageOutput {
+            path: path.to_path_buf(),
+            hash,
+        })
     }
 }
 
@@ -128,7 +146,7 @@ impl Assembled {
 pub fn assemble(
     spec: &Spec,
     image: &Image,
-    outputs: &BTreeMap<Name, PathBuf>,
+    outputs: &BTreeMap<Name, StageOutput>,
     layer_cache: &Path,
     opts: &ExportOptions,
 ) -> Result<Assembled, ExportError> {
@@ -148,7 +166,7 @@ pub fn assemble(
 pub fn assemble_with_roots(
     spec: &Spec,
     image: &Image,
-    outputs: &BTreeMap<Name, PathBuf>,
+    outputs: &BTreeMap<Name, StageOutput>,
     roots: &BTreeMap<Name, PathBuf>,
     layer_cache: &Path,
     opts: &ExportOptions,

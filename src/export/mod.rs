@@ -38,7 +38,9 @@ mod why;
 mod testutil;
 
 pub use archive::{write_archive, write_oci_dir};
-pub use assemble::{Assembled, Compression, ExportOptions, Layer, assemble, assemble_with_roots};
+pub use assemble::{
+    Assembled, Compression, ExportOptions, Layer, StageOutput, assemble, assemble_with_roots,
+};
 pub use config::ConfigSummary;
 pub use error::ExportError;
 pub use inspect::{ClosureSummary, Inspection, LayerSummary, inspect};

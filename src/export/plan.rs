@@ -3,9 +3,9 @@
 //! plan into a [`Layer`], from the layer cache when it is there.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::assemble::{ExportOptions, Layer};
+use super::assemble::{ExportOptions, Layer, StageOutput};
 use super::error::ExportError;
 use super::walk::{self, Entry, Kind};
 use super::why::{Origin, Via};
@@ -58,18 +58,18 @@ impl Planned {
 pub(super) fn content(
     spec: &Spec,
     content: &Content,
-    outputs: &BTreeMap<Name, PathBuf>,
+    outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<Planned, ExportError> {
-    let (source, attrs, role) = match content {
+    let (source, attrs, role, origin) = match content {
         Content::Copy { stage, path, attrs } => {
-            let root = outputs
+            let output = outputs
                 .get(&stage.value)
                 .ok_or_else(|| ExportError::UnbuiltStage {
                     stage: stage.value.clone(),
                     src: spec.source.clone(),
                     span: stage.span,
                 })?;
-            let source = path.on_disk(root);
+            let source = path.on_disk(&output.path);
             if std::fs::symlink_metadata(&source).is_err() {
                 return Err(ExportError::CopySourceMissing {
                     stage: stage.value.clone(),
@@ -78,11 +78,20 @@ pub(super) fn content(
                     span: path.span,
                 });
             }
-            (source, attrs, Role::Copy)
+            let stored = walk::Origin::Stored {
+                output: &output.hash,
+                path: path.value.as_str(),
+            };
+            (source, attrs, Role::Copy, stored)
         }
-        Content::Add { src, attrs } => (src.on_disk(&spec.context), attrs, Role::Add),
+        Content::Add { src, attrs } => (
+            src.on_disk(&spec.context),
+            attrs,
+            Role::Add,
+            walk::Origin::Context,
+        ),
     };
-    let entries = walk::plan(&source, attrs)?;
+    let entries = walk::plan(&source, attrs, origin)?;
     let via = if role == Role::Copy {
         Via::Copy
     } else {

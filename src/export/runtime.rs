@@ -189,7 +189,7 @@ fn group<'a>(
             closure_extra: Vec::new(),
             span: (0..0).into(),
         };
-        for entry in walk::plan(&item.source, &attrs)? {
+        for entry in walk::plan(&item.source, &attrs, walk::Origin::Context)? {
             let is_dir = matches!(entry.kind, Kind::Dir);
             if let Some(there) = image.is_dir(&entry.path) {
                 if there != is_dir {
@@ -260,7 +260,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(ok.success());
-        walk::plan(&exe, &attrs("/app/p")).unwrap()
+        walk::plan(&exe, &attrs("/app/p"), walk::Origin::Context).unwrap()
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::error::ExportError;
+use crate::hash::OutputHash;
 use crate::spec::{ContentAttrs, Owner};
 
 /// One entry of a layer; `path` is relative to the image root, without a
@@ -34,10 +35,28 @@ pub(crate) enum Kind {
     },
 }
 
+/// Where copied files come from, which decides how their content is known.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    /// A file or directory of the build context: hashed, it may change.
+    Context,
+    /// Inside a store entry whose output hash is `output`, at `path` within
+    /// it. Store entries never change and `output` covers every byte, so a
+    /// file's identity is (output, its path): nothing needs to be read.
+    Stored {
+        output: &'a OutputHash,
+        path: &'a str,
+    },
+}
+
 /// The entries that copying `source` (a file, directory or symlink on disk)
 /// to the absolute image path `attrs.to` produces, sorted by path (parents
-/// before children), contents hashed.
-pub(crate) fn plan(source: &Path, attrs: &ContentAttrs) -> Result<Vec<Entry>, ExportError> {
+/// before children), each file's content identified.
+pub(crate) fn plan(
+    source: &Path,
+    attrs: &ContentAttrs,
+    origin: Origin<'_>,
+) -> Result<Vec<Entry>, ExportError> {
     let dest = attrs.to.value.trim_matches('/').to_owned();
     let mut entries = parents(&dest);
     collect(source, &dest, attrs, &mut entries)?;
@@ -46,7 +65,14 @@ pub(crate) fn plan(source: &Path, attrs: &ContentAttrs) -> Result<Vec<Entry>, Ex
     entries.reverse();
     entries.dedup_by(|later, earlier| later.path == earlier.path);
     entries.reverse();
-    entries.par_iter_mut().try_for_each(hash_content)?;
+    match origin {
+        Origin::Context => entries.par_iter_mut().try_for_each(hash_content)?,
+        Origin::Stored { output, path } => {
+            for entry in &mut entries {
+                stored_identity(entry, source, output, path);
+            }
+        }
+    }
     Ok(entries)
 }
 
@@ -120,6 +146,20 @@ fn collect(
     Ok(())
 }
 
+fn stored_identity(entry: &mut Entry, source: &Path, output: &OutputHash, path: &str) {
+    if let Kind::File { disk, content, .. } = &mut entry.kind {
+        let within = disk.strip_prefix(source).unwrap_or(disk);
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(b"kiln-stored-file\0");
+        hasher.update(output.as_bytes());
+        for part in [path.as_bytes(), within.as_os_str().as_encoded_bytes()] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        *content = *hasher.finalize().as_bytes();
+    }
+}
+
 fn hash_content(entry: &mut Entry) -> Result<(), ExportError> {
     if let Kind::File { disk, content, .. } = &mut entry.kind {
         let mut hasher = blake3::Hasher::new();
@@ -140,7 +180,12 @@ mod tests {
     fn a_single_file_gets_its_parent_directories() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("goapp"), "bin").unwrap();
-        let entries = plan(&dir.path().join("goapp"), &attrs("/app/bin/goapp")).unwrap();
+        let entries = plan(
+            &dir.path().join("goapp"),
+            &attrs("/app/bin/goapp"),
+            Origin::Context,
+        )
+        .unwrap();
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["app", "app/bin", "app/bin/goapp"]);
         assert_eq!(entries[2].mode, 0o644);
@@ -161,7 +206,7 @@ mod tests {
             uid: 1000,
             gid: 100,
         };
-        let entries = plan(dir.path(), &a).unwrap();
+        let entries = plan(dir.path(), &a, Origin::Context).unwrap();
         let got: Vec<_> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(
             got,
@@ -186,7 +231,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), "f").unwrap();
         let mut a = attrs("/f");
         a.mode = Some(0o4711);
-        let entries = plan(&dir.path().join("f"), &a).unwrap();
+        let entries = plan(&dir.path().join("f"), &a, Origin::Context).unwrap();
         assert_eq!(entries[0].mode, 0o4711);
     }
 }

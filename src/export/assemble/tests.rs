@@ -8,7 +8,7 @@ use crate::spec::Owner;
 
 /// A project dir with a stage output holding `bin/app` (executable) and
 /// `share/data.txt`, plus a source file `static/index.html`.
-fn project(root: &Path, mtime_offset: i64) -> (Spec, BTreeMap<Name, PathBuf>) {
+fn project(root: &Path, mtime_offset: i64) -> (Spec, BTreeMap<Name, StageOutput>) {
     let out = root.join("store/server");
     std::fs::create_dir_all(out.join("bin")).unwrap();
     std::fs::create_dir_all(out.join("share")).unwrap();
@@ -40,7 +40,7 @@ fn project(root: &Path, mtime_offset: i64) -> (Spec, BTreeMap<Name, PathBuf>) {
     ];
     img.entrypoint = exec(&["/app/app"]);
     img.tags = vec![sp("web:v1".into())];
-    let outputs = BTreeMap::from([(name("server"), out)]);
+    let outputs = BTreeMap::from([(name("server"), StageOutput::scan(&out).unwrap())]);
     (spec(&ctx, vec![img]), outputs)
 }
 
@@ -197,7 +197,7 @@ fn long_paths_survive_the_tar() {
     let mut img = image("deep");
     img.contents = vec![copy("s", ".", "/")];
     let s = spec(dir.path(), vec![img]);
-    let outputs = BTreeMap::from([(name("s"), out)]);
+    let outputs = BTreeMap::from([(name("s"), StageOutput::scan(&out).unwrap())]);
     let img = assemble(
         &s,
         &s.images[0],
