@@ -107,3 +107,24 @@ fn a_file_url_is_fetched_too() {
         "pinned bytes\n"
     );
 }
+
+#[test]
+fn the_same_bytes_under_another_file_name_are_another_fetch() {
+    let p = Project::new("");
+    for name in ["a.txt", "b.txt"] {
+        std::fs::write(p.dir.path().join(name), BODY).expect("write");
+    }
+    let spec = |name: &str| {
+        format!(
+            "fetch f url=\"file://{}\" sha256=\"{}\"\nstage s {{ use f; run \"cat $f/{name} > $out/x\" }}\n",
+            p.dir.path().join(name).display(),
+            sha256_hex(BODY)
+        )
+    };
+    p.write("kiln.kdl", &spec("a.txt"));
+    let a = p.build(&[]);
+    p.write("kiln.kdl", &spec("b.txt"));
+    let b = p.build(&[]);
+    assert_ne!(a.key("f"), b.key("f"));
+    assert_eq!(read(&b.output("s").join("x")), "pinned bytes\n");
+}

@@ -35,10 +35,7 @@ pub enum FetchError {
 /// writes; the file stays only if its sha256 is the declared one.
 pub fn fetch(fetch: &Fetch, out_dir: &Path) -> Result<(), FetchError> {
     let url = fetch.url.value.as_str();
-    let file_name = url
-        .rsplit('/')
-        .find(|s| !s.is_empty())
-        .unwrap_or("download");
+    let file_name = crate::eval::fetch_file_name(url);
     let dest = out_dir.join(file_name);
     let io = |source| FetchError::Io {
         path: dest.clone(),

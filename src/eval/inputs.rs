@@ -68,19 +68,17 @@ impl Inputs {
         Inputs(m)
     }
 
-    /// A fetch is fixed-output: its key is its name and the hash it must
-    /// produce. The URL is not an input: a mirror of the same bytes is the
+    /// A fetch is fixed-output: its key is its name, the hash it must
+    /// produce, and the file name it is stored under (`$NAME/<file>`). The
+    /// rest of the URL is not an input: a mirror of the same bytes is the
     /// same fetch, as in Nix.
     pub(super) fn of_fetch(fetch: &Fetch) -> Self {
-        let Fetch {
-            name,
-            url: _,
-            sha256,
-        } = fetch;
+        let Fetch { name, url, sha256 } = fetch;
         let mut m = BTreeMap::new();
         m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
         m.insert("name".to_owned(), name.value.to_string());
         m.insert("fetch sha256".to_owned(), sha256.value.to_string());
+        m.insert("fetch file".to_owned(), fetch_file_name(url).to_owned());
         Inputs(m)
     }
 
@@ -103,6 +101,14 @@ impl Inputs {
         }
         (key_of(&manifest), manifest)
     }
+}
+
+/// The name a fetched file is stored under: the URL's last path segment.
+pub fn fetch_file_name(url: &str) -> &str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/')
+        .find(|s| !s.is_empty())
+        .unwrap_or("download")
 }
 
 /// blake3 over the versioned, length-prefixed encoding of `manifest`.
@@ -134,6 +140,17 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_fetch_is_stored_under_its_urls_last_segment() {
+        assert_eq!(
+            fetch_file_name("https://x.org/a/zlib-1.3.tar.gz"),
+            "zlib-1.3.tar.gz"
+        );
+        assert_eq!(fetch_file_name("https://x.org/a/b.txt?sig=1#top"), "b.txt");
+        assert_eq!(fetch_file_name("https://x.org/dir/"), "dir");
+        assert_eq!(fetch_file_name("https://"), "https:");
     }
 
     #[test]

@@ -9,5 +9,5 @@
 mod inputs;
 mod plan;
 
-pub use inputs::{Inputs, KEY_FORMAT_VERSION};
+pub use inputs::{Inputs, KEY_FORMAT_VERSION, fetch_file_name};
 pub use plan::{EvalError, Plan, PlanEnv, PlannedRoot, PlannedStage, Work, plan};
