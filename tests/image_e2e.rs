@@ -338,3 +338,20 @@ fn the_static_hello_image_is_the_binary_plus_a_little_metadata() {
         "layer {layer} vs binary {binary}"
     );
 }
+
+#[test]
+fn a_copy_cannot_reach_host_files_through_a_symlink_in_the_stage_output() {
+    let p = Project::new(
+        r#"
+        stage s { run "ln -s /etc $out/etc" }
+        image leak {
+            copy s "etc/hostname" to="/leak"
+        }
+        "#,
+    );
+    let out = p.kiln(&["export", "leak", "-o", "leak.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kiln::export::copy_outside"), "{stderr}");
+    assert!(!p.root().join("leak.tar").exists());
+}

@@ -56,6 +56,22 @@ pub enum ExportError {
         span: SourceSpan,
     },
 
+    #[error("`{path}` leads out of the output of stage `{stage}` through a symlink")]
+    #[diagnostic(
+        code(kiln::export::copy_outside),
+        help(
+            "A copy takes files from the stage's `$out` only; copy the link itself, or have the stage write the file into `$out`"
+        )
+    )]
+    CopyOutside {
+        stage: Name,
+        path: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("resolves outside the stage output")]
+        span: SourceSpan,
+    },
+
     #[error("Failed to read base image `{base}` for image `{image}`")]
     #[diagnostic(code(kiln::export::base))]
     Base {
@@ -205,6 +221,7 @@ impl ExportError {
         matches!(
             self,
             ExportError::CopySourceMissing { .. }
+                | ExportError::CopyOutside { .. }
                 | ExportError::Base { .. }
                 | ExportError::Entrypoint { .. }
                 | ExportError::ExtraMissing { .. }

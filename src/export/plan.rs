@@ -78,6 +78,14 @@ pub(super) fn content(
                     span: path.span,
                 });
             }
+            if !within(&output.path, &source) {
+                return Err(ExportError::CopyOutside {
+                    stage: stage.value.clone(),
+                    path: path.value.to_string(),
+                    src: spec.source.clone(),
+                    span: path.span,
+                });
+            }
             let stored = walk::Origin::Stored {
                 output: &output.hash,
                 path: path.value.as_str(),
@@ -109,6 +117,17 @@ pub(super) fn content(
         role,
         origins,
     })
+}
+
+/// Whether `source`'s directory is inside `output` once symlinks are
+/// resolved: `source` itself may be a link (it is copied as one), but a
+/// directory on the way through a link to `/etc` would copy the host's files.
+fn within(output: &Path, source: &Path) -> bool {
+    let Ok(root) = output.canonicalize() else {
+        return false;
+    };
+    let dir = source.parent().unwrap_or(source);
+    dir.canonicalize().is_ok_and(|dir| dir.starts_with(&root))
 }
 
 /// `kiln: copy server goapp to=/app/goapp mode=0o755`: the history line.
