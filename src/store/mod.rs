@@ -138,7 +138,9 @@ impl Store {
         if !path.is_dir() {
             return Ok(None);
         }
-        touch(&meta_file)?;
+        // Only gc reads the mark: a store kiln may read but not write (shared,
+        // read-only) still serves cached entries.
+        let _ = touch(&meta_file);
         Ok(Some(Entry {
             path: StorePath(path),
             meta,
