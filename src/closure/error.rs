@@ -40,13 +40,6 @@ pub enum ClosureError {
     #[error("`{path}` is not a UTF-8 path")]
     #[diagnostic(code(kiln::closure::non_utf8))]
     NonUtf8 { path: PathBuf },
-    #[error("`{path}` looks like an ELF file but cannot be parsed")]
-    #[diagnostic(code(kiln::closure::bad_elf))]
-    Elf {
-        path: PathBuf,
-        #[source]
-        source: goblin::error::Error,
-    },
     #[error("Failed to read `{path}`")]
     #[diagnostic(code(kiln::closure::io))]
     Io {
