@@ -53,3 +53,17 @@ fn missing_spec_file_is_exit_2_not_a_panic() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn host_tools_in_a_stage_that_runs_from_an_image_are_refused() {
+    let p = Project::new(
+        r#"
+        stage s { run "echo x > $out/x" }
+        image img { copy s "x" to="/x" }
+        stage inner { from img; tools "gcc"; run "gcc --version" }
+        "#,
+    );
+    let out = p.kiln(&["build", "inner"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kiln::eval::tools_need_host"));
+}

@@ -111,6 +111,21 @@ pub enum EvalError {
         span: SourceSpan,
     },
 
+    #[error("Stage `{stage}` declares host `tools` but does not run on the host")]
+    #[diagnostic(
+        code(kiln::eval::tools_need_host),
+        help(
+            "`tools` are programs of the host, hashed into the key; a stage `from` a base or an image runs that image's programs: drop `tools`, or put the program in the image"
+        )
+    )]
+    ToolsNeedHost {
+        stage: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("host programs")]
+        span: SourceSpan,
+    },
+
     #[error("Failed to hash the sources of stage `{stage}`")]
     #[diagnostic(code(kiln::eval::sources))]
     Sources {
@@ -267,6 +282,13 @@ fn plan_one<'s>(
             source,
         }
     })?;
+    if let (Some(tool), false) = (stage.tools.first(), stage.from.value == Root::Host) {
+        return Err(EvalError::ToolsNeedHost {
+            stage: stage.name.value.to_string(),
+            src: spec.source.clone(),
+            span: tool.span,
+        });
+    }
     let mut tools = BTreeMap::new();
     let mut tool_hashes = BTreeMap::new();
     for tool in &stage.tools {
