@@ -171,6 +171,11 @@ impl Cx {
                 continue;
             };
             match value {
+                // `a-b` and `a_b` are both `$a_b`: one would hide the other.
+                Some(_) if found.contains_key(&var) => {
+                    let kind = ProblemKind::EnvClash { var };
+                    self.report(kind, vec![label(run.span, "mentions both args")]);
+                }
                 Some(value) => {
                     found.insert(var, value);
                 }

@@ -200,6 +200,10 @@ pub enum ProblemKind {
     DuplicateNode { node: String, parent: String },
     #[error("{what} `{key}` is given twice")]
     DuplicateKey { what: &'static str, key: String },
+    #[error("`{var}` is set by kiln in every stage")]
+    ReservedEnv { var: String },
+    #[error("`${var}` would name two things in this stage")]
+    EnvClash { var: String },
     #[error("`{name}` is not a valid name")]
     InvalidName { name: String },
     #[error("`{name}` is a reserved word, not a name")]

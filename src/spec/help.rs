@@ -2,6 +2,7 @@
 //! after the cause, to know what to change.
 
 use super::error::{Escape, ProblemKind};
+use super::stage::RESERVED_ENV;
 
 impl ProblemKind {
     /// The last segment of the diagnostic code, `kiln::spec::<code>`.
@@ -18,6 +19,8 @@ impl ProblemKind {
             UnexpectedChildren { .. } => "unexpected_children",
             DuplicateNode { .. } => "duplicate_node",
             DuplicateKey { .. } => "duplicate_key",
+            ReservedEnv { .. } => "reserved_env",
+            EnvClash { .. } => "env_clash",
             InvalidName { .. } => "invalid_name",
             ReservedName { .. } => "reserved_name",
             DuplicateName { .. } => "duplicate_name",
@@ -68,6 +71,13 @@ impl ProblemKind {
             UnexpectedChildren { .. } => "Remove the `{ … }` block".into(),
             DuplicateNode { .. } => "Keep only one of them".into(),
             DuplicateKey { .. } => "Keep only one of them: kiln does not pick one silently".into(),
+            ReservedEnv { .. } => format!(
+                "kiln sets {}: pick another name",
+                RESERVED_ENV.map(|v| format!("`{v}`")).join(", ")
+            ),
+            EnvClash { .. } => {
+                "Used stages, mentioned args and `env` share the environment (dashes become underscores): rename one".into()
+            }
             InvalidName { .. } => {
                 "A name starts with a letter or `_`, then letters, digits, `_` or `-`".into()
             }

@@ -13,6 +13,17 @@ use super::{Base, Fetch, Root, Spanned, Stage};
 use crate::hash::Digest;
 
 const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run"];
+
+/// What kiln itself puts in every stage's environment.
+pub(crate) const RESERVED_ENV: [&str; 7] = [
+    "PATH",
+    "HOME",
+    "TZ",
+    "LC_ALL",
+    "SOURCE_DATE_EPOCH",
+    "out",
+    "TMPDIR",
+];
 const MANY: usize = usize::MAX;
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
@@ -83,7 +94,28 @@ impl Cx {
             self.report(kind, vec![label(stage.name.span, "nothing to run")]);
         }
         stage.run_args = self.run_args(&stage.runs);
+        self.check_environment(&stage, &env_spans);
         Some(stage)
+    }
+
+    /// Every variable a stage's scripts see names one thing: a used stage,
+    /// a mentioned arg or an `env` key, none of them one kiln sets itself.
+    /// Otherwise one value would silently hide another that is in the key.
+    fn check_environment(&mut self, stage: &Stage, env_spans: &BTreeMap<String, SourceSpan>) {
+        let mut seen: BTreeMap<String, SourceSpan> = BTreeMap::new();
+        let run_span = stage.runs.first().map_or(stage.name.span, |r| r.span);
+        let names = (stage.uses.iter().map(|u| (u.value.env_var(), u.span)))
+            .chain(stage.run_args.keys().map(|var| (var.clone(), run_span)))
+            .chain(env_spans.iter().map(|(k, span)| (k.clone(), *span)));
+        for (var, span) in names {
+            if RESERVED_ENV.contains(&var.as_str()) {
+                let kind = ProblemKind::ReservedEnv { var };
+                self.report(kind, vec![label(span, "set by kiln")]);
+            } else if let Some(first) = seen.insert(var.clone(), span) {
+                let labels = vec![label(first, "here"), label(span, "and here")];
+                self.report(ProblemKind::EnvClash { var }, labels);
+            }
+        }
     }
 
     /// `from host|BASE|IMAGE` in a stage.
