@@ -126,3 +126,32 @@ fn store_path_verify_and_gc() {
     assert!(!report.output("one").exists());
     assert_eq!(p.build(&[]).status("one"), "built");
 }
+
+#[test]
+fn gc_during_a_build_keeps_the_entries_that_build_uses() {
+    let p = Project::new(
+        r#"
+        stage lib { run "echo lib > $out/x" }
+        stage app { use lib; run "sleep 1.5; cat $lib/x > $out/y" }
+        "#,
+    );
+    p.build(&["lib"]);
+    let build = p
+        .cmd(&["build", "--json", "app"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(500));
+    let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
+    assert!(
+        gc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gc.stderr)
+    );
+    let out = build.wait_with_output().expect("wait");
+    assert!(out.status.success(), "the build lost its input to gc");
+    assert_eq!(
+        read(&Report::parse(&out.stdout).output("app").join("y")),
+        "lib\n"
+    );
+}

@@ -90,6 +90,7 @@ pub fn run_with(
                 status: o.status,
                 output: o.output,
                 root: o.root,
+                hold: o.hold,
                 failure: o.failure,
             }
         })

@@ -16,7 +16,7 @@ use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
 use crate::export::StageOutput;
 use crate::hash::{Key, OutputHash};
 use crate::spec::{Name, Spec, Stage};
-use crate::store::{Entry, Store, StorePath};
+use crate::store::{Entry, Hold, Store, StorePath};
 
 /// Lines of a failed stage's log shown on the terminal.
 const LOG_TAIL_LINES: usize = 20;
@@ -43,6 +43,8 @@ pub(super) struct Outcome {
     pub output: Option<(StorePath, OutputHash)>,
     /// The image the stage ran in, when not the host.
     pub root: Option<Arc<ImportedImage>>,
+    /// Keeps the output from gc while this process may still read it.
+    pub hold: Option<Hold>,
     pub failure: Option<StageFailure>,
 }
 
@@ -53,17 +55,25 @@ impl Outcome {
             status: Status::Skipped,
             output: None,
             root: None,
+            hold: None,
             failure: None,
         }
     }
 
-    fn done(key: Key, status: Status, entry: Entry, root: Option<Arc<ImportedImage>>) -> Self {
+    fn done(
+        key: Key,
+        status: Status,
+        entry: Entry,
+        root: Option<Arc<ImportedImage>>,
+        hold: Hold,
+    ) -> Self {
         let output = Some((entry.path, entry.meta.output_hash));
         Outcome {
             key: Some(key),
             status,
             output,
             root,
+            hold: Some(hold),
             failure: None,
         }
     }
@@ -114,6 +124,7 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
         status: Status::Failed,
         output: None,
         root: None,
+        hold: None,
         failure: Some(StageFailure {
             stage: name.to_string(),
             help: match planned.work {
@@ -131,10 +142,10 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
     };
     let result = find_or_build(ctx, planned, dep_outputs, root.as_deref(), key, manifest);
     match result {
-        Ok((status, entry)) => {
+        Ok((status, entry, hold)) => {
             // The ref only serves `kiln explain`: failing to write it must not fail the build.
             let _ = ctx.store.set_ref(&ctx.spec.context, name, &key);
-            Outcome::done(key, status, entry, root.clone())
+            Outcome::done(key, status, entry, root.clone(), hold)
         }
         Err(StageError::Run(RunFailure::Script { index, status })) => {
             let span = match planned.work {
@@ -184,6 +195,7 @@ fn root_failure(ctx: &StageCtx<'_, '_>, planned: &PlannedStage<'_>, e: ImageRoot
         status: Status::Failed,
         output: None,
         root: None,
+        hold: None,
         failure: Some(StageFailure {
             stage: planned.name().to_string(),
             help: "the image this stage runs from could not be assembled".into(),
@@ -220,14 +232,18 @@ fn find_or_build(
     root: Option<&ImportedImage>,
     key: Key,
     manifest: BTreeMap<String, String>,
-) -> Result<(Status, Entry), StageError> {
+) -> Result<(Status, Entry, Hold), StageError> {
+    // Held from before the lookup until the command ends, so gc cannot take
+    // the entry away from under this build or the export that follows it.
+    let hold = ctx.store.hold(&key)?;
     if let Some(entry) = ctx.store.lookup(&key)? {
-        return Ok((Status::Cached, entry));
+        return Ok((Status::Cached, entry, hold));
     }
+    drop(hold);
     let lock = ctx.store.lock(&key)?;
     // Another process may have built it while we waited for the lock.
     if let Some(entry) = ctx.store.lookup(&key)? {
-        return Ok((Status::Cached, entry));
+        return Ok((Status::Cached, entry, lock.downgrade()));
     }
     let name = planned.name();
     let running = ctx.progress.start(name.as_str());
@@ -246,7 +262,7 @@ fn find_or_build(
     };
     ctx.progress
         .finish(running, name.as_str(), status, clock.elapsed());
-    Ok((Status::Built, result?))
+    Ok((Status::Built, result?, lock.downgrade()))
 }
 
 fn run_stage(

@@ -16,6 +16,14 @@ use crate::hash::Key;
 pub struct KeyLock {
     key: Key,
     // Closing the file releases the lock: that is all Drop needs to do.
+    file: File,
+}
+
+/// A shared hold on a committed entry: while any process holds one, gc
+/// (which takes the key's lock exclusively, without waiting) leaves the
+/// entry alone. Builds hold one on every entry they use until they end.
+#[derive(Debug)]
+pub struct Hold {
     _file: File,
 }
 
@@ -25,10 +33,23 @@ impl KeyLock {
         let path = layout.lock_file(&key.short());
         let file = open(&path)?;
         file.lock().at(&path)?;
-        Ok(KeyLock {
-            key: *key,
-            _file: file,
-        })
+        Ok(KeyLock { key: *key, file })
+    }
+
+    /// Blocks until no one builds `key`, then holds it shared.
+    pub(super) fn hold(layout: &Layout, key: &Key) -> Result<Hold, StoreError> {
+        let path = layout.lock_file(&key.short());
+        let file = open(&path)?;
+        file.lock_shared().at(&path)?;
+        Ok(Hold { _file: file })
+    }
+
+    /// The build is committed: keep the entry held, let other readers in.
+    pub fn downgrade(self) -> Hold {
+        // flock converts in place; should it fail, the exclusive lock is
+        // kept, which only makes other readers wait for this process.
+        let _ = self.file.lock_shared();
+        Hold { _file: self.file }
     }
 
     pub(super) fn key(&self) -> &Key {

@@ -49,7 +49,7 @@ use crate::spec::Name;
 
 use layout::{IoContext, Layout, write_atomic};
 
-pub use lock::KeyLock;
+pub use lock::{Hold, KeyLock};
 pub use pending::Pending;
 
 /// The path of a committed store entry.
@@ -150,6 +150,12 @@ impl Store {
     /// Blocks until this process holds `key`'s build lock.
     pub fn lock(&self, key: &Key) -> Result<KeyLock, StoreError> {
         KeyLock::acquire(&self.layout, key)
+    }
+
+    /// Holds `key` shared (waiting while someone builds it): gc will not
+    /// delete its entry while the hold lives.
+    pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
+        KeyLock::hold(&self.layout, key)
     }
 
     /// A fresh build directory for `key` (caller holds its lock); removes
