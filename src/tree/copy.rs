@@ -55,6 +55,9 @@ pub fn copy_tree(tree: &Tree, context: &Path, dest: &Path) -> Result<(), TreeErr
 /// Writable: the owner's write bit is added back. Symlinks are left alone
 /// (`chmod` would follow them out of the tree).
 pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
+    if !readonly {
+        return unlock(dir);
+    }
     let walk = ignore::WalkBuilder::new(dir)
         .standard_filters(false)
         .follow_links(false)
@@ -86,6 +89,30 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
         chmod(d, readonly, true)?;
     }
     Ok(())
+}
+
+/// Makes everything under `path` deletable. Each directory gets `u+rwx`
+/// before it is read: a build script may have left one unreadable
+/// (`chmod 000`), and a walk that read first could never get back in.
+fn unlock(path: &Path) -> Result<(), TreeError> {
+    let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if meta.is_symlink() {
+        return Ok(());
+    }
+    if !meta.is_dir() {
+        return set_mode(path, mode | 0o200);
+    }
+    set_mode(path, mode | 0o700)?;
+    for child in std::fs::read_dir(path).map_err(TreeError::io(path))? {
+        unlock(&child.map_err(TreeError::io(path))?.path())?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), TreeError> {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(TreeError::io(path))
 }
 
 fn chmod(path: &Path, readonly: bool, is_dir: bool) -> Result<(), TreeError> {

@@ -304,3 +304,20 @@ fn set_readonly_locks_and_unlocks_a_tree() {
     assert_eq!([mode("src"), mode("src/main.c")], [0o755, 0o644]);
     fs::remove_dir_all(&root).expect("a writable tree can be deleted");
 }
+
+#[test]
+fn unlocking_opens_a_directory_a_script_left_unreadable_before_reading_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("out");
+    fs::create_dir_all(root.join("d")).expect("mkdir");
+    fs::write(root.join("d/f"), "x").expect("write");
+    fs::set_permissions(root.join("d"), fs::Permissions::from_mode(0o000)).expect("chmod");
+    set_readonly(&root, false).expect("unlock");
+    let mode = fs::metadata(root.join("d"))
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o700, 0o700, "{mode:o}");
+    fs::remove_dir_all(&root).expect("deletable");
+}
