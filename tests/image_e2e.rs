@@ -355,3 +355,28 @@ fn a_copy_cannot_reach_host_files_through_a_symlink_in_the_stage_output() {
     assert!(stderr.contains("kiln::export::copy_outside"), "{stderr}");
     assert!(!p.root().join("leak.tar").exists());
 }
+
+#[test]
+fn add_follows_the_same_ignore_rules_as_src() {
+    let p = Project::new(
+        r#"
+        image site {
+            add "." to="/www"
+        }
+        "#,
+    );
+    p.write("index.html", "<h1>hi</h1>\n");
+    p.write("debug.log", "noise\n");
+    p.write(".kilnignore", "*.log\n");
+    p.write(".git/HEAD", "ref: refs/heads/main\n");
+    let out = p.kiln(&["inspect", "site", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let why = |path: &str| p.kiln(&["why", "site", path]).status.code();
+    assert_eq!(why("/www/index.html"), Some(0));
+    assert_eq!(why("/www/debug.log"), Some(1), "an ignored file was added");
+    assert_eq!(why("/www/.git/HEAD"), Some(1), ".git was added");
+}

@@ -72,6 +72,10 @@ pub enum ExportError {
         span: SourceSpan,
     },
 
+    #[error("Failed to list what `add` takes from the build context")]
+    #[diagnostic(code(kiln::export::add))]
+    Tree(#[from] crate::tree::TreeError),
+
     #[error("Failed to read base image `{base}` for image `{image}`")]
     #[diagnostic(code(kiln::export::base))]
     Base {

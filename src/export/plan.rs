@@ -60,6 +60,7 @@ pub(super) fn content(
     content: &Content,
     outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<Planned, ExportError> {
+    let keep;
     let (source, attrs, role, origin) = match content {
         Content::Copy { stage, path, attrs } => {
             let output = outputs
@@ -92,12 +93,14 @@ pub(super) fn content(
             };
             (source, attrs, Role::Copy, stored)
         }
-        Content::Add { src, attrs } => (
-            src.on_disk(&spec.context),
-            attrs,
-            Role::Add,
-            walk::Origin::Context,
-        ),
+        Content::Add { src, attrs } => {
+            // The same ignore rules as a stage's `src`: `add "."` in a
+            // checkout must not take `.git` or ignored build products.
+            let paths = crate::tree::source_paths(&spec.context, std::slice::from_ref(&src.value))?;
+            keep = paths.into_iter().collect();
+            let origin = walk::Origin::Added { keep: &keep };
+            (src.on_disk(&spec.context), attrs, Role::Add, origin)
+        }
     };
     let entries = walk::plan(&source, attrs, origin)?;
     let via = if role == Role::Copy {

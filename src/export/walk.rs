@@ -40,6 +40,11 @@ pub(crate) enum Kind {
 pub(crate) enum Origin<'a> {
     /// A file or directory of the build context: hashed, it may change.
     Context,
+    /// Of the build context, limited to `keep` (on-disk paths): what
+    /// `.gitignore`/`.kilnignore` leave of an `add`.
+    Added {
+        keep: &'a std::collections::HashSet<PathBuf>,
+    },
     /// Inside a store entry whose output hash is `output`, at `path` within
     /// it. Store entries never change and `output` covers every byte, so a
     /// file's identity is (output, its path): nothing needs to be read.
@@ -59,14 +64,20 @@ pub(crate) fn plan(
 ) -> Result<Vec<Entry>, ExportError> {
     let dest = attrs.to.value.trim_matches('/').to_owned();
     let mut entries = parents(&dest);
-    collect(source, &dest, attrs, &mut entries)?;
+    let keep = match origin {
+        Origin::Added { keep } => Some(keep),
+        Origin::Context | Origin::Stored { .. } => None,
+    };
+    collect(source, &dest, attrs, keep, &mut entries)?;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     // A later entry for the same path (the copied root over a parent) wins.
     entries.reverse();
     entries.dedup_by(|later, earlier| later.path == earlier.path);
     entries.reverse();
     match origin {
-        Origin::Context => entries.par_iter_mut().try_for_each(hash_content)?,
+        Origin::Context | Origin::Added { .. } => {
+            entries.par_iter_mut().try_for_each(hash_content)?
+        }
         Origin::Stored { output, path } => {
             for entry in &mut entries {
                 stored_identity(entry, source, output, path);
@@ -97,6 +108,7 @@ fn collect(
     disk: &Path,
     path: &str,
     attrs: &ContentAttrs,
+    keep: Option<&std::collections::HashSet<PathBuf>>,
     out: &mut Vec<Entry>,
 ) -> Result<(), ExportError> {
     use std::os::unix::fs::PermissionsExt;
@@ -136,7 +148,10 @@ fn collect(
             } else {
                 format!("{path}/{name}")
             };
-            collect(&child.path(), &sub, attrs, out)?;
+            if keep.is_some_and(|keep| !keep.contains(&child.path())) {
+                continue;
+            }
+            collect(&child.path(), &sub, attrs, keep, out)?;
         }
     } else {
         return Err(ExportError::Special {

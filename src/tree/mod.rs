@@ -23,7 +23,7 @@ pub use copy::{copy_tree, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};
 pub use statcache::StatCache;
-pub use walk::{scan_dir, scan_sources};
+pub use walk::{scan_dir, scan_sources, source_paths};
 
 #[cfg(test)]
 mod tests;

@@ -60,6 +60,16 @@ pub fn scan_sources(
     hash_found(found, Some((cache, scan_start)))
 }
 
+/// The paths `scan_sources` would take for `srcs`, on disk, without hashing
+/// anything: what an image's `add` may copy (the same ignore rules apply).
+pub fn source_paths(context: &Path, srcs: &[SrcPath]) -> Result<Vec<PathBuf>, TreeError> {
+    let mut found = Vec::new();
+    for src in srcs {
+        find_src(context, src, &mut found)?;
+    }
+    Ok(found.into_iter().map(|f| f.abs).collect())
+}
+
 /// The tree under `dir`, every entry, no ignore rules, no cache. `dir` itself
 /// is the root, not an entry.
 pub fn scan_dir(dir: &Path) -> Result<Tree, TreeError> {
