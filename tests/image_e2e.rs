@@ -380,3 +380,22 @@ fn add_follows_the_same_ignore_rules_as_src() {
     assert_eq!(why("/www/debug.log"), Some(1), "an ignored file was added");
     assert_eq!(why("/www/.git/HEAD"), Some(1), ".git was added");
 }
+
+#[test]
+fn a_copy_of_a_whole_output_and_of_a_link_inside_it_are_fine() {
+    let p = Project::new(
+        r#"
+        stage s { run "mkdir $out/d && echo x > $out/d/f && ln -s d/f $out/link" }
+        image whole {
+            copy s "." to="/"
+            copy s "link" to="/again"
+        }
+        "#,
+    );
+    let out = p.kiln(&["inspect", "whole"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

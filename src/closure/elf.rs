@@ -57,7 +57,11 @@ pub(super) fn read(path: &Path) -> Result<Option<ElfInfo>, ClosureError> {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(ClosureError::io(path)(e)),
     }
-    let bytes = std::fs::read(path).map_err(ClosureError::io(path))?;
+    // Mapped, not read: a Go toolchain's programs are tens of megabytes, and
+    // the loader needs only their headers and dynamic section.
+    // SAFETY: the map is read-only and dropped before this returns; a file
+    // truncated meanwhile can at worst make the parse fail (data, then).
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(ClosureError::io(path))?;
     // ld.so cannot load what does not parse either: a truncated or corrupt
     // file that starts like an ELF (a test fixture, say) is data.
     let Ok(elf) = Elf::parse(&bytes) else {

@@ -129,6 +129,9 @@ fn within(output: &Path, source: &Path) -> bool {
     let Ok(root) = output.canonicalize() else {
         return false;
     };
+    if source == output {
+        return true;
+    }
     let dir = source.parent().unwrap_or(source);
     dir.canonicalize().is_ok_and(|dir| dir.starts_with(&root))
 }
