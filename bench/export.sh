@@ -5,7 +5,7 @@
 # same tree and `docker save` of the same image loaded into a private engine.
 # The build itself is not timed. Needs hyperfine, zstd, python3; dockerd and
 # docker for the `docker save` row (skipped without them). Prints hyperfine's
-# tables; figures go to BENCHMARKS.md. About 5 minutes.
+# tables; figures go to BENCHMARKS.md. About 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
