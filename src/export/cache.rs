@@ -50,7 +50,8 @@ pub(crate) fn insert(
         .tempfile_in(&dir)
         .map_err(ExportError::io(&dir))?;
     let packed = {
-        let mut out = BufWriter::new(tmp.as_file());
+        // 1 MiB: an uncompressed layer arrives in the tar's 8 KiB pieces.
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
         let packed = pack(&mut out)?;
         out.flush().map_err(ExportError::io(tmp.path()))?;
         packed

@@ -17,7 +17,8 @@ use super::walk::{Entry, Kind};
 use crate::hash::Digest;
 
 /// Bumped whenever the bytes a layer plan packs to could change.
-const LAYER_FORMAT: &str = "kiln-layer-v1";
+/// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
+const LAYER_FORMAT: &str = "kiln-layer-v2";
 
 /// What one pass over a layer produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -108,7 +109,8 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
             h.set_size(*size);
             let file = std::fs::File::open(disk).map_err(ExportError::io(disk))?;
             // `take`: a file that grew since planning must not corrupt the tar.
-            let data = io::Read::take(file, *size);
+            // The buffer: `tar` copies in 8 KiB pieces, one `read` each without it.
+            let data = io::BufReader::with_capacity(256 << 10, io::Read::take(file, *size));
             tar.append_data(&mut h, &e.path, data).map_err(write_err)
         }
         Kind::Symlink { target } => {
@@ -158,8 +160,12 @@ impl<W: Write> Write for Hashing<W> {
 
 /// The compressors, each configured so its output depends on the input only.
 enum Compressor<W: Write> {
-    /// Level 3, single-threaded, no checksum, no content size (unknown when
+    /// Level 3, multithreaded, no checksum, no content size (unknown when
     /// streaming): the frame bytes depend on the input and zstd's version.
+    /// zstd's streaming multithreaded mode cuts the input into jobs whose
+    /// size depends on the parameters only, so its output is the same for
+    /// any number of workers ≥ 1 (zstd issues #2238, #2327; tested below),
+    /// though not the same as single-threaded mode (0 workers), never used.
     Zstd(zstd::stream::write::Encoder<'static, W>),
     /// Default level, header with mtime 0, no file name, OS "unknown".
     Gzip(flate2::write::GzEncoder<W>),
@@ -168,9 +174,14 @@ enum Compressor<W: Write> {
 
 impl<W: Write> Compressor<W> {
     fn new(compression: Compression, out: W) -> io::Result<Self> {
+        Self::with_workers(compression, out, zstd_workers())
+    }
+
+    fn with_workers(compression: Compression, out: W, zstd_workers: u32) -> io::Result<Self> {
         Ok(match compression {
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+                enc.multithread(zstd_workers.max(1))?;
                 enc.include_checksum(false)?;
                 enc.include_contentsize(false)?;
                 Compressor::Zstd(enc)
@@ -194,6 +205,12 @@ impl<W: Write> Compressor<W> {
     }
 }
 
+/// One zstd worker per core: the output does not depend on it.
+fn zstd_workers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    u32::try_from(cores).unwrap_or(u32::MAX).max(1)
+}
+
 impl<W: Write> Write for Compressor<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
@@ -208,6 +225,57 @@ impl<W: Write> Write for Compressor<W> {
             Compressor::Zstd(w) => w.flush(),
             Compressor::Gzip(w) => w.flush(),
             Compressor::None(w) => w.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Half text-like, half pseudo-random: enough for several zstd jobs
+    /// (level 3 cuts jobs of 8 MiB), so the workers really split the work.
+    fn mixed_input(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let words = ["kiln ", "layer ", "tar ", "image ", "stage ", "zstd\n"];
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            if (out.len() / 65536) % 2 == 0 {
+                out.extend_from_slice(words[(next() % 6) as usize].as_bytes());
+            } else {
+                out.extend_from_slice(&next().to_le_bytes());
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    fn zstd_with(workers: u32, input: &[u8]) -> Vec<u8> {
+        let mut c = Compressor::with_workers(Compression::Zstd, Vec::new(), workers).unwrap();
+        // Uneven writes, as a tar stream makes them.
+        for chunk in input.chunks(10_000) {
+            c.write_all(chunk).unwrap();
+        }
+        c.finish().unwrap()
+    }
+
+    #[test]
+    fn zstd_output_is_the_same_for_any_number_of_workers() {
+        let input = mixed_input(40 << 20);
+        let one = zstd_with(1, &input);
+        assert_eq!(zstd::decode_all(one.as_slice()).unwrap(), input);
+        assert!(one.len() < input.len() * 3 / 4, "the text half compresses");
+        for workers in [2, 4] {
+            assert!(
+                zstd_with(workers, &input) == one,
+                "{workers} workers differ"
+            );
         }
     }
 }

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Export: `kiln export` of an image holding a ~500 MB generated tree (half
+# text-like, compressible; half random; a few thousand files of mixed sizes),
+# with a cold layer cache and a warm one, against `tar | zstd -3 -T0` on the
+# same tree and `docker save` of the same image loaded into a private engine.
+# The build itself is not timed. Needs hyperfine, zstd, python3; dockerd and
+# docker for the `docker save` row (skipped without them). Prints hyperfine's
+# tables; figures go to BENCHMARKS.md. About 3 minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release -q
+kiln="$PWD/target/release/kiln"
+work=$(mktemp -d /tmp/kiln-bench-export.XXXXXX)
+dockerd_pid=""
+cleanup() {
+    if [ -n "$dockerd_pid" ]; then
+        kill "$dockerd_pid" 2>/dev/null || true
+        wait "$dockerd_pid" 2>/dev/null || true
+    fi
+    [ -n "${engine:-}" ] && rm -rf "$engine"
+    chmod -R u+w "$work" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+export KILN_HOME="$work/store"
+export SOURCE_DATE_EPOCH=0
+proj="$work/proj"
+mkdir -p "$proj"
+
+# The generator: seeded, so every run (and machine) gets the same tree.
+# Text files are slices of an 8 MiB word soup (a window larger than zstd -3's
+# keeps them from compressing better than real text would); random files are
+# random bytes. Sizes: 4 x 32 MiB, 40 x 4 MiB, 3,000 files of 256 B-512 KiB
+# (log-uniform), alternating text and random.
+cat >"$proj/gen.py" <<'PY'
+import os, random, sys
+
+rng = random.Random(2024)
+out = sys.argv[1]
+letters = "etaoinshrdlucmfwypvbgkqjxz"
+words = ["".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(5000)]
+soup = " ".join(rng.choices(words, k=1_400_000)).encode()
+
+def text(n):
+    parts, left = [], n
+    while left > 0:
+        at = rng.randrange(len(soup) - 4096)
+        take = min(left, rng.randint(256, 4096))
+        parts.append(soup[at:at + take])
+        left -= take
+    return b"".join(parts)
+
+sizes = [32 << 20] * 4 + [4 << 20] * 40
+sizes += [int(2 ** rng.uniform(8, 19)) for _ in range(3000)]
+for i, size in enumerate(sizes):
+    d = f"{out}/d{i % 40:02}"
+    os.makedirs(d, exist_ok=True)
+    data = text(size) if i % 2 == 0 else rng.randbytes(size)
+    with open(f"{d}/f{i:04}.{'txt' if i % 2 == 0 else 'bin'}", "wb") as f:
+        f.write(data)
+PY
+cat >"$proj/kiln.kdl" <<'KDL'
+stage data {
+    tools "python3"
+    src "gen.py"
+    run "python3 gen.py $out/data"
+}
+image big {
+    copy data "data" to="/data"
+}
+KDL
+# /usr/bin first: a pyenv shim is no program a stage can run (and `export`
+# resolves the tools again: the same python3 keeps the stage cached).
+export PATH="/usr/bin:$PATH"
+"$kiln" -q -f "$proj/kiln.kdl" build
+data=$(echo "$KILN_HOME"/v1/store/*-data/data)
+echo "tree: $(find "$data" -type f | wc -l) files, $(du -sb "$data" | cut -f1) bytes"
+
+layers="$KILN_HOME/v1/layers"
+exp="$kiln -q -f $proj/kiln.kdl export big"
+# `--prepare` drops the layer cache and the previous archive (not the page
+# cache: every command reads the tree from memory, as after a build; and an
+# archive renamed over an old one costs ext4 a writeback the others skip).
+hyperfine -N --warmup 1 --runs 5 --export-markdown "$work/cold.md" \
+    --prepare "rm -rf $layers $work/x.tar" \
+    -n "kiln export, zstd, cold" "$exp -o $work/x.tar --compression zstd" \
+    -n "kiln export, gzip, cold" "$exp -o $work/x.tar --compression gzip" \
+    -n "tar | zstd -3 -T0" "sh -c 'tar -C $data -cf - . | zstd -q -3 -T0 > $work/y.tar.zst'"
+for c in zstd gzip; do
+    $exp -o "$work/x.tar" --compression $c
+    echo "$c archive: $(stat -c %s "$work/x.tar") bytes"
+done
+echo "tar | zstd: $(stat -c %s "$work/y.tar.zst") bytes"
+hyperfine -N --warmup 2 --runs 10 --export-markdown "$work/warm.md" \
+    --prepare "rm -f $work/x.tar" \
+    -n "kiln export, zstd, warm" "$exp -o $work/x.tar --compression zstd" \
+    -n "kiln export, gzip, warm" "$exp -o $work/x.tar --compression gzip"
+cat "$work/cold.md" "$work/warm.md"
+
+if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    echo "no dockerd: docker save skipped"
+    exit 0
+fi
+# A private engine, as tests/common/engine.rs starts it. Docker 20.10 loads
+# gzip layers only, hence the gzip archive.
+engine=$(mktemp -d /tmp/kd.XXXXXX)
+export DOCKER_HOST="unix://$engine/docker.sock"
+dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+    --data-root "$work/docker-root" --exec-root "$engine/exec" \
+    -H "$DOCKER_HOST" -p "$engine/pid" >"$work/dockerd.log" 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 240); do docker version >/dev/null 2>&1 && break; sleep 0.25; done
+docker load -q -i "$work/x.tar"
+hyperfine -N --warmup 1 --runs 5 --export-markdown "$work/docker.md" \
+    --prepare "rm -f $work/z.tar" \
+    -n "docker save" "docker save big:latest -o $work/z.tar"
+echo "docker save archive: $(stat -c %s "$work/z.tar") bytes"
+cat "$work/docker.md"
