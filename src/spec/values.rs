@@ -136,12 +136,18 @@ pub(crate) fn is_user(user: &str) -> bool {
 /// `SIGTERM`, `SIGRTMIN+3` or a signal number.
 pub(crate) fn is_signal(signal: &str) -> bool {
     match signal.strip_prefix("SIG") {
-        Some(name) => {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'+' || b == b'-')
-        }
+        // Real-time signals count from SIGRTMIN or back from SIGRTMAX
+        // (Linux has 32 of them); every other name is plain uppercase.
+        Some(name) => match name.split_once(['+', '-']) {
+            Some(("RTMIN" | "RTMAX", n)) => n.parse::<u8>().is_ok_and(|n| n <= 30),
+            Some(_) => false,
+            None => {
+                !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            }
+        },
         None => signal.parse::<u8>().is_ok_and(|n| (1..=64).contains(&n)),
     }
 }
@@ -217,6 +223,7 @@ mod tests {
         assert!(is_user("nobody") && is_user("1000:1000") && is_user("app:staff"));
         assert!(!is_user("") && !is_user("a:b:c") && !is_user("a b") && !is_user(":1"));
         assert!(is_signal("SIGTERM") && is_signal("SIGRTMIN+3") && is_signal("9"));
+        assert!(!is_signal("SIGRTMIN+100") && !is_signal("SIGTERM+1") && !is_signal("SIG"));
         assert!(!is_signal("TERM") && !is_signal("SIG") && !is_signal("0"));
     }
 }
