@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// The `PATH` every stage gets, after its declared tools' directories.
@@ -69,22 +69,28 @@ pub trait Executor: Send + Sync {
 /// No isolation beyond a cleared environment and a private working directory.
 pub struct Local;
 
-impl Local {
-    /// The whole environment of a job run with host paths.
-    pub fn environment(job: &Job<'_>) -> BTreeMap<String, String> {
-        let mut env = job.env.clone();
-        for (var, path) in &job.deps {
-            env.insert(var.clone(), path.display().to_string());
+impl Job<'_> {
+    /// The whole environment the scripts see, given where they see `$out`,
+    /// `$TMPDIR` and each used stage (`dep(var, host path)`).
+    pub fn environment(
+        &self,
+        out: &Path,
+        tmp: &Path,
+        dep: impl Fn(&str, &Path) -> PathBuf,
+    ) -> BTreeMap<String, String> {
+        let mut env = self.env.clone();
+        for (var, path) in &self.deps {
+            env.insert(var.clone(), dep(var, path).display().to_string());
         }
-        let mut path: Vec<String> = job
+        let mut path: Vec<String> = self
             .tool_dirs
             .iter()
             .map(|d| d.display().to_string())
             .collect();
         path.push(DEFAULT_PATH.to_owned());
         env.insert("PATH".into(), path.join(":"));
-        env.insert("out".into(), job.out_dir.display().to_string());
-        env.insert("TMPDIR".into(), job.tmp_dir.display().to_string());
+        env.insert("out".into(), out.display().to_string());
+        env.insert("TMPDIR".into(), tmp.display().to_string());
         env
     }
 }
@@ -94,7 +100,7 @@ impl Executor for Local {
         if let JobRoot::Rootfs(root) = &job.root {
             return Err(RunFailure::Unsupported(root.clone()));
         }
-        let env = Local::environment(job);
+        let env = job.environment(&job.out_dir, &job.tmp_dir, |_, host| host.to_path_buf());
         for (index, script) in job.scripts.iter().enumerate() {
             let stdout = log.try_clone().map_err(RunFailure::Spawn)?;
             let stderr = log.try_clone().map_err(RunFailure::Spawn)?;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use libc::c_ulong;
 
-use crate::build::{DEFAULT_PATH, Job};
+use crate::build::Job;
 
 /// Host devices bound into the sandbox's `/dev`.
 pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -187,20 +187,7 @@ fn plan_dev(ops: &mut Vec<MountOp>) {
 /// `PATH`, `out`, `TMPDIR` and one variable per used stage, all with the
 /// paths the scripts see.
 pub fn environment(job: &Job<'_>) -> BTreeMap<String, String> {
-    let mut env = job.env.clone();
-    for var in job.deps.keys() {
-        env.insert(var.clone(), dep_path(var).display().to_string());
-    }
-    let mut path: Vec<String> = job
-        .tool_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    path.push(DEFAULT_PATH.to_owned());
-    env.insert("PATH".into(), path.join(":"));
-    env.insert("out".into(), "/out".into());
-    env.insert("TMPDIR".into(), "/tmp".into());
-    env
+    job.environment(Path::new("/out"), Path::new("/tmp"), |var, _| dep_path(var))
 }
 
 /// Where a used stage appears: `/deps/<VAR>`.
