@@ -34,7 +34,7 @@ make_cgo_image() {
     list="$work/cgo-files"
     # shellcheck disable=SC2086
     dpkg -L $pkgs 2>/dev/null | sort -u | while read -r f; do
-        if { [ -L "$f" ] && [ ! -d "$f" ]; } || [ -f "$f" ]; then printf '%s\n' "${f#/}"; fi
+        if [ -L "$f" ] || [ -f "$f" ]; then printf '%s\n' "${f#/}"; fi
     done >"$list"
     mkdir -p "$work/cgo-extra/bin" "$work/cgo-extra/tmp"
     ln -sf busybox "$work/cgo-extra/bin/sh"
@@ -92,6 +92,11 @@ bench() {
 (cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export golang -o "$work/golang.tar")
 docker load -q -i "$work/golang.tar" >/dev/null
 make_cgo_image
-bench hello-scratch hello-scratch hello-scratch.Dockerfile hello.go
-bench http-sqlite go-http-demo http-sqlite.Dockerfile src/main.go
+# ONLY=http-sqlite runs one of the two.
+for example in ${ONLY:-hello-scratch http-sqlite}; do
+    case $example in
+    hello-scratch) bench hello-scratch hello-scratch hello-scratch.Dockerfile hello.go ;;
+    http-sqlite) bench http-sqlite go-http-demo http-sqlite.Dockerfile src/main.go ;;
+    esac
+done
 cat "$work/report.md"
