@@ -34,7 +34,14 @@ make_cgo_image() {
     list="$work/cgo-files"
     # shellcheck disable=SC2086
     dpkg -L $pkgs 2>/dev/null | sort -u | while read -r f; do
-        if [ -L "$f" ] || [ -f "$f" ]; then printf '%s\n' "${f#/}"; fi
+        # Links to directories count too (Go's /usr/lib/go-1.19/src), but
+        # not the top-level merged-/usr ones (/bin -> usr/bin): the image
+        # keeps real directories there.
+        if [ -L "$f" ] && [ -d "$f" ]; then
+            case $f in /*/*) printf '%s\n' "${f#/}" ;; esac
+        elif [ -L "$f" ] || [ -f "$f" ]; then
+            printf '%s\n' "${f#/}"
+        fi
     done >"$list"
     mkdir -p "$work/cgo-extra/bin" "$work/cgo-extra/tmp"
     ln -sf busybox "$work/cgo-extra/bin/sh"
