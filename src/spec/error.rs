@@ -204,6 +204,11 @@ pub enum ProblemKind {
     ReservedEnv { var: String },
     #[error("`${var}` would name two things in this stage")]
     EnvClash { var: String },
+    #[error("An empty {what}")]
+    Empty {
+        what: &'static str,
+        help: &'static str,
+    },
     #[error("`{name}` is not a valid name")]
     InvalidName { name: String },
     #[error("`{name}` is a reserved word, not a name")]

@@ -21,6 +21,7 @@ impl ProblemKind {
             DuplicateKey { .. } => "duplicate_key",
             ReservedEnv { .. } => "reserved_env",
             EnvClash { .. } => "env_clash",
+            Empty { .. } => "empty",
             InvalidName { .. } => "invalid_name",
             ReservedName { .. } => "reserved_name",
             DuplicateName { .. } => "duplicate_name",
@@ -71,6 +72,7 @@ impl ProblemKind {
             UnexpectedChildren { .. } => "Remove the `{ … }` block".into(),
             DuplicateNode { .. } => "Keep only one of them".into(),
             DuplicateKey { .. } => "Keep only one of them: kiln does not pick one silently".into(),
+            Empty { help, .. } => (*help).to_owned(),
             ReservedEnv { .. } => format!(
                 "kiln sets {}: pick another name",
                 RESERVED_ENV.map(|v| format!("`{v}`")).join(", ")

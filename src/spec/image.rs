@@ -267,6 +267,14 @@ impl Cx {
         self.args(node, (0, 0), "", "label description=\"…\"");
         for entry in node.entries() {
             let Some(key) = entry.name() else { continue };
+            if key.value().is_empty() {
+                let kind = ProblemKind::Empty {
+                    what: "label key",
+                    help: "Name the label: `label description=\"…\"`",
+                };
+                self.report(kind, vec![label(entry.span(), "no key")]);
+                continue;
+            }
             if let Some(first) = spans.insert(key.value().to_owned(), entry.span()) {
                 self.duplicate_key("Label", key.value(), first, entry.span());
                 continue;

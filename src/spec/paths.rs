@@ -33,6 +33,14 @@ pub(crate) fn normalize_abs(path: &str) -> Result<String, AbsError> {
 impl Cx {
     /// Checks a source path: relative, inside the context, existing.
     pub fn src_path(&mut self, path: &Spanned<String>) -> Option<Spanned<SrcPath>> {
+        if path.value.is_empty() {
+            let help = "Write \".\" for the whole build context";
+            self.report(
+                ProblemKind::Empty { what: "path", help },
+                vec![label(path.span, "empty")],
+            );
+            return None;
+        }
         let outside = |why| ProblemKind::SourceOutside {
             path: path.value.clone(),
             why,
