@@ -36,9 +36,23 @@ pub fn copy_tree(tree: &Tree, context: &Path, dest: &Path) -> Result<(), TreeErr
             EntryKind::Symlink { target } => {
                 std::os::unix::fs::symlink(target, &to).map_err(TreeError::write(to))
             }
-            EntryKind::File { executable, .. } => {
+            EntryKind::File {
+                executable,
+                content,
+                ..
+            } => {
                 let from = context.join(&entry.path);
-                std::fs::copy(&from, &to).map_err(|source| TreeError::Io { path: from, source })?;
+                std::fs::copy(&from, &to).map_err(|source| TreeError::Io {
+                    path: from.clone(),
+                    source,
+                })?;
+                // The key was computed from the file as scanned; a file edited
+                // since must not be built (and stored) under that key.
+                let mut copied = blake3::Hasher::new();
+                copied.update_mmap(&to).map_err(TreeError::write(&to))?;
+                if copied.finalize().as_bytes() != content {
+                    return Err(TreeError::Changed { path: from });
+                }
                 // The source may be a read-only store entry: the copy must be writable.
                 let mode = if *executable { 0o755 } else { 0o644 };
                 std::fs::set_permissions(&to, std::fs::Permissions::from_mode(mode))

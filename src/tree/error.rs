@@ -22,6 +22,8 @@ pub enum TreeError {
     NonUtf8 { path: PathBuf },
     #[error("`{path}` is not a directory: a source path can only go through directories")]
     NotADir { path: PathBuf },
+    #[error("`{path}` changed while kiln was building; build again to key the new content")]
+    Changed { path: PathBuf },
     #[error("Failed to apply the ignore rules in `{path}`")]
     Ignore {
         path: PathBuf,

@@ -321,3 +321,17 @@ fn unlocking_opens_a_directory_a_script_left_unreadable_before_reading_it() {
     assert_eq!(mode & 0o700, 0o700, "{mode:o}");
     fs::remove_dir_all(&root).expect("deletable");
 }
+
+#[test]
+fn a_source_edited_between_scan_and_copy_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("ctx");
+    write(&root, "main.c", "int main(void) { return 0; }\n");
+    let tree = scan(&root, &["main.c"]);
+    write(&root, "main.c", "int main(void) { return 1; }\n");
+    let err = copy_tree(&tree, &root, &dir.path().join("build")).expect_err("changed");
+    assert!(
+        matches!(&err, TreeError::Changed { path } if path.ends_with("main.c")),
+        "{err:?}"
+    );
+}
