@@ -6,8 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use common::Project;
 use common::engine::DockerEngine;
+use common::{Project, read};
 
 const HELLO_C: &str = r#"#include <stdio.h>
 #include <stdlib.h>
@@ -398,4 +398,43 @@ fn a_copy_of_a_whole_output_and_of_a_link_inside_it_are_fine() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn an_oci_directory_export_replaces_an_old_layout_but_never_other_files() {
+    let p = hello_project();
+    export(&p, "hello-image", "layout", &["--format", "oci"]);
+    export(
+        &p,
+        "hello-image",
+        "layout",
+        &["--format", "oci", "--compression", "zstd"],
+    );
+    let blobs = std::fs::read_dir(p.root().join("layout/blobs/sha256"))
+        .expect("blobs")
+        .count();
+    assert_eq!(
+        blobs, 3,
+        "config, manifest and one layer; no blobs left from the first export"
+    );
+    if require("skopeo") {
+        let layout = format!(
+            "oci:{}:kiln-e2e-hello:v1",
+            p.root().join("layout").display()
+        );
+        let out = Command::new("skopeo")
+            .args(["inspect", &layout])
+            .output()
+            .expect("skopeo");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    p.write("notes/keep.txt", "mine\n");
+    let out = p.kiln(&["export", "hello-image", "-o", "notes", "--format", "oci"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not an OCI layout"));
+    assert_eq!(read(&p.root().join("notes/keep.txt")), "mine\n");
 }

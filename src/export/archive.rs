@@ -103,8 +103,43 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
     out.flush().map_err(write_err)
 }
 
-/// Writes the OCI image layout into `dir` (created if missing).
+/// Writes the OCI image layout as `dir`: built beside it and renamed into
+/// place, so `dir` is never half written and holds no blobs of an earlier
+/// export. An existing `dir` is replaced only if it is an OCI layout.
 pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let occupied = std::fs::read_dir(dir)
+        .map(|mut d| d.next().is_some())
+        .unwrap_or(false);
+    if occupied && !dir.join("oci-layout").is_file() {
+        return Err(ExportError::NotALayout {
+            dir: dir.to_path_buf(),
+        });
+    }
+    std::fs::create_dir_all(parent).map_err(ExportError::io(parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".kiln-oci-")
+        .tempdir_in(parent)
+        .map_err(ExportError::io(parent))?;
+    fill_oci_dir(img, tmp.path())?;
+    let old = tempfile::Builder::new()
+        .prefix(".kiln-oci-old-")
+        .tempdir_in(parent)
+        .map_err(ExportError::io(parent))?;
+    if dir.exists() {
+        // Moved aside, then deleted when `old` drops.
+        std::fs::rename(dir, old.path().join("layout")).map_err(ExportError::io(dir))?;
+    }
+    std::fs::rename(tmp.path(), dir).map_err(ExportError::io(dir))?;
+    // The rename took the directory: nothing left for `tmp` to delete.
+    let _ = tmp.keep();
+    Ok(())
+}
+
+fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
     for (path, blob) in files(img) {

@@ -72,6 +72,13 @@ pub enum ExportError {
         span: SourceSpan,
     },
 
+    #[error("`{}` exists and is not an OCI layout", dir.display())]
+    #[diagnostic(
+        code(kiln::export::not_a_layout),
+        help("`--format oci` replaces an earlier layout only; choose an empty or new directory")
+    )]
+    NotALayout { dir: PathBuf },
+
     #[error("Failed to list what `add` takes from the build context")]
     #[diagnostic(code(kiln::export::add))]
     Tree(#[from] crate::tree::TreeError),
