@@ -14,6 +14,7 @@ pub mod base;
 pub mod build;
 pub mod cli;
 pub mod closure;
+pub mod compression;
 pub mod eval;
 pub mod export;
 pub mod hash;

@@ -37,45 +37,7 @@ pub struct Layer {
     pub blob: PathBuf,
 }
 
-/// How a layer blob is compressed, read from its magic bytes: docker-archive
-/// layers carry no media type, and a wrong one must not mislead the unpacker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// Recognises gzip and zstd by their magic numbers; anything else is
-    /// taken for a plain tar (the tar reader reports it if it is not one).
-    pub fn sniff(head: &[u8]) -> Compression {
-        match head {
-            [0x1f, 0x8b, ..] => Compression::Gzip,
-            [0x28, 0xb5, 0x2f, 0xfd, ..] => Compression::Zstd,
-            _ => Compression::None,
-        }
-    }
-
-    /// The OCI layer media type for a tar compressed this way.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            Compression::None => "application/vnd.oci.image.layer.v1.tar",
-            Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
-    }
-
-    /// A reader of the uncompressed stream.
-    pub(crate) fn decoder<'a>(self, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-        Ok(match self {
-            Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
-        })
-    }
-}
+pub use crate::compression::Compression;
 
 /// A writer that computes the sha256 and length of what passes through it.
 pub(crate) struct HashingWriter<W> {

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use oci_spec::image::MediaType;
 use rayon::prelude::*;
 
 use super::check::{self, FileSet};
@@ -24,35 +23,7 @@ use super::why::Origin;
 use crate::hash::{Digest, OutputHash};
 use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
 
-/// How layer blobs are compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    Zstd,
-    /// The default: Docker before 23.0 (Debian 12 ships 20.10) cannot load
-    /// zstd layers, and an archive that `docker load` refuses is no default.
-    #[default]
-    Gzip,
-    None,
-}
-
-impl Compression {
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::Zstd => "zstd",
-            Compression::Gzip => "gzip",
-            Compression::None => "none",
-        }
-    }
-
-    pub(crate) fn media_type(self) -> MediaType {
-        match self {
-            Compression::Zstd => MediaType::ImageLayerZstd,
-            Compression::Gzip => MediaType::ImageLayerGzip,
-            Compression::None => MediaType::ImageLayer,
-        }
-    }
-}
+pub use crate::compression::Compression;
 
 /// A built stage an image copies from: its store path and output hash.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::assemble::{Assembled, Compression, ExportOptions, Layer};
+use super::assemble::{Assembled, ExportOptions, Layer};
 use super::check::FileSet;
 use super::config::ConfigSummary;
 use super::error::ExportError;
@@ -93,11 +93,7 @@ fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
         source,
     };
     let file = fs_err::File::open(&layer.blob).map_err(io)?;
-    let reader: Box<dyn Read> = match layer.compression {
-        base::Compression::None => Box::new(file),
-        base::Compression::Gzip => Box::new(flate2::read::GzDecoder::new(file)),
-        base::Compression::Zstd => Box::new(zstd::Decoder::new(file).map_err(io)?),
-    };
+    let reader = layer.compression.decoder(file).map_err(io)?;
     let mut counted = Counted {
         inner: reader,
         bytes: 0,
@@ -173,11 +169,7 @@ fn reused(name: &Name, layer: &base::Layer, listing: &Listing) -> Layer {
         size: layer.size,
         diff_id: layer.diff_id,
         uncompressed_size: listing.uncompressed,
-        compression: match layer.compression {
-            base::Compression::None => Compression::None,
-            base::Compression::Gzip => Compression::Gzip,
-            base::Compression::Zstd => Compression::Zstd,
-        },
+        compression: layer.compression,
         blob: layer.blob.clone(),
         created_by: format!("kiln: from base {name}"),
         role: Role::Base,

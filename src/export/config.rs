@@ -135,9 +135,13 @@ pub(crate) fn config_json(c: &ConfigSummary, layers: &[Layer], epoch: u64, arch:
 
 /// The OCI image manifest blob.
 pub(crate) fn manifest_json(config: &Digest, config_size: u64, layers: &[Layer]) -> Vec<u8> {
-    let layers = layers
-        .iter()
-        .map(|l| Descriptor::new(l.compression.media_type(), l.size, oci_digest(&l.digest)));
+    let layers = layers.iter().map(|l| {
+        Descriptor::new(
+            l.compression.oci_media_type(),
+            l.size,
+            oci_digest(&l.digest),
+        )
+    });
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
