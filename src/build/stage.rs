@@ -60,6 +60,17 @@ impl Outcome {
         }
     }
 
+    fn failed(key: Option<Key>, failure: StageFailure) -> Self {
+        Outcome {
+            key,
+            status: Status::Failed,
+            output: None,
+            root: None,
+            hold: None,
+            failure: Some(failure),
+        }
+    }
+
     fn done(
         key: Key,
         status: Status,
@@ -119,13 +130,8 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
     let log = ctx.store.log_path(&key, name);
     let fail = |cause: Box<dyn std::error::Error + Send + Sync>,
                 span: Option<SourceSpan>,
-                label: String| Outcome {
-        key: Some(key),
-        status: Status::Failed,
-        output: None,
-        root: None,
-        hold: None,
-        failure: Some(StageFailure {
+                label: String| {
+        let failure = StageFailure {
             stage: name.to_string(),
             help: match planned.work {
                 Work::Run(_) => format!("the whole log is at {}", log.display()),
@@ -138,7 +144,8 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
             src: ctx.spec.source.clone(),
             span,
             label,
-        }),
+        };
+        Outcome::failed(Some(key), failure)
     };
     let result = find_or_build(ctx, planned, dep_outputs, root.as_deref(), key, manifest);
     match result {
@@ -190,22 +197,16 @@ fn root_failure(ctx: &StageCtx<'_, '_>, planned: &PlannedStage<'_>, e: ImageRoot
         Work::Run(stage) => stage.from.span,
         Work::Fetch(f) => f.name.span,
     };
-    Outcome {
-        key: None,
-        status: Status::Failed,
-        output: None,
-        root: None,
-        hold: None,
-        failure: Some(StageFailure {
-            stage: planned.name().to_string(),
-            help: "the image this stage runs from could not be assembled".into(),
-            log_tail: String::new(),
-            cause: Box::new(e),
-            src: ctx.spec.source.clone(),
-            span: Some(span),
-            label: "from this image".into(),
-        }),
-    }
+    let failure = StageFailure {
+        stage: planned.name().to_string(),
+        help: "the image this stage runs from could not be assembled".into(),
+        log_tail: String::new(),
+        cause: Box::new(e),
+        src: ctx.spec.source.clone(),
+        span: Some(span),
+        label: "from this image".into(),
+    };
+    Outcome::failed(None, failure)
 }
 
 #[derive(Debug, thiserror::Error)]

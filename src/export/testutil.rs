@@ -1,12 +1,9 @@
 //! Hand-made specs for unit tests: no kiln.kdl parsing involved.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::spec::{
-    Command, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,
-};
+use crate::spec::{Command, Content, ContentAttrs, Image, Name, Owner, Spanned, Spec, SrcPath};
 
 pub(crate) fn sp<T>(value: T) -> Spanned<T> {
     Spanned {
@@ -32,22 +29,7 @@ pub(crate) fn spec(context: &Path, images: Vec<Image>) -> Spec {
 }
 
 pub(crate) fn image(n: &str) -> Image {
-    Image {
-        name: sp(name(n)),
-        from: sp(ImageRoot::Scratch),
-        contents: Vec::new(),
-        entrypoint: None,
-        cmd: None,
-        env: BTreeMap::new(),
-        workdir: None,
-        user: None,
-        expose: Vec::new(),
-        labels: BTreeMap::new(),
-        volumes: Vec::new(),
-        stop_signal: None,
-        tags: Vec::new(),
-        max_layers: 100,
-    }
+    Image::new(sp(name(n)))
 }
 
 pub(crate) fn attrs(to: &str) -> ContentAttrs {

@@ -44,25 +44,7 @@ impl Cx {
     pub fn image(&mut self, node: &KdlNode) -> Option<Image> {
         let name = node_name(&self.names, node)?;
         self.check_props(node, &[]);
-        let mut image = Image {
-            from: Spanned {
-                value: ImageRoot::Scratch,
-                span: name.span,
-            },
-            name,
-            contents: Vec::new(),
-            entrypoint: None,
-            cmd: None,
-            env: BTreeMap::new(),
-            workdir: None,
-            user: None,
-            expose: Vec::new(),
-            labels: BTreeMap::new(),
-            volumes: Vec::new(),
-            stop_signal: None,
-            tags: Vec::new(),
-            max_layers: 100,
-        };
+        let mut image = Image::new(name);
         let mut seen = Seen::default();
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
             self.image_child(child, &mut image, &mut seen);

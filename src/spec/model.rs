@@ -134,6 +134,32 @@ pub enum NodeRef<'a> {
     Image(&'a Image),
 }
 
+impl Image {
+    /// An image with every setting at its default: `from scratch` (spanned
+    /// at the name), nothing copied, no config, `layers max=100`.
+    pub fn new(name: Spanned<Name>) -> Image {
+        Image {
+            from: Spanned {
+                value: ImageRoot::Scratch,
+                span: name.span,
+            },
+            name,
+            contents: Vec::new(),
+            entrypoint: None,
+            cmd: None,
+            env: BTreeMap::new(),
+            workdir: None,
+            user: None,
+            expose: Vec::new(),
+            labels: BTreeMap::new(),
+            volumes: Vec::new(),
+            stop_signal: None,
+            tags: Vec::new(),
+            max_layers: 100,
+        }
+    }
+}
+
 impl Spec {
     pub fn lookup(&self, name: &str) -> Option<NodeRef<'_>> {
         let by = |n: &Spanned<Name>| n.value.as_str() == name;
