@@ -79,7 +79,8 @@ fn a_stage_sees_only_declared_files_and_writes_only_its_output() {
     assert_eq!(read(&out.join("secret")), "unreadable\n");
     assert_eq!(read(&out.join("writes")), "");
     let pids: u32 = read(&out.join("pids")).trim().parse().expect("a count");
-    assert!(pids <= 3, "the stage saw {pids} processes");
+    // kiln's init (pid 1), the script's shell, `ls` and `grep`.
+    assert!(pids <= 4, "the stage saw {pids} processes");
     assert!(!std::path::Path::new("/etc/kiln-was-here").exists());
 }
 

@@ -34,7 +34,7 @@ struct Dirs {
 impl Dirs {
     fn new() -> Dirs {
         let root = tempfile::tempdir().expect("temp dir");
-        for sub in ["src", "out", "tmp"] {
+        for sub in ["src", "out", "tmp", "root"] {
             fs::create_dir(root.path().join(sub)).expect("mkdir");
         }
         Dirs { root }
@@ -57,6 +57,7 @@ impl Dirs {
             work_dir: self.path("src"),
             out_dir: self.path("out"),
             tmp_dir: self.path("tmp"),
+            root_dir: self.path("root"),
             deps: BTreeMap::new(),
             tool_dirs: Vec::new(),
             env: env
@@ -64,6 +65,7 @@ impl Dirs {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             network: false,
+            timeout: None,
         }
     }
 

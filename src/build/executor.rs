@@ -10,7 +10,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use libc::c_int;
 
 /// The `PATH` every stage gets, after its declared tools' directories.
 pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -26,6 +31,8 @@ pub struct Job<'a> {
     pub work_dir: PathBuf,
     pub out_dir: PathBuf,
     pub tmp_dir: PathBuf,
+    /// An empty host directory the sandbox mounts the job's root on.
+    pub root_dir: PathBuf,
     /// Used stages: environment variable name → store path (read-only).
     pub deps: BTreeMap<String, PathBuf>,
     /// Host directories holding the declared tools, in PATH order.
@@ -35,6 +42,8 @@ pub struct Job<'a> {
     pub env: BTreeMap<String, String>,
     /// Only fixed-output fetches get the network.
     pub network: bool,
+    /// How long all the scripts together may run.
+    pub timeout: Option<Duration>,
 }
 
 /// The filesystem a job's scripts run in.
@@ -54,6 +63,8 @@ pub enum RunFailure {
         index: usize,
         status: std::process::ExitStatus,
     },
+    #[error("script {index} ran longer than its timeout ({}s) and was killed", .after.as_secs())]
+    TimedOut { index: usize, after: Duration },
     #[error("failed to start `/bin/sh`")]
     Spawn(#[source] std::io::Error),
     #[error("this executor cannot run a stage from an image root (`{}`)", .0.display())]
@@ -101,10 +112,11 @@ impl Executor for Local {
             return Err(RunFailure::Unsupported(root.clone()));
         }
         let env = job.environment(&job.out_dir, &job.tmp_dir, |_, host| host.to_path_buf());
+        let deadline = Deadline::new(job.timeout);
         for (index, script) in job.scripts.iter().enumerate() {
             let stdout = log.try_clone().map_err(RunFailure::Spawn)?;
             let stderr = log.try_clone().map_err(RunFailure::Spawn)?;
-            let status = Command::new("/bin/sh")
+            let child = Command::new("/bin/sh")
                 .arg("-euc")
                 .arg(script)
                 .env_clear()
@@ -113,12 +125,86 @@ impl Executor for Local {
                 .stdin(Stdio::null())
                 .stdout(stdout)
                 .stderr(stderr)
-                .status()
+                // Its own process group, so a timeout kills what it started.
+                .process_group(0)
+                .spawn()
                 .map_err(RunFailure::Spawn)?;
+            let status = deadline.wait(child, index, |child| {
+                // SAFETY: kill with integer arguments; the group is the
+                // child's, whose pid is not reaped yet.
+                unsafe { libc::killpg(child.id() as libc::pid_t, libc::SIGKILL) };
+            })?;
             if !status.success() {
                 return Err(RunFailure::Script { index, status });
             }
         }
         Ok(())
+    }
+}
+
+/// When a job's time is up, if it has a timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<(Instant, Duration)>);
+
+impl Deadline {
+    pub fn new(timeout: Option<Duration>) -> Deadline {
+        Deadline(timeout.map(|t| (Instant::now(), t)))
+    }
+
+    /// Waits for `child`; once the time is up, `kill`s it, reaps it and
+    /// fails with [`RunFailure::TimedOut`].
+    pub fn wait(
+        self,
+        mut child: Child,
+        index: usize,
+        kill: impl FnOnce(&Child),
+    ) -> Result<ExitStatus, RunFailure> {
+        let Some((start, timeout)) = self.0 else {
+            return child.wait().map_err(RunFailure::Spawn);
+        };
+        let left = timeout.saturating_sub(start.elapsed());
+        if exited_within(&child, left).map_err(RunFailure::Spawn)? {
+            return child.wait().map_err(RunFailure::Spawn);
+        }
+        kill(&child);
+        child.wait().map_err(RunFailure::Spawn)?;
+        Err(RunFailure::TimedOut {
+            index,
+            after: timeout,
+        })
+    }
+}
+
+/// Whether `child` exits within `time`: a poll on its pidfd, which stays
+/// valid (and its pid unused) until the child is reaped.
+fn exited_within(child: &Child, time: Duration) -> std::io::Result<bool> {
+    // SAFETY: pidfd_open with integer arguments; the fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id(), 0) };
+    let fd = c_int::try_from(fd).map_err(|_| std::io::Error::other("bad pidfd"))?;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let deadline = Instant::now() + time;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = c_int::try_from(left.as_millis().saturating_add(1)).unwrap_or(c_int::MAX);
+        let mut poll = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one live pollfd.
+        let n = unsafe { libc::poll(&mut poll, 1, ms) };
+        if n > 0 {
+            return Ok(true);
+        }
+        if n == 0 && Instant::now() >= deadline {
+            return Ok(false);
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return Err(std::io::Error::last_os_error());
+        }
     }
 }

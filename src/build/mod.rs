@@ -18,7 +18,7 @@ mod stage;
 
 use std::time::Duration;
 
-pub use executor::{DEFAULT_PATH, Executor, Job, JobRoot, Local, RunFailure};
+pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobRoot, Local, RunFailure};
 pub use resolve::{Resolved, resolve};
 pub use schedule::{run, run_with};
 pub use stage::StageFailure;
@@ -34,6 +34,8 @@ pub struct BuildOptions {
     pub live: bool,
     /// Nothing on stderr but failures.
     pub quiet: bool,
+    /// How long a stage without its own `timeout` may run.
+    pub timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

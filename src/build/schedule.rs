@@ -55,6 +55,7 @@ pub fn run_with(
             store,
             executor,
             progress: &progress,
+            timeout: opts.timeout,
         },
         dependents,
         state: Mutex::new(State {

@@ -27,6 +27,8 @@ pub(super) struct StageCtx<'a, 's> {
     pub store: &'a Store,
     pub executor: &'a dyn Executor,
     pub progress: &'a Progress,
+    /// For stages without a `timeout` of their own.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// What a stage's dependencies produced.
@@ -162,6 +164,16 @@ pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs
             let cause = RunFailure::Script { index, status };
             fail(Box::new(cause), span, format!("this script {status}"))
         }
+        Err(StageError::Run(RunFailure::TimedOut { index, after })) => {
+            let span = match planned.work {
+                Work::Run(stage) => (stage.timeout.as_ref().map(|t| t.span))
+                    .or_else(|| stage.runs.get(index).map(|r| r.span)),
+                Work::Fetch(_) => None,
+            };
+            let cause = RunFailure::TimedOut { index, after };
+            let label = format!("killed after {}s", after.as_secs());
+            fail(Box::new(cause), span, label)
+        }
         Err(StageError::Fetch(e)) => {
             let span = match planned.work {
                 Work::Fetch(f) => f.sha256.span,
@@ -294,6 +306,7 @@ fn run_stage(
         work_dir: pending.work_dir().to_path_buf(),
         out_dir: pending.out_dir().to_path_buf(),
         tmp_dir: pending.tmp_dir().to_path_buf(),
+        root_dir: pending.root_dir().to_path_buf(),
         deps: (planned.deps.iter().zip(dep_outputs))
             .map(|(&d, (path, _))| {
                 (
@@ -305,6 +318,7 @@ fn run_stage(
         tool_dirs: tool_dirs(stage, planned),
         env: environment(stage),
         network: false,
+        timeout: stage.timeout.as_ref().map(|t| t.value).or(ctx.timeout),
     };
     ctx.executor.run(&job, &log).map_err(StageError::Run)?;
     Ok(pending)

@@ -36,6 +36,10 @@ pub struct Global {
     /// without, with a warning), `on` or fail, `off`.
     #[arg(long, global = true, value_enum, default_value = "auto")]
     pub sandbox: crate::build::sandbox::SandboxMode,
+    /// Kill a stage that runs longer (`90s`, `15m`, `2h`) unless it sets its
+    /// own `timeout`; none by default.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<std::time::Duration>,
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -48,6 +52,11 @@ fn parse_arg(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected NAME=VALUE, found `{s}`"))
+}
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    crate::spec::parse_duration(s)
+        .ok_or_else(|| format!("expected a duration from 1s to 7d (`90s`, `15m`, `2h`), found `{s}`"))
 }
 
 #[derive(Debug, Subcommand)]

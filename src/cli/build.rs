@@ -33,6 +33,7 @@ pub(super) fn build_targets(
         fail_fast,
         live: std::io::stderr().is_terminal(),
         quiet: g.quiet,
+        timeout: g.timeout,
     };
     let executor: Box<dyn build::Executor> = match g.sandbox {
         // Asked for explicitly: check now and fail before building anything.

@@ -38,6 +38,8 @@ impl Inputs {
             env,
             runs,
             run_args,
+            // How long a build may take cannot change what it produces.
+            timeout: _,
         } = stage;
         let mut m = BTreeMap::new();
         m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());

@@ -281,6 +281,8 @@ pub enum ProblemKind {
     BadUser { value: String },
     #[error("Invalid stop signal `{value}`")]
     BadSignal { value: String },
+    #[error("Invalid duration `{value}`")]
+    BadDuration { value: String },
     #[error("`{node} shell=#true` takes exactly one argument")]
     ShellArity { node: String },
     #[error("Dependency cycle: {}", path.join(" → "))]

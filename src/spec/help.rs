@@ -48,6 +48,7 @@ impl ProblemKind {
             BadTool { .. } => "bad_tool",
             BadUser { .. } => "bad_user",
             BadSignal { .. } => "bad_signal",
+            BadDuration { .. } => "bad_duration",
             ShellArity { .. } => "shell_arity",
             Cycle { .. } => "cycle",
         }
@@ -150,6 +151,11 @@ impl ProblemKind {
                 "Write `user \"name\"`, `user \"1000\"` or `user \"1000:1000\"`".into()
             }
             BadSignal { .. } => "Write a signal name like `\"SIGTERM\"` or a number".into(),
+            BadDuration { .. } => {
+                "Write seconds (`90`) or a number with a unit: `\"90s\"`, `\"15m\"`, `\"2h\"`, \
+                 `\"1h30m\"`; from 1s to 7d"
+                    .into()
+            }
             ShellArity { .. } => {
                 "Shell form is one command line; or drop `shell=#true` for an argv".into()
             }

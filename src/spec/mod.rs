@@ -24,6 +24,7 @@ mod values;
 
 pub use error::{Escape, Problem, ProblemKind, SpecError};
 pub use model::*;
+pub use values::parse_duration;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -211,6 +211,9 @@ pub struct Stage {
     /// underscores), with their values: exported as environment variables and
     /// part of the key. Args the stage does not mention never change its key.
     pub run_args: BTreeMap<String, String>,
+    /// `timeout "30m"`: the stage fails, every process it started killed,
+    /// when it runs longer. Not in the key: it cannot change the output.
+    pub timeout: Option<Spanned<std::time::Duration>>,
 }
 
 /// The root filesystem a stage runs in.

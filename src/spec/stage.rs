@@ -12,7 +12,7 @@ use super::names::{Kind, node_name};
 use super::{Base, Fetch, Root, Spanned, Stage};
 use crate::hash::Digest;
 
-const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run"];
+const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
 
 /// What kiln itself puts in every stage's environment.
 pub(crate) const RESERVED_ENV: [&str; 7] = [
@@ -51,9 +51,11 @@ impl Cx {
             env: BTreeMap::new(),
             runs: Vec::new(),
             run_args: BTreeMap::new(),
+            timeout: None,
         };
         let mut env_spans = BTreeMap::new();
         let mut from_seen = None;
+        let mut timeout_seen = None;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
             match child.name().value() {
                 "from" if self.once(&mut from_seen, child, "a stage") => {
@@ -62,6 +64,10 @@ impl Cx {
                     }
                 }
                 "from" => {}
+                "timeout" if self.once(&mut timeout_seen, child, "a stage") => {
+                    stage.timeout = self.timeout(child);
+                }
+                "timeout" => {}
                 "src" => {
                     for entry in self.args(child, (1, MANY), "a path", "src \"src\" \"go.mod\"") {
                         let path = self.string(child, entry);
@@ -96,6 +102,23 @@ impl Cx {
         stage.run_args = self.run_args(&stage.runs);
         self.check_environment(&stage, &env_spans);
         Some(stage)
+    }
+
+    /// `timeout "30m"`: how long the stage may run.
+    fn timeout(&mut self, node: &KdlNode) -> Option<Spanned<std::time::Duration>> {
+        self.check_props(node, &[]);
+        let args = self.args(node, (1, 1), "a duration", "timeout \"30m\"");
+        let entry = args.first()?;
+        let text = self.scalar(node, entry)?;
+        let span = entry.span();
+        match super::values::parse_duration(&text) {
+            Some(value) => Some(Spanned { value, span }),
+            None => {
+                let kind = ProblemKind::BadDuration { value: text };
+                self.report(kind, vec![label(span, "invalid")]);
+                None
+            }
+        }
     }
 
     /// Every variable a stage's scripts see names one thing: a used stage,

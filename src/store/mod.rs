@@ -19,7 +19,7 @@
 //!     ├── blobs/sha256/<hex>      imported base image blobs (base::import)
 //!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs)
 //!     ├── stat-cache              tree::StatCache
-//!     └── tmp/<key>-<name>.<pid>/{src,out,tmp}
+//!     └── tmp/<key>-<name>.<pid>/{src,out,tmp,root}
 //!                                 build dirs; `out` is renamed into store/
 //! ```
 //!

@@ -1,4 +1,4 @@
-//! A build in progress: `tmp/<key>-<name>.<pid>/{src,out,tmp}`, and its
+//! A build in progress: `tmp/<key>-<name>.<pid>/{src,out,tmp,root}`, and its
 //! commit into `store/`.
 
 use std::collections::BTreeMap;
@@ -21,6 +21,7 @@ pub struct Pending {
     work: PathBuf,
     out: PathBuf,
     tmp: PathBuf,
+    root: PathBuf,
 }
 
 impl Pending {
@@ -45,10 +46,11 @@ impl Pending {
             work: dir.join("src"),
             out: dir.join("out"),
             tmp: dir.join("tmp"),
+            root: dir.join("root"),
             dir,
         };
         // From here on, dropping `pending` cleans up whatever was created.
-        for sub in [&pending.work, &pending.out, &pending.tmp] {
+        for sub in [&pending.work, &pending.out, &pending.tmp, &pending.root] {
             std::fs::create_dir_all(sub).at(sub)?;
         }
         Ok(pending)
@@ -67,6 +69,12 @@ impl Pending {
     /// A fresh, empty directory for `$TMPDIR`.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
+    }
+
+    /// An empty directory the sandbox mounts the build's root on (in its
+    /// own mount namespace: it stays empty here).
+    pub fn root_dir(&self) -> &Path {
+        &self.root
     }
 
     /// Hashes `out`, makes it read-only, writes its `Meta` and renames it into

@@ -2,14 +2,30 @@
 //! NUL-terminated buffers before `fork` ([`Setup::new`]) and applied between
 //! `fork` and `exec` ([`enter`]) through [`Sys`].
 //!
-//! The process `Command` forks unshares the namespaces and maps uid and gid
-//! 0 to the invoking user; a new pid namespace only takes effect for
-//! children, so it forks once more. Its child, pid 1 of the namespace,
-//! builds the root and returns to `Command`, which execs `/bin/sh`; the
-//! intermediate waits for it and exits with its status. A failing step is
-//! reported on a pipe as (step index, errno) so the parent can name it.
+//! Four processes, each doing what only it can:
+//!
+//! 1. the child `Command` forks stays in the caller's namespaces and writes
+//!    the id maps of
+//! 2. its child, which unshares the namespaces (its uid 0 is the caller's
+//!    uid; when kiln runs as root, uid 1 is the unprivileged
+//!    [`SANDBOX_HOST_ID`] as well); a new pid namespace only takes effect
+//!    for children, so it forks
+//! 3. pid 1 of the namespace: kiln's init. It builds the root, pivots into
+//!    it, makes itself undumpable and forks
+//! 4. the script's process, which drops to the unprivileged id, enters a
+//!    user and mount namespace of its own (every mount above is now locked:
+//!    it cannot be remounted, unmounted or made writable), starts a new
+//!    session with no terminal, sets no-new-privs, marks every inherited
+//!    descriptor close-on-exec and returns to `Command`, which execs
+//!    `/bin/sh`.
+//!
+//! Each of 1–3 waits for its child and exits as it did. Each is killed with
+//! its parent (`PR_SET_PDEATHSIG`), so killing the first kills pid 1, and
+//! with it every process of the namespace: the script cannot undo that, as
+//! it runs none of them. A failing step is reported on a pipe as (step
+//! index, errno) so the parent can name it.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
@@ -21,16 +37,29 @@ use libc::{c_int, c_ulong};
 use super::plan::{HOSTNAME, MountOp};
 use super::sys::Sys;
 
-/// The index reported when the second `fork` fails.
-const FORK_STEP: u32 = u32::MAX;
+/// The host uid and gid a script runs as when kiln runs as root: an id no
+/// account uses (the start of Nix's range for automatically allocated build
+/// users), so the script owns nothing on the host but its own directories.
+pub const SANDBOX_HOST_ID: u32 = 872_415_232;
+
+/// Indices reported for the three forks, counted down from `u32::MAX`.
+const FORKS: [&str; 3] = [
+    "fork into the new namespaces",
+    "fork pid 1 of the new pid namespace",
+    "fork the script's process",
+];
 
 /// Everything the forked processes do, allocated up front.
 #[derive(Debug)]
 pub struct Setup {
-    /// Run by the first child: namespaces and id maps.
+    /// Run by the namespace child: unshare.
     namespaces: Vec<Step>,
-    /// Run by pid 1 of the new pid namespace: root, host name, network, cwd.
+    /// Written by its parent into the child's `/proc/<pid>/`.
+    maps: Vec<(&'static CStr, Vec<u8>)>,
+    /// Run by pid 1: root, host name, network, cwd.
     root: Vec<Step>,
+    /// Run by the script's process just before `exec`.
+    lockdown: Vec<Step>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +90,17 @@ enum Step {
     LoopbackUp,
     PivotRoot(CString),
     Chdir(CString),
+    Dumpable(bool),
+    BecomeUser {
+        uid: u32,
+        gid: u32,
+    },
+    NewSession,
+    NoNewPrivs,
+    CloseInheritedFds,
 }
 
-/// Who the invoking user is: uid and gid 0 inside map to these.
+/// Who the invoking user is.
 #[derive(Debug, Clone, Copy)]
 pub struct HostIds {
     pub uid: u32,
@@ -82,20 +119,6 @@ impl Setup {
         if !network {
             flags |= libc::CLONE_NEWNET;
         }
-        let proc_write = |file: &str, contents: String| -> io::Result<Step> {
-            Ok(Step::WriteFile {
-                path: cstring(Path::new("/proc/self").join(file))?,
-                contents: contents.into_bytes(),
-                create: false,
-            })
-        };
-        let namespaces = vec![
-            Step::Unshare(flags),
-            // Required before an unprivileged process may write gid_map.
-            proc_write("setgroups", "deny".into())?,
-            proc_write("uid_map", format!("0 {} 1", ids.uid))?,
-            proc_write("gid_map", format!("0 {} 1", ids.gid))?,
-        ];
         // Nothing mounted from here on may propagate back to the host.
         let mut root = vec![Step::Mount {
             source: None,
@@ -113,19 +136,85 @@ impl Setup {
         }
         root.push(Step::PivotRoot(cstring(staging)?));
         root.push(Step::Chdir(cstring("/src")?));
-        Ok(Setup { namespaces, root })
+        // The script shares pid 1's uid: undumpable, pid 1 cannot be traced.
+        root.push(Step::Dumpable(false));
+        Ok(Setup {
+            namespaces: vec![Step::Unshare(flags)],
+            maps: outer_maps(ids),
+            root,
+            lockdown: lockdown(ids)?,
+        })
     }
 
     /// What step `index` (as [`enter`] reports it) does, for error messages.
     pub fn describe(&self, index: u32) -> String {
-        if index == FORK_STEP {
-            return "fork pid 1 of the new pid namespace".into();
+        if let Some(fork) = (u32::MAX - index).try_into().ok().and_then(|i: usize| FORKS.get(i)) {
+            return (*fork).to_owned();
         }
-        let all = self.namespaces.iter().chain(&self.root);
-        all.clone()
-            .nth(index as usize)
-            .map_or_else(|| format!("unknown step {index}"), |step| step.to_string())
+        let mut index = index as usize;
+        if let Some(step) = self.namespaces.get(index) {
+            return step.to_string();
+        }
+        index -= self.namespaces.len();
+        if let Some((file, _)) = self.maps.get(index) {
+            return format!("write the namespace's `{}`", file.to_string_lossy());
+        }
+        index -= self.maps.len();
+        self.root
+            .iter()
+            .chain(&self.lockdown)
+            .nth(index)
+            .map_or_else(|| format!("unknown step {index}"), Step::to_string)
     }
+}
+
+/// The maps of the namespace all kiln's processes share. Its uid 0 is the
+/// caller: as root, kiln sets up the root with the right to read what root
+/// can, and maps uid 1 to [`SANDBOX_HOST_ID`] for the script. An
+/// unprivileged caller may only map itself.
+fn outer_maps(ids: HostIds) -> Vec<(&'static CStr, Vec<u8>)> {
+    if ids.uid == 0 {
+        let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} 1\n").into_bytes();
+        vec![(c"uid_map", map.clone()), (c"gid_map", map)]
+    } else {
+        vec![
+            // Required before an unprivileged process may write gid_map.
+            (c"setgroups", b"deny".to_vec()),
+            (c"uid_map", format!("0 {} 1", ids.uid).into_bytes()),
+            (c"gid_map", format!("0 {} 1", ids.gid).into_bytes()),
+        ]
+    }
+}
+
+/// The script's last steps before `exec`: the unprivileged id, a user and
+/// mount namespace of its own (which locks every mount kiln made), no
+/// terminal, no new privileges, no inherited descriptors.
+fn lockdown(ids: HostIds) -> io::Result<Vec<Step>> {
+    let mut steps = vec![Step::Dumpable(true)];
+    // The id, in the outer namespace, that the script's uid 0 maps to.
+    let outer = if ids.uid == 0 {
+        steps.push(Step::BecomeUser { uid: 1, gid: 1 });
+        1
+    } else {
+        0
+    };
+    let write = |file: &str, contents: String| -> io::Result<Step> {
+        Ok(Step::WriteFile {
+            path: cstring(Path::new("/proc/self").join(file))?,
+            contents: contents.into_bytes(),
+            create: false,
+        })
+    };
+    steps.extend([
+        Step::Unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
+        write("setgroups", "deny".into())?,
+        write("uid_map", format!("0 {outer} 1"))?,
+        write("gid_map", format!("0 {outer} 1"))?,
+        Step::NewSession,
+        Step::NoNewPrivs,
+        Step::CloseInheritedFds,
+    ]);
+    Ok(steps)
 }
 
 /// `op` as steps on the host, its targets under `staging`.
@@ -157,6 +246,20 @@ fn prepare(op: &MountOp, staging: &Path, steps: &mut Vec<Step>) -> io::Result<()
                 steps.push(Step::Mkdir(inside(dir)?));
             }
             return Ok(());
+        }
+        MountOp::Protect { target } => {
+            let target = inside(target)?;
+            steps.push(Step::Mount {
+                source: Some(target.clone()),
+                target: target.clone(),
+                fstype: None,
+                flags: libc::MS_BIND | libc::MS_REC,
+                data: None,
+            });
+            Step::ReadOnly {
+                target,
+                recursive: true,
+            }
         }
         MountOp::Symlink { target, link } => Step::Symlink {
             target: cstring(target)?,
@@ -220,6 +323,11 @@ impl Step {
             Step::LoopbackUp => sys.loopback_up(),
             Step::PivotRoot(root) => sys.pivot_root(root),
             Step::Chdir(path) => sys.chdir(path),
+            Step::Dumpable(dumpable) => sys.set_dumpable(*dumpable),
+            Step::BecomeUser { uid, gid } => sys.become_user(*uid, *gid, true),
+            Step::NewSession => sys.new_session(),
+            Step::NoNewPrivs => sys.no_new_privs(),
+            Step::CloseInheritedFds => sys.close_inherited_fds(),
         }
     }
 }
@@ -228,6 +336,10 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
+            Step::Unshare(flags) if flags & libc::CLONE_NEWPID == 0 => write!(
+                f,
+                "enter a user and mount namespace of the script's own"
+            ),
             Step::Unshare(_) => write!(
                 f,
                 "unshare the user, mount, pid, ipc, uts and net namespaces"
@@ -249,6 +361,12 @@ impl fmt::Display for Step {
             Step::LoopbackUp => write!(f, "bring up the loopback interface"),
             Step::PivotRoot(root) => write!(f, "pivot_root into `{}`", s(root)),
             Step::Chdir(path) => write!(f, "change directory to `{}`", s(path)),
+            Step::Dumpable(true) => write!(f, "make the script's process dumpable"),
+            Step::Dumpable(false) => write!(f, "make pid 1 undumpable"),
+            Step::BecomeUser { uid, gid } => write!(f, "switch to uid {uid} and gid {gid}"),
+            Step::NewSession => write!(f, "start a new session"),
+            Step::NoNewPrivs => write!(f, "set no-new-privs"),
+            Step::CloseInheritedFds => write!(f, "mark inherited descriptors close-on-exec"),
         }
     }
 }
@@ -257,34 +375,153 @@ impl fmt::Display for Step {
 fn apply(steps: &[Step], offset: usize, sys: &dyn Sys) -> Result<(), (u32, io::Error)> {
     for (i, step) in steps.iter().enumerate() {
         if let Err(e) = step.run(sys) {
-            let index = u32::try_from(offset + i).unwrap_or(FORK_STEP - 1);
-            return Err((index, e));
+            return Err((step_index(offset + i), e));
         }
     }
     Ok(())
 }
 
-/// The body of `Command::pre_exec`: returns (to exec) only in pid 1 of the
-/// new namespaces; the intermediate process never returns.
+fn step_index(i: usize) -> u32 {
+    let last = u32::MAX - FORKS.len() as u32;
+    u32::try_from(i).map_or(last, |i| i.min(last))
+}
+
+/// The body of `Command::pre_exec`: returns (to exec) only in the script's
+/// process; the three above it never return.
 ///
 /// Runs between `fork` and `exec`: raw system calls only, no allocation.
 pub fn enter(setup: &Setup, sys: &dyn Sys, report: RawFd) -> io::Result<()> {
+    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
     // The build dies with the kiln thread that started it.
+    kill_with_parent();
+    // Told by the child once it has unshared; tells it the maps are written.
+    let ready = pipe().map_err(|e| fail((u32::MAX, e)))?;
+    let go = pipe().map_err(|e| fail((u32::MAX, e)))?;
+    let child = fork().map_err(|e| fail((u32::MAX, e)))?;
+    if child == 0 {
+        kill_with_parent();
+        close(&[ready[0], go[1]]);
+        apply(&setup.namespaces, 0, sys).map_err(fail)?;
+        signal(ready[1]);
+        if !wait_for(go[0]) {
+            // The parent failed and reported why.
+            // SAFETY: `_exit` skips the parent's atexit handlers.
+            unsafe { libc::_exit(1) };
+        }
+        close(&[ready[1], go[0]]);
+        return init(setup, sys, report);
+    }
+    close(&[ready[1], go[0]]);
+    if wait_for(ready[0]) {
+        let offset = setup.namespaces.len();
+        write_maps(setup, sys, child).map_err(|(i, e)| fail((step_index(offset + i), e)))?;
+        signal(go[1]);
+    }
+    wait_and_exit(child)
+}
+
+/// The namespace child: forks pid 1, which builds the root, forks the
+/// script's process and reaps until it ends.
+fn init(setup: &Setup, sys: &dyn Sys, report: RawFd) -> io::Result<()> {
+    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
+    let pid1 = fork().map_err(|e| fail((u32::MAX - 1, e)))?;
+    if pid1 != 0 {
+        wait_and_exit(pid1);
+    }
+    kill_with_parent();
+    let offset = setup.namespaces.len() + setup.maps.len();
+    apply(&setup.root, offset, sys).map_err(fail)?;
+    let script = fork().map_err(|e| fail((u32::MAX - 2, e)))?;
+    if script != 0 {
+        wait_and_exit(script);
+    }
+    apply(&setup.lockdown, offset + setup.root.len(), sys).map_err(fail)
+}
+
+/// Writes the namespace child's id maps; the index of a failing one.
+fn write_maps(setup: &Setup, sys: &dyn Sys, child: libc::pid_t) -> Result<(), (usize, io::Error)> {
+    for (i, (file, contents)) in setup.maps.iter().enumerate() {
+        let mut buf = [0u8; 64];
+        let path = proc_path(&mut buf, child, file);
+        sys.write_file(path, contents, false).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+/// `/proc/<pid>/<file>` in `buf`, without allocating.
+fn proc_path<'b>(buf: &'b mut [u8; 64], pid: libc::pid_t, file: &CStr) -> &'b CStr {
+    let mut digits = [0u8; 10];
+    let mut n = pid.unsigned_abs();
+    let mut len = 0;
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut at = 0;
+    let mut push = |bytes: &[u8]| {
+        let end = (at + bytes.len()).min(buf.len() - 1);
+        buf[at..end].copy_from_slice(&bytes[..end - at]);
+        at = end;
+    };
+    push(b"/proc/");
+    for d in digits[..len].iter().rev() {
+        push(&[*d]);
+    }
+    push(b"/");
+    push(file.to_bytes());
+    CStr::from_bytes_until_nul(&buf[..]).expect("kiln bug: the buffer ends with NUL")
+}
+
+fn kill_with_parent() {
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-    apply(&setup.namespaces, 0, sys).map_err(|(i, e)| reported(report, i, e))?;
-    // SAFETY: this process is single-threaded (a fresh fork).
+}
+
+fn fork() -> io::Result<libc::pid_t> {
+    // SAFETY: the calling process is single-threaded (a fresh fork).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        return Err(reported(report, FORK_STEP, io::Error::last_os_error()));
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(pid)
     }
-    if pid == 0 {
-        // SAFETY: as above.
-        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
-        let offset = setup.namespaces.len();
-        return apply(&setup.root, offset, sys).map_err(|(i, e)| reported(report, i, e));
+}
+
+fn pipe() -> io::Result<[c_int; 2]> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
     }
-    wait_and_exit(pid)
+    Ok(fds)
+}
+
+fn close(fds: &[c_int]) {
+    for &fd in fds {
+        // SAFETY: each is a descriptor of this process, closed once.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn signal(fd: c_int) {
+    // SAFETY: writes one byte from a live buffer.
+    unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+}
+
+/// Whether the other end signalled (rather than closed).
+fn wait_for(fd: c_int) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        // SAFETY: reads one byte into a live buffer.
+        let n = unsafe { libc::read(fd, byte.as_mut_ptr().cast(), 1) };
+        if n >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return n == 1;
+        }
+    }
 }
 
 /// Writes `(index, errno)` to the report pipe; returns `e` for `pre_exec`.
@@ -306,24 +543,33 @@ pub fn decode_report(record: &[u8]) -> Option<(u32, io::Error)> {
     Some((index, io::Error::from_raw_os_error(errno)))
 }
 
-/// The intermediate process: waits for pid 1 and exits as it did.
+/// Waits for `pid`, reaping any other child on the way (pid 1 inherits
+/// every orphan of the namespace), and exits as it did.
 fn wait_and_exit(pid: libc::pid_t) -> ! {
     // Drop our copies of `Command`'s exec-error pipe and the report pipe,
-    // so the parent learns at pid 1's exec, not at its exit, that it started.
+    // so the parent learns at the script's exec, not at its exit, that it
+    // started.
     // SAFETY: closes descriptors this process no longer uses.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let mut status: c_int = 0;
     loop {
         // SAFETY: `status` is a live c_int.
-        let ret = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if ret >= 0 || io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        let ret = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if ret == pid {
             break;
+        }
+        if ret < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            // No child left to wait for: nothing to report but failure.
+            // SAFETY: `_exit` skips the parent's atexit handlers.
+            unsafe { libc::_exit(127) };
         }
     }
     // SAFETY: plain system calls; `_exit` skips the parent's atexit handlers.
     unsafe {
         if libc::WIFSIGNALED(status) {
             // Die of the same signal, so the parent sees the same status.
+            // pid 1 cannot signal itself: it exits with 128 + the signal,
+            // as a shell reports such a status.
             let sig = libc::WTERMSIG(status);
             libc::signal(sig, libc::SIG_DFL);
             libc::kill(libc::getpid(), sig);

@@ -43,41 +43,82 @@ fn ops() -> Vec<MountOp> {
     ]
 }
 
+/// Every step as the four processes would run them, the namespace child
+/// being pid 42; the index of the first that fails.
 fn recorded(setup: &Setup, fail_on: Option<&'static str>) -> (Vec<String>, Option<u32>) {
     let sys = Recording {
         fail_on,
         ..Recording::default()
     };
+    let n = setup.namespaces.len();
     let result = apply(&setup.namespaces, 0, &sys)
-        .and_then(|()| apply(&setup.root, setup.namespaces.len(), &sys));
+        .and_then(|()| write_maps(setup, &sys, 42).map_err(|(i, e)| (step_index(n + i), e)))
+        .and_then(|()| apply(&setup.root, n + setup.maps.len(), &sys))
+        .and_then(|()| {
+            let offset = n + setup.maps.len() + setup.root.len();
+            apply(&setup.lockdown, offset, &sys)
+        });
     (sys.calls.into_inner(), result.err().map(|(i, _)| i))
 }
 
+const ALL: c_int = libc::CLONE_NEWUSER
+    | libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWNET;
+
 #[test]
-fn namespaces_come_first_with_uid_and_gid_0_mapped_to_the_invoking_user() {
+fn an_unprivileged_caller_maps_uid_and_gid_0_to_itself() {
     let setup = Setup::new(&ops(), Path::new("/stage"), IDS, false).expect("setup");
     let (calls, failed) = recorded(&setup, None);
     assert_eq!(failed, None);
-    let flags = libc::CLONE_NEWUSER
-        | libc::CLONE_NEWNS
-        | libc::CLONE_NEWPID
-        | libc::CLONE_NEWIPC
-        | libc::CLONE_NEWUTS
-        | libc::CLONE_NEWCGROUP
-        | libc::CLONE_NEWNET;
     assert_eq!(
         calls[..4],
         [
-            format!("unshare {flags:#x}"),
-            r#"write /proc/self/setgroups "deny""#.into(),
-            r#"write /proc/self/uid_map "0 1000 1""#.into(),
-            r#"write /proc/self/gid_map "0 100 1""#.into(),
+            format!("unshare {ALL:#x}"),
+            r#"write /proc/42/setgroups "deny""#.into(),
+            r#"write /proc/42/uid_map "0 1000 1""#.into(),
+            r#"write /proc/42/gid_map "0 100 1""#.into(),
         ]
     );
 }
 
 #[test]
-fn the_root_is_built_under_the_staging_dir_then_pivoted_into() {
+fn as_root_the_script_is_mapped_to_an_unprivileged_host_id() {
+    let root = HostIds { uid: 0, gid: 0 };
+    let setup = Setup::new(&ops(), Path::new("/stage"), root, false).expect("setup");
+    let (calls, failed) = recorded(&setup, None);
+    assert_eq!(failed, None);
+    let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} 1\n");
+    assert_eq!(
+        calls[..3],
+        [
+            format!("unshare {ALL:#x}"),
+            format!("write /proc/42/uid_map {map:?}"),
+            format!("write /proc/42/gid_map {map:?}"),
+        ]
+    );
+    let tail = &calls[calls.len() - 9..];
+    assert_eq!(
+        tail,
+        [
+            "dumpable true",
+            "become 1:1 no-groups",
+            &format!("unshare {:#x}", libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
+            r#"write /proc/self/setgroups "deny""#,
+            r#"write /proc/self/uid_map "0 1 1""#,
+            r#"write /proc/self/gid_map "0 1 1""#,
+            "setsid",
+            "no-new-privs",
+            "cloexec 3..",
+        ]
+    );
+}
+
+#[test]
+fn the_root_is_built_under_the_staging_dir_then_pivoted_into_then_locked() {
     let setup = Setup::new(&ops(), Path::new("/stage"), IDS, false).expect("setup");
     let (calls, _) = recorded(&setup, None);
     let private = libc::MS_REC | libc::MS_PRIVATE;
@@ -96,6 +137,16 @@ fn the_root_is_built_under_the_staging_dir_then_pivoted_into() {
         "loopback-up".into(),
         "pivot-root /stage".into(),
         "chdir /src".into(),
+        "dumpable false".into(),
+        // The script's process: its own user and mount namespace.
+        "dumpable true".into(),
+        format!("unshare {:#x}", libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
+        r#"write /proc/self/setgroups "deny""#.into(),
+        r#"write /proc/self/uid_map "0 0 1""#.into(),
+        r#"write /proc/self/gid_map "0 0 1""#.into(),
+        "setsid".into(),
+        "no-new-privs".into(),
+        "cloexec 3..".into(),
     ];
     assert_eq!(calls[4..], expected);
 }
@@ -121,10 +172,24 @@ fn the_first_failing_step_stops_the_setup_and_is_named() {
         calls.last().map(String::as_str),
         Some("mount proc /stage/proc proc 0x0 -")
     );
+    let (_, failed) = recorded(&setup, Some("write /proc/42/uid_map"));
+    let index = failed.expect("the map fails");
+    assert_eq!(setup.describe(index), "write the namespace's `uid_map`");
+    let (_, failed) = recorded(&setup, Some("setsid"));
+    let index = failed.expect("setsid fails");
+    assert_eq!(setup.describe(index), "start a new session");
     assert_eq!(
-        setup.describe(FORK_STEP),
+        setup.describe(u32::MAX - 1),
         "fork pid 1 of the new pid namespace"
     );
+}
+
+#[test]
+fn a_proc_path_is_built_without_allocating() {
+    let mut buf = [0u8; 64];
+    assert_eq!(proc_path(&mut buf, 4_194_304, c"uid_map"), c"/proc/4194304/uid_map");
+    let mut buf = [0u8; 64];
+    assert_eq!(proc_path(&mut buf, 7, c"setgroups"), c"/proc/7/setgroups");
 }
 
 #[test]

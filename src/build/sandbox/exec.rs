@@ -5,19 +5,22 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
-use super::enter::{HostIds, Setup, decode_report, enter};
+use super::enter::{HostIds, SANDBOX_HOST_ID, Setup, decode_report, enter};
 use super::layout::layout;
 use super::plan::{environment, plan_mounts};
 use super::sys::RealSys;
-use crate::build::{Executor, Job, RunFailure};
+use crate::build::{Deadline, Executor, Job, JobRoot, RunFailure};
 
-/// Runs scripts as Nix does: uid 0 in new user, mount, pid, ipc, uts and
-/// (unless the job may use it) network namespaces, on a read-only root
-/// where only `/out`, `/src` and `/tmp` are writable.
+/// Runs scripts as Nix does: in new user, mount, pid, ipc, uts and (unless
+/// the job may use it) network namespaces, on a read-only root where only
+/// `/out`, `/src` and `/tmp` are writable, as uid 0 of a user namespace of
+/// their own that maps to an unprivileged host id (see [`super::enter`]).
 ///
 /// Declared tool directories are bound only into a host root (an image
 /// brings its own tools, linked against its own libraries); `PATH` lists
@@ -49,12 +52,6 @@ impl Sandbox {
 impl Executor for Sandbox {
     fn run(&self, job: &Job<'_>, log: &File) -> Result<(), RunFailure> {
         let ops = plan_mounts(job, &layout(job).map_err(RunFailure::Spawn)?);
-        // The root is assembled on a tmpfs mounted here, in the child's
-        // mount namespace only: the host sees an empty directory.
-        let staging = tempfile::Builder::new()
-            .prefix("kiln-root-")
-            .tempdir()
-            .map_err(RunFailure::Spawn)?;
         // SAFETY: getuid and getgid cannot fail.
         let ids = unsafe {
             HostIds {
@@ -62,11 +59,17 @@ impl Executor for Sandbox {
                 gid: libc::getgid(),
             }
         };
-        let setup = Setup::new(&ops, staging.path(), ids, job.network);
+        if ids.uid == 0 {
+            give_to_sandbox(job).map_err(RunFailure::Spawn)?;
+        }
+        // The root is assembled on a tmpfs mounted on `root_dir` in the
+        // child's mount namespace only: the host sees an empty directory.
+        let setup = Setup::new(&ops, &job.root_dir, ids, job.network);
         let setup = Arc::new(setup.map_err(RunFailure::Spawn)?);
         let env = environment(job);
+        let deadline = Deadline::new(job.timeout);
         for (index, script) in job.scripts.iter().enumerate() {
-            let status = run_script(&setup, script, &env, log)?;
+            let status = run_script(&setup, script, &env, log, deadline, index)?;
             if !status.success() {
                 return Err(RunFailure::Script { index, status });
             }
@@ -75,11 +78,52 @@ impl Executor for Sandbox {
     }
 }
 
+/// When kiln runs as root the script runs as [`SANDBOX_HOST_ID`]: it gets
+/// the directories it may write (the copy of its sources, `$out`,
+/// `$TMPDIR`) and, as root in an image owns its files, the image's root
+/// filesystem (read-only to it all the same).
+fn give_to_sandbox(job: &Job<'_>) -> io::Result<()> {
+    chown(&job.out_dir)?;
+    chown(&job.tmp_dir)?;
+    chown_tree(&job.work_dir)?;
+    if let JobRoot::Rootfs(rootfs) = &job.root {
+        // Its top directory changes owner last: a root filesystem it
+        // belongs to has been given whole, by this run or an earlier one.
+        if fs_err::symlink_metadata(rootfs)?.uid() != SANDBOX_HOST_ID {
+            chown_tree(rootfs)?;
+        }
+    }
+    Ok(())
+}
+
+/// `lchown`s everything under `top`, then `top` itself.
+fn chown_tree(top: &Path) -> io::Result<()> {
+    let mut dirs = vec![top.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs_err::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+            chown(&entry.path())?;
+        }
+    }
+    chown(top)
+}
+
+fn chown(path: &Path) -> io::Result<()> {
+    let id = Some(SANDBOX_HOST_ID);
+    std::os::unix::fs::lchown(path, id, id)
+        .map_err(|e| io::Error::new(e.kind(), format!("chown `{}`: {e}", path.display())))
+}
+
 fn run_script(
     setup: &Arc<Setup>,
     script: &str,
     env: &BTreeMap<String, String>,
     log: &File,
+    deadline: Deadline,
+    index: usize,
 ) -> Result<ExitStatus, RunFailure> {
     let (report_read, report_write) = report_pipe().map_err(RunFailure::Spawn)?;
     let stdout = log.try_clone().map_err(RunFailure::Spawn)?;
@@ -99,11 +143,11 @@ fn run_script(
     unsafe {
         cmd.pre_exec(move || enter(&child_setup, &RealSys, report));
     }
-    let status = cmd.status();
+    let child = cmd.spawn();
     // The children's copies are closed by now (exec or exit): with ours
     // gone too, the read below cannot block.
     drop(report_write);
-    status.map_err(|e| {
+    let child = child.map_err(|e| {
         let mut record = Vec::new();
         let _ = File::from(report_read).read_to_end(&mut record);
         RunFailure::Spawn(match decode_report(&record) {
@@ -113,6 +157,12 @@ fn run_script(
             }),
             None => e,
         })
+    })?;
+    // Killing the first process kills, through each one's parent-death
+    // signal, pid 1 of the namespace and so every process in it.
+    deadline.wait(child, index, |child| {
+        // SAFETY: kill with integer arguments; the child is not reaped yet.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
     })
 }
 

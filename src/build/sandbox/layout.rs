@@ -4,7 +4,7 @@
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use super::plan::{Layout, RootEntry};
+use super::plan::{Layout, PROC_HIDDEN, PROC_READ_ONLY, RootEntry};
 use crate::build::{Job, JobRoot};
 
 /// The host directories a `from host` build sees, where they exist.
@@ -17,10 +17,25 @@ const RESERVED: [&str; 7] = ["dev", "proc", "sys", "tmp", "src", "out", "deps"];
 const HOST_CERTS: &str = "/etc/ssl";
 
 pub fn layout(job: &Job<'_>) -> io::Result<Layout> {
-    match &job.root {
-        JobRoot::Host => host(&job.tool_dirs),
-        JobRoot::Rootfs(dir) => rootfs(dir),
-    }
+    let mut layout = match &job.root {
+        JobRoot::Host => host(&job.tool_dirs)?,
+        JobRoot::Rootfs(dir) => rootfs(dir)?,
+    };
+    layout.proc = proc_entries();
+    Ok(layout)
+}
+
+/// Which protected `/proc` entries this kernel has: the sandbox's `/proc`
+/// shows the same kernel's.
+fn proc_entries() -> Vec<(&'static str, bool)> {
+    PROC_READ_ONLY
+        .iter()
+        .chain(&PROC_HIDDEN)
+        .filter_map(|name| {
+            let meta = std::fs::symlink_metadata(Path::new("/proc").join(name)).ok()?;
+            Some((*name, meta.is_dir()))
+        })
+        .collect()
 }
 
 fn host(tool_dirs: &[PathBuf]) -> io::Result<Layout> {
@@ -43,6 +58,7 @@ fn host(tool_dirs: &[PathBuf]) -> io::Result<Layout> {
         entries,
         synthetic_etc: true,
         extra,
+        proc: Vec::new(),
     })
 }
 
@@ -82,6 +98,7 @@ fn rootfs(dir: &Path) -> io::Result<Layout> {
         entries,
         synthetic_etc: false,
         extra: Vec::new(),
+        proc: Vec::new(),
     })
 }
 

@@ -83,7 +83,7 @@ impl Sandbox {
         let sandbox = Sandbox::unchecked();
         let dir = tempfile::tempdir().map_err(|e| unavailable(RunFailure::Spawn(e)))?;
         let log = tempfile::tempfile().map_err(|e| unavailable(RunFailure::Spawn(e)))?;
-        for sub in ["src", "out", "tmp"] {
+        for sub in ["src", "out", "tmp", "root"] {
             fs_err::create_dir(dir.path().join(sub))
                 .map_err(|e| unavailable(RunFailure::Spawn(e)))?;
         }
@@ -93,10 +93,12 @@ impl Sandbox {
             work_dir: dir.path().join("src"),
             out_dir: dir.path().join("out"),
             tmp_dir: dir.path().join("tmp"),
+            root_dir: dir.path().join("root"),
             deps: BTreeMap::new(),
             tool_dirs: Vec::new(),
             env: BTreeMap::new(),
             network: false,
+            timeout: None,
         };
         sandbox.run(&job, &log).map_err(unavailable)?;
         Ok(sandbox)

@@ -15,8 +15,26 @@ use libc::c_ulong;
 
 use crate::build::Job;
 
-/// Host devices bound into the sandbox's `/dev`.
-pub const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+/// Host devices bound into the sandbox's `/dev`. Not `tty`: a script must
+/// not reach the caller's terminal.
+pub const DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+/// `/proc` entries that change the whole machine (sysctls, the magic SysRq
+/// key, interrupts): bound read-only over themselves, as Docker does.
+pub const PROC_READ_ONLY: [&str; 5] = ["sys", "sysrq-trigger", "irq", "bus", "fs"];
+
+/// `/proc` entries that show kernel memory, keys or timers: hidden behind
+/// `/dev/null` (files) or an empty read-only tmpfs (directories).
+pub const PROC_HIDDEN: [&str; 8] = [
+    "kcore",
+    "keys",
+    "key-users",
+    "timer_list",
+    "latency_stats",
+    "sched_debug",
+    "acpi",
+    "scsi",
+];
 
 /// The sandbox's fixed host name (its own UTS namespace).
 pub const HOSTNAME: &str = "localhost";
@@ -41,6 +59,9 @@ pub struct Layout {
     /// Host directories bound read-only at the same path (`/etc/ssl`, tool
     /// directories the entries do not already show).
     pub extra: Vec<PathBuf>,
+    /// The entries of [`PROC_READ_ONLY`] and [`PROC_HIDDEN`] this kernel
+    /// has, by name, with whether each is a directory.
+    pub proc: Vec<(&'static str, bool)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +99,10 @@ pub enum MountOp {
         target: PathBuf,
         link: PathBuf,
     },
+    /// Bind the mount at `target` over itself, read-only (with submounts).
+    Protect {
+        target: PathBuf,
+    },
     /// Create a file with `contents` (an empty one is a mount point).
     WriteFile {
         path: PathBuf,
@@ -110,18 +135,8 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
             });
         }
     }
-    for dir in &layout.extra {
-        bind_ro(&mut ops, dir, dir, true);
-    }
     plan_dev(&mut ops);
-    ops.push(mkdir("/proc"));
-    ops.push(MountOp::Mount {
-        source: Some("proc".into()),
-        target: "/proc".into(),
-        fstype: Some("proc"),
-        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-        data: None,
-    });
+    plan_proc(&mut ops, &layout.proc);
     for (dir, source) in [
         ("/tmp", &job.tmp_dir),
         ("/src", &job.work_dir),
@@ -129,6 +144,10 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
     ] {
         ops.push(mkdir(dir));
         ops.push(bind(source, Path::new(dir), false));
+    }
+    // After `/tmp`: a tool that lives under `/tmp` on the host stays visible.
+    for dir in &layout.extra {
+        bind_ro(&mut ops, dir, dir, true);
     }
     if !job.deps.is_empty() {
         ops.push(mkdir("/deps"));
@@ -142,6 +161,37 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
         recursive: false,
     });
     ops
+}
+
+/// The sandbox's own `/proc` (its pid namespace), with the machine-wide
+/// knobs read-only and the kernel's secrets hidden.
+fn plan_proc(ops: &mut Vec<MountOp>, present: &[(&'static str, bool)]) {
+    ops.push(mkdir("/proc"));
+    ops.push(MountOp::Mount {
+        source: Some("proc".into()),
+        target: "/proc".into(),
+        fstype: Some("proc"),
+        flags: libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+        data: None,
+    });
+    for &(name, dir) in present {
+        let target = Path::new("/proc").join(name);
+        if PROC_READ_ONLY.contains(&name) {
+            ops.push(MountOp::Protect { target });
+        } else if dir {
+            ops.push(tmpfs_at(
+                target,
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                "mode=0555",
+            ));
+        } else {
+            ops.push(bind(Path::new("/dev/null"), &target, false));
+            ops.push(MountOp::ReadOnly {
+                target,
+                recursive: false,
+            });
+        }
+    }
 }
 
 /// A tmpfs `/dev` holding the host's harmless devices, the usual symlinks
@@ -211,9 +261,13 @@ fn touch(path: PathBuf) -> MountOp {
 }
 
 fn tmpfs(target: &str, flags: c_ulong, data: &'static str) -> MountOp {
+    tmpfs_at(target.into(), flags, data)
+}
+
+fn tmpfs_at(target: PathBuf, flags: c_ulong, data: &'static str) -> MountOp {
     MountOp::Mount {
         source: Some("tmpfs".into()),
-        target: target.into(),
+        target,
         fstype: Some("tmpfs"),
         flags,
         data: Some(data),

@@ -11,6 +11,7 @@ fn job(deps: &[(&str, &str)]) -> Job<'static> {
         work_dir: "/st/work".into(),
         out_dir: "/st/out".into(),
         tmp_dir: "/st/tmp".into(),
+        root_dir: "/st/root".into(),
         deps: deps
             .iter()
             .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
@@ -18,6 +19,7 @@ fn job(deps: &[(&str, &str)]) -> Job<'static> {
         tool_dirs: Vec::new(),
         env: BTreeMap::new(),
         network: false,
+        timeout: None,
     }
 }
 
@@ -35,6 +37,7 @@ fn host_layout() -> Layout {
         ],
         synthetic_etc: true,
         extra: vec!["/etc/ssl".into(), "/opt/go/bin".into()],
+        proc: vec![("sys", true), ("kcore", false), ("acpi", true)],
     }
 }
 
@@ -46,6 +49,7 @@ fn render(ops: &[MountOp]) -> Vec<String> {
         (libc::MS_NOSUID, "nosuid"),
         (libc::MS_NODEV, "nodev"),
         (libc::MS_NOEXEC, "noexec"),
+        (libc::MS_RDONLY, "rdonly"),
     ];
     let show = |p: &Path| p.display().to_string();
     ops.iter()
@@ -76,6 +80,7 @@ fn render(ops: &[MountOp]) -> Vec<String> {
                     show(target)
                 )
             }
+            MountOp::Protect { target } => format!("protect {}", show(target)),
             MountOp::Mkdir { path } => format!("mkdir {}", show(path)),
             MountOp::Symlink { target, link } => {
                 format!("symlink {} -> {}", show(link), show(target))
@@ -100,12 +105,6 @@ mkdir /etc
 write /etc/passwd (3 lines)
 write /etc/group (3 lines)
 write /etc/hosts (2 lines)
-mkdir /etc/ssl
-mount /etc/ssl /etc/ssl bind,rec
-ro-rec /etc/ssl
-mkdir /opt/go/bin
-mount /opt/go/bin /opt/go/bin bind,rec
-ro-rec /opt/go/bin
 mkdir /dev
 mount tmpfs /dev nosuid,noexec,mode=0755
 write /dev/null (0 lines)
@@ -118,8 +117,6 @@ write /dev/random (0 lines)
 mount /dev/random /dev/random bind
 write /dev/urandom (0 lines)
 mount /dev/urandom /dev/urandom bind
-write /dev/tty (0 lines)
-mount /dev/tty /dev/tty bind
 symlink /dev/fd -> /proc/self/fd
 symlink /dev/stdin -> /proc/self/fd/0
 symlink /dev/stdout -> /proc/self/fd/1
@@ -129,12 +126,22 @@ mount tmpfs /dev/shm nosuid,nodev,mode=1777
 ro /dev
 mkdir /proc
 mount proc /proc nosuid,nodev,noexec
+protect /proc/sys
+mount /dev/null /proc/kcore bind
+ro /proc/kcore
+mount tmpfs /proc/acpi nosuid,nodev,noexec,rdonly,mode=0555
 mkdir /tmp
 mount /st/tmp /tmp bind
 mkdir /src
 mount /st/work /src bind
 mkdir /out
 mount /st/out /out bind
+mkdir /etc/ssl
+mount /etc/ssl /etc/ssl bind,rec
+ro-rec /etc/ssl
+mkdir /opt/go/bin
+mount /opt/go/bin /opt/go/bin bind,rec
+ro-rec /opt/go/bin
 mkdir /deps
 mkdir /deps/LIB
 mount /store/k-lib /deps/LIB bind,rec
@@ -158,6 +165,17 @@ fn every_bind_but_tmp_src_out_and_devices_is_made_read_only_right_after() {
             continue;
         }
         if target.starts_with("/dev") {
+            continue;
+        }
+        if target.starts_with("/proc") {
+            assert_eq!(
+                ops.get(i + 1),
+                Some(&MountOp::ReadOnly {
+                    target: target.clone(),
+                    recursive: false
+                }),
+                "a hidden /proc file is read-only"
+            );
             continue;
         }
         assert_eq!(
@@ -189,6 +207,7 @@ fn an_image_root_gets_no_synthetic_etc_and_its_files_are_bound_read_only() {
         }],
         synthetic_etc: false,
         extra: Vec::new(),
+        proc: Vec::new(),
     };
     let lines = render(&plan_mounts(&job(&[]), &layout));
     assert_eq!(
@@ -249,4 +268,19 @@ fn the_synthetic_etc_has_root_a_build_user_and_localhost_but_no_resolver() {
             .contains("127.0.0.1 localhost")
     );
     assert_eq!(file("/etc/resolv.conf"), None);
+}
+
+#[test]
+fn a_tool_under_tmp_is_bound_after_the_sandboxs_own_tmp() {
+    let mut layout = host_layout();
+    layout.extra = vec!["/tmp/toolbox/bin".into()];
+    let lines = render(&plan_mounts(&job(&[]), &layout));
+    let at = |line: &str| lines.iter().position(|l| l == line).expect(line);
+    assert!(at("mount /st/tmp /tmp bind") < at("mount /tmp/toolbox/bin /tmp/toolbox/bin bind,rec"));
+}
+
+#[test]
+fn no_device_reaches_the_callers_terminal() {
+    let lines = render(&plan_mounts(&job(&[]), &host_layout()));
+    assert!(!lines.iter().any(|l| l.contains("tty")), "{lines:#?}");
 }

@@ -23,7 +23,8 @@ pub trait Sys {
         flags: c_ulong,
         data: Option<&CStr>,
     ) -> io::Result<()>;
-    /// Makes the mount at `target` read-only, keeping its other flags.
+    /// Makes the mount at `target` read-only, nosuid and nodev, keeping its
+    /// other flags.
     fn read_only(&self, target: &CStr, recursive: bool) -> io::Result<()>;
     /// Creates a directory (mode 0755); one that exists is fine.
     fn mkdir(&self, path: &CStr) -> io::Result<()>;
@@ -34,6 +35,19 @@ pub trait Sys {
     /// Makes `new_root` the root and detaches the old one.
     fn pivot_root(&self, new_root: &CStr) -> io::Result<()>;
     fn chdir(&self, path: &CStr) -> io::Result<()>;
+    /// Drops every supplementary group, then takes `uid` and `gid` for real,
+    /// effective and saved ids, staying dumpable (so it can still write its
+    /// own `/proc/self` maps) and still killed with its parent.
+    fn become_user(&self, uid: u32, gid: u32, drop_groups: bool) -> io::Result<()>;
+    /// Whether other processes of the same user may ptrace this one or read
+    /// its `/proc` files.
+    fn set_dumpable(&self, dumpable: bool) -> io::Result<()>;
+    /// Starts a new session: no controlling terminal.
+    fn new_session(&self) -> io::Result<()>;
+    /// `PR_SET_NO_NEW_PRIVS`: no exec can ever add privileges.
+    fn no_new_privs(&self) -> io::Result<()>;
+    /// Marks every descriptor above 2 close-on-exec.
+    fn close_inherited_fds(&self) -> io::Result<()>;
 }
 
 pub struct RealSys;
@@ -161,13 +175,70 @@ impl Sys for RealSys {
         // SAFETY: `path` is NUL-terminated.
         check(unsafe { libc::chdir(path.as_ptr()) })
     }
+
+    fn become_user(&self, uid: u32, gid: u32, drop_groups: bool) -> io::Result<()> {
+        // SAFETY: plain system calls with integer arguments (setgroups with
+        // an empty list reads nothing).
+        unsafe {
+            if drop_groups {
+                check(libc::setgroups(0, std::ptr::null()))?;
+            }
+            check(libc::setresgid(gid, gid, gid))?;
+            check(libc::setresuid(uid, uid, uid))?;
+            // A change of ids clears both: restore them.
+            check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        }
+        self.set_dumpable(true)
+    }
+
+    fn set_dumpable(&self, dumpable: bool) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(dumpable)) })
+    }
+
+    fn new_session(&self) -> io::Result<()> {
+        // SAFETY: setsid takes no arguments.
+        check(unsafe { libc::setsid() })
+    }
+
+    fn no_new_privs(&self) -> io::Result<()> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) })
+    }
+
+    fn close_inherited_fds(&self) -> io::Result<()> {
+        // SAFETY: close_range with integer arguments only changes flags.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                3u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if ret == 0 {
+            return Ok(());
+        }
+        // Kernels before 5.11: every descriptor the limit allows, one by one.
+        // SAFETY: getrlimit writes into a live struct; fcntl on a closed
+        // descriptor fails with EBADF, which is ignored.
+        unsafe {
+            let mut limit: libc::rlimit = std::mem::zeroed();
+            check(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit))?;
+            let top = c_int::try_from(limit.rlim_cur).unwrap_or(c_int::MAX);
+            for fd in 3..top {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `mount_setattr(2)` (Linux 5.12): read-only in one call, recursively if
 /// asked, without having to repeat the mount's locked flags.
 fn mount_setattr_rdonly(target: &CStr, recursive: bool) -> io::Result<()> {
     let attr = libc::mount_attr {
-        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID | libc::MOUNT_ATTR_NODEV,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
@@ -204,7 +275,8 @@ fn remount_rdonly(target: &CStr) -> io::Result<()> {
         (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
         (libc::ST_RELATIME, libc::MS_RELATIME),
     ];
-    let mut flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+    let mut flags =
+        libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV;
     for (st_flag, ms_flag) in kept {
         if have & st_flag != 0 {
             flags |= ms_flag;
@@ -288,5 +360,21 @@ impl Sys for Recording {
     }
     fn chdir(&self, path: &CStr) -> io::Result<()> {
         self.record(format!("chdir {}", path.to_string_lossy()))
+    }
+    fn become_user(&self, uid: u32, gid: u32, drop_groups: bool) -> io::Result<()> {
+        let groups = if drop_groups { " no-groups" } else { "" };
+        self.record(format!("become {uid}:{gid}{groups}"))
+    }
+    fn set_dumpable(&self, dumpable: bool) -> io::Result<()> {
+        self.record(format!("dumpable {dumpable}"))
+    }
+    fn new_session(&self) -> io::Result<()> {
+        self.record("setsid".into())
+    }
+    fn no_new_privs(&self) -> io::Result<()> {
+        self.record("no-new-privs".into())
+    }
+    fn close_inherited_fds(&self) -> io::Result<()> {
+        self.record("cloexec 3..".into())
     }
 }
