@@ -4,6 +4,7 @@
 
 pub mod engine;
 pub mod images;
+pub mod nobody;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
