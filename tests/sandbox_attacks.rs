@@ -141,7 +141,11 @@ fn a_script_cannot_replace_a_declared_tool_on_the_host() {
         .env("PATH", &path)
         .output()
         .expect("run kiln");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(read(&tool), "#!/bin/sh\necho greetings\n");
     let report = Report::parse(&out.stdout);
     assert_eq!(read(&report.output("evil").join("greeting")), "greetings\n");
@@ -191,12 +195,18 @@ fn a_script_is_not_the_hosts_root_and_cannot_write_global_sysctls() {
     let report = build(&p, false);
     let out = report.output("s");
     for knob in ["core_pattern", "drop_caches", "sysrq"] {
-        assert_eq!(read(&out.join(knob)).lines().last(), Some("refused"), "{knob}");
+        assert_eq!(
+            read(&out.join(knob)).lines().last(),
+            Some("refused"),
+            "{knob}"
+        );
     }
     assert_eq!(read(&out.join("kcore")).lines().last(), Some("empty"));
     // Root inside, an unprivileged id outside.
     assert_eq!(read(&out.join("uid")), "0\n");
-    let owner = std::fs::symlink_metadata(out.join("mine")).expect("stat").uid();
+    let owner = std::fs::symlink_metadata(out.join("mine"))
+        .expect("stat")
+        .uid();
     assert_eq!(owner, SANDBOX_HOST_ID);
 }
 
@@ -261,11 +271,18 @@ fn a_script_cannot_use_a_descriptor_kiln_inherited() {
         });
     }
     let out = cmd.output().expect("run kiln");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = Report::parse(&out.stdout).output("f");
     assert_eq!(read(&dir.join("leak")), "unreadable\n");
     assert!(!canary.exists(), "the stage wrote through descriptor 7");
     // `ls` itself has its directory open as the fourth.
     let fds = read(&dir.join("fds"));
-    assert!(fds.lines().all(|fd| ["0", "1", "2", "3"].contains(&fd)), "{fds}");
+    assert!(
+        fds.lines().all(|fd| ["0", "1", "2", "3"].contains(&fd)),
+        "{fds}"
+    );
 }

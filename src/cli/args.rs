@@ -55,8 +55,9 @@ fn parse_arg(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    crate::spec::parse_duration(s)
-        .ok_or_else(|| format!("expected a duration from 1s to 7d (`90s`, `15m`, `2h`), found `{s}`"))
+    crate::spec::parse_duration(s).ok_or_else(|| {
+        format!("expected a duration from 1s to 7d (`90s`, `15m`, `2h`), found `{s}`")
+    })
 }
 
 #[derive(Debug, Subcommand)]

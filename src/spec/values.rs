@@ -152,6 +152,37 @@ pub(crate) fn is_signal(signal: &str) -> bool {
     }
 }
 
+/// A duration: `90`, `90s`, `15m`, `2h` or a sum of them (`1h30m`); at
+/// least one second, at most a week. The longest a stage may run.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    const WEEK: u64 = 7 * 24 * 60 * 60;
+    if let Ok(secs) = text.parse::<u64>() {
+        return (1..=WEEK)
+            .contains(&secs)
+            .then(|| std::time::Duration::from_secs(secs));
+    }
+    let mut total: u64 = 0;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, after) = rest.split_at(digits);
+        let unit = after.chars().next()?;
+        let scale = match unit {
+            's' => 1,
+            'm' => 60,
+            'h' => 60 * 60,
+            'd' => 24 * 60 * 60,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(scale)?)?;
+        rest = &after[unit.len_utf8()..];
+    }
+    (1..=WEEK)
+        .contains(&total)
+        .then(|| std::time::Duration::from_secs(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,33 +257,28 @@ mod tests {
         assert!(!is_signal("SIGRTMIN+100") && !is_signal("SIGTERM+1") && !is_signal("SIG"));
         assert!(!is_signal("TERM") && !is_signal("SIG") && !is_signal("0"));
     }
-}
 
-/// A duration: `90`, `90s`, `15m`, `2h` or a sum of them (`1h30m`); at
-/// least one second, at most a week. The longest a stage may run.
-pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
-    const WEEK: u64 = 7 * 24 * 60 * 60;
-    if let Ok(secs) = text.parse::<u64>() {
-        return (1..=WEEK).contains(&secs).then(|| std::time::Duration::from_secs(secs));
+    #[test]
+    fn durations_are_seconds_or_summed_units_from_a_second_to_a_week() {
+        let secs = |t: &str| parse_duration(t).map(|d| d.as_secs());
+        assert_eq!(secs("90"), Some(90));
+        assert_eq!(secs("90s"), Some(90));
+        assert_eq!(secs("15m"), Some(900));
+        assert_eq!(secs("1h30m"), Some(5400));
+        assert_eq!(secs("7d"), Some(604_800));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "8d",
+            "1.5h",
+            "10 minutes",
+            "m",
+            "5x",
+            "-1",
+            "99999999999999999999s",
+        ] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
     }
-    let mut total: u64 = 0;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (number, after) = rest.split_at(digits);
-        let unit = after.chars().next()?;
-        let scale = match unit {
-            's' => 1,
-            'm' => 60,
-            'h' => 60 * 60,
-            'd' => 24 * 60 * 60,
-            _ => return None,
-        };
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(scale)?)?;
-        rest = &after[unit.len_utf8()..];
-    }
-    (1..=WEEK)
-        .contains(&total)
-        .then(|| std::time::Duration::from_secs(total))
 }

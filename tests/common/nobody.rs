@@ -72,7 +72,10 @@ pub fn chown_tree(top: &Path) {
 /// Host processes whose command line is exactly `argv`: what a sandboxed
 /// script left running.
 pub fn processes(argv: &[&str]) -> Vec<u32> {
-    let wanted: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let wanted: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("read /proc") {
         let entry = entry.expect("entry");

@@ -148,7 +148,11 @@ impl Setup {
 
     /// What step `index` (as [`enter`] reports it) does, for error messages.
     pub fn describe(&self, index: u32) -> String {
-        if let Some(fork) = (u32::MAX - index).try_into().ok().and_then(|i: usize| FORKS.get(i)) {
+        if let Some(fork) = (u32::MAX - index)
+            .try_into()
+            .ok()
+            .and_then(|i: usize| FORKS.get(i))
+        {
             return (*fork).to_owned();
         }
         let mut index = index as usize;
@@ -336,10 +340,9 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         match self {
-            Step::Unshare(flags) if flags & libc::CLONE_NEWPID == 0 => write!(
-                f,
-                "enter a user and mount namespace of the script's own"
-            ),
+            Step::Unshare(flags) if flags & libc::CLONE_NEWPID == 0 => {
+                write!(f, "enter a user and mount namespace of the script's own")
+            }
             Step::Unshare(_) => write!(
                 f,
                 "unshare the user, mount, pid, ipc, uts and net namespaces"

@@ -187,7 +187,10 @@ fn the_first_failing_step_stops_the_setup_and_is_named() {
 #[test]
 fn a_proc_path_is_built_without_allocating() {
     let mut buf = [0u8; 64];
-    assert_eq!(proc_path(&mut buf, 4_194_304, c"uid_map"), c"/proc/4194304/uid_map");
+    assert_eq!(
+        proc_path(&mut buf, 4_194_304, c"uid_map"),
+        c"/proc/4194304/uid_map"
+    );
     let mut buf = [0u8; 64];
     assert_eq!(proc_path(&mut buf, 7, c"setgroups"), c"/proc/7/setgroups");
 }
