@@ -172,8 +172,9 @@ fn other_processes_are_invisible_and_the_build_is_root_on_localhost() {
                   id -u > $out/uid; id -g > $out/gid; cat /proc/sys/kernel/hostname > $out/host";
     run_ok(&*sandbox, &dirs.job(&[script]));
     let pids: u32 = dirs.out("pids").trim().parse().expect("a count");
-    assert!((1..=3).contains(&pids), "{pids} processes visible");
-    assert_eq!(dirs.out("self"), "1\n", "the shell is pid 1");
+    // kiln's init (pid 1), the shell, `ls` and `grep`.
+    assert!((1..=4).contains(&pids), "{pids} processes visible");
+    assert_eq!(dirs.out("self"), "2\n", "the shell is kiln's init's child");
     assert_eq!(dirs.out("uid"), "0\n");
     assert_eq!(dirs.out("gid"), "0\n");
     assert_eq!(dirs.out("host"), "localhost\n");
@@ -250,7 +251,7 @@ fn a_rootfs_job_runs_the_images_shell_and_cannot_see_the_hosts_usr() {
     let rootfs = busybox_rootfs();
     let dirs = Dirs::new();
     let mut job = dirs.job(&[
-        "ls / > $out/root; cat /etc/os-release > $out/os; readlink /proc/1/exe > $out/exe",
+        "ls / > $out/root; cat /etc/os-release > $out/os; readlink /proc/$$/exe > $out/exe",
         "if ls /usr 2>/dev/null; then exit 10; fi; echo x > /bin/x 2>/dev/null && exit 11; true",
     ]);
     job.root = JobRoot::Rootfs(rootfs.path().to_path_buf());

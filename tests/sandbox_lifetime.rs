@@ -188,3 +188,24 @@ fn a_tool_that_lives_under_tmp_is_found_in_the_sandbox() {
     assert_eq!(read(&report.output("s").join("said")), "from tmp\n");
     assert!(Path::new(&tool).exists());
 }
+
+#[test]
+fn without_the_sandbox_a_timeout_still_kills_the_scripts_process_group() {
+    let a = unique_sleep(8);
+    let p = Project::new(&format!(
+        "stage slow {{\n timeout \"2s\"\n run \"sleep {a} & sleep {a}\"\n}}"
+    ));
+    let started = Instant::now();
+    let out = p.kiln(&["build", "--sandbox", "off"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(
+        stderr.contains("ran longer than its timeout (2s)"),
+        "{stderr}"
+    );
+    assert!(
+        eventually(5, || processes(&["sleep", &a]).is_empty()),
+        "sleep {a} survived"
+    );
+}

@@ -7,17 +7,17 @@
 //! 1. the child `Command` forks stays in the caller's namespaces and writes
 //!    the id maps of
 //! 2. its child, which unshares the namespaces (its uid 0 is the caller's
-//!    uid; when kiln runs as root, uid 1 is the unprivileged
-//!    [`SANDBOX_HOST_ID`] as well); a new pid namespace only takes effect
-//!    for children, so it forks
+//!    uid; when kiln runs as root, uids 1 to 65536 are the unprivileged
+//!    range from [`SANDBOX_HOST_ID`] as well); a new pid namespace only
+//!    takes effect for children, so it forks
 //! 3. pid 1 of the namespace: kiln's init. It builds the root, pivots into
-//!    it, makes itself undumpable and forks
-//! 4. the script's process, which drops to the unprivileged id, enters a
+//!    it, makes itself undumpable, forks, and writes the id maps of
+//! 4. the script's process, which drops to the unprivileged id and enters a
 //!    user and mount namespace of its own (every mount above is now locked:
-//!    it cannot be remounted, unmounted or made writable), starts a new
-//!    session with no terminal, sets no-new-privs, marks every inherited
-//!    descriptor close-on-exec and returns to `Command`, which execs
-//!    `/bin/sh`.
+//!    it cannot be remounted, unmounted or made writable) where it is uid 0,
+//!    starts a new session with no terminal, sets no-new-privs, marks every
+//!    inherited descriptor close-on-exec and returns to `Command`, which
+//!    execs `/bin/sh`.
 //!
 //! Each of 1–3 waits for its child and exits as it did. Each is killed with
 //! its parent (`PR_SET_PDEATHSIG`), so killing the first kills pid 1, and
@@ -49,18 +49,26 @@ const FORKS: [&str; 3] = [
     "fork the script's process",
 ];
 
-/// Everything the forked processes do, allocated up front.
+/// Everything the forked processes do, allocated up front, in the order
+/// they do it (which is how steps are numbered in failure reports).
 #[derive(Debug)]
 pub struct Setup {
     /// Run by the namespace child: unshare.
     namespaces: Vec<Step>,
     /// Written by its parent into the child's `/proc/<pid>/`.
-    maps: Vec<(&'static CStr, Vec<u8>)>,
+    maps: Maps,
     /// Run by pid 1: root, host name, network, cwd.
     root: Vec<Step>,
+    /// Run by the script's process: its own id and namespaces.
+    script_ns: Vec<Step>,
+    /// Written by pid 1 into the script's `/proc/<pid>/`.
+    script_maps: Maps,
     /// Run by the script's process just before `exec`.
     lockdown: Vec<Step>,
 }
+
+/// `(file, contents)` to write into a child's `/proc/<pid>/`, in order.
+type Maps = Vec<(&'static CStr, Vec<u8>)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Step {
@@ -138,11 +146,19 @@ impl Setup {
         root.push(Step::Chdir(cstring("/src")?));
         // The script shares pid 1's uid: undumpable, pid 1 cannot be traced.
         root.push(Step::Dumpable(false));
+        let rooted = ids.uid == 0;
+        let mut script_ns = vec![Step::Dumpable(true)];
+        if rooted {
+            script_ns.push(Step::BecomeUser { uid: 1, gid: 1 });
+        }
+        script_ns.push(Step::Unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS));
         Ok(Setup {
             namespaces: vec![Step::Unshare(flags)],
             maps: outer_maps(ids),
             root,
-            lockdown: lockdown(ids)?,
+            script_ns,
+            script_maps: script_maps(rooted),
+            lockdown: vec![Step::NewSession, Step::NoNewPrivs, Step::CloseInheritedFds],
         })
     }
 
@@ -155,30 +171,53 @@ impl Setup {
         {
             return (*fork).to_owned();
         }
-        let mut index = index as usize;
-        if let Some(step) = self.namespaces.get(index) {
-            return step.to_string();
-        }
-        index -= self.namespaces.len();
-        if let Some((file, _)) = self.maps.get(index) {
-            return format!("write the namespace's `{}`", file.to_string_lossy());
-        }
-        index -= self.maps.len();
-        self.root
-            .iter()
-            .chain(&self.lockdown)
-            .nth(index)
-            .map_or_else(|| format!("unknown step {index}"), Step::to_string)
+        let steps = |steps: &[Step]| steps.iter().map(Step::to_string).collect::<Vec<_>>();
+        let maps = |whose: &str, maps: &Maps| {
+            (maps.iter())
+                .map(|(file, _)| format!("write the {whose} `{}`", file.to_string_lossy()))
+                .collect::<Vec<_>>()
+        };
+        [
+            steps(&self.namespaces),
+            maps("namespace's", &self.maps),
+            steps(&self.root),
+            steps(&self.script_ns),
+            maps("script's", &self.script_maps),
+            steps(&self.lockdown),
+        ]
+        .concat()
+        .into_iter()
+        .nth(index as usize)
+        .unwrap_or_else(|| format!("unknown step {index}"))
+    }
+
+    /// The index of the first step of each phase, in order.
+    fn offsets(&self) -> [usize; 6] {
+        let lens = [
+            self.namespaces.len(),
+            self.maps.len(),
+            self.root.len(),
+            self.script_ns.len(),
+            self.script_maps.len(),
+            self.lockdown.len(),
+        ];
+        let mut at = 0;
+        lens.map(|len| {
+            let start = at;
+            at += len;
+            start
+        })
     }
 }
 
 /// The maps of the namespace all kiln's processes share. Its uid 0 is the
 /// caller: as root, kiln sets up the root with the right to read what root
-/// can, and maps uid 1 to [`SANDBOX_HOST_ID`] for the script. An
-/// unprivileged caller may only map itself.
-fn outer_maps(ids: HostIds) -> Vec<(&'static CStr, Vec<u8>)> {
+/// can, and maps uids 1 to 65536 to an unprivileged range from
+/// [`SANDBOX_HOST_ID`] for the script. An unprivileged caller may only map
+/// itself.
+fn outer_maps(ids: HostIds) -> Maps {
     if ids.uid == 0 {
-        let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} 1\n").into_bytes();
+        let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} {SCRIPT_IDS}\n").into_bytes();
         vec![(c"uid_map", map.clone()), (c"gid_map", map)]
     } else {
         vec![
@@ -190,35 +229,23 @@ fn outer_maps(ids: HostIds) -> Vec<(&'static CStr, Vec<u8>)> {
     }
 }
 
-/// The script's last steps before `exec`: the unprivileged id, a user and
-/// mount namespace of its own (which locks every mount kiln made), no
-/// terminal, no new privileges, no inherited descriptors.
-fn lockdown(ids: HostIds) -> io::Result<Vec<Step>> {
-    let mut steps = vec![Step::Dumpable(true)];
-    // The id, in the outer namespace, that the script's uid 0 maps to.
-    let outer = if ids.uid == 0 {
-        steps.push(Step::BecomeUser { uid: 1, gid: 1 });
-        1
+/// How many ids the script has when kiln runs as root: as many as a
+/// rootless container, so `tar` and `chown` in a build can give files to
+/// any of 0–65535.
+const SCRIPT_IDS: u32 = 65536;
+
+/// The script's own namespace: its uid 0 is the outer uid 1 (the first of
+/// the unprivileged range) as root, the caller otherwise.
+fn script_maps(rooted: bool) -> Maps {
+    let map = if rooted {
+        format!("0 1 {SCRIPT_IDS}")
     } else {
-        0
+        "0 0 1".to_owned()
     };
-    let write = |file: &str, contents: String| -> io::Result<Step> {
-        Ok(Step::WriteFile {
-            path: cstring(Path::new("/proc/self").join(file))?,
-            contents: contents.into_bytes(),
-            create: false,
-        })
-    };
-    steps.extend([
-        Step::Unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
-        write("setgroups", "deny".into())?,
-        write("uid_map", format!("0 {outer} 1"))?,
-        write("gid_map", format!("0 {outer} 1"))?,
-        Step::NewSession,
-        Step::NoNewPrivs,
-        Step::CloseInheritedFds,
-    ]);
-    Ok(steps)
+    vec![
+        (c"uid_map", map.clone().into_bytes()),
+        (c"gid_map", map.into_bytes()),
+    ]
 }
 
 /// `op` as steps on the host, its targets under `staging`.
@@ -389,22 +416,65 @@ fn step_index(i: usize) -> u32 {
     u32::try_from(i).map_or(last, |i| i.min(last))
 }
 
+/// The pipes [`enter`] tells the parent through.
+#[derive(Debug, Clone, Copy)]
+pub struct Pipes {
+    /// A failing step: `(index, errno)`, see [`decode_report`].
+    pub report: RawFd,
+    /// The host pid of pid 1, as 4 little-endian bytes: killing it kills
+    /// the whole namespace, and the processes above it exit only once
+    /// every process in it is gone.
+    pub init_pid: RawFd,
+}
+
 /// The body of `Command::pre_exec`: returns (to exec) only in the script's
 /// process; the three above it never return.
 ///
 /// Runs between `fork` and `exec`: raw system calls only, no allocation.
-pub fn enter(setup: &Setup, sys: &dyn Sys, report: RawFd) -> io::Result<()> {
-    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
+pub fn enter(setup: &Setup, sys: &dyn Sys, pipes: Pipes) -> io::Result<()> {
+    let report = pipes.report;
+    let at = setup.offsets();
     // The build dies with the kiln thread that started it.
     kill_with_parent();
+    let namespaces = (&setup.namespaces[..], at[0]);
+    let maps = (&setup.maps[..], at[1]);
+    fork_mapped(namespaces, maps, 0, sys, report)?;
+    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
+    let pid1 = fork().map_err(|e| fail((u32::MAX - 1, e)))?;
+    if pid1 != 0 {
+        let bytes = pid1.to_le_bytes();
+        // SAFETY: writes 4 live bytes; a pipe write this small is atomic.
+        unsafe { libc::write(pipes.init_pid, bytes.as_ptr().cast(), bytes.len()) };
+        wait_and_exit(pid1);
+    }
+    kill_with_parent();
+    apply(&setup.root, at[2], sys).map_err(fail)?;
+    let script_ns = (&setup.script_ns[..], at[3]);
+    let script_maps = (&setup.script_maps[..], at[4]);
+    fork_mapped(script_ns, script_maps, 2, sys, report)?;
+    apply(&setup.lockdown, at[5], sys).map_err(fail)
+}
+
+/// Forks a child that runs `unshare` (steps and the index of the first),
+/// then waits while this process writes `maps` into its `/proc/<pid>/`.
+/// Returns in the child; the parent waits for it and exits as it did.
+fn fork_mapped(
+    (unshare, unshare_at): (&[Step], usize),
+    (maps, maps_at): (&[(&'static CStr, Vec<u8>)], usize),
+    fork_index: u32,
+    sys: &dyn Sys,
+    report: RawFd,
+) -> io::Result<()> {
+    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
+    let forking = |e| fail((u32::MAX - fork_index, e));
     // Told by the child once it has unshared; tells it the maps are written.
-    let ready = pipe().map_err(|e| fail((u32::MAX, e)))?;
-    let go = pipe().map_err(|e| fail((u32::MAX, e)))?;
-    let child = fork().map_err(|e| fail((u32::MAX, e)))?;
+    let ready = pipe().map_err(forking)?;
+    let go = pipe().map_err(forking)?;
+    let child = fork().map_err(forking)?;
     if child == 0 {
         kill_with_parent();
         close(&[ready[0], go[1]]);
-        apply(&setup.namespaces, 0, sys).map_err(fail)?;
+        apply(unshare, unshare_at, sys).map_err(fail)?;
         signal(ready[1]);
         if !wait_for(go[0]) {
             // The parent failed and reported why.
@@ -412,38 +482,23 @@ pub fn enter(setup: &Setup, sys: &dyn Sys, report: RawFd) -> io::Result<()> {
             unsafe { libc::_exit(1) };
         }
         close(&[ready[1], go[0]]);
-        return init(setup, sys, report);
+        return Ok(());
     }
     close(&[ready[1], go[0]]);
     if wait_for(ready[0]) {
-        let offset = setup.namespaces.len();
-        write_maps(setup, sys, child).map_err(|(i, e)| fail((step_index(offset + i), e)))?;
+        write_maps(maps, sys, child).map_err(|(i, e)| fail((step_index(maps_at + i), e)))?;
         signal(go[1]);
     }
     wait_and_exit(child)
 }
 
-/// The namespace child: forks pid 1, which builds the root, forks the
-/// script's process and reaps until it ends.
-fn init(setup: &Setup, sys: &dyn Sys, report: RawFd) -> io::Result<()> {
-    let fail = |(i, e): (u32, io::Error)| reported(report, i, e);
-    let pid1 = fork().map_err(|e| fail((u32::MAX - 1, e)))?;
-    if pid1 != 0 {
-        wait_and_exit(pid1);
-    }
-    kill_with_parent();
-    let offset = setup.namespaces.len() + setup.maps.len();
-    apply(&setup.root, offset, sys).map_err(fail)?;
-    let script = fork().map_err(|e| fail((u32::MAX - 2, e)))?;
-    if script != 0 {
-        wait_and_exit(script);
-    }
-    apply(&setup.lockdown, offset + setup.root.len(), sys).map_err(fail)
-}
-
-/// Writes the namespace child's id maps; the index of a failing one.
-fn write_maps(setup: &Setup, sys: &dyn Sys, child: libc::pid_t) -> Result<(), (usize, io::Error)> {
-    for (i, (file, contents)) in setup.maps.iter().enumerate() {
+/// Writes a child's id maps; the index of a failing one.
+fn write_maps(
+    maps: &[(&'static CStr, Vec<u8>)],
+    sys: &dyn Sys,
+    child: libc::pid_t,
+) -> Result<(), (usize, io::Error)> {
+    for (i, (file, contents)) in maps.iter().enumerate() {
         let mut buf = [0u8; 64];
         let path = proc_path(&mut buf, child, file);
         sys.write_file(path, contents, false).map_err(|e| (i, e))?;

@@ -44,20 +44,23 @@ fn ops() -> Vec<MountOp> {
 }
 
 /// Every step as the four processes would run them, the namespace child
-/// being pid 42; the index of the first that fails.
+/// being pid 42 and the script's process pid 43; the index of the first
+/// that fails.
 fn recorded(setup: &Setup, fail_on: Option<&'static str>) -> (Vec<String>, Option<u32>) {
     let sys = Recording {
         fail_on,
         ..Recording::default()
     };
-    let n = setup.namespaces.len();
-    let result = apply(&setup.namespaces, 0, &sys)
-        .and_then(|()| write_maps(setup, &sys, 42).map_err(|(i, e)| (step_index(n + i), e)))
-        .and_then(|()| apply(&setup.root, n + setup.maps.len(), &sys))
-        .and_then(|()| {
-            let offset = n + setup.maps.len() + setup.root.len();
-            apply(&setup.lockdown, offset, &sys)
-        });
+    let at = setup.offsets();
+    let maps = |maps: &Maps, pid, offset: usize| {
+        write_maps(maps, &sys, pid).map_err(|(i, e)| (step_index(offset + i), e))
+    };
+    let result = apply(&setup.namespaces, at[0], &sys)
+        .and_then(|()| maps(&setup.maps, 42, at[1]))
+        .and_then(|()| apply(&setup.root, at[2], &sys))
+        .and_then(|()| apply(&setup.script_ns, at[3], &sys))
+        .and_then(|()| maps(&setup.script_maps, 43, at[4]))
+        .and_then(|()| apply(&setup.lockdown, at[5], &sys));
     (sys.calls.into_inner(), result.err().map(|(i, _)| i))
 }
 
@@ -91,7 +94,7 @@ fn as_root_the_script_is_mapped_to_an_unprivileged_host_id() {
     let setup = Setup::new(&ops(), Path::new("/stage"), root, false).expect("setup");
     let (calls, failed) = recorded(&setup, None);
     assert_eq!(failed, None);
-    let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} 1\n");
+    let map = format!("0 0 1\n1 {SANDBOX_HOST_ID} 65536\n");
     assert_eq!(
         calls[..3],
         [
@@ -100,16 +103,15 @@ fn as_root_the_script_is_mapped_to_an_unprivileged_host_id() {
             format!("write /proc/42/gid_map {map:?}"),
         ]
     );
-    let tail = &calls[calls.len() - 9..];
+    let tail = &calls[calls.len() - 8..];
     assert_eq!(
         tail,
         [
             "dumpable true",
             "become 1:1 no-groups",
             &format!("unshare {:#x}", libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
-            r#"write /proc/self/setgroups "deny""#,
-            r#"write /proc/self/uid_map "0 1 1""#,
-            r#"write /proc/self/gid_map "0 1 1""#,
+            r#"write /proc/43/uid_map "0 1 65536""#,
+            r#"write /proc/43/gid_map "0 1 65536""#,
             "setsid",
             "no-new-privs",
             "cloexec 3..",
@@ -141,9 +143,8 @@ fn the_root_is_built_under_the_staging_dir_then_pivoted_into_then_locked() {
         // The script's process: its own user and mount namespace.
         "dumpable true".into(),
         format!("unshare {:#x}", libc::CLONE_NEWUSER | libc::CLONE_NEWNS),
-        r#"write /proc/self/setgroups "deny""#.into(),
-        r#"write /proc/self/uid_map "0 0 1""#.into(),
-        r#"write /proc/self/gid_map "0 0 1""#.into(),
+        r#"write /proc/43/uid_map "0 0 1""#.into(),
+        r#"write /proc/43/gid_map "0 0 1""#.into(),
         "setsid".into(),
         "no-new-privs".into(),
         "cloexec 3..".into(),
@@ -175,6 +176,9 @@ fn the_first_failing_step_stops_the_setup_and_is_named() {
     let (_, failed) = recorded(&setup, Some("write /proc/42/uid_map"));
     let index = failed.expect("the map fails");
     assert_eq!(setup.describe(index), "write the namespace's `uid_map`");
+    let (_, failed) = recorded(&setup, Some("write /proc/43/gid_map"));
+    let index = failed.expect("the script's map fails");
+    assert_eq!(setup.describe(index), "write the script's `gid_map`");
     let (_, failed) = recorded(&setup, Some("setsid"));
     let index = failed.expect("setsid fails");
     assert_eq!(setup.describe(index), "start a new session");

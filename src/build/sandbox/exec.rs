@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
-use super::enter::{HostIds, SANDBOX_HOST_ID, Setup, decode_report, enter};
+use super::enter::{HostIds, Pipes, SANDBOX_HOST_ID, Setup, decode_report, enter};
 use super::layout::layout;
 use super::plan::{environment, plan_mounts};
 use super::sys::RealSys;
@@ -126,6 +126,7 @@ fn run_script(
     index: usize,
 ) -> Result<ExitStatus, RunFailure> {
     let (report_read, report_write) = report_pipe().map_err(RunFailure::Spawn)?;
+    let (init_read, init_write) = report_pipe().map_err(RunFailure::Spawn)?;
     let stdout = log.try_clone().map_err(RunFailure::Spawn)?;
     let stderr = log.try_clone().map_err(RunFailure::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -137,16 +138,20 @@ fn run_script(
         .stdout(stdout)
         .stderr(stderr);
     let child_setup = Arc::clone(setup);
-    let report = report_write.as_raw_fd();
+    let pipes = Pipes {
+        report: report_write.as_raw_fd(),
+        init_pid: init_write.as_raw_fd(),
+    };
     // SAFETY: `enter` runs between fork and exec and only makes raw system
     // calls on buffers `Setup::new` allocated before the fork.
     unsafe {
-        cmd.pre_exec(move || enter(&child_setup, &RealSys, report));
+        cmd.pre_exec(move || enter(&child_setup, &RealSys, pipes));
     }
     let child = cmd.spawn();
     // The children's copies are closed by now (exec or exit): with ours
-    // gone too, the read below cannot block.
+    // gone too, the reads below cannot block.
     drop(report_write);
+    drop(init_write);
     let child = child.map_err(|e| {
         let mut record = Vec::new();
         let _ = File::from(report_read).read_to_end(&mut record);
@@ -158,12 +163,42 @@ fn run_script(
             None => e,
         })
     })?;
-    // Killing the first process kills, through each one's parent-death
-    // signal, pid 1 of the namespace and so every process in it.
-    deadline.wait(child, index, |child| {
+    let init = init_pidfd(init_read);
+    deadline.wait(child, index, |child| match init {
+        // Killing pid 1 kills every process of the namespace; the child
+        // exits once they are all gone.
+        // SAFETY: a signal through a pidfd this function owns.
+        Some(fd) => unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                fd.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        },
+        // Killing the child kills pid 1 through each one's parent-death
+        // signal, without waiting for the namespace to empty.
         // SAFETY: kill with integer arguments; the child is not reaped yet.
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
+        None => unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGKILL);
+        },
     })
+}
+
+/// A pidfd for pid 1 of the namespace, from the pid [`enter`] reported.
+/// It is alive: the script it waits for has just been started.
+fn init_pidfd(pipe: OwnedFd) -> Option<OwnedFd> {
+    let mut bytes = [0u8; 4];
+    File::from(pipe).read_exact(&mut bytes).ok()?;
+    let pid = libc::pid_t::from_le_bytes(bytes);
+    // SAFETY: pidfd_open with integer arguments; the fd is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    let fd = std::os::fd::RawFd::try_from(fd)
+        .ok()
+        .filter(|fd| *fd >= 0)?;
+    // SAFETY: pidfd_open returned a fresh descriptor nothing else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// A close-on-exec pipe: (read end, write end).
