@@ -23,6 +23,20 @@ pub fn layout(job: &Job<'_>) -> io::Result<Layout> {
     }
 }
 
+/// What a `from host` stage sees of the host, as absolute paths: the shown
+/// top-level entries (`/usr`, `/lib64`, …), `/etc/ssl` and the directories
+/// of its tools. Its programs' runtime closure is looked up there and
+/// nowhere else (`crate::closure::Root::Host`).
+pub fn host_paths(tool_dirs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let layout = host(tool_dirs)?;
+    let top = layout.entries.iter().map(|e| match e {
+        RootEntry::Dir { name, .. }
+        | RootEntry::File { name, .. }
+        | RootEntry::Symlink { name, .. } => Path::new("/").join(name),
+    });
+    Ok(top.chain(layout.extra).collect())
+}
+
 fn host(tool_dirs: &[PathBuf]) -> io::Result<Layout> {
     let mut entries = Vec::new();
     for name in HOST_DIRS {
