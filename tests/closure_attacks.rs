@@ -222,7 +222,7 @@ fn secret_library(secret: &Secret) {
 }
 
 /// A stage whose `$out/bin/app` needs `libkilnsecret.so` with the search
-/// path `runpath`, linked against a stub that stays in the stage's `/tmp`;
+/// path `runpath`, linked against a stub that stays in the stage's `$TMPDIR`;
 /// `extra` runs after it.
 fn origin_project(runpath: &str, extra: &str) -> Project {
     let p = Project::new(&format!(
@@ -230,7 +230,7 @@ fn origin_project(runpath: &str, extra: &str) -> Project {
 stage app {{
     tools "gcc"
     src "main.c" "stub.c"
-    run "mkdir -p $out/bin && gcc -shared -fPIC -Wl,-soname,libkilnsecret.so -o /tmp/libkilnsecret.so stub.c && gcc -o $out/bin/app main.c -L/tmp -lkilnsecret '-Wl,-rpath,{runpath}' {extra}"
+    run "mkdir -p $out/bin && gcc -shared -fPIC -Wl,-soname,libkilnsecret.so -o $TMPDIR/libkilnsecret.so stub.c && gcc -o $out/bin/app main.c -L$TMPDIR -lkilnsecret '-Wl,-rpath,{runpath}' {extra}"
 }}
 
 image img {{

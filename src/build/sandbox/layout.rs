@@ -161,6 +161,20 @@ mod tests {
     }
 
     #[test]
+    fn host_paths_are_the_shown_entries_the_certificates_and_the_tools() {
+        let tools = tempfile::tempdir().expect("temp dir");
+        let paths = host_paths(&[tools.path().to_path_buf(), "/usr/bin".into()]).expect("paths");
+        let shown: Vec<PathBuf> = HOST_DIRS
+            .iter()
+            .map(|d| Path::new("/").join(d))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .chain(Path::new(HOST_CERTS).is_dir().then(|| HOST_CERTS.into()))
+            .chain([tools.path().to_path_buf()])
+            .collect();
+        assert_eq!(paths, shown);
+    }
+
+    #[test]
     fn tool_dirs_under_shown_entries_are_not_bound_again() {
         let entries = vec![
             RootEntry::Dir {
