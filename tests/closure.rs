@@ -6,7 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use kiln::closure::{ClosureError, NeededKind, Program, resolve};
+use kiln::closure::{ClosureError, NeededKind, Program, Root, resolve};
 
 const ZLIB_PROGRAM: &str = r#"
 #include <stdio.h>
@@ -30,11 +30,27 @@ fn gcc(dir: &Path, source: &str, out: &Path, args: &[&str]) {
     assert!(status.success(), "gcc {c:?} {args:?} failed");
 }
 
+/// `file` as the one program copied, from a stage output that is the
+/// `out/` directory above it, else the directory holding it.
 fn program(file: &Path, image_path: &str) -> Vec<Program> {
+    let parent = file.parent().expect("parent");
+    let tree = file.ancestors().find(|a| a.ends_with("out"));
     vec![Program {
         file: file.to_path_buf(),
         image_path: image_path.to_owned(),
+        tree: tree.unwrap_or(parent).to_path_buf(),
     }]
+}
+
+/// The host, as the sandbox shows it to a `from host` stage without tools.
+fn host() -> Root {
+    Root::Host {
+        shown: kiln::build::sandbox::host_paths(&[]).expect("host paths"),
+    }
+}
+
+fn image(dir: &Path) -> Root {
+    Root::Image(dir.to_path_buf())
 }
 
 /// The closure as `path → "file"` or `path → "-> target"`, for whole-set asserts.
@@ -76,7 +92,7 @@ fn zlib_program_on_the_host_needs_ld_so_libc_and_libz_with_their_symlinks() {
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = dir.path().join("zprog");
     gcc(dir.path(), ZLIB_PROGRAM, &exe, &["-lz"]);
-    let closure = resolve(Path::new("/"), &program(&exe, "/app/zprog")).expect("resolve");
+    let closure = resolve(&host(), &program(&exe, "/app/zprog")).expect("resolve");
 
     let libz = std::fs::read_link("/usr/lib/x86_64-linux-gnu/libz.so.1").expect("libz link");
     let libz = libz.to_str().expect("utf-8");
@@ -165,7 +181,7 @@ fn a_static_binary_needs_nothing() {
         &exe,
         &["-static"],
     );
-    let closure = resolve(Path::new("/"), &program(&exe, "/static")).expect("resolve");
+    let closure = resolve(&host(), &program(&exe, "/static")).expect("resolve");
     assert!(closure.files.is_empty(), "{:?}", closure.files);
 }
 
@@ -174,7 +190,7 @@ fn a_non_elf_program_needs_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let script = dir.path().join("run.sh");
     std::fs::write(&script, "#!/bin/sh\n").expect("write");
-    let closure = resolve(Path::new("/"), &program(&script, "/run.sh")).expect("resolve");
+    let closure = resolve(&host(), &program(&script, "/run.sh")).expect("resolve");
     assert!(closure.files.is_empty());
 }
 
@@ -214,7 +230,7 @@ fn a_missing_library_is_not_found_naming_program_library_and_places() {
     );
     std::fs::remove_dir_all(&lib).expect("delete the library");
 
-    let err = resolve(Path::new("/"), &program(&exe, "/app/prog")).expect_err("missing lib");
+    let err = resolve(&host(), &program(&exe, "/app/prog")).expect_err("missing lib");
     let ClosureError::NotFound {
         program,
         library,
@@ -285,7 +301,7 @@ fn origin_output(old_dtags: bool) -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn origin_runpath_finds_libraries_beside_the_program_at_their_image_path() {
     let (dir, exe) = origin_output(true);
-    let closure = resolve(Path::new("/"), &program(&exe, "/app/bin/prog")).expect("resolve");
+    let closure = resolve(&host(), &program(&exe, "/app/bin/prog")).expect("resolve");
     let lib = dir.path().join("out/lib");
     let foo = &closure.files["/app/lib/libfoo.so.1"];
     assert_eq!(
@@ -317,8 +333,7 @@ fn origin_runpath_finds_libraries_beside_the_program_at_their_image_path() {
 #[test]
 fn runpath_is_not_inherited_by_the_libraries_a_program_loads() {
     let (_dir, exe) = origin_output(false);
-    let err =
-        resolve(Path::new("/"), &program(&exe, "/app/bin/prog")).expect_err("libbar unreachable");
+    let err = resolve(&host(), &program(&exe, "/app/bin/prog")).expect_err("libbar unreachable");
     assert!(
         matches!(&err, ClosureError::NotFound { library, .. } if library == "libbar.so.1"),
         "{err:?}"
@@ -367,7 +382,7 @@ fn lookups_stay_inside_a_fake_root_and_skip_other_machines() {
     let exe = dir.path().join("zprog");
     gcc(dir.path(), ZLIB_PROGRAM, &exe, &["-lz"]);
     let root = fake_root(true);
-    let closure = resolve(root.path(), &program(&exe, "/zprog")).expect("resolve");
+    let closure = resolve(&image(root.path()), &program(&exe, "/zprog")).expect("resolve");
     let expected = entries(&[
         ("/lib64/ld-linux-x86-64.so.2", "file"),
         ("/opt/mylib/libz.so.1", "-> /opt/mylib/libz.so.1.2"),
@@ -382,8 +397,8 @@ fn lookups_stay_inside_a_fake_root_and_skip_other_machines() {
             .all(|n| n.source.starts_with(root.path()))
     );
 
-    let err =
-        resolve(fake_root(false).path(), &program(&exe, "/zprog")).expect_err("no libz in root");
+    let err = resolve(&image(fake_root(false).path()), &program(&exe, "/zprog"))
+        .expect_err("no libz in root");
     let ClosureError::NotFound {
         library, searched, ..
     } = &err
@@ -434,7 +449,7 @@ fn a_library_needed_under_two_names_keeps_both_symlinks() {
     ];
     gcc(dir.path(), MAIN_FOO, &exe, &args);
 
-    let closure = resolve(Path::new("/"), &program(&exe, "/app/bin/prog")).expect("resolve");
+    let closure = resolve(&host(), &program(&exe, "/app/bin/prog")).expect("resolve");
     let link = |name: &str| closure.files.get(name).map(|n| n.kind.clone());
     let to_real = Some(NeededKind::Symlink {
         target: "libq.so.1.0".into(),
@@ -442,4 +457,28 @@ fn a_library_needed_under_two_names_keeps_both_symlinks() {
     assert_eq!(link("/app/lib/libq.so.1"), to_real);
     assert_eq!(link("/app/lib/libq.so"), to_real);
     assert_eq!(link("/app/lib/libq.so.1.0"), Some(NeededKind::File));
+}
+
+/// Issue 9 item 5: an image root's `/etc/shadow`, or a loader built for
+/// another machine, named as `PT_INTERP` is refused, not copied.
+#[test]
+fn an_interpreter_that_is_not_an_elf_for_this_machine_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(root.path().join("etc")).expect("mkdir");
+    std::fs::write(root.path().join("etc/shadow"), "root:secret:1::::::\n").expect("write");
+    let mut other = std::fs::read("/proc/self/exe").expect("read an ELF");
+    // Same file, another machine: EM_S390 (22) at offset 18.
+    other[18..20].copy_from_slice(&22u16.to_le_bytes());
+    std::fs::write(root.path().join("etc/ld.so"), other).expect("write");
+    for interp in ["/etc/shadow", "/etc/ld.so"] {
+        let exe = dir.path().join("prog");
+        let flag = format!("-Wl,--dynamic-linker={interp}");
+        gcc(dir.path(), "int main(void) { return 0; }", &exe, &[&flag]);
+        let err = resolve(&image(root.path()), &program(&exe, "/prog")).expect_err("refused");
+        assert!(
+            matches!(&err, ClosureError::BadInterpreter { interpreter, .. } if interpreter == interp),
+            "{err:?}"
+        );
+    }
 }

@@ -57,6 +57,9 @@ pub struct StageReport {
     /// The image the stage ran in (a base, or an image of the spec), when not
     /// the host: where its programs' runtime libraries are found.
     pub root: Option<std::sync::Arc<crate::base::ImportedImage>>,
+    /// The directories of its host tools, which a `from host` stage sees
+    /// besides the host's system directories ([`sandbox::host_paths`]).
+    pub tool_dirs: Vec<std::path::PathBuf>,
     /// A shared hold on the output: gc leaves it alone while the report lives.
     pub hold: Option<crate::store::Hold>,
     pub failure: Option<StageFailure>,

@@ -91,6 +91,10 @@ pub fn run_with(
                 status: o.status,
                 output: o.output,
                 root: o.root,
+                tool_dirs: (planned.tools.values())
+                    .filter_map(|tool| tool.parent())
+                    .map(std::path::Path::to_path_buf)
+                    .collect(),
                 hold: o.hold,
                 failure: o.failure,
             }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, open_store};
 use crate::build::BuildReport;
+use crate::closure::Root;
 use crate::export::{self, Assembled, Compression, Engine, ExportOptions, StageOutput};
 use crate::spec::{Name, Spec};
 use crate::store::Store;
@@ -85,15 +85,19 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
     }
 }
 
-/// The root filesystem each built stage ran in: `/` for the host, else its
-/// image unpacked in the store (already there if the stage ran here, unpacked
-/// now if its output came from the cache). Closures are resolved in it.
-fn stage_roots(store: &Store, report: &BuildReport) -> Result<BTreeMap<Name, PathBuf>, CliError> {
+/// The root filesystem each built stage ran in, as it saw it: the host's
+/// directories the sandbox shows, else its image unpacked in the store
+/// (already there if the stage ran here, unpacked now if its output came
+/// from the cache). Closures are resolved in it.
+fn stage_roots(store: &Store, report: &BuildReport) -> Result<BTreeMap<Name, Root>, CliError> {
     let mut roots = BTreeMap::new();
     for stage in &report.stages {
         let root = match &stage.root {
-            None => PathBuf::from("/"),
-            Some(image) => crate::base::rootfs(image, &store.rootfs_dir())?,
+            None => Root::Host {
+                shown: crate::build::sandbox::host_paths(&stage.tool_dirs)
+                    .map_err(export::ExportError::io("/"))?,
+            },
+            Some(image) => Root::Image(crate::base::rootfs(image, &store.rootfs_dir())?),
         };
         roots.insert(stage.name.clone(), root);
     }

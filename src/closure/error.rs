@@ -23,6 +23,19 @@ pub enum ClosureError {
         searched: Vec<String>,
     },
     #[error(
+        "`{program}` names `{interpreter}` as its ELF interpreter, which is not an ELF object for this machine"
+    )]
+    #[diagnostic(
+        code(kiln::closure::bad_interpreter),
+        help(
+            "link the program with the dynamic loader of the stage's root (gcc's default `--dynamic-linker`), or statically"
+        )
+    )]
+    BadInterpreter {
+        program: String,
+        interpreter: String,
+    },
+    #[error(
         "`{object}` (needed by `{program}`) uses `{token}` in its library search path, which kiln does not support"
     )]
     #[diagnostic(

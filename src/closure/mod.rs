@@ -4,12 +4,18 @@
 //! program alone cannot run: the kernel needs its ELF interpreter (PT_INTERP)
 //! and the interpreter needs every DT_NEEDED library, transitively. This module
 //! finds them the way ld.so(8) would, inside the root filesystem the stage was
-//! built in (the host `/`, or an unpacked image rootfs), and nothing else.
-//! Export adds the result to the image; `kiln why` prints the chains.
+//! built in, as the stage saw it (for `from host`, the host directories the
+//! sandbox shows; else the unpacked image rootfs), and nothing else. Export
+//! adds the result to the image; `kiln why` prints the chains.
 //!
 //! It reads files but writes none. Every lookup is confined to the root:
-//! absolute symlinks restart at the root and `..` stops there, so an image
-//! rootfs can never send kiln to the host's files.
+//! absolute symlinks restart at the root, `..` stops there, and on the host
+//! a path the sandbox hides is not there, so neither an image rootfs nor a
+//! program's headers can send kiln to the host's other files. `$ORIGIN`
+//! lookups beside a copied program stay inside its stage output. Only ELF
+//! objects for the program's machine are taken: an interpreter that is not
+//! one (`--dynamic-linker=/etc/shadow`) is an error, a library candidate that
+//! is not one is skipped, as ld.so skips it.
 //!
 //! Symlinks are kept as symlinks. Every symlink met on the way to a file is
 //! its own [`NeededKind::Symlink`] entry, directories included: on Debian's
@@ -34,5 +40,5 @@ mod resolve;
 mod rootfs;
 
 pub use error::ClosureError;
-pub use model::{Closure, Needed, NeededKind, Program};
+pub use model::{Closure, Needed, NeededKind, Program, Root};
 pub use resolve::resolve;

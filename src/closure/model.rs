@@ -1,7 +1,46 @@
 //! What the closure analysis takes and returns: plain data, no IO.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::PathBuf;
+
+/// The root filesystem a stage ran in, as the stage saw it: its programs'
+/// closure is looked up there and nowhere else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// An unpacked image: all of this directory, which was the stage's `/`.
+    Image(PathBuf),
+    /// The host's `/` as the sandbox shows it to a `from host` stage: only
+    /// these absolute paths and what lies below them (`/usr`, `/lib64`,
+    /// `/etc/ssl`, a tool's directory), each at the path the host has it.
+    Host { shown: Vec<PathBuf> },
+}
+
+impl Root {
+    /// Where the root is on disk: the image's directory, or the host's `/`.
+    pub fn dir(&self) -> &std::path::Path {
+        match self {
+            Root::Image(dir) => dir,
+            Root::Host { .. } => std::path::Path::new("/"),
+        }
+    }
+}
+
+impl fmt::Display for Root {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Root::Image(dir) => write!(f, "`{}`", dir.display()),
+            Root::Host { shown } => {
+                let shown: Vec<String> = shown.iter().map(|d| d.display().to_string()).collect();
+                write!(
+                    f,
+                    "the host's `{}` (what the stage saw)",
+                    shown.join("`, `")
+                )
+            }
+        }
+    }
+}
 
 /// One ELF program being copied into an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +49,9 @@ pub struct Program {
     pub file: PathBuf,
     /// Where it lands in the image, e.g. `/app/goapp`. Absolute.
     pub image_path: String,
+    /// The stage output `file` is in. A lookup beside the program
+    /// (`$ORIGIN`) stays inside it: what is outside is not found.
+    pub tree: PathBuf,
 }
 
 /// Everything the programs need at run time, beyond themselves.

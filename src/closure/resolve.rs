@@ -5,18 +5,20 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::elf::{self, ElfInfo};
-use super::model::{Closure, Needed, NeededKind, Program};
+use super::model::{Closure, Needed, NeededKind, Program, Root};
 use super::rootfs::{Found, RootFs, normalize_image};
 use super::{ClosureError, ldconf};
 
-/// Resolves the closure of `programs` inside `root` (`/` for the host).
+/// Resolves the closure of `programs` inside `root`, as the stage saw it.
 ///
 /// The programs themselves are not in the result (they are copied anyway);
 /// what they need is, keyed by its path in the image. Statically linked and
 /// non-ELF programs need nothing.
-pub fn resolve(root: &Path, programs: &[Program]) -> Result<Closure, ClosureError> {
-    let fs = RootFs::new(root);
-    let conf = ldconf::dirs(&fs)?;
+pub fn resolve(root: &Root, programs: &[Program]) -> Result<Closure, ClosureError> {
+    let fs = RootFs::of(root);
+    // ld.so.conf is configuration, read where the host keeps it; the
+    // directories it names are searched in what the stage saw.
+    let conf = ldconf::dirs(&fs.unconfined())?;
     let mut closure = Closure::default();
     for program in programs {
         let Some(info) = elf::read(&program.file)?.filter(|i| i.is_native()) else {
@@ -73,6 +75,7 @@ impl Loader<'_> {
     fn load_program(&mut self, info: ElfInfo) -> Result<(), ClosureError> {
         let image = self.program.image_path.clone();
         let interpreter = info.interpreter.clone();
+        let program = info.clone();
         self.push(Object {
             image: image.clone(),
             disk: self.program.file.clone(),
@@ -85,11 +88,23 @@ impl Loader<'_> {
             let Some(found) = self.fs.lookup(&interp)?.filter(|f| f.disk.is_file()) else {
                 return Err(self.not_found(&interp, vec![interp.clone()]));
             };
+            // The kernel maps only an ELF object for the program's machine;
+            // anything else (a text file such as `/etc/shadow`) is refused
+            // before a byte of it can go into the image.
+            let info = match elf::read(&found.disk)? {
+                Some(info) if (info.is_64, info.machine) == (program.is_64, program.machine) => {
+                    info
+                }
+                _ => {
+                    return Err(ClosureError::BadInterpreter {
+                        program: image,
+                        interpreter: interp,
+                    });
+                }
+            };
             let chain = vec![image, format!("interpreter {interp}")];
             self.record(&found, &chain);
-            if let Some(info) = elf::read(&found.disk)? {
-                self.push(Object::new(found, info, Some(0), chain));
-            }
+            self.push(Object::new(found, info, Some(0), chain));
         }
         // Breadth first, as ld.so loads: objects grows while we walk it.
         let mut next = 0;
@@ -118,9 +133,12 @@ impl Loader<'_> {
                     image_dir,
                     disk_dir,
                     rel,
-                } => self
-                    .fs
-                    .lookup_beside(image_dir, disk_dir, &format!("{rel}/{name}"))?,
+                } => self.fs.lookup_beside(
+                    &self.program.tree,
+                    image_dir,
+                    disk_dir,
+                    &format!("{rel}/{name}"),
+                )?,
             };
             let Some(found) = found.filter(|f| f.disk.is_file()) else {
                 continue;
@@ -305,6 +323,7 @@ mod tests {
         let program = Program {
             file: PathBuf::from("/store/out/bin/prog"),
             image_path: "/app/bin/prog".to_owned(),
+            tree: PathBuf::from("/store/out"),
         };
         let mut closure = Closure::default();
         let loader = Loader {

@@ -1,20 +1,39 @@
 //! Path lookups confined to a root filesystem, the way the kernel resolves
 //! paths after `chroot(root)`: `..` stops at the root and an absolute symlink
 //! target starts again at the root, so nothing outside it is ever read.
-//! Every symlink met on the way is reported, since the image needs it too.
+//! For the host, the root is what the sandbox shows a `from host` stage: a
+//! path under none of the shown directories is not there, as in the sandbox,
+//! whatever the host holds. Lookups beside a copied program stay inside its
+//! stage output the same way. Every symlink met on the way is reported,
+//! since the image needs it too.
 
 use std::io::ErrorKind;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use super::ClosureError;
+use super::{ClosureError, Root};
 
 /// The kernel's limit (MAXSYMLINKS) before ELOOP.
 const MAX_LINKS: usize = 40;
 
-/// A root filesystem: the host `/` or an unpacked image.
-#[derive(Debug)]
+/// A root filesystem: an unpacked image, or the host as the sandbox shows it.
+#[derive(Debug, Clone)]
 pub(super) struct RootFs {
     root: PathBuf,
+    /// `None`: all of `root`. Else only these absolute in-root paths and
+    /// what lies below them; their parents are bare directories, as the
+    /// sandbox makes them to mount on.
+    shown: Option<Vec<String>>,
+}
+
+/// What the sandbox shows at an in-root path.
+enum Seen {
+    /// The host's file, as it is.
+    Shown,
+    /// A directory the sandbox made to hold a shown path below it: neither
+    /// a symlink nor a file of the host's.
+    Passage,
+    /// Nothing.
+    Hidden,
 }
 
 /// A symlink met on the way to a path.
@@ -40,15 +59,51 @@ pub(super) struct Found {
 }
 
 impl RootFs {
+    /// All of the directory `root`.
     pub(super) fn new(root: &Path) -> Self {
         RootFs {
             root: root.to_path_buf(),
+            shown: None,
         }
+    }
+
+    pub(super) fn of(root: &Root) -> Self {
+        match root {
+            Root::Image(dir) => RootFs::new(dir),
+            Root::Host { shown } => RootFs {
+                root: PathBuf::from("/"),
+                shown: Some(
+                    (shown.iter())
+                        .filter_map(|d| d.to_str())
+                        .map(normalize_image)
+                        .collect(),
+                ),
+            },
+        }
+    }
+
+    /// The same root with nothing hidden: for reading configuration
+    /// (`/etc/ld.so.conf`), never for what goes into an image.
+    pub(super) fn unconfined(&self) -> Self {
+        RootFs::new(&self.root)
     }
 
     /// Where the absolute in-root `path` is on disk, without resolving it.
     pub(super) fn disk_path(&self, path: &str) -> PathBuf {
         self.root.join(path.trim_start_matches('/'))
+    }
+
+    fn seen(&self, image: &str) -> Seen {
+        let Some(shown) = &self.shown else {
+            return Seen::Shown;
+        };
+        if shown.iter().any(|dir| is_under(image, dir)) {
+            Seen::Shown
+        } else if shown.iter().any(|dir| is_under(dir, image)) {
+            Seen::Passage
+        } else {
+            Seen::Hidden
+        }
     }
 
     /// Resolves the absolute `path` inside the root; `None` when nothing is
@@ -68,6 +123,11 @@ impl RootFs {
             }
             real.push(part);
             let image = image_path(&real);
+            match self.seen(&image) {
+                Seen::Hidden => return Ok(None),
+                Seen::Passage => continue,
+                Seen::Shown => {}
+            }
             let disk = self.disk_path(&image);
             let Some(meta) = symlink_metadata(&disk)? else {
                 return Ok(None);
@@ -94,6 +154,10 @@ impl RootFs {
             });
         }
         let image = image_path(&real);
+        if !matches!(self.seen(&image), Seen::Shown) {
+            // `/` itself, or a directory the sandbox made: nothing to load.
+            return Ok(None);
+        }
         let disk = self.disk_path(&image);
         Ok(Some(Found {
             image,
@@ -104,31 +168,57 @@ impl RootFs {
     }
 
     /// Resolves `rel` against a directory of a copied program: `image_dir`
-    /// where it lands, `disk_dir` where its files are now (what `$ORIGIN`
-    /// means for a program not yet in any root). The two sides move in step,
-    /// lexically: relative symlinks are followed on both, and an absolute
-    /// one continues inside the root, where it will point in the image.
+    /// where it lands, `disk_dir` where it is now, inside `tree` (its stage
+    /// output); what `$ORIGIN` means for a program not in any root. The two
+    /// sides move in step, one component at a time, each symlink followed by
+    /// kiln rather than the kernel: a relative one on both sides, an absolute
+    /// one inside the root, where it will point in the image. A path that
+    /// climbs above `tree` on disk, or above `/` in the image, is not found:
+    /// nothing kiln copies is there.
     pub(super) fn lookup_beside(
         &self,
+        tree: &Path,
         image_dir: &str,
         disk_dir: &Path,
         rel: &str,
     ) -> Result<Option<Found>, ClosureError> {
-        let rel = rel.trim_start_matches('/');
-        let mut image = normalize_image(&format!("{image_dir}/{rel}"));
-        let mut disk = normalize_disk(&disk_dir.join(rel));
+        // Physical paths, so that the walk below starts where the kernel
+        // would and every component after it is one kiln looked at.
+        let tree = tree.canonicalize().map_err(ClosureError::io(tree))?;
+        let start = disk_dir
+            .canonicalize()
+            .map_err(ClosureError::io(disk_dir))?;
+        let Ok(start) = start.strip_prefix(&tree) else {
+            return Ok(None);
+        };
+        let mut disk: Vec<String> = Vec::new();
+        for part in start.components() {
+            let part = part
+                .as_os_str()
+                .to_str()
+                .ok_or_else(|| ClosureError::NonUtf8 {
+                    path: disk_dir.to_path_buf(),
+                })?;
+            disk.push(part.to_owned());
+        }
+        let mut image: Vec<String> = components(image_dir).collect();
+        let mut pending: Vec<String> = components(rel).rev().collect();
         let mut links = Vec::new();
-        loop {
-            let Some(meta) = symlink_metadata(&disk)? else {
+        while let Some(part) = pending.pop() {
+            if part == ".." {
+                if disk.pop().is_none() || image.pop().is_none() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            disk.push(part.clone());
+            image.push(part);
+            let on_disk = tree.join(disk.join("/"));
+            let Some(meta) = symlink_metadata(&on_disk)? else {
                 return Ok(None);
             };
             if !meta.file_type().is_symlink() {
-                return Ok(Some(Found {
-                    image,
-                    disk,
-                    links,
-                    in_root: false,
-                }));
+                continue;
             }
             if links.len() == MAX_LINKS {
                 return Err(ClosureError::SymlinkLoop {
@@ -136,20 +226,35 @@ impl RootFs {
                     path: rel.to_owned(),
                 });
             }
-            let target = read_link(&disk)?;
-            let next_image = normalize_image(&format!("{}/../{target}", image));
-            let next_disk = normalize_disk(&disk.join("..").join(&target));
+            let target = read_link(&on_disk)?;
             links.push(Link {
-                image,
-                disk,
+                image: image_path(&image),
+                disk: on_disk,
                 target: target.clone(),
             });
+            disk.pop();
+            image.pop();
             if target.starts_with('/') {
-                return self.lookup_with(&target, links);
+                let rest: Vec<String> = pending.into_iter().rev().collect();
+                return self.lookup_with(&format!("{target}/{}", rest.join("/")), links);
             }
-            (image, disk) = (next_image, next_disk);
+            pending.extend(components(&target).rev());
         }
+        Ok(Some(Found {
+            image: image_path(&image),
+            disk: tree.join(disk.join("/")),
+            links,
+            in_root: false,
+        }))
     }
+}
+
+/// Whether the absolute `path` is `dir` or below it.
+fn is_under(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The non-empty, non-`.` components of a `/`-separated path.
@@ -176,20 +281,6 @@ pub(super) fn normalize_image(path: &str) -> String {
     image_path(&parts)
 }
 
-fn normalize_disk(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 /// `None` for ENOENT and ENOTDIR: a path that is not there, for ld.so.
 fn symlink_metadata(path: &Path) -> Result<Option<std::fs::Metadata>, ClosureError> {
     match std::fs::symlink_metadata(path) {
@@ -212,98 +303,5 @@ fn read_link(path: &Path) -> Result<String, ClosureError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    fn root_with(links: &[(&str, &str)], files: &[&str]) -> tempfile::TempDir {
-        let dir = tempfile::tempdir().expect("tempdir");
-        for file in files {
-            let path = dir.path().join(file);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&path, "x").expect("write");
-        }
-        for (link, target) in links {
-            let path = dir.path().join(link);
-            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-            symlink(target, &path).expect("symlink");
-        }
-        dir
-    }
-
-    #[test]
-    fn absolute_symlinks_restart_at_the_root_not_the_host() {
-        let dir = root_with(
-            &[
-                ("lib", "usr/lib"),
-                ("usr/lib/libz.so.1", "/etc/libz.so.1.2"),
-            ],
-            &["etc/libz.so.1.2"],
-        );
-        let found = RootFs::new(dir.path())
-            .lookup("/lib/libz.so.1")
-            .expect("lookup")
-            .expect("found");
-        assert_eq!(found.image, "/etc/libz.so.1.2");
-        assert_eq!(found.disk, dir.path().join("etc/libz.so.1.2"));
-        let links: Vec<_> = found
-            .links
-            .iter()
-            .map(|l| (l.image.as_str(), l.target.as_str()))
-            .collect();
-        assert_eq!(
-            links,
-            [
-                ("/lib", "usr/lib"),
-                ("/usr/lib/libz.so.1", "/etc/libz.so.1.2")
-            ]
-        );
-    }
-
-    #[test]
-    fn dotdot_stops_at_the_root() {
-        let dir = root_with(&[("lib/escape", "../../../../etc/f")], &["etc/f"]);
-        let found = RootFs::new(dir.path())
-            .lookup("/../../lib/escape")
-            .expect("lookup")
-            .expect("found");
-        assert_eq!(found.image, "/etc/f");
-        assert!(found.disk.starts_with(dir.path()));
-    }
-
-    #[test]
-    fn missing_paths_and_file_parents_are_none() {
-        let dir = root_with(&[], &["lib/file"]);
-        let fs = RootFs::new(dir.path());
-        assert_eq!(fs.lookup("/lib/nothing").expect("lookup"), None);
-        assert_eq!(fs.lookup("/lib/file/below").expect("lookup"), None);
-    }
-
-    #[test]
-    fn symlink_loops_are_an_error() {
-        let dir = root_with(&[("a", "b"), ("b", "a")], &[]);
-        let err = RootFs::new(dir.path()).lookup("/a").expect_err("loop");
-        assert!(matches!(err, ClosureError::SymlinkLoop { .. }), "{err:?}");
-    }
-
-    #[test]
-    fn beside_a_program_both_sides_move_in_step() {
-        let dir = root_with(
-            &[("out/lib/libfoo.so.1", "libfoo.so.1.0")],
-            &["out/lib/libfoo.so.1.0"],
-        );
-        let found = RootFs::new(Path::new("/nonexistent-root"))
-            .lookup_beside(
-                "/app/bin",
-                &dir.path().join("out/bin"),
-                "../lib/libfoo.so.1",
-            )
-            .expect("lookup")
-            .expect("found");
-        assert_eq!(found.image, "/app/lib/libfoo.so.1.0");
-        assert_eq!(found.disk, dir.path().join("out/lib/libfoo.so.1.0"));
-        assert_eq!(found.links.len(), 1);
-        assert_eq!(found.links[0].image, "/app/lib/libfoo.so.1");
-        assert_eq!(found.links[0].target, "libfoo.so.1.0");
-    }
-}
+#[path = "rootfs_tests.rs"]
+mod tests;

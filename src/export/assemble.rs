@@ -113,7 +113,8 @@ impl Assembled {
     }
 }
 
-/// [`assemble_with_roots`] with the roots of the stages built `from host`.
+/// [`assemble_with_roots`] with the roots of the stages built `from host`
+/// (without tools: the host's system directories only).
 pub fn assemble(
     spec: &Spec,
     image: &Image,
@@ -122,8 +123,12 @@ pub fn assemble(
     opts: &ExportOptions,
 ) -> Result<Assembled, ExportError> {
     let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
+    let shown = crate::build::sandbox::host_paths(&[]).map_err(ExportError::io("/"))?;
     let roots = host
-        .map(|s| (s.name.value.clone(), PathBuf::from("/")))
+        .map(|s| {
+            let shown = shown.clone();
+            (s.name.value.clone(), crate::closure::Root::Host { shown })
+        })
         .collect();
     assemble_with_roots(spec, image, outputs, &roots, layer_cache, opts)
 }
@@ -131,14 +136,14 @@ pub fn assemble(
 /// Packs (or takes from the layer cache) every layer of `image`, and builds
 /// config + manifest. `outputs`: the store path of each stage the image
 /// copies from (already built). `roots`: the root filesystem each stage was
-/// built in (`/` for `from host`), where its programs' runtime closure is
+/// built in, as it saw it, where its programs' runtime closure is
 /// found; a copy from a stage not in it may only hold programs that need
 /// nothing ([`ExportError::RootUnknown`] otherwise).
 pub fn assemble_with_roots(
     spec: &Spec,
     image: &Image,
     outputs: &BTreeMap<Name, StageOutput>,
-    roots: &BTreeMap<Name, PathBuf>,
+    roots: &BTreeMap<Name, crate::closure::Root>,
     layer_cache: &Path,
     opts: &ExportOptions,
 ) -> Result<Assembled, ExportError> {
@@ -166,7 +171,7 @@ pub fn assemble_with_roots(
         .collect::<Result<Vec<_>, _>>()?;
     let mut files = parent.as_ref().map(|p| p.files.clone()).unwrap_or_default();
     own.iter().for_each(|plan| files.add(&plan.entries));
-    let closure = runtime::layers(spec, &wanted(image, &own, roots), &files)?;
+    let closure = runtime::layers(spec, &wanted(image, &own, roots, outputs), &files)?;
     closure.iter().for_each(|plan| files.add(&plan.entries));
     let config = config::merge(parent.as_ref().map(|p| &p.config), image);
     check::entrypoint(spec, image, &config, &files)?;
@@ -227,7 +232,8 @@ pub fn assemble_with_roots(
 fn wanted<'a>(
     image: &'a Image,
     own: &'a [Planned],
-    roots: &BTreeMap<Name, PathBuf>,
+    roots: &BTreeMap<Name, crate::closure::Root>,
+    outputs: &'a BTreeMap<Name, StageOutput>,
 ) -> Vec<Wanted<'a>> {
     let copies = image
         .contents
@@ -242,6 +248,10 @@ fn wanted<'a>(
                 attrs,
                 entries: &plan.entries,
                 root: roots.get(&stage.value).cloned(),
+                output: &outputs
+                    .get(&stage.value)
+                    .expect("kiln bug: a planned copy's stage is built")
+                    .path,
             })
         });
     copies.collect()

@@ -111,7 +111,7 @@ pub enum ExportError {
         help: String,
     },
 
-    #[error("The runtime closure of this `copy` cannot be resolved in `{}`", root.display())]
+    #[error("The runtime closure of this `copy` cannot be resolved in {root}")]
     #[diagnostic(
         code(kiln::export::closure),
         help(
@@ -119,7 +119,7 @@ pub enum ExportError {
         )
     )]
     Closure {
-        root: PathBuf,
+        root: crate::closure::Root,
         #[source]
         /// Boxed: it is the largest variant, and errors travel by value.
         source: Box<crate::closure::ClosureError>,

@@ -13,7 +13,7 @@
 //! other way round, is a [`ExportError::ClosureConflict`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use miette::SourceSpan;
 use rayon::prelude::*;
@@ -24,7 +24,7 @@ use super::extra::{self, Failure};
 use super::plan::{self, Planned, Role};
 use super::walk::{self, Entry, Kind};
 use super::why::{Origin, Via};
-use crate::closure::{self, Program};
+use crate::closure::{self, Program, Root};
 use crate::spec::{Content, ContentAttrs, Owner, Spec};
 
 /// A `copy` whose closure the image wants.
@@ -33,9 +33,11 @@ pub(super) struct Wanted<'a> {
     pub attrs: &'a ContentAttrs,
     /// What the copy itself puts in the image.
     pub entries: &'a [Entry],
-    /// The root the stage was built in (`/` for `from host`); `None` when
-    /// the caller cannot say, which only a program needing nothing survives.
-    pub root: Option<PathBuf>,
+    /// The root the stage was built in, as it saw it; `None` when the
+    /// caller cannot say, which only a program needing nothing survives.
+    pub root: Option<Root>,
+    /// The stage's output, which `$ORIGIN` lookups do not leave.
+    pub output: &'a Path,
 }
 
 /// One file or symlink of a closure, before it is planned.
@@ -85,7 +87,7 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
     let Some(root) = &w.root else {
         return unknown_root(spec, w);
     };
-    let programs = programs(w.entries);
+    let programs = programs(w.entries, w.output);
     let closure = closure::resolve(root, &programs).map_err(|source| ExportError::Closure {
         root: root.clone(),
         source: Box::new(source),
@@ -110,9 +112,9 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
         .collect();
     let extra_origin = Origin::of_node(spec, w.attrs.span, Via::ClosureExtra);
     for wanted in &w.attrs.closure_extra {
-        let found = extra::lookup(root, wanted).map_err(|why| ExportError::ExtraMissing {
+        let found = extra::lookup(root.dir(), wanted).map_err(|why| ExportError::ExtraMissing {
             path: wanted.clone(),
-            root: root.clone(),
+            root: root.dir().to_path_buf(),
             looped: why == Failure::Loop,
             src: spec.source.clone(),
             span: w.attrs.span,
@@ -136,8 +138,9 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
 /// empty root tells; an error otherwise, rather than a guess at the root.
 fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
     let empty = tempfile::tempdir().map_err(ExportError::io(std::env::temp_dir()))?;
-    let programs = programs(w.entries);
-    let needs = closure::resolve(empty.path(), &programs).map_or(true, |c| !c.files.is_empty());
+    let programs = programs(w.entries, w.output);
+    let needs = closure::resolve(&Root::Image(empty.path().to_path_buf()), &programs)
+        .map_or(true, |c| !c.files.is_empty());
     if needs || !w.attrs.closure_extra.is_empty() {
         let Content::Copy { stage, .. } = w.content else {
             unreachable!("kiln bug: only a copy wants a closure");
@@ -155,12 +158,13 @@ fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
 /// `closure::resolve` skips what is not ELF or not for this machine. A
 /// non-executable ELF (a test fixture, a library) is not run by itself: a
 /// library a program needs is resolved through that program.
-fn programs(entries: &[Entry]) -> Vec<Program> {
+fn programs(entries: &[Entry], output: &Path) -> Vec<Program> {
     (entries.iter())
         .filter_map(|e| match &e.kind {
             Kind::File { disk, .. } if e.mode & 0o111 != 0 => Some(Program {
                 file: disk.clone(),
                 image_path: format!("/{}", e.path),
+                tree: output.to_path_buf(),
             }),
             _ => None,
         })
@@ -276,6 +280,7 @@ mod tests {
             attrs,
             entries,
             root: None,
+            output: dir.path(),
         };
         let dynamic = planned(dir.path(), &[]);
         let err = layers(&spec, &[wanted(&dynamic)], &FileSet::default()).unwrap_err();

@@ -38,6 +38,20 @@ fn proc_entries() -> Vec<(&'static str, bool)> {
         .collect()
 }
 
+/// What a `from host` stage sees of the host, as absolute paths: the shown
+/// top-level entries (`/usr`, `/lib64`, …), `/etc/ssl` and the directories
+/// of its tools. Its programs' runtime closure is looked up there and
+/// nowhere else (`crate::closure::Root::Host`).
+pub fn host_paths(tool_dirs: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let layout = host(tool_dirs)?;
+    let top = layout.entries.iter().map(|e| match e {
+        RootEntry::Dir { name, .. }
+        | RootEntry::File { name, .. }
+        | RootEntry::Symlink { name, .. } => Path::new("/").join(name),
+    });
+    Ok(top.chain(layout.extra).collect())
+}
+
 fn host(tool_dirs: &[PathBuf]) -> io::Result<Layout> {
     let mut entries = Vec::new();
     for name in HOST_DIRS {
@@ -161,6 +175,20 @@ mod tests {
             ]
         );
         assert!(!layout.synthetic_etc);
+    }
+
+    #[test]
+    fn host_paths_are_the_shown_entries_the_certificates_and_the_tools() {
+        let tools = tempfile::tempdir().expect("temp dir");
+        let paths = host_paths(&[tools.path().to_path_buf(), "/usr/bin".into()]).expect("paths");
+        let shown: Vec<PathBuf> = HOST_DIRS
+            .iter()
+            .map(|d| Path::new("/").join(d))
+            .filter(|p| p.symlink_metadata().is_ok())
+            .chain(Path::new(HOST_CERTS).is_dir().then(|| HOST_CERTS.into()))
+            .chain([tools.path().to_path_buf()])
+            .collect();
+        assert_eq!(paths, shown);
     }
 
     #[test]

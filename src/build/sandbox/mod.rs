@@ -25,5 +25,6 @@ mod plan;
 mod sys;
 
 pub use exec::{Sandbox, SetupError};
+pub use layout::host_paths;
 pub use mode::{Lazy, SandboxError, SandboxMode, executor};
 pub use plan::{Layout, MountOp, RootEntry, environment, plan_mounts};
