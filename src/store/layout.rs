@@ -114,8 +114,14 @@ impl Layout {
         self.logs_dir().join(format!("{short}-{name}.log"))
     }
 
+    /// The build lock of a key (see `lock.rs`).
     pub fn lock_file(&self, short: &str) -> PathBuf {
         self.locks_dir().join(format!("{short}.lock"))
+    }
+
+    /// The hold lock of a key (see `lock.rs`).
+    pub fn hold_file(&self, short: &str) -> PathBuf {
+        self.locks_dir().join(format!("{short}.hold"))
     }
 
     /// A build directory of this process; `<short>-` starts the name so the

@@ -13,7 +13,8 @@
 //!     ├── meta/<key>.json         Meta (holds the name: lookup is O(1));
 //!     │                           its mtime is the entry's last use
 //!     ├── logs/<key>-<name>.log   the build log
-//!     ├── locks/<key>.lock        flock: one builder per key, gc skips held keys
+//!     ├── locks/<key>.lock        flock: the one builder of a key (lock.rs)
+//!     ├── locks/<key>.hold        flock: shared by every user of the entry
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
 //!     ├── layers/                 export's compressed-layer cache
 //!     ├── blobs/sha256/<hex>      imported base image blobs (base::import)
@@ -152,8 +153,8 @@ impl Store {
         KeyLock::acquire(&self.layout, key)
     }
 
-    /// Holds `key` shared (waiting while someone builds it): gc will not
-    /// delete its entry while the hold lives.
+    /// Holds `key` shared: gc will not delete its entry while the hold
+    /// lives. Never waits for a builder; only, briefly, for gc.
     pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
         KeyLock::hold(&self.layout, key)
     }

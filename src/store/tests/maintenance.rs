@@ -155,3 +155,16 @@ fn a_lookup_counts_as_a_use_for_gc() {
     assert!(store.gc(7).unwrap().is_empty());
     assert!(store.lookup(&key("used")).unwrap().is_some());
 }
+
+#[test]
+fn gc_skips_a_held_entry_and_a_hold_never_blocks_a_builder() {
+    let (_dir, store) = open_temp();
+    build(&store, &key("held"), "held", "x");
+    age(&store, &key("held"), 10);
+    let hold = store.hold(&key("held")).unwrap();
+    // A hold and the build lock of the same key coexist: no one waits on a hold.
+    drop(store.lock(&key("held")).unwrap());
+    assert!(store.gc(0).unwrap().is_empty());
+    drop(hold);
+    assert_eq!(store.gc(0).unwrap().len(), 1);
+}
