@@ -61,17 +61,42 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             }
         }
         StoreCommand::Gc { keep_days } => {
-            let removed = store.gc(*keep_days)?;
-            for e in &removed {
+            let swept = store.gc(*keep_days)?;
+            for e in &swept.entries {
                 println!("{}", e.path.as_path().display());
+            }
+            for path in &swept.removed {
+                println!("{}", path.display());
+            }
+            for (path, cause) in &swept.failed {
+                eprintln!("Cannot remove `{}`: {}", path.display(), chain(cause.as_ref()));
             }
             if !g.quiet {
                 eprintln!(
-                    "removed {} entr(y/ies) unused for {keep_days} day(s)",
-                    removed.len()
+                    "removed {} entr(y/ies) and {} other item(s) unused for {keep_days} day(s)",
+                    swept.entries.len(),
+                    swept.removed.len()
                 );
+            }
+            if !swept.failed.is_empty() {
+                return Err(CliError::Failed(format!(
+                    "{} item(s) could not be removed (the rest was collected)",
+                    swept.failed.len()
+                )));
             }
         }
     }
     Ok(())
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

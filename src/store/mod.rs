@@ -218,11 +218,54 @@ impl Store {
         gc::verify(&self.layout)
     }
 
-    /// Deletes entries unused for `keep_days` days, skipping locked keys, and
-    /// the leftovers of interrupted builds; returns the deleted entries.
-    pub fn gc(&self, keep_days: u64) -> Result<Vec<Entry>, StoreError> {
-        gc::collect(&self.layout, keep_days)
+    /// Deletes entries unused for `keep_days` days, skipping built and held
+    /// keys, and the leftovers of interrupted builds. What it cannot delete
+    /// is in the result's `failed`; only a store it cannot list is an error.
+    pub fn gc(&self, keep_days: u64) -> Result<Swept, StoreError> {
+        gc::collect(&self.layout, days(keep_days))
     }
+}
+
+/// What a gc deleted, and what it could not: it goes on past each failure.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Stage entries deleted.
+    pub entries: Vec<Entry>,
+    /// Everything else deleted: leftovers of interrupted builds and imports,
+    /// cached blobs, layers and root filesystems.
+    pub removed: Vec<PathBuf>,
+    /// What could not be deleted, and why.
+    pub failed: Vec<(PathBuf, Box<dyn std::error::Error + Send + Sync>)>,
+}
+
+impl Swept {
+    pub fn fail(&mut self, path: PathBuf, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
+        self.failed.push((path, cause.into()));
+    }
+
+    /// Records the outcome of deleting `path` (`Ok(false)`: left alone).
+    pub fn note<E>(&mut self, path: PathBuf, removed: Result<bool, E>)
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match removed {
+            Ok(true) => self.removed.push(path),
+            Ok(false) => {}
+            Err(e) => self.fail(path, e),
+        }
+    }
+
+    /// Adds what another part of the store's gc did.
+    pub fn absorb(&mut self, other: Swept) {
+        self.entries.extend(other.entries);
+        self.removed.extend(other.removed);
+        self.failed.extend(other.failed);
+    }
+}
+
+/// `n` days.
+pub fn days(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.saturating_mul(24 * 60 * 60))
 }
 
 /// The meta at `file`; `None` if it is missing or does not parse.
