@@ -119,6 +119,12 @@ impl Layout {
         self.locks_dir().join(format!("{short}.lock"))
     }
 
+    /// Shared by every open `Store`; gc takes it exclusively to collect the
+    /// caches.
+    pub fn store_lock(&self) -> PathBuf {
+        self.locks_dir().join("store.lock")
+    }
+
     /// The hold lock of a key (see `lock.rs`).
     pub fn hold_file(&self, short: &str) -> PathBuf {
         self.locks_dir().join(format!("{short}.hold"))

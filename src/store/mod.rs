@@ -106,6 +106,32 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
+    /// Shared on `locks/store.lock` while this store is open: the caches
+    /// (blobs, root filesystems, layers) are in use (see [`Store::lock_caches`]).
+    user: std::sync::Arc<std::fs::File>,
+}
+
+/// The caches of a store locked for gc: no other kiln process has the store
+/// open. Dropping it makes this process an ordinary user again.
+#[derive(Debug)]
+pub struct CachesLock {
+    user: std::sync::Arc<std::fs::File>,
+}
+
+impl Drop for CachesLock {
+    fn drop(&mut self) {
+        // Back to shared (converted in place); should it fail, this process
+        // only stops counting as a user, which it is about to stop being.
+        let _ = self.user.lock_shared();
+    }
+}
+
+/// Something the store holds that is not what kiln recorded it to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    /// What is wrong, e.g. `sha256 is sha256:…, not sha256:…`.
+    pub problem: String,
 }
 
 impl Store {
@@ -119,7 +145,34 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let layout = Layout::new(root);
         layout.create()?;
-        Ok(Store { layout })
+        let path = layout.store_lock();
+        let user = lock::open(&path)?;
+        // Waits only while a gc collects the caches, and gc waits for no one.
+        user.lock_shared().at(&path)?;
+        Ok(Store {
+            layout,
+            user: std::sync::Arc::new(user),
+        })
+    }
+
+    /// Locks the caches for gc, unless another kiln process has this store
+    /// open (it may be using any blob, root filesystem or layer: gc then
+    /// leaves the caches alone rather than wait). Never blocks.
+    pub fn lock_caches(&self) -> Result<Option<CachesLock>, StoreError> {
+        // flock converts this process's shared lock in place.
+        match self.user.try_lock() {
+            Ok(()) => Ok(Some(CachesLock {
+                user: self.user.clone(),
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let _ = self.user.lock_shared();
+                Ok(None)
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+                path: self.layout.store_lock(),
+                source,
+            }),
+        }
     }
 
     /// The committed entry for `key`, if any; marks it used now.
