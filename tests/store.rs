@@ -180,10 +180,7 @@ fn flock(path: &std::path::Path, op: i32) -> std::fs::File {
 }
 
 /// Waits for `child` at most `limit`; kills it and returns `None` on timeout.
-fn wait_at_most(
-    child: std::process::Child,
-    limit: Duration,
-) -> Option<std::process::Output> {
+fn wait_at_most(child: std::process::Child, limit: Duration) -> Option<std::process::Output> {
     let deadline = Instant::now() + limit;
     let mut child = child;
     while child.try_wait().expect("try_wait").is_none() {
@@ -209,7 +206,11 @@ fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
     let first = p.build(&[]);
     let short = |stage: &str| first.key(stage)[..32].to_owned();
     let (a, b) = (short("a"), short("b"));
-    assert!(p.kiln(&["store", "gc", "--keep-days", "0"]).status.success());
+    assert!(
+        p.kiln(&["store", "gc", "--keep-days", "0"])
+            .status
+            .success()
+    );
     let locks = p.store.join("v1/locks");
     let a_entry = p.store.join(format!("v1/store/{a}-a"));
     assert!(!a_entry.exists(), "gc removed the first build's entries");

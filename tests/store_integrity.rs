@@ -103,7 +103,9 @@ fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
         eprintln!("skipped: needs root to mount a tmpfs");
         return;
     }
-    let p = Project::new("stage stuck { run \"mkdir $out/mnt\" }\nstage other { run \"echo > $out/x\" }\n");
+    let p = Project::new(
+        "stage stuck { run \"mkdir $out/mnt\" }\nstage other { run \"echo > $out/x\" }\n",
+    );
     let report = p.build(&[]);
     let stuck = report.output("stuck");
     let mnt = stuck.join("mnt");
@@ -264,7 +266,15 @@ fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
 
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
-    for dir in ["blobs/sha256", "blobs/imports", "blobs/tmp", "rootfs", "layers/v1", "store", "tmp"] {
+    for dir in [
+        "blobs/sha256",
+        "blobs/imports",
+        "blobs/tmp",
+        "rootfs",
+        "layers/v1",
+        "store",
+        "tmp",
+    ] {
         assert_eq!(names(&v1.join(dir)), Vec::<String>::new(), "{dir} after gc");
     }
 

@@ -52,7 +52,9 @@ pub enum BaseError {
     )]
     #[diagnostic(
         code(kiln::base::damaged_blob),
-        help("Delete it (`rm -f` the path) and kiln imports it again from the archive; `kiln store verify` checks the whole store")
+        help(
+            "Delete it (`rm -f` the path) and kiln imports it again from the archive; `kiln store verify` checks the whole store"
+        )
     )]
     Damaged {
         blob: PathBuf,

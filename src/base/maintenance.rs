@@ -46,9 +46,14 @@ fn verify_blob(path: &Path) -> Result<(), Damage> {
         path: path.to_owned(),
         problem,
     };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     let Ok(named) = format!("sha256:{name}").parse::<Digest>() else {
-        return Err(damage("not a blob kiln stored (its name is no sha256)".into()));
+        return Err(damage(
+            "not a blob kiln stored (its name is no sha256)".into(),
+        ));
     };
     let file = std::fs::File::open(path).map_err(|e| damage(format!("unreadable: {e}")))?;
     let (actual, _) = hash_reader(std::io::BufReader::new(file))

@@ -26,8 +26,8 @@ mod maintenance;
 mod unpack;
 
 pub use error::{BaseError, Unsafe};
-pub use image::{Compression, ImportedImage, Layer};
 pub(crate) use image::HashingReader;
+pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
 pub use maintenance::{collect, count, verify};
 pub use unpack::rootfs;

@@ -81,7 +81,11 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                 println!("{}", path.display());
             }
             for (path, cause) in &swept.failed {
-                eprintln!("Cannot remove `{}`: {}", path.display(), chain(cause.as_ref()));
+                eprintln!(
+                    "Cannot remove `{}`: {}",
+                    path.display(),
+                    chain(cause.as_ref())
+                );
             }
             if !g.quiet {
                 eprintln!(

@@ -144,7 +144,10 @@ fn check_blob(blob: &Path, packed: &Packed) -> std::io::Result<Result<(), String
     } else {
         match diff_id {
             Ok(d) if d == packed.diff_id => Ok(()),
-            Ok(d) => Err(format!("its tar's sha256 is {d}, recorded {}", packed.diff_id)),
+            Ok(d) => Err(format!(
+                "its tar's sha256 is {d}, recorded {}",
+                packed.diff_id
+            )),
             Err(e) => Err(format!("it does not decompress: {e}")),
         }
     })
@@ -172,8 +175,8 @@ pub fn collect(cache: &Path, keep: Duration) -> Swept {
     }
     // Blobs whose meta is gone (a write cut short, or just deleted above).
     for path in rest {
-        let orphan = path.extension().is_some_and(|e| e == "blob")
-            && !path.with_extension("json").exists();
+        let orphan =
+            path.extension().is_some_and(|e| e == "blob") && !path.with_extension("json").exists();
         let leftover = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with(".tmp-"));

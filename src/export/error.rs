@@ -31,7 +31,9 @@ pub enum ExportError {
     )]
     #[diagnostic(
         code(kiln::export::damaged_blob),
-        help("Delete the damaged file (`rm -f` the path): kiln imports the base or packs the layer again. `kiln store verify` checks the whole store")
+        help(
+            "Delete the damaged file (`rm -f` the path): kiln imports the base or packs the layer again. `kiln store verify` checks the whole store"
+        )
     )]
     DamagedBlob {
         path: PathBuf,

@@ -1,10 +1,12 @@
-//! The content-addressed store: where every built stage output lives.
+//! The content-addressed store: where every built stage output lives, with
+//! the caches kiln keeps beside them.
 //!
 //! A stage is built in a private temporary directory under `tmp/`, hashed,
 //! made read-only and renamed into `store/`: the rename is the commit point,
-//! so a crash or a `kill -9` never leaves a half entry. One lock file per key
+//! so a crash or a `kill -9` never leaves a half entry. A build lock per key
 //! makes two kiln processes (or two threads) sharing a store build a key once:
 //! the loser waits, then finds the winner's entry with [`Store::lookup`].
+//! How the locks avoid deadlock is in `lock.rs`.
 //!
 //! ```text
 //! $KILN_HOME/                 (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln, or --store DIR)
@@ -15,10 +17,16 @@
 //!     ├── logs/<key>-<name>.log   the build log
 //!     ├── locks/<key>.lock        flock: the one builder of a key (lock.rs)
 //!     ├── locks/<key>.hold        flock: shared by every user of the entry
+//!     ├── locks/store.lock        flock: shared by every open Store (caches)
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
-//!     ├── layers/                 export's compressed-layer cache
-//!     ├── blobs/sha256/<hex>      imported base image blobs (base::import)
-//!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs)
+//!     ├── layers/v1/<key>.{blob,json}  export's compressed-layer cache
+//!     │                           (export::cache; the .json's mtime is last use)
+//!     ├── blobs/sha256/<hex>      imported base image blobs (base::import);
+//!     │                           mtime is last use
+//!     ├── blobs/imports/*.json    what an archive imported to (base::index)
+//!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs);
+//!     │                           mtime is last use
+//!     ├── rootfs/<config-hex>.tree  its tree hash when unpacked (verify)
 //!     ├── stat-cache              tree::StatCache
 //!     └── tmp/<key>-<name>.<pid>/{src,out,tmp}
 //!                                 build dirs; `out` is renamed into store/
@@ -30,6 +38,23 @@
 //! committed entry always has one; a meta without an entry is garbage that
 //! [`Store::gc`] removes. Lock files are never deleted: removing a lock file
 //! someone else has open would let two builders hold "the" lock at once.
+//!
+//! What `kiln store gc --keep-days N` collects (each failure is reported and
+//! gc goes on; it never waits for a lock):
+//! - entries not used (looked up or built) for N days, unless someone builds
+//!   or holds the key right now ([`Store::gc`]); their metas and logs;
+//! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
+//!   unless their key is being built;
+//! - blobs, import records, root filesystems and cached layers not used for
+//!   N days, and the leftovers of interrupted imports, unpacks and layer
+//!   writes (`base::collect`, `export::collect_layer_cache`): only while no
+//!   other kiln process has the store open ([`Store::lock_caches`]), since
+//!   any of them may be using any of these; otherwise gc keeps them all
+//!   and says so. A base used again after its blobs were collected is simply
+//!   imported again from its archive.
+//!
+//! `kiln store verify` re-hashes every entry ([`Store::verify`]), blob,
+//! cached layer and unpacked root filesystem, and reports each mismatch.
 //!
 //! This module does filesystem IO only; hashing trees is `tree`'s.
 
@@ -292,7 +317,11 @@ pub struct Swept {
 }
 
 impl Swept {
-    pub fn fail(&mut self, path: PathBuf, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) {
+    pub fn fail(
+        &mut self,
+        path: PathBuf,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) {
         self.failed.push((path, cause.into()));
     }
 

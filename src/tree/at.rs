@@ -64,8 +64,7 @@ pub(super) fn walk(
     visit: &mut dyn FnMut(Visit<'_>) -> Result<bool, TreeError>,
 ) -> Result<(), TreeError> {
     let err = |rel: &[u8]| TreeError::io(display(root, rel));
-    let mut cur = rfs::open(root, dir_flags(), Mode::empty())
-        .map_err(|e| err(b"")(e.into()))?;
+    let mut cur = rfs::open(root, dir_flags(), Mode::empty()).map_err(|e| err(b"")(e.into()))?;
     let mut stack = vec![Level {
         name: OsString::new(),
         pending: names(&cur).map_err(err(b""))?,
@@ -74,9 +73,13 @@ pub(super) fn walk(
     }];
     let mut rel: Vec<u8> = Vec::new();
     loop {
-        let top = stack.last_mut().expect("kiln bug: the walk's stack holds the root");
+        let top = stack
+            .last_mut()
+            .expect("kiln bug: the walk's stack holds the root");
         let Some(name) = top.pending.pop() else {
-            let done = stack.pop().expect("kiln bug: popped a level that was there");
+            let done = stack
+                .pop()
+                .expect("kiln bug: popped a level that was there");
             let Some(parent) = stack.last() else {
                 return Ok(());
             };
@@ -98,8 +101,8 @@ pub(super) fn walk(
             rel.push(b'/');
         }
         rel.extend_from_slice(name.as_bytes());
-        let stat = rfs::statat(&cur, &name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| err(&rel)(e.into()))?;
+        let stat =
+            rfs::statat(&cur, &name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| err(&rel)(e.into()))?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::Directory {
             visit(Visit::Leaf {
                 parent: cur.as_fd(),
@@ -147,7 +150,9 @@ fn check_same(fd: &OwnedFd, expected: (u64, u64)) -> io::Result<()> {
     if id(&rfs::fstat(fd)?) == expected {
         return Ok(());
     }
-    Err(io::Error::other("the directory was moved while kiln walked it"))
+    Err(io::Error::other(
+        "the directory was moved while kiln walked it",
+    ))
 }
 
 /// The names in the directory `fd` (without `.` and `..`).
@@ -214,8 +219,7 @@ pub fn remove_tree(path: &Path) -> Result<(), TreeError> {
                 Ok(true)
             }
             Visit::Left { parent, name, rel } => {
-                rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
-                    .map_err(|e| gone(rel)(e.into()))?;
+                rfs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(|e| gone(rel)(e.into()))?;
                 Ok(true)
             }
         }

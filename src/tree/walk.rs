@@ -39,7 +39,9 @@ enum FoundKind {
     File,
     /// A file already hashed through its directory (too deep for a path).
     Hashed(FileContent),
-    Symlink { target: String },
+    Symlink {
+        target: String,
+    },
 }
 
 /// The tree of the declared sources `srcs` under `context`, as they will be
