@@ -155,3 +155,100 @@ fn gc_during_a_build_keeps_the_entries_that_build_uses() {
         "lib\n"
     );
 }
+
+/// Two stages neither uses, and one that uses both.
+const DIAMOND: &str = r#"
+stage a { run "echo a > $out/a" }
+stage b { run "echo b > $out/b" }
+stage c { use a; use b; run "cat $a/a $b/b > $out/c" }
+"#;
+
+/// `flock(2)` on `path` (created if missing), blocking; released on drop.
+fn flock(path: &std::path::Path, op: i32) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .expect("open lock file");
+    // SAFETY: flock on a descriptor this function owns.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
+    assert_eq!(rc, 0, "flock {}", path.display());
+    file
+}
+
+/// Waits for `child` at most `limit`; kills it and returns `None` on timeout.
+fn wait_at_most(child: std::process::Child, limit: Duration) -> Option<std::process::Output> {
+    let deadline = Instant::now() + limit;
+    let mut child = child;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().expect("output"))
+}
+
+/// Issue 9 item 6: a build kept a lock on what it had built while it waited
+/// for the lock of what another process had built; that process did the
+/// same the other way round, and both waited forever. The test plays the
+/// other process with `flock` on the store's lock files, in the adversarial
+/// order: it holds `b` (as a process that built `b` would), waits for `a`
+/// once kiln has built it, and only then lets `b` go.
+#[test]
+fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
+    let p = Project::new(DIAMOND);
+    let first = p.build(&[]);
+    let short = |stage: &str| first.key(stage)[..32].to_owned();
+    let (a, b) = (short("a"), short("b"));
+    assert!(
+        p.kiln(&["store", "gc", "--keep-days", "0"])
+            .status
+            .success()
+    );
+    let locks = p.store.join("v1/locks");
+    let a_entry = p.store.join(format!("v1/store/{a}-a"));
+    assert!(!a_entry.exists(), "gc removed the first build's entries");
+
+    let b_held = flock(&locks.join(format!("{b}.lock")), libc::LOCK_SH);
+    let build = p
+        .cmd(&["build", "--json", "-j1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !a_entry.exists() {
+        assert!(Instant::now() < deadline, "kiln never built `a`");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // kiln has built `a` and now wants `b`: take `a` as the other process would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a_lock = locks.join(format!("{a}.lock"));
+    std::thread::spawn(move || {
+        let held = flock(&a_lock, libc::LOCK_EX);
+        let _ = tx.send(held);
+    });
+    let a_held = rx.recv_timeout(Duration::from_secs(20));
+    if a_held.is_err() {
+        drop(b_held);
+        let _ = wait_at_most(build, Duration::ZERO);
+        panic!("deadlock: kiln keeps `a` locked while it waits for the lock of `b`");
+    }
+    drop(b_held);
+    let out = wait_at_most(build, Duration::from_secs(60))
+        .expect("kiln still waits after every other lock was released");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = Report::parse(&out.stdout);
+    assert_eq!(read(&report.output("c").join("c")), "a\nb\n");
+    drop(a_held);
+}

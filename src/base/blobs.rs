@@ -7,6 +7,8 @@
 //! ├── imports/<hex>.json    import index: config digest → archive stamp + layers
 //! └── tmp/                  blobs being written, renamed into sha256/
 //! ```
+//!
+//! A blob's mtime is its last use (see `maintenance.rs` for gc).
 
 use std::fs::Permissions;
 use std::io::Read;
@@ -65,6 +67,7 @@ impl BlobStore {
     pub(crate) fn commit(&self, tmp: &Path, digest: &Digest) -> Result<PathBuf, BaseError> {
         let dest = self.path(digest);
         if dest.is_file() {
+            super::maintenance::touch(&dest);
             return Ok(dest);
         }
         let moved = std::fs::set_permissions(tmp, Permissions::from_mode(0o444))

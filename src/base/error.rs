@@ -47,6 +47,22 @@ pub enum BaseError {
     },
 
     #[error(
+        "Blob `{blob}` in kiln's store is damaged: its sha256 is {actual}, not {expected}",
+        blob = blob.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::damaged_blob),
+        help(
+            "Delete it (`rm -f` the path) and kiln imports it again from the archive; `kiln store verify` checks the whole store"
+        )
+    )]
+    Damaged {
+        blob: PathBuf,
+        expected: Digest,
+        actual: Digest,
+    },
+
+    #[error(
         "Blob `{blob}` in `{archive}` has {actual} bytes, its descriptor says {expected}",
         archive = archive.display()
     )]

@@ -77,6 +77,48 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
+/// A reader that computes the sha256 and length of what is read through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        use sha2::Digest as _;
+        HashingReader {
+            inner,
+            hasher: sha2::Sha256::new(),
+            len: 0,
+        }
+    }
+
+    /// The digest and length of what was read so far.
+    pub(crate) fn so_far(&self) -> (Digest, u64) {
+        use sha2::Digest as _;
+        let digest = Digest::from_bytes(self.hasher.clone().finalize().into());
+        (digest, self.len)
+    }
+
+    /// Reads what is left, then the digest and length of the whole stream.
+    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64)> {
+        use sha2::Digest as _;
+        io::copy(&mut self, &mut io::sink())?;
+        Ok((Digest::from_bytes(self.hasher.finalize().into()), self.len))
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
 /// sha256 and length of everything `r` yields.
 pub(crate) fn hash_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
     let mut w = HashingWriter::new(io::sink());

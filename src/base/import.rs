@@ -152,7 +152,10 @@ fn take_layer(
 ) -> Result<Layer, BaseError> {
     let (digest, size, path) = match blob.expected {
         // Already verified by an earlier import: the store's copy is the one used.
-        Some((digest, size)) if store.contains(&digest) => (digest, size, store.path(&digest)),
+        Some((digest, size)) if store.contains(&digest) => {
+            super::maintenance::touch(&store.path(&digest));
+            (digest, size, store.path(&digest))
+        }
         _ => {
             let taken = source.take(archive, &blob.name, store)?;
             let (digest, size) = taken.digest();

@@ -45,7 +45,8 @@ pub(crate) fn lookup(
     archive: &Path,
     expected: &Digest,
 ) -> Option<ImportedImage> {
-    let bytes = std::fs::read(record_path(store, archive, expected)?).ok()?;
+    let record_file = record_path(store, archive, expected)?;
+    let bytes = std::fs::read(&record_file).ok()?;
     let record: Record = serde_json::from_slice(&bytes).ok()?;
     if record.config != *expected || record.stamps != stamps(archive).ok()? {
         return None;
@@ -58,6 +59,12 @@ pub(crate) fn lookup(
         if !layer.blob.is_file() {
             return None;
         }
+    }
+    // Used now: gc keeps what was used within its keep period.
+    super::maintenance::touch(&record_file);
+    super::maintenance::touch(&store.path(expected));
+    for layer in &layers {
+        super::maintenance::touch(&layer.blob);
     }
     Some(ImportedImage {
         config_digest: *expected,

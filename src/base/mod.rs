@@ -6,10 +6,13 @@
 //! verbatim. [`rootfs`] unpacks the layers, as untrusted input, into a
 //! directory a `from NAME` stage runs in. Both touch the filesystem only
 //! under the directories they are given, and both are idempotent.
+//! [`verify`] and [`collect`] are `kiln store verify` and `gc` for them.
 //!
 //! ```text
 //! <blobs_dir>/sha256/<hex>              every blob, verified (see blobs.rs)
 //! <rootfs_dir>/<config hex>/            an unpacked image, complete or absent
+//! <rootfs_dir>/<config hex>.tree        its tree hash when unpacked (verify)
+//! <rootfs_dir>/.unpacking-*             being unpacked (or deleted by gc)
 //! ```
 
 mod archive;
@@ -19,9 +22,12 @@ mod formats;
 mod image;
 mod import;
 mod index;
+mod maintenance;
 mod unpack;
 
 pub use error::{BaseError, Unsafe};
+pub(crate) use image::HashingReader;
 pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
+pub use maintenance::{collect, count, verify};
 pub use unpack::rootfs;

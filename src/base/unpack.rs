@@ -18,22 +18,32 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
-use super::image::{ImportedImage, Layer};
+use super::image::{HashingReader, ImportedImage, Layer};
 
 const OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT: &str = ".wh.";
 
+/// Prefix of a rootfs being unpacked (or deleted by gc): never used as one.
+pub(super) const UNPACKING: &str = ".unpacking-";
+
+/// `rootfs/<config hex>.tree` records the tree hash of `rootfs/<config hex>/`
+/// as unpacked, for `kiln store verify`.
+pub(super) const TREE_EXT: &str = "tree";
+
 /// Unpacks the layers, bottom first, into `rootfs_dir/<config hex>/`, built
 /// in a temporary directory beside it and renamed into place, so the rootfs
-/// is never seen half-unpacked; an existing one is reused as is.
+/// is never seen half-unpacked; an existing one is reused as is (and marked
+/// used, for gc). Each layer blob is hashed as it is read and must match its
+/// digest: a damaged blob in the store never becomes a root filesystem.
 pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseError> {
     let dest = rootfs_dir.join(image.config_digest.hex());
     if dest.is_dir() {
+        super::maintenance::touch(&dest);
         return Ok(dest);
     }
     std::fs::create_dir_all(rootfs_dir).map_err(BaseError::io(rootfs_dir))?;
     let tmp = tempfile::Builder::new()
-        .prefix(".unpacking-")
+        .prefix(UNPACKING)
         .tempdir_in(rootfs_dir)
         .map_err(BaseError::io(rootfs_dir))?;
     let mut dirs = BTreeMap::new();
@@ -43,16 +53,36 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
     finish_dirs(tmp.path(), &dirs)?;
     std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
         .map_err(BaseError::io(tmp.path()))?;
+    record_tree(tmp.path(), &dest)?;
     let built = tmp.keep();
     match std::fs::rename(&built, &dest) {
         Ok(()) => Ok(dest),
         // Another process unpacked the same image meanwhile: use theirs.
         Err(_) if dest.is_dir() => {
-            let _ = std::fs::remove_dir_all(&built);
+            let _ = crate::tree::remove_tree(&built);
             Ok(dest)
         }
         Err(e) => Err(BaseError::io(dest)(e)),
     }
+}
+
+/// Writes the tree hash of `built` as the record of `dest`, before `dest`
+/// exists (a record without its rootfs is garbage gc removes). A tree kiln
+/// cannot hash (a name that is not UTF-8) gets no record: verify reports it.
+fn record_tree(built: &Path, dest: &Path) -> Result<(), BaseError> {
+    let record = super::maintenance::tree_record(dest);
+    let Ok(tree) = crate::tree::scan_dir(built) else {
+        return Ok(());
+    };
+    let dir = record.parent().expect("kiln bug: a rootfs has a parent");
+    let tmp = tempfile::Builder::new()
+        .prefix(UNPACKING)
+        .tempfile_in(dir)
+        .map_err(BaseError::io(dir))?;
+    std::fs::write(tmp.path(), format!("{}\n", tree.hash())).map_err(BaseError::io(tmp.path()))?;
+    tmp.persist(&record)
+        .map_err(|e| BaseError::io(&record)(e.error))?;
+    Ok(())
 }
 
 /// Where an entry is being unpacked, for error messages.
@@ -76,17 +106,33 @@ fn apply_layer(
     root: &Path,
     dirs: &mut BTreeMap<PathBuf, u32>,
 ) -> Result<(), BaseError> {
+    let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
+    let mut hashing = HashingReader::new(BufReader::new(file));
+    let unpacked = entries_of(layer, &mut hashing, root, dirs);
+    // A damaged blob is said to be one, whatever it made the tar reader do.
+    let (actual, _) = hashing.finish().map_err(BaseError::io(&layer.blob))?;
+    if actual != layer.digest {
+        return Err(BaseError::Damaged {
+            blob: layer.blob.clone(),
+            expected: layer.digest,
+            actual,
+        });
+    }
+    unpacked
+}
+
+/// Unpacks the entries of one layer, read from `blob`.
+fn entries_of(
+    layer: &Layer,
+    blob: &mut impl std::io::Read,
+    root: &Path,
+    dirs: &mut BTreeMap<PathBuf, u32>,
+) -> Result<(), BaseError> {
     let bad_tar = |source| BaseError::BadTar {
         blob: layer.blob.clone(),
         source,
     };
-    let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
-    let mut tar = tar::Archive::new(
-        layer
-            .compression
-            .decoder(BufReader::new(file))
-            .map_err(bad_tar)?,
-    );
+    let mut tar = tar::Archive::new(layer.compression.decoder(blob).map_err(bad_tar)?);
     // Paths this layer wrote: an opaque marker hides lower layers only.
     let mut written: HashSet<PathBuf> = HashSet::new();
     for entry in tar.entries().map_err(bad_tar)? {

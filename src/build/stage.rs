@@ -248,15 +248,16 @@ fn find_or_build(
 ) -> Result<(Status, Entry, Hold), StageError> {
     // Held from before the lookup until the command ends, so gc cannot take
     // the entry away from under this build or the export that follows it.
+    // A hold never makes anyone wait (see `store::lock`), so keeping it while
+    // waiting for the build lock below cannot deadlock.
     let hold = ctx.store.hold(&key)?;
     if let Some(entry) = ctx.store.lookup(&key)? {
         return Ok((Status::Cached, entry, hold));
     }
-    drop(hold);
     let lock = ctx.store.lock(&key)?;
     // Another process may have built it while we waited for the lock.
     if let Some(entry) = ctx.store.lookup(&key)? {
-        return Ok((Status::Cached, entry, lock.downgrade()));
+        return Ok((Status::Cached, entry, hold));
     }
     let name = planned.name();
     let running = ctx.progress.start(name.as_str());
@@ -275,7 +276,9 @@ fn find_or_build(
     };
     ctx.progress
         .finish(running, name.as_str(), status, clock.elapsed());
-    Ok((Status::Built, result?, lock.downgrade()))
+    // Released now, not at the end of the command: only the hold stays.
+    drop(lock);
+    Ok((Status::Built, result?, hold))
 }
 
 fn run_stage(

@@ -2,6 +2,7 @@
 
 use super::args::StoreCommand;
 use super::{CliError, Global, load_spec, open_store, plan};
+use crate::store::{Store, Swept};
 
 pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
     let store = open_store(g)?;
@@ -50,28 +51,95 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                     entry.meta.output_hash
                 );
             }
-            if !bad.is_empty() {
+            let (blobs, roots) = (store.blobs_dir(), store.rootfs_dir());
+            let mut damage = crate::base::verify(&blobs, &roots);
+            damage.extend(crate::export::verify_layer_cache(&store.layer_cache_dir()));
+            for d in &damage {
+                eprintln!("damaged: {} ({})", d.path.display(), d.problem);
+            }
+            let total = bad.len() + damage.len();
+            if total > 0 {
                 return Err(CliError::Failed(format!(
-                    "{} store entr(y/ies) modified since they were built",
-                    bad.len()
+                    "{total} item(s) of the store modified or damaged since kiln wrote them"
                 )));
             }
             if !g.quiet {
-                eprintln!("{} entries verified", store.list()?.len());
+                let (blobs, roots) = crate::base::count(&blobs, &roots);
+                let layers = crate::export::count_layer_cache(&store.layer_cache_dir());
+                eprintln!(
+                    "verified {} entr(y/ies), {blobs} blob(s), {layers} cached layer(s), {roots} root filesystem(s)",
+                    store.list()?.len()
+                );
             }
         }
         StoreCommand::Gc { keep_days } => {
-            let removed = store.gc(*keep_days)?;
-            for e in &removed {
+            let swept = collect_garbage(g, &store, *keep_days)?;
+            for e in &swept.entries {
                 println!("{}", e.path.as_path().display());
+            }
+            for path in &swept.removed {
+                println!("{}", path.display());
+            }
+            for (path, cause) in &swept.failed {
+                eprintln!(
+                    "Cannot remove `{}`: {}",
+                    path.display(),
+                    chain(cause.as_ref())
+                );
             }
             if !g.quiet {
                 eprintln!(
-                    "removed {} entr(y/ies) unused for {keep_days} day(s)",
-                    removed.len()
+                    "removed {} entr(y/ies) and {} other item(s) unused for {keep_days} day(s)",
+                    swept.entries.len(),
+                    swept.removed.len()
                 );
+            }
+            if !swept.failed.is_empty() {
+                return Err(CliError::Failed(format!(
+                    "{} item(s) could not be removed (the rest was collected)",
+                    swept.failed.len()
+                )));
             }
         }
     }
     Ok(())
+}
+
+/// Everything the store holds that nothing used for `keep_days`: entries
+/// (each skipped while built or held), then the caches, if no other kiln
+/// process has the store open (any of them may be using any blob, root
+/// filesystem or layer; gc does not wait for them).
+fn collect_garbage(g: &Global, store: &Store, keep_days: u64) -> Result<Swept, CliError> {
+    let mut swept = store.gc(keep_days)?;
+    match store.lock_caches()? {
+        Some(_caches) => {
+            let keep = crate::store::days(keep_days);
+            swept.absorb(crate::base::collect(
+                &store.blobs_dir(),
+                &store.rootfs_dir(),
+                keep,
+            ));
+            swept.absorb(crate::export::collect_layer_cache(
+                &store.layer_cache_dir(),
+                keep,
+            ));
+        }
+        None if !g.quiet => eprintln!(
+            "blobs, root filesystems and cached layers kept: another kiln process uses this store"
+        ),
+        None => {}
+    }
+    Ok(swept)
+}
+
+/// An error and its causes, on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

@@ -10,11 +10,20 @@ use std::path::{Path, PathBuf};
 use super::assemble::Assembled;
 use super::config;
 use super::error::ExportError;
+use crate::base::HashingReader;
+use crate::hash::Digest;
 
-/// Where a blob's bytes are.
+/// Where a blob's bytes are. A file (a base layer, a cached layer) is
+/// hashed as it is copied out and must match the digest the manifest
+/// gives it: the store's copy may have been damaged since it was verified,
+/// and an image must never carry a layer that does not match its digest.
 enum Blob<'a> {
     Memory(&'a [u8]),
-    File { path: &'a Path, size: u64 },
+    File {
+        path: &'a Path,
+        size: u64,
+        digest: Digest,
+    },
 }
 
 impl Blob<'_> {
@@ -28,12 +37,73 @@ impl Blob<'_> {
     fn open(&self) -> Result<Box<dyn Read + '_>, ExportError> {
         Ok(match self {
             Blob::Memory(bytes) => Box::new(*bytes),
-            Blob::File { path, size } => {
+            Blob::File { path, size, digest } => {
                 let file = std::fs::File::open(path).map_err(ExportError::io(*path))?;
-                Box::new(file.take(*size))
+                Box::new(Checked {
+                    inner: HashingReader::new(file.take(*size)),
+                    path,
+                    size: *size,
+                    digest: *digest,
+                })
             }
         })
     }
+}
+
+/// A blob file read through a hash: at its end, an error if the bytes read
+/// are not `size` bytes with sha256 `digest`.
+struct Checked<'a, R> {
+    inner: HashingReader<io::Take<R>>,
+    path: &'a Path,
+    size: u64,
+    digest: Digest,
+}
+
+impl<R: Read> Read for Checked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 || buf.is_empty() {
+            return Ok(n);
+        }
+        let (actual, len) = self.inner.so_far();
+        if actual == self.digest && len == self.size {
+            return Ok(0);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            Damaged {
+                path: self.path.to_path_buf(),
+                expected: self.digest,
+                actual,
+                size: len,
+            },
+        ))
+    }
+}
+
+/// What [`Checked`] found, carried through the tar writer's `io::Error`.
+#[derive(Debug, thiserror::Error)]
+#[error("`{path}` does not match its digest")]
+struct Damaged {
+    path: PathBuf,
+    expected: Digest,
+    actual: Digest,
+    size: u64,
+}
+
+/// The export error for a failed copy of a blob into the archive.
+fn copy_err(e: io::Error) -> ExportError {
+    damage_of(&e).unwrap_or(ExportError::Write { source: e })
+}
+
+fn damage_of(e: &io::Error) -> Option<ExportError> {
+    let d = e.get_ref()?.downcast_ref::<Damaged>()?;
+    Some(ExportError::DamagedBlob {
+        path: d.path.clone(),
+        expected: d.expected,
+        actual: d.actual,
+        size: d.size,
+    })
 }
 
 /// Every file of the OCI layout plus docker's `manifest.json`, by path.
@@ -46,6 +116,7 @@ fn files(img: &Assembled) -> BTreeMap<String, Blob<'_>> {
             Blob::File {
                 path: &layer.blob,
                 size: layer.size,
+                digest: layer.digest,
             },
         );
     }
@@ -92,7 +163,7 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
     for (path, blob) in files(img) {
         let mut h = header(0o644, blob.size(), tar::EntryType::Regular);
         tar.append_data(&mut h, path, blob.open()?)
-            .map_err(write_err)?;
+            .map_err(copy_err)?;
     }
     for (path, bytes) in indexes(img) {
         let mut h = header(0o644, bytes.len() as u64, tar::EntryType::Regular);
@@ -145,7 +216,10 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
         let mut file = std::fs::File::create(&dest).map_err(ExportError::io(&dest))?;
-        io::copy(&mut blob.open()?, &mut file).map_err(ExportError::io(&dest))?;
+        io::copy(&mut blob.open()?, &mut file).map_err(|e| match damage_of(&e) {
+            Some(d) => d,
+            None => ExportError::io(&dest)(e),
+        })?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

@@ -15,7 +15,7 @@ use super::error::ExportError;
 use super::plan::Role;
 use super::walk::{Entry, Kind};
 use super::why::{Origin, Via};
-use crate::base::{self, ImportedImage};
+use crate::base::{self, HashingReader, ImportedImage};
 use crate::spec::{Image, Name, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
@@ -87,13 +87,37 @@ struct Listing {
     uncompressed: u64,
 }
 
+/// Lists `layer`, hashing its blob on the way: a blob damaged in the store
+/// fails here, before anything is written, and is called damaged whatever
+/// the tar reader made of it.
 fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
+    let file = fs_err::File::open(&layer.blob).map_err(|source| ExportError::Io {
+        path: layer.blob.clone(),
+        source,
+    })?;
+    let mut hashing = HashingReader::new(std::io::BufReader::new(file));
+    let listing = list_from(layer, &mut hashing);
+    let (actual, size) = hashing.finish().map_err(|source| ExportError::Io {
+        path: layer.blob.clone(),
+        source,
+    })?;
+    if actual != layer.digest {
+        return Err(ExportError::DamagedBlob {
+            path: layer.blob.clone(),
+            expected: layer.digest,
+            actual,
+            size,
+        });
+    }
+    listing
+}
+
+fn list_from(layer: &base::Layer, blob: &mut impl Read) -> Result<Listing, ExportError> {
     let io = |source| ExportError::Io {
         path: layer.blob.clone(),
         source,
     };
-    let file = fs_err::File::open(&layer.blob).map_err(io)?;
-    let reader = layer.compression.decoder(file).map_err(io)?;
+    let reader = layer.compression.decoder(blob).map_err(io)?;
     let mut counted = Counted {
         inner: reader,
         bytes: 0,

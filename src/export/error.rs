@@ -25,6 +25,23 @@ pub enum ExportError {
         source: std::io::Error,
     },
 
+    #[error(
+        "Layer blob `{path}` in kiln's store is damaged: its sha256 is {actual} ({size} bytes), the image needs {expected}",
+        path = path.display()
+    )]
+    #[diagnostic(
+        code(kiln::export::damaged_blob),
+        help(
+            "Delete the damaged file (`rm -f` the path): kiln imports the base or packs the layer again. `kiln store verify` checks the whole store"
+        )
+    )]
+    DamagedBlob {
+        path: PathBuf,
+        expected: crate::hash::Digest,
+        actual: crate::hash::Digest,
+        size: u64,
+    },
+
     #[error("`{path}` is neither a file, a directory nor a symlink")]
     #[diagnostic(code(kiln::export::special_file))]
     Special { path: PathBuf },

@@ -41,6 +41,9 @@ pub use archive::{write_archive, write_oci_dir};
 pub use assemble::{
     Assembled, Compression, ExportOptions, Layer, StageOutput, assemble, assemble_with_roots,
 };
+pub use cache::{
+    collect as collect_layer_cache, count as count_layer_cache, verify as verify_layer_cache,
+};
 pub use config::ConfigSummary;
 pub use error::ExportError;
 pub use inspect::{ClosureSummary, Inspection, LayerSummary, inspect};

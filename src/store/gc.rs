@@ -1,18 +1,20 @@
 //! Whole-store operations: list, verify, and garbage collection.
 //!
-//! gc never deletes under a builder: each key is deleted only while gc holds
-//! its lock (taken with `try_lock`, so a key being built is skipped, not
-//! waited for), and an entry's directory goes before its meta, because the
-//! directory is the commit point.
+//! gc never deletes under a builder or a user: each key is deleted only
+//! while gc holds both its locks (taken with `try_lock`, so a key being
+//! built or held is skipped, not waited for), and an entry's directory goes
+//! before its meta, because the directory is the commit point. What gc
+//! cannot delete (a directory someone mounted something on, a disk error)
+//! is reported in [`Swept::failed`], and gc goes on with the rest.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
 use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
-use super::{Entry, StoreError, StorePath, read_meta};
+use super::{Entry, StoreError, StorePath, Swept, read_meta};
 use crate::hash::OutputHash;
 
 /// Every committed entry, sorted by name then key.
@@ -42,38 +44,52 @@ pub(super) fn verify(layout: &Layout) -> Result<Vec<(Entry, OutputHash)>, StoreE
     Ok(checked?.into_iter().flatten().collect())
 }
 
-/// Deletes entries unused for `keep_days` days and the garbage of
-/// interrupted builds; returns the deleted entries.
-pub(super) fn collect(layout: &Layout, keep_days: u64) -> Result<Vec<Entry>, StoreError> {
-    let keep = Duration::from_secs(keep_days.saturating_mul(24 * 60 * 60));
+/// Deletes entries unused for `keep` and the garbage of interrupted builds.
+/// Only a store it cannot list is an error; each thing it cannot delete is
+/// in the result's `failed`.
+pub(super) fn collect(layout: &Layout, keep: Duration) -> Result<Swept, StoreError> {
     let now = SystemTime::now();
-    let mut deleted = Vec::new();
+    let mut swept = Swept::default();
     for file in read_names(&layout.meta_dir())? {
         let Some(short) = meta_key_of(&file) else {
             continue;
         };
-        let Some(_lock) = try_lock(layout, short)? else {
-            continue;
-        };
-        let meta_file = layout.meta_file(short);
-        match entry_of(layout, short)? {
-            Some(entry) => {
-                let used = std::fs::metadata(&meta_file)
-                    .and_then(|m| m.modified())
-                    .at(&meta_file)?;
-                if now.duration_since(used).unwrap_or_default() >= keep {
-                    delete_entry(layout, &entry)?;
-                    deleted.push(entry);
-                }
-            }
-            // A meta without an entry (a commit cut short) or one that does
-            // not parse: garbage.
-            None => remove_file(&meta_file)?,
+        if let Err(e) = collect_key(layout, short, keep, now, &mut swept) {
+            swept.fail(layout.meta_file(short), e);
         }
     }
-    remove_orphans(layout)?;
-    remove_stale_builds(layout)?;
-    Ok(deleted)
+    remove_orphans(layout, &mut swept)?;
+    remove_stale_builds(layout, &mut swept)?;
+    Ok(swept)
+}
+
+/// The entry of `short` if unused for `keep` (or its meta, if it is garbage).
+fn collect_key(
+    layout: &Layout,
+    short: &str,
+    keep: Duration,
+    now: SystemTime,
+    swept: &mut Swept,
+) -> Result<(), StoreError> {
+    let Some(_lock) = try_lock(layout, short)? else {
+        return Ok(());
+    };
+    let meta_file = layout.meta_file(short);
+    match entry_of(layout, short)? {
+        Some(entry) => {
+            let used = std::fs::metadata(&meta_file)
+                .and_then(|m| m.modified())
+                .at(&meta_file)?;
+            if now.duration_since(used).unwrap_or_default() >= keep {
+                delete_entry(layout, &entry)?;
+                swept.entries.push(entry);
+            }
+        }
+        // A meta without an entry (a commit cut short) or one that does
+        // not parse: garbage.
+        None => remove_file(&meta_file)?,
+    }
+    Ok(())
 }
 
 /// The entry whose meta is `meta/<short>.json`, if committed and readable.
@@ -96,44 +112,52 @@ fn delete_entry(layout: &Layout, entry: &Entry) -> Result<(), StoreError> {
 }
 
 /// Entry directories with no meta (theirs was corrupt and gc removed it).
-fn remove_orphans(layout: &Layout) -> Result<(), StoreError> {
+fn remove_orphans(layout: &Layout, swept: &mut Swept) -> Result<(), StoreError> {
     let store = layout.store_dir();
     for name in read_names(&store)? {
         let Some(short) = short_key_of(&name) else {
             continue;
         };
-        let Some(_lock) = try_lock(layout, short)? else {
-            continue;
-        };
-        if !layout.meta_file(short).exists() {
-            remove_tree(&store.join(&name), &trash_dir(layout, short))?;
-        }
+        let dir = store.join(&name);
+        let removed = try_lock(layout, short).and_then(|lock| match lock {
+            Some(_lock) if !layout.meta_file(short).exists() => {
+                remove_tree(&dir, &trash_dir(layout, short)).map(|()| true)
+            }
+            _ => Ok(false),
+        });
+        swept.note(dir, removed);
     }
     Ok(())
 }
 
-/// Build directories whose key is not locked: their builder died.
-fn remove_stale_builds(layout: &Layout) -> Result<(), StoreError> {
+/// Build directories (and gc's trash) whose key is not locked: their
+/// builder died, or a gc was cut short.
+fn remove_stale_builds(layout: &Layout, swept: &mut Swept) -> Result<(), StoreError> {
     let tmp = layout.tmp_dir();
     for name in read_names(&tmp)? {
         let Some(short) = short_key_of(&name) else {
             continue;
         };
-        let Some(_lock) = try_lock(layout, short)? else {
-            continue;
-        };
         let dir = tmp.join(&name);
-        remove_tree(&dir, &dir)?;
+        let removed = try_lock(layout, short).and_then(|lock| match lock {
+            Some(_lock) => remove_tree(&dir, &dir).map(|()| true),
+            None => Ok(false),
+        });
+        swept.note(dir, removed);
     }
     Ok(())
 }
 
 /// Where a deleted entry is moved before it is removed; named after its key
-/// so that, if gc is cut short, the key's next build or gc removes it.
-fn trash_dir(layout: &Layout, short: &str) -> std::path::PathBuf {
+/// so that, if gc is cut short, the key's next build or gc removes it, and
+/// unique, so that trash a failed deletion left never blocks the next one.
+fn trash_dir(layout: &Layout, short: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
     layout
         .tmp_dir()
-        .join(format!("{short}-gc.{}", std::process::id()))
+        .join(format!("{short}-gc.{}.{n}", std::process::id()))
 }
 
 /// `<short>` of a meta file name `<short>.json`; other names (an atomic

@@ -114,8 +114,20 @@ impl Layout {
         self.logs_dir().join(format!("{short}-{name}.log"))
     }
 
+    /// The build lock of a key (see `lock.rs`).
     pub fn lock_file(&self, short: &str) -> PathBuf {
         self.locks_dir().join(format!("{short}.lock"))
+    }
+
+    /// Shared by every open `Store`; gc takes it exclusively to collect the
+    /// caches.
+    pub fn store_lock(&self) -> PathBuf {
+        self.locks_dir().join("store.lock")
+    }
+
+    /// The hold lock of a key (see `lock.rs`).
+    pub fn hold_file(&self, short: &str) -> PathBuf {
+        self.locks_dir().join(format!("{short}.hold"))
     }
 
     /// A build directory of this process; `<short>-` starts the name so the
@@ -179,8 +191,9 @@ pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> 
 /// filesystem): a deletion cut short then never leaves a partial tree where
 /// a reader could take it for a whole one.
 pub(super) fn remove_tree(dir: &Path, trash: &Path) -> Result<(), StoreError> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(_) => {}
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = match std::fs::symlink_metadata(dir) {
+        Ok(meta) => meta.permissions().mode(),
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         Err(source) => {
             return Err(StoreError::Io {
@@ -188,15 +201,20 @@ pub(super) fn remove_tree(dir: &Path, trash: &Path) -> Result<(), StoreError> {
                 source,
             });
         }
+    };
+    // Moving a directory to another parent rewrites its `..`: the top must
+    // be writable first (entries are read-only); `tree::remove_tree` unlocks
+    // the rest as it goes, at any depth.
+    if mode & 0o700 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o700)).at(dir)?;
     }
-    crate::tree::set_readonly(dir, false)?;
     let target = if dir == trash {
         dir
     } else {
         std::fs::rename(dir, trash).at(dir)?;
         trash
     };
-    std::fs::remove_dir_all(target).at(target)
+    Ok(crate::tree::remove_tree(target)?)
 }
 
 /// Deletes a file; a missing one is fine.

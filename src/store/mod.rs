@@ -1,10 +1,12 @@
-//! The content-addressed store: where every built stage output lives.
+//! The content-addressed store: where every built stage output lives, with
+//! the caches kiln keeps beside them.
 //!
 //! A stage is built in a private temporary directory under `tmp/`, hashed,
 //! made read-only and renamed into `store/`: the rename is the commit point,
-//! so a crash or a `kill -9` never leaves a half entry. One lock file per key
+//! so a crash or a `kill -9` never leaves a half entry. A build lock per key
 //! makes two kiln processes (or two threads) sharing a store build a key once:
 //! the loser waits, then finds the winner's entry with [`Store::lookup`].
+//! How the locks avoid deadlock is in `lock.rs`.
 //!
 //! ```text
 //! $KILN_HOME/                 (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln, or --store DIR)
@@ -13,11 +15,18 @@
 //!     ├── meta/<key>.json         Meta (holds the name: lookup is O(1));
 //!     │                           its mtime is the entry's last use
 //!     ├── logs/<key>-<name>.log   the build log
-//!     ├── locks/<key>.lock        flock: one builder per key, gc skips held keys
+//!     ├── locks/<key>.lock        flock: the one builder of a key (lock.rs)
+//!     ├── locks/<key>.hold        flock: shared by every user of the entry
+//!     ├── locks/store.lock        flock: shared by every open Store (caches)
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
-//!     ├── layers/                 export's compressed-layer cache
-//!     ├── blobs/sha256/<hex>      imported base image blobs (base::import)
-//!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs)
+//!     ├── layers/v1/<key>.{blob,json}  export's compressed-layer cache
+//!     │                           (export::cache; the .json's mtime is last use)
+//!     ├── blobs/sha256/<hex>      imported base image blobs (base::import);
+//!     │                           mtime is last use
+//!     ├── blobs/imports/*.json    what an archive imported to (base::index)
+//!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs);
+//!     │                           mtime is last use
+//!     ├── rootfs/<config-hex>.tree  its tree hash when unpacked (verify)
 //!     ├── stat-cache              tree::StatCache
 //!     └── tmp/<key>-<name>.<pid>/{src,out,tmp,root}
 //!                                 build dirs; `out` is renamed into store/
@@ -29,6 +38,23 @@
 //! committed entry always has one; a meta without an entry is garbage that
 //! [`Store::gc`] removes. Lock files are never deleted: removing a lock file
 //! someone else has open would let two builders hold "the" lock at once.
+//!
+//! What `kiln store gc --keep-days N` collects (each failure is reported and
+//! gc goes on; it never waits for a lock):
+//! - entries not used (looked up or built) for N days, unless someone builds
+//!   or holds the key right now ([`Store::gc`]); their metas and logs;
+//! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
+//!   unless their key is being built;
+//! - blobs, import records, root filesystems and cached layers not used for
+//!   N days, and the leftovers of interrupted imports, unpacks and layer
+//!   writes (`base::collect`, `export::collect_layer_cache`): only while no
+//!   other kiln process has the store open ([`Store::lock_caches`]), since
+//!   any of them may be using any of these; otherwise gc keeps them all
+//!   and says so. A base used again after its blobs were collected is simply
+//!   imported again from its archive.
+//!
+//! `kiln store verify` re-hashes every entry ([`Store::verify`]), blob,
+//! cached layer and unpacked root filesystem, and reports each mismatch.
 //!
 //! This module does filesystem IO only; hashing trees is `tree`'s.
 
@@ -105,6 +131,32 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
+    /// Shared on `locks/store.lock` while this store is open: the caches
+    /// (blobs, root filesystems, layers) are in use (see [`Store::lock_caches`]).
+    user: std::sync::Arc<std::fs::File>,
+}
+
+/// The caches of a store locked for gc: no other kiln process has the store
+/// open. Dropping it makes this process an ordinary user again.
+#[derive(Debug)]
+pub struct CachesLock {
+    user: std::sync::Arc<std::fs::File>,
+}
+
+impl Drop for CachesLock {
+    fn drop(&mut self) {
+        // Back to shared (converted in place); should it fail, this process
+        // only stops counting as a user, which it is about to stop being.
+        let _ = self.user.lock_shared();
+    }
+}
+
+/// Something the store holds that is not what kiln recorded it to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    /// What is wrong, e.g. `sha256 is sha256:…, not sha256:…`.
+    pub problem: String,
 }
 
 impl Store {
@@ -118,7 +170,34 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
         let layout = Layout::new(root);
         layout.create()?;
-        Ok(Store { layout })
+        let path = layout.store_lock();
+        let user = lock::open(&path)?;
+        // Waits only while a gc collects the caches, and gc waits for no one.
+        user.lock_shared().at(&path)?;
+        Ok(Store {
+            layout,
+            user: std::sync::Arc::new(user),
+        })
+    }
+
+    /// Locks the caches for gc, unless another kiln process has this store
+    /// open (it may be using any blob, root filesystem or layer: gc then
+    /// leaves the caches alone rather than wait). Never blocks.
+    pub fn lock_caches(&self) -> Result<Option<CachesLock>, StoreError> {
+        // flock converts this process's shared lock in place.
+        match self.user.try_lock() {
+            Ok(()) => Ok(Some(CachesLock {
+                user: self.user.clone(),
+            })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let _ = self.user.lock_shared();
+                Ok(None)
+            }
+            Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io {
+                path: self.layout.store_lock(),
+                source,
+            }),
+        }
     }
 
     /// The committed entry for `key`, if any; marks it used now.
@@ -152,8 +231,8 @@ impl Store {
         KeyLock::acquire(&self.layout, key)
     }
 
-    /// Holds `key` shared (waiting while someone builds it): gc will not
-    /// delete its entry while the hold lives.
+    /// Holds `key` shared: gc will not delete its entry while the hold
+    /// lives. Never waits for a builder; only, briefly, for gc.
     pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
         KeyLock::hold(&self.layout, key)
     }
@@ -217,11 +296,58 @@ impl Store {
         gc::verify(&self.layout)
     }
 
-    /// Deletes entries unused for `keep_days` days, skipping locked keys, and
-    /// the leftovers of interrupted builds; returns the deleted entries.
-    pub fn gc(&self, keep_days: u64) -> Result<Vec<Entry>, StoreError> {
-        gc::collect(&self.layout, keep_days)
+    /// Deletes entries unused for `keep_days` days, skipping built and held
+    /// keys, and the leftovers of interrupted builds. What it cannot delete
+    /// is in the result's `failed`; only a store it cannot list is an error.
+    pub fn gc(&self, keep_days: u64) -> Result<Swept, StoreError> {
+        gc::collect(&self.layout, days(keep_days))
     }
+}
+
+/// What a gc deleted, and what it could not: it goes on past each failure.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Stage entries deleted.
+    pub entries: Vec<Entry>,
+    /// Everything else deleted: leftovers of interrupted builds and imports,
+    /// cached blobs, layers and root filesystems.
+    pub removed: Vec<PathBuf>,
+    /// What could not be deleted, and why.
+    pub failed: Vec<(PathBuf, Box<dyn std::error::Error + Send + Sync>)>,
+}
+
+impl Swept {
+    pub fn fail(
+        &mut self,
+        path: PathBuf,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) {
+        self.failed.push((path, cause.into()));
+    }
+
+    /// Records the outcome of deleting `path` (`Ok(false)`: left alone).
+    pub fn note<E>(&mut self, path: PathBuf, removed: Result<bool, E>)
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match removed {
+            Ok(true) => self.removed.push(path),
+            Ok(false) => {}
+            Err(e) => self.fail(path, e),
+        }
+    }
+
+    /// Adds what another part of the store's gc did.
+    pub fn absorb(&mut self, other: Swept) {
+        self.entries.extend(other.entries);
+        self.removed.extend(other.removed);
+        self.failed.extend(other.failed);
+    }
+}
+
+/// `n` days.
+pub fn days(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.saturating_mul(24 * 60 * 60))
 }
 
 /// The meta at `file`; `None` if it is missing or does not parse.

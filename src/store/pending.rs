@@ -49,9 +49,12 @@ impl Pending {
             root: dir.join("root"),
             dir,
         };
+        // `create_dir`, not `_all`: a leftover that could not be removed
+        // (same pid, long ago) must never become this build's output.
+        std::fs::create_dir(&pending.dir).at(&pending.dir)?;
         // From here on, dropping `pending` cleans up whatever was created.
         for sub in [&pending.work, &pending.out, &pending.tmp, &pending.root] {
-            std::fs::create_dir_all(sub).at(sub)?;
+            std::fs::create_dir(sub).at(sub)?;
         }
         Ok(pending)
     }
@@ -128,13 +131,15 @@ impl Drop for Pending {
 }
 
 /// Removes build directories of `short` left by a build that was killed (the
-/// caller holds the key's lock, so no live build owns them).
+/// caller holds the key's lock, so no live build owns them). Best effort: a
+/// leftover that cannot be removed must not stop the key from ever building
+/// again; gc reports it.
 fn remove_leftovers(layout: &Layout, short: &str) -> Result<(), StoreError> {
     let tmp = layout.tmp_dir();
     for name in read_names(&tmp)? {
         if short_key_of(&name) == Some(short) {
             let dir = tmp.join(name);
-            remove_tree(&dir, &dir)?;
+            let _ = remove_tree(&dir, &dir);
         }
     }
     Ok(())

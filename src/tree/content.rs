@@ -80,6 +80,33 @@ pub(super) fn hash_files(
     Ok(contents.into_iter().map(|(c, _)| c).collect())
 }
 
+/// Stats and hashes the file `name` of the directory `parent`: for a file
+/// whose path is too long to open (`path` is only for messages).
+pub(super) fn hash_at(
+    parent: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+    path: &Path,
+) -> Result<FileContent, TreeError> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(parent, name, flags, Mode::empty())
+        .map_err(|e| TreeError::io(path)(e.into()))?;
+    let file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(TreeError::io(path))?;
+    if !meta.is_file() {
+        return Err(TreeError::Special {
+            path: path.to_path_buf(),
+        });
+    }
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(&file).map_err(TreeError::io(path))?;
+    Ok(FileContent {
+        executable: meta.permissions().mode() & 0o111 != 0,
+        size: hasher.count(),
+        content: *hasher.finalize().as_bytes(),
+    })
+}
+
 /// The size and blake3 of the file at `path`; `size_hint` (from `stat`) only
 /// picks the strategy, the size returned is what was actually read.
 fn hash_file(path: &Path, size_hint: u64) -> Result<(u64, [u8; 32]), TreeError> {

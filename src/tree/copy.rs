@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
+use super::at::{self, Visit};
 use super::{EntryKind, Tree, TreeError};
 
 /// Copies exactly the entries of `tree` (as scanned under `context`) to `dest`,
@@ -66,78 +67,68 @@ pub fn copy_tree(tree: &Tree, context: &Path, dest: &Path) -> Result<(), TreeErr
 /// read-only), and the reverse for deleting them.
 ///
 /// Read-only: files become 0444 (0555 if executable), directories 0555.
-/// Writable: the owner's write bit is added back. Symlinks are left alone
-/// (`chmod` would follow them out of the tree).
+/// Writable: the owner's write bit is added back (and `rwx` on directories,
+/// before they are read: a build script may have left one `chmod 000`).
+/// Symlinks are left alone (`chmod` would follow them out of the tree). The
+/// walk is by descriptor ([`at`](super::at)), so depth is no limit.
 pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
-    if !readonly {
-        return unlock(dir);
-    }
-    let walk = ignore::WalkBuilder::new(dir)
-        .standard_filters(false)
-        .follow_links(false)
-        .build();
-    let mut dirs = Vec::new();
-    for item in walk {
-        let entry = item.map_err(|err| match err.io_error() {
-            Some(io) => TreeError::Io {
-                path: dir.to_path_buf(),
-                source: std::io::Error::new(io.kind(), io.to_string()),
-            },
-            None => TreeError::Ignore {
-                path: dir.to_path_buf(),
-                source: err,
-            },
-        })?;
-        let file_type = entry
-            .file_type()
-            .expect("kiln bug: only stdin has no file type");
-        if file_type.is_dir() {
-            dirs.push(entry.into_path());
-        } else if !file_type.is_symlink() {
-            chmod(entry.path(), readonly, false)?;
-        }
-    }
-    // Directories last: a read-only directory still lets its children be chmod-ed,
-    // but doing them after the files keeps the walk from ever depending on it.
-    for d in &dirs {
-        chmod(d, readonly, true)?;
-    }
-    Ok(())
-}
-
-/// Makes everything under `path` deletable. Each directory gets `u+rwx`
-/// before it is read: a build script may have left one unreadable
-/// (`chmod 000`), and a walk that read first could never get back in.
-fn unlock(path: &Path) -> Result<(), TreeError> {
-    let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if meta.is_symlink() {
-        return Ok(());
-    }
-    if !meta.is_dir() {
-        return set_mode(path, mode | 0o200);
-    }
-    set_mode(path, mode | 0o700)?;
-    for child in std::fs::read_dir(path).map_err(TreeError::io(path))? {
-        unlock(&child.map_err(TreeError::io(path))?.path())?;
-    }
-    Ok(())
-}
-
-fn set_mode(path: &Path, mode: u32) -> Result<(), TreeError> {
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(TreeError::io(path))
-}
-
-fn chmod(path: &Path, readonly: bool, is_dir: bool) -> Result<(), TreeError> {
-    let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    let new = match (readonly, is_dir || mode & 0o111 != 0) {
+    let dir_mode = |mode: u32| if readonly { 0o555 } else { mode | 0o700 };
+    let file_mode = |mode: u32| match (readonly, mode & 0o111 != 0) {
         (true, true) => 0o555,
         (true, false) => 0o444,
         (false, _) => mode | 0o200,
     };
-    if new == mode {
+    let root_mode = std::fs::symlink_metadata(dir)
+        .map_err(TreeError::io(dir))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if !readonly {
+        // Before the walk reads it.
+        set_mode(dir, root_mode, dir_mode(root_mode))?;
+    }
+    at::walk(dir, &mut |v| {
+        let failed = |rel: &[u8]| TreeError::write(at::display(dir, rel));
+        match v {
+            Visit::Dir {
+                parent,
+                name,
+                rel,
+                stat,
+            } if !readonly => {
+                let mode = at::mode_of(stat);
+                if dir_mode(mode) != mode {
+                    at::chmod_at(parent, name, dir_mode(mode)).map_err(failed(rel))?;
+                }
+            }
+            Visit::Leaf {
+                parent,
+                name,
+                rel,
+                stat,
+            } if rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() => {
+                let mode = at::mode_of(stat);
+                if file_mode(mode) != mode {
+                    at::chmod_at(parent, name, file_mode(mode)).map_err(failed(rel))?;
+                }
+            }
+            // Directories last, once their children are done: a read-only
+            // directory then never stands in the walk's way.
+            Visit::Left { parent, name, rel } if readonly => {
+                at::chmod_at(parent, name, 0o555).map_err(failed(rel))?;
+            }
+            _ => {}
+        }
+        Ok(true)
+    })?;
+    if readonly {
+        set_mode(dir, root_mode, dir_mode(root_mode))?;
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, old: u32, new: u32) -> Result<(), TreeError> {
+    if old == new {
         return Ok(());
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(new))

@@ -11,7 +11,10 @@
 //! - [`content`]: hashing one file's bytes (mmap + rayon for big files).
 //! - [`statcache`]: [`StatCache`], so a no-op run costs a `stat` per file.
 //! - [`copy`]: [`copy_tree`] into a build directory, [`set_readonly`] for the store.
+//! - [`at`]: walking an output by directory descriptors, for any depth, and
+//!   [`remove_tree`].
 
+mod at;
 mod content;
 mod copy;
 mod error;
@@ -19,6 +22,7 @@ mod model;
 mod statcache;
 mod walk;
 
+pub use at::remove_tree;
 pub use copy::{copy_tree, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};

@@ -17,7 +17,10 @@ use std::sync::Mutex;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
-use super::content::hash_files;
+use rustix::fs::FileType;
+
+use super::at::{self, Visit};
+use super::content::{FileContent, hash_at, hash_files};
 use super::statcache::now_ns;
 use super::{Entry, EntryKind, StatCache, Tree, TreeError};
 use crate::spec::SrcPath;
@@ -34,7 +37,11 @@ struct Found {
 enum FoundKind {
     Dir,
     File,
-    Symlink { target: String },
+    /// A file already hashed through its directory (too deep for a path).
+    Hashed(FileContent),
+    Symlink {
+        target: String,
+    },
 }
 
 /// The tree of the declared sources `srcs` under `context`, as they will be
@@ -71,12 +78,61 @@ pub fn source_paths(context: &Path, srcs: &[SrcPath]) -> Result<Vec<PathBuf>, Tr
 }
 
 /// The tree under `dir`, every entry, no ignore rules, no cache. `dir` itself
-/// is the root, not an entry.
+/// is the root, not an entry. Walked by descriptor ([`at`](super::at)): an
+/// output deeper than `PATH_MAX` hashes like any other (its deep files are
+/// read through their directory, the rest in parallel by path).
 pub fn scan_dir(dir: &Path) -> Result<Tree, TreeError> {
     let mut found = Vec::new();
-    walk(dir, dir, None, &mut found)?;
+    at::walk(dir, &mut |v| {
+        let (parent, name, rel, stat) = match v {
+            Visit::Dir { rel, .. } => {
+                found.push(Found {
+                    rel: utf8(dir, rel)?,
+                    abs: at::display(dir, rel),
+                    kind: FoundKind::Dir,
+                });
+                return Ok(true);
+            }
+            Visit::Left { .. } => return Ok(true),
+            Visit::Leaf {
+                parent,
+                name,
+                rel,
+                stat,
+            } => (parent, name, rel, stat),
+        };
+        let abs = at::display(dir, rel);
+        let kind = match FileType::from_raw_mode(stat.st_mode) {
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(parent, name, Vec::new())
+                    .map_err(|e| TreeError::io(&abs)(e.into()))?;
+                let target = target
+                    .into_string()
+                    .map_err(|_| TreeError::NonUtf8 { path: abs.clone() })?;
+                FoundKind::Symlink { target }
+            }
+            // A path the kernel takes as is: hashed later, in parallel.
+            FileType::RegularFile if abs.as_os_str().len() < libc::PATH_MAX as usize => {
+                FoundKind::File
+            }
+            FileType::RegularFile => FoundKind::Hashed(hash_at(parent, name, &abs)?),
+            _ => return Err(TreeError::Special { path: abs }),
+        };
+        found.push(Found {
+            rel: utf8(dir, rel)?,
+            abs,
+            kind,
+        });
+        Ok(true)
+    })?;
     found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
     hash_found(found, None)
+}
+
+fn utf8(root: &Path, rel: &[u8]) -> Result<String, TreeError> {
+    String::from_utf8(rel.to_vec()).map_err(|_| TreeError::NonUtf8 {
+        path: at::display(root, rel),
+    })
 }
 
 /// Finds one src: its parent directories, then itself and what is under it.
@@ -288,6 +344,11 @@ fn hash_found(found: Vec<Found>, cache: Option<(&StatCache, i64)>) -> Result<Tre
             let kind = match f.kind {
                 FoundKind::Dir => EntryKind::Dir,
                 FoundKind::Symlink { target } => EntryKind::Symlink { target },
+                FoundKind::Hashed(c) => EntryKind::File {
+                    executable: c.executable,
+                    size: c.size,
+                    content: c.content,
+                },
                 FoundKind::File => {
                     let c = contents.next().expect("kiln bug: one content per file");
                     EntryKind::File {

@@ -57,7 +57,7 @@ fn gc_deletes_old_entries_and_keeps_recent_and_locked_ones() {
     fs::write(store.log_path(&key("old"), &name("old")), "log").unwrap();
     let busy = store.lock(&key("busy")).unwrap();
 
-    let deleted = store.gc(7).unwrap();
+    let deleted = store.gc(7).unwrap().entries;
     assert_eq!(
         deleted
             .iter()
@@ -89,7 +89,7 @@ fn gc_removes_garbage_of_interrupted_builds_but_not_live_ones() {
     crate::tree::set_readonly(orphan.path.as_path(), false).unwrap();
     fs::remove_dir_all(orphan.path.as_path()).unwrap();
 
-    assert!(store.gc(0).unwrap().is_empty());
+    assert!(store.gc(0).unwrap().entries.is_empty());
     assert!(
         pending.out_dir().is_dir(),
         "a build in progress is untouched"
@@ -152,6 +152,19 @@ fn a_lookup_counts_as_a_use_for_gc() {
     build(&store, &key("used"), "used", "x");
     age(&store, &key("used"), 10);
     assert!(store.lookup(&key("used")).unwrap().is_some());
-    assert!(store.gc(7).unwrap().is_empty());
+    assert!(store.gc(7).unwrap().entries.is_empty());
     assert!(store.lookup(&key("used")).unwrap().is_some());
+}
+
+#[test]
+fn gc_skips_a_held_entry_and_a_hold_never_blocks_a_builder() {
+    let (_dir, store) = open_temp();
+    build(&store, &key("held"), "held", "x");
+    age(&store, &key("held"), 10);
+    let hold = store.hold(&key("held")).unwrap();
+    // A hold and the build lock of the same key coexist: no one waits on a hold.
+    drop(store.lock(&key("held")).unwrap());
+    assert!(store.gc(0).unwrap().entries.is_empty());
+    drop(hold);
+    assert_eq!(store.gc(0).unwrap().entries.len(), 1);
 }
