@@ -353,9 +353,37 @@ fn tool_dirs(stage: &Stage, planned: &PlannedStage<'_>) -> Vec<PathBuf> {
     dirs
 }
 
+/// The last lines of a log, as a terminal may show them. The script wrote
+/// the log: only its last 64 KiB are read (it can make the log any size),
+/// each line is cut at 400 characters, and every control character but a
+/// tab becomes `�` (an escape sequence must not drive the user's terminal).
 fn tail(log: &std::path::Path) -> String {
-    let text = std::fs::read(log).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
-    let lines: Vec<&str> = text.lines().collect();
+    use std::io::{Read, Seek, SeekFrom};
+    const WINDOW: u64 = 64 * 1024;
+    const LINE: usize = 400;
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(log) {
+        let len = file.metadata().map_or(0, |m| m.len());
+        if file
+            .seek(SeekFrom::Start(len.saturating_sub(WINDOW)))
+            .is_ok()
+        {
+            let _ = file.take(WINDOW).read_to_end(&mut bytes);
+        }
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<String> = (text.lines())
+        .map(|line| {
+            (line.chars().take(LINE))
+                .map(|c| {
+                    if c.is_control() && c != '\t' {
+                        '\u{FFFD}'
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        })
+        .collect();
     lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }

@@ -51,7 +51,12 @@ impl Pending {
         };
         // `create_dir`, not `_all`: a leftover that could not be removed
         // (same pid, long ago) must never become this build's output.
-        std::fs::create_dir(&pending.dir).at(&pending.dir)?;
+        // Private to the store's owner: what a script leaves in `out` or
+        // `tmp` (a setuid program of the sandbox's id) must be out of every
+        // other user's reach, even in a store they can traverse.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&pending.dir)
+            .at(&pending.dir)?;
         // From here on, dropping `pending` cleans up whatever was created.
         for sub in [&pending.work, &pending.out, &pending.tmp, &pending.root] {
             std::fs::create_dir(sub).at(sub)?;

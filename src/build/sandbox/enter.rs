@@ -65,6 +65,10 @@ pub struct Setup {
     script_maps: Maps,
     /// Run by the script's process just before `exec`.
     lockdown: Vec<Step>,
+    /// Where kiln's own argv lies in memory: pid 1 (a fork of kiln)
+    /// blanks it, so `/proc/1/cmdline` does not show the script every
+    /// `--arg` kiln was given.
+    argv: Option<(usize, usize)>,
 }
 
 /// `(file, contents)` to write into a child's `/proc/<pid>/`, in order.
@@ -159,6 +163,7 @@ impl Setup {
             script_ns,
             script_maps: script_maps(rooted),
             lockdown: vec![Step::NewSession, Step::NoNewPrivs, Step::CloseInheritedFds],
+            argv: argv_area(),
         })
     }
 
@@ -246,6 +251,17 @@ fn script_maps(rooted: bool) -> Maps {
         (c"uid_map", map.clone().into_bytes()),
         (c"gid_map", map.into_bytes()),
     ]
+}
+
+/// kiln's argv in memory: fields 48 and 49 (`arg_start`, `arg_end`) of
+/// `/proc/self/stat`, after the parenthesised command name.
+fn argv_area() -> Option<(usize, usize)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let (_, fields) = stat.rsplit_once(") ")?;
+    let mut fields = fields.split(' ').skip(45);
+    let start = fields.next()?.parse().ok()?;
+    let end: usize = fields.next()?.parse().ok()?;
+    (start > 0 && end > start).then_some((start, end))
 }
 
 /// `op` as steps on the host, its targets under `staging`.
@@ -448,6 +464,11 @@ pub fn enter(setup: &Setup, sys: &dyn Sys, pipes: Pipes) -> io::Result<()> {
         wait_and_exit(pid1);
     }
     kill_with_parent();
+    if let Some((start, end)) = setup.argv {
+        // SAFETY: this process's own argv strings, on its own stack (a
+        // copy-on-write copy of kiln's): writable, and read by no one here.
+        unsafe { std::ptr::write_bytes(start as *mut u8, 0, end - start) };
+    }
     apply(&setup.root, at[2], sys).map_err(fail)?;
     let script_ns = (&setup.script_ns[..], at[3]);
     let script_maps = (&setup.script_maps[..], at[4]);
