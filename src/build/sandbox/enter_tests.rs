@@ -1,4 +1,8 @@
+use std::path::Path;
+
 use super::*;
+use crate::build::sandbox::plan::MountOp;
+use crate::build::sandbox::setup::{HostIds, Maps, SANDBOX_HOST_ID};
 use crate::build::sandbox::sys::Recording;
 
 const IDS: HostIds = HostIds {

@@ -11,9 +11,10 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::Arc;
 
-use super::enter::{HostIds, Pipes, SANDBOX_HOST_ID, Setup, decode_report, enter};
+use super::enter::{Pipes, decode_report, enter};
 use super::layout::layout;
 use super::plan::{environment, plan_mounts};
+use super::setup::{HostIds, SANDBOX_HOST_ID, Setup};
 use super::sys::RealSys;
 use crate::build::{Deadline, Executor, Job, JobRoot, RunFailure};
 

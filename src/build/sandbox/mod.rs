@@ -1,8 +1,9 @@
 //! The hermetic sandbox: Nix's build isolation behind the [`Executor`]
 //! trait.
 //!
-//! Each script runs as uid 0 (the invoking user outside) in new user,
-//! mount, pid, ipc, uts, cgroup and network namespaces, after `pivot_root`
+//! Each script runs as uid 0 of a user namespace of its own (an
+//! unprivileged host id outside, see `enter`) in new user, mount, pid, ipc,
+//! uts, cgroup and network namespaces, on locked mounts, after `pivot_root`
 //! into a fresh read-only tmpfs root: the host's `/usr`, `/bin`, `/lib*` (or
 //! an image's root) read-only, a minimal `/etc`, private `/proc` and
 //! `/dev`, the job's writable `/tmp`, `/src` (the working directory) and
@@ -11,7 +12,8 @@
 //!
 //! - `plan`: the root as an ordered list of mount operations (pure);
 //! - `layout`: what the root shows, read from the host or the image (IO);
-//! - `enter`: those operations prepared before `fork`, applied after it;
+//! - `setup`: those operations as the steps of four processes (pure);
+//! - `enter`: the steps applied between `fork` and `exec`;
 //! - `sys`: the privileged calls, behind a trait with a recording fake;
 //! - `exec`: the [`Sandbox`] executor; `mode`: `--sandbox auto|on|off`.
 //!
@@ -22,6 +24,7 @@ mod exec;
 mod layout;
 mod mode;
 mod plan;
+mod setup;
 mod sys;
 
 pub use exec::{Sandbox, SetupError};
