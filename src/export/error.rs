@@ -183,19 +183,22 @@ pub enum ExportError {
     },
 
     #[error(
-        "Image `{image}` cannot have at most {max} layers: its parent image already has {parent}"
+        "Image `{image}` may have at most {max} layers, but {parent} already has {count} layers{own}"
     )]
-    #[diagnostic(
-        code(kiln::export::too_many_layers),
-        help("Raise `layers max=` (Docker allows 127), or lower it on the parent image")
-    )]
+    #[diagnostic(code(kiln::export::too_many_layers))]
     TooManyLayers {
         image: Name,
         max: u32,
-        parent: usize,
+        /// `base `b`` or `parent image `x``.
+        parent: String,
+        count: usize,
+        /// ` before its own` when the image adds layers, else empty.
+        own: &'static str,
+        #[help]
+        help: String,
         #[source_code]
         src: Arc<NamedSource<String>>,
-        #[label("built from here")]
+        #[label("{parent} has {count} layers")]
         span: SourceSpan,
     },
 
