@@ -187,3 +187,101 @@ fn a_docker_archive_directory_layer_symlinked_to_a_host_file_is_not_hashed() {
     link(&dir, "layer0/layer.tar", &secret.path);
     assert_link_refused(&p, &[&secret.sha256]);
 }
+
+// ---- item 14: a full store is reported at the store's path ----
+
+/// A 1 MiB tmpfs mounted on a project's store, unmounted when dropped.
+struct SmallStore(PathBuf);
+
+impl SmallStore {
+    /// `None` (the test skips) when mounting is not permitted, unless
+    /// `KILN_E2E=1`, where it must run.
+    fn mount(p: &Project) -> Option<SmallStore> {
+        std::fs::create_dir_all(&p.store).unwrap();
+        let out = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                "size=1m",
+                "kiln-test",
+                &p.store.to_string_lossy(),
+            ])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallStore(p.store.clone())),
+            other => {
+                let why = format!("{other:?}");
+                assert_ne!(
+                    std::env::var("KILN_E2E").as_deref(),
+                    Ok("1"),
+                    "KILN_E2E=1 but a tmpfs cannot be mounted: {why}"
+                );
+                eprintln!("skipped: cannot mount a tmpfs ({why})");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallStore {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A base whose one layer holds 2 MiB of zeros, the layer compressed or not.
+fn two_mib_image(compress: Compress) -> Image {
+    Image::new(vec![layer(compress, |b| {
+        dir(b, "bin");
+        file(b, "bin/sh", 0o755, b"#!stand-in\n");
+        file(b, "big", 0o644, &vec![0u8; 2 << 20]);
+    })])
+}
+
+fn assert_no_space_in_store(p: &Project, out: &std::process::Output, under: &str) {
+    let stderr = stderr_of(out);
+    // The machine failed, not kiln.kdl: exit code 1.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    let store = p.store.join("v1").join(under);
+    assert!(
+        stderr.contains(&format!("`{}/", store.display())),
+        "the error names a path under {}: {stderr}",
+        store.display()
+    );
+    let archive = p.root().join("b.tar");
+    assert!(
+        !stderr.contains(&format!("`{}`", archive.display())),
+        "not the archive's path: {stderr}"
+    );
+}
+
+#[test]
+fn a_full_store_while_importing_a_base_names_the_store_not_the_archive() {
+    let image = two_mib_image(Compress::None);
+    let p = Project::new(&base_spec("b.tar", &image, "image i {\n    from b\n}\n"));
+    write_docker_archive(&image, &p.root().join("b.tar"));
+    let Some(_mounted) = SmallStore::mount(&p) else {
+        return;
+    };
+    let out = p.kiln(&["export", "i", "-o", "i.tar"]);
+    assert_no_space_in_store(&p, &out, "blobs");
+}
+
+#[test]
+fn a_full_store_while_unpacking_a_base_names_the_rootfs_path() {
+    // Compressed, the layer fits in the store; unpacked, it does not.
+    let image = two_mib_image(Compress::Gzip);
+    let spec = "stage s {\n    from b\n    run \"true\"\n}\n";
+    let p = Project::new(&base_spec("b.tar", &image, spec));
+    write_docker_archive(&image, &p.root().join("b.tar"));
+    let Some(_mounted) = SmallStore::mount(&p) else {
+        return;
+    };
+    let out = p.kiln(&["build"]);
+    assert_no_space_in_store(&p, &out, "rootfs");
+}

@@ -204,6 +204,12 @@ pub enum Unsafe {
 }
 
 impl BaseError {
+    /// A failure of the machine (a full disk, a permission), not of the
+    /// archive or of kiln.kdl: exit code 1, not 2.
+    pub fn is_environment(&self) -> bool {
+        matches!(self, BaseError::Io { .. })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BaseError {
         let path = path.into();
         move |source| BaseError::Io { path, source }

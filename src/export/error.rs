@@ -232,11 +232,13 @@ impl ExportError {
 impl ExportError {
     /// A mistake in kiln.kdl (exit code 2), not a failure of the machine.
     pub fn is_spec_error(&self) -> bool {
+        if let ExportError::Base { cause, .. } = self {
+            return !cause.iter().any(crate::base::BaseError::is_environment);
+        }
         matches!(
             self,
             ExportError::CopySourceMissing { .. }
                 | ExportError::CopyOutside { .. }
-                | ExportError::Base { .. }
                 | ExportError::Entrypoint { .. }
                 | ExportError::ExtraMissing { .. }
                 | ExportError::ClosureConflict { .. }
