@@ -220,23 +220,11 @@ pub fn assemble_with_roots(
     })
 }
 
-/// Docker refuses an image of more layers than this.
-const DOCKER_MAX_LAYERS: usize = 127;
-
 fn too_many_layers(spec: &Spec, image: &Image, inherited: usize, own: bool) -> ExportError {
     let parent = match &image.from.value {
         ImageRoot::Base(name) => format!("base `{name}`"),
         ImageRoot::Image(name) => format!("parent image `{name}`"),
         ImageRoot::Scratch => unreachable!("kiln bug: a scratch image inherits no layers"),
-    };
-    let help = if inherited > DOCKER_MAX_LAYERS {
-        format!(
-            "Docker loads at most {DOCKER_MAX_LAYERS} layers: flatten {parent} into fewer layers (export its filesystem and import it as one layer, or `crane flatten`)"
-        )
-    } else {
-        format!(
-            "Raise `layers max=` (up to {DOCKER_MAX_LAYERS}, Docker's limit), or flatten {parent} into fewer layers"
-        )
     };
     ExportError::TooManyLayers {
         image: image.name.value.clone(),
@@ -244,7 +232,6 @@ fn too_many_layers(spec: &Spec, image: &Image, inherited: usize, own: bool) -> E
         parent,
         count: inherited,
         own: if own { " before its own" } else { "" },
-        help,
         src: spec.source.clone(),
         span: image.from.span,
     }

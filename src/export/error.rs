@@ -185,7 +185,12 @@ pub enum ExportError {
     #[error(
         "Image `{image}` may have at most {max} layers, but {parent} already has {count} layers{own}"
     )]
-    #[diagnostic(code(kiln::export::too_many_layers))]
+    #[diagnostic(
+        code(kiln::export::too_many_layers),
+        help(
+            "Docker loads at most 127 layers: raise `layers max=` (up to 127), or flatten {parent} into fewer layers (export its filesystem and import it as one layer, or `crane flatten`)"
+        )
+    )]
     TooManyLayers {
         image: Name,
         max: u32,
@@ -194,8 +199,6 @@ pub enum ExportError {
         count: usize,
         /// ` before its own` when the image adds layers, else empty.
         own: &'static str,
-        #[help]
-        help: String,
         #[source_code]
         src: Arc<NamedSource<String>>,
         #[label("{parent} has {count} layers")]
