@@ -6,19 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
 use tempfile::{TempDir, TempPath};
 
 use super::blobs::BlobStore;
+use super::dir::{ImageDir, Refused};
 use super::error::{BaseError, Unsafe};
-use super::image::Compression;
+use super::image::{Compression, CopyFailed};
 use crate::hash::Digest;
 
 /// The files of an image archive, by their normalised path inside it.
 pub(crate) enum Source {
-    Dir(PathBuf),
+    /// An image directory, every file opened without following a symlink.
+    Dir(ImageDir),
     Tar(Staged),
 }
 
@@ -59,26 +61,53 @@ impl Taken {
     }
 }
 
+/// The most kiln reads of an index, manifest or config: real ones are a few
+/// kilobytes; a hostile archive must not make kiln read gigabytes into memory.
+const METADATA_MAX: u64 = 16 << 20;
+
 impl Source {
     pub(crate) fn open(archive: &Path, store: &BlobStore) -> Result<Source, BaseError> {
         let meta = std::fs::metadata(archive).map_err(BaseError::io(archive))?;
         if meta.is_dir() {
-            return Ok(Source::Dir(archive.to_owned()));
+            let dir = ImageDir::open(archive).map_err(BaseError::io(archive))?;
+            return Ok(Source::Dir(dir));
         }
         stage_tar(archive, store).map(Source::Tar)
     }
 
+    /// Whether the archive has anything at `name`; in a directory, a symlink
+    /// counts, so that reading it is refused rather than the format unknown.
     pub(crate) fn has(&self, name: &str) -> bool {
         match self {
-            Source::Dir(dir) => dir.join(name).is_file(),
+            Source::Dir(dir) => !matches!(dir.open_file(name), Err(Refused::Missing)),
             Source::Tar(t) => t.resolve(name).is_some(),
         }
     }
 
     /// The bytes of a small file (a manifest, index or config).
     pub(crate) fn read(&self, archive: &Path, name: &str) -> Result<Vec<u8>, BaseError> {
-        let path = self.locate(archive, name)?;
-        std::fs::read(&path).map_err(BaseError::io(path))
+        let (file, path) = match self {
+            Source::Dir(dir) => (open_in(dir, archive, name)?, archive.join(name)),
+            Source::Tar(t) => {
+                let f = t.resolve(name).ok_or_else(|| missing(archive, name))?;
+                (
+                    File::open(&f.path).map_err(BaseError::io(&f.path))?,
+                    f.path.clone(),
+                )
+            }
+        };
+        let mut bytes = Vec::new();
+        file.take(METADATA_MAX + 1)
+            .read_to_end(&mut bytes)
+            .map_err(BaseError::io(path))?;
+        if bytes.len() as u64 > METADATA_MAX {
+            return Err(BaseError::TooLarge {
+                archive: archive.to_owned(),
+                file: name.to_owned(),
+                limit: METADATA_MAX,
+            });
+        }
+        Ok(bytes)
     }
 
     /// Takes a blob out of the archive, hashed, ready to commit to the store.
@@ -93,31 +122,36 @@ impl Source {
                 let f = t.resolve(name).ok_or_else(|| missing(archive, name))?;
                 Ok(Taken::Staged(f.path.clone(), f.digest, f.size))
             }
-            Source::Dir(_) => {
-                let path = self.locate(archive, name)?;
-                let file = File::open(&path).map_err(BaseError::io(&path))?;
-                let (tmp, digest, size) = store.write(BufReader::new(file))?;
+            Source::Dir(dir) => {
+                let file = open_in(dir, archive, name)?;
+                let (tmp, digest, size) = store.write(BufReader::new(file), &archive.join(name))?;
                 Ok(Taken::Temp(tmp, digest, size))
             }
         }
     }
+}
 
-    fn locate(&self, archive: &Path, name: &str) -> Result<PathBuf, BaseError> {
-        match self {
-            Source::Dir(dir) => {
-                let rel = normalise(name).map_err(|_| missing(archive, name))?;
-                let path = dir.join(rel);
-                if path.is_file() {
-                    Ok(path)
-                } else {
-                    Err(missing(archive, name))
-                }
-            }
-            Source::Tar(t) => t
-                .resolve(name)
-                .map(|f| f.path.clone())
-                .ok_or_else(|| missing(archive, name)),
+/// The regular file `name` of an image directory; anything else is refused
+/// without being read, so no error can tell its content or its hash.
+fn open_in(dir: &ImageDir, archive: &Path, name: &str) -> Result<File, BaseError> {
+    let rel = normalise(name).map_err(|_| missing(archive, name))?;
+    let refused = |why: String| BaseError::NotRegular {
+        archive: archive.to_owned(),
+        file: rel.clone(),
+        why,
+    };
+    match dir.open_file(&rel) {
+        Ok(file) => Ok(file),
+        Err(Refused::Missing) => Err(missing(archive, name)),
+        Err(Refused::Symlink(link)) if link == rel => Err(refused("is a symlink".into())),
+        Err(Refused::Symlink(link)) => {
+            Err(refused(format!("is reached through the symlink `{link}`")))
         }
+        Err(Refused::NotDirectory(p)) => Err(refused(format!(
+            "is reached through `{p}`, which is not a directory"
+        ))),
+        Err(Refused::NotRegular) => Err(refused("is not a regular file".into())),
+        Err(Refused::Io(e)) => Err(BaseError::io(archive.join(&rel))(e)),
     }
 }
 
@@ -193,7 +227,10 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
                 let path = staged._dir.path().join(i.to_string());
                 let out = File::create(&path).map_err(BaseError::io(&path))?;
                 let mut w = super::image::HashingWriter::new(out);
-                std::io::copy(&mut entry, &mut w).map_err(BaseError::io(archive))?;
+                super::image::copy(&mut entry, &mut w).map_err(|e| match e {
+                    CopyFailed::Read(e) => BaseError::io(archive)(e),
+                    CopyFailed::Write(e) => BaseError::io(&path)(e),
+                })?;
                 let (_, digest, size) = w.finish();
                 staged.files.insert(name, StagedFile { path, digest, size });
             }

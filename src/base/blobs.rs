@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
 use super::error::BaseError;
-use super::image::HashingWriter;
+use super::image::{CopyFailed, HashingWriter, copy};
 use crate::hash::Digest;
 
 pub(crate) struct BlobStore {
@@ -52,12 +52,22 @@ impl BlobStore {
         self.path(digest).is_file()
     }
 
-    /// Copies `r` into a temporary file in the store, hashing as it writes.
-    pub(crate) fn write(&self, mut r: impl Read) -> Result<(TempPath, Digest, u64), BaseError> {
+    /// Copies `r` (read from `from`) into a temporary file in the store,
+    /// hashing as it writes; a failed read names `from`, a failed write
+    /// (a full disk) the temporary file.
+    pub(crate) fn write(
+        &self,
+        r: impl Read,
+        from: &Path,
+    ) -> Result<(TempPath, Digest, u64), BaseError> {
         let tmp_dir = self.tmp_dir();
         let file = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
+        let to = file.path().to_owned();
         let mut w = HashingWriter::new(file);
-        std::io::copy(&mut r, &mut w).map_err(BaseError::io(&tmp_dir))?;
+        copy(r, &mut w).map_err(|e| match e {
+            CopyFailed::Read(e) => BaseError::io(from)(e),
+            CopyFailed::Write(e) => BaseError::io(&to)(e),
+        })?;
         let (file, digest, size) = w.finish();
         Ok((file.into_temp_path(), digest, size))
     }

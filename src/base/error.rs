@@ -104,6 +104,37 @@ pub enum BaseError {
     #[diagnostic(code(kiln::base::missing_blob))]
     MissingBlob { archive: PathBuf, blob: String },
 
+    #[error(
+        "`{file}` in image directory `{archive}` {why}",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::not_regular),
+        help(
+            "kiln reads an image directory as untrusted input: only regular files inside it, never through a symlink. Replace links by copies (`cp -rL`), or import the image as a tar archive"
+        )
+    )]
+    NotRegular {
+        archive: PathBuf,
+        file: String,
+        /// `is a symlink`, `is reached through the symlink `blobs``, …
+        why: String,
+    },
+
+    #[error(
+        "`{file}` in `{archive}` is over {limit} bytes, too large for image metadata",
+        archive = archive.display()
+    )]
+    #[diagnostic(
+        code(kiln::base::too_large),
+        help("An index, manifest or config is a few kilobytes; the archive is damaged or hostile")
+    )]
+    TooLarge {
+        archive: PathBuf,
+        file: String,
+        limit: u64,
+    },
+
     #[error("`{archive}` is not an image archive", archive = archive.display())]
     #[diagnostic(
         code(kiln::base::unknown_format),
@@ -189,6 +220,12 @@ pub enum Unsafe {
 }
 
 impl BaseError {
+    /// A failure of the machine (a full disk, a permission), not of the
+    /// archive or of kiln.kdl: exit code 1, not 2.
+    pub fn is_environment(&self) -> bool {
+        matches!(self, BaseError::Io { .. })
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BaseError {
         let path = path.into();
         move |source| BaseError::Io { path, source }

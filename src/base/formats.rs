@@ -3,6 +3,7 @@
 //! `manifest.json`. Both come down to a list of [`Candidate`]s: a config and
 //! its layers, by path inside the archive.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -38,58 +39,73 @@ impl Candidate {
 pub(crate) fn oci_candidates(archive: &Path, source: &Source) -> Result<Vec<Candidate>, BaseError> {
     let index: ImageIndex = parse(archive, "index.json", &source.read(archive, "index.json")?)?;
     let mut out = Vec::new();
-    collect(archive, source, index.manifests(), None, 0, &mut out)?;
+    let mut seen = HashSet::new();
+    let mut walk = Walk {
+        archive,
+        source,
+        seen: &mut seen,
+    };
+    walk.collect(index.manifests(), None, 0, &mut out)?;
     Ok(out)
 }
 
-fn collect(
-    archive: &Path,
-    source: &Source,
-    descriptors: &[Descriptor],
-    inherited: Option<&str>,
-    depth: usize,
-    out: &mut Vec<Candidate>,
-) -> Result<(), BaseError> {
-    for desc in descriptors {
-        let platform = desc
-            .platform()
-            .as_ref()
-            .map(|p| format!("{}/{}", p.os(), p.architecture()))
-            .or(inherited.map(str::to_owned));
-        let kind = desc.media_type().to_string();
-        let is_index = matches!(desc.media_type(), MediaType::ImageIndex)
-            || kind == "application/vnd.docker.distribution.manifest.list.v2+json";
-        let is_manifest = matches!(desc.media_type(), MediaType::ImageManifest)
-            || kind == "application/vnd.docker.distribution.manifest.v2+json";
-        // Indexes nest at most a level or two in practice; the bound stops cycles.
-        if is_index && depth < 4 {
+/// The blobs already read: each index or manifest is read once, however
+/// many descriptors name it, so a hostile index that names the same nested
+/// index a thousand times at each level costs a thousand reads, not 10^12.
+struct Walk<'a> {
+    archive: &'a Path,
+    source: &'a Source,
+    seen: &'a mut HashSet<String>,
+}
+
+impl Walk<'_> {
+    fn collect(
+        &mut self,
+        descriptors: &[Descriptor],
+        inherited: Option<&str>,
+        depth: usize,
+        out: &mut Vec<Candidate>,
+    ) -> Result<(), BaseError> {
+        let (archive, source) = (self.archive, self.source);
+        for desc in descriptors {
+            let platform = desc
+                .platform()
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os(), p.architecture()))
+                .or(inherited.map(str::to_owned));
+            let kind = desc.media_type().to_string();
+            let is_index = matches!(desc.media_type(), MediaType::ImageIndex)
+                || kind == "application/vnd.docker.distribution.manifest.list.v2+json";
+            let is_manifest = matches!(desc.media_type(), MediaType::ImageManifest)
+                || kind == "application/vnd.docker.distribution.manifest.v2+json";
+            if !(is_index || is_manifest) {
+                continue;
+            }
             let blob = blob_ref(archive, desc)?;
-            let index: ImageIndex =
-                parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
-            collect(
-                archive,
-                source,
-                index.manifests(),
-                platform.as_deref(),
-                depth + 1,
-                out,
-            )?;
-        } else if is_manifest {
-            let blob = blob_ref(archive, desc)?;
-            let manifest: ImageManifest =
-                parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
-            out.push(Candidate {
-                config: blob_ref(archive, manifest.config())?,
-                layers: manifest
-                    .layers()
-                    .iter()
-                    .map(|l| blob_ref(archive, l))
-                    .collect::<Result<_, _>>()?,
-                platform,
-            });
+            if !self.seen.insert(blob.name.clone()) {
+                continue;
+            }
+            // Indexes nest at most a level or two in practice; the bound stops cycles.
+            if is_index && depth < 4 {
+                let index: ImageIndex =
+                    parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
+                self.collect(index.manifests(), platform.as_deref(), depth + 1, out)?;
+            } else if is_manifest {
+                let manifest: ImageManifest =
+                    parse(archive, &blob.name, &read_verified(archive, source, &blob)?)?;
+                out.push(Candidate {
+                    config: blob_ref(archive, manifest.config())?,
+                    layers: manifest
+                        .layers()
+                        .iter()
+                        .map(|l| blob_ref(archive, l))
+                        .collect::<Result<_, _>>()?,
+                    platform,
+                });
+            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn blob_ref(archive: &Path, desc: &Descriptor) -> Result<BlobRef, BaseError> {

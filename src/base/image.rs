@@ -119,6 +119,30 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Which side of a [`copy`] failed.
+pub(crate) enum CopyFailed {
+    Read(io::Error),
+    Write(io::Error),
+}
+
+/// Copies `r` into `w` like `io::copy`, but says which side failed: a full
+/// disk is the fault of the file being written (in the store), a truncated
+/// stream that of the archive being read, and errors must name the right one.
+pub(crate) fn copy(mut r: impl Read, w: &mut impl Write) -> Result<u64, CopyFailed> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CopyFailed::Read(e)),
+        };
+        w.write_all(&buf[..n]).map_err(CopyFailed::Write)?;
+        total += n as u64;
+    }
+}
+
 /// sha256 and length of everything `r` yields.
 pub(crate) fn hash_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
     let mut w = HashingWriter::new(io::sink());

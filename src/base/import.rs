@@ -117,7 +117,7 @@ fn verify(
     let config_json = formats::read_verified(archive, source, &chosen.config)?;
     let config_digest = Digest::of(&config_json);
     let config: ImageConfiguration = formats::parse(archive, &chosen.config.name, &config_json)?;
-    let (tmp, digest, _) = store.write(&config_json[..])?;
+    let (tmp, digest, _) = store.write(&config_json[..], archive)?;
     store.commit(&tmp, &digest)?;
 
     let diff_ids = config.rootfs().diff_ids();

@@ -98,12 +98,18 @@ pub(crate) fn record(
     Ok(())
 }
 
-/// The stamp of a tar file, or of every file under a layout directory.
+/// The stamp of a tar file, or of every entry under a layout directory.
+/// Inside the directory nothing is followed (`lstat`): a `blobs -> /` must
+/// not make kiln walk the host's filesystem (import refuses it anyway).
 fn stamps(archive: &Path) -> std::io::Result<Vec<Stamp>> {
     let mut out = Vec::new();
     let mut pending = vec![archive.to_owned()];
     while let Some(path) = pending.pop() {
-        let meta = std::fs::metadata(&path)?;
+        let meta = if path == archive {
+            std::fs::metadata(&path)?
+        } else {
+            std::fs::symlink_metadata(&path)?
+        };
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path)? {
                 pending.push(entry?.path());

@@ -17,6 +17,7 @@
 
 mod archive;
 mod blobs;
+mod dir;
 mod error;
 mod formats;
 mod image;

@@ -18,7 +18,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
-use super::image::{HashingReader, ImportedImage, Layer};
+use super::image::{CopyFailed, HashingReader, ImportedImage, Layer};
 
 const OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT: &str = ".wh.";
@@ -182,7 +182,10 @@ fn entries_of(
                     .mode(0o600)
                     .open(&target)
                     .map_err(BaseError::io(&target))?;
-                std::io::copy(&mut entry, &mut out).map_err(BaseError::io(&target))?;
+                super::image::copy(&mut entry, &mut out).map_err(|e| match e {
+                    CopyFailed::Read(e) => bad_tar(e),
+                    CopyFailed::Write(e) => BaseError::io(&target)(e),
+                })?;
                 // setuid/setgid dropped: the file belongs to whoever runs kiln.
                 out.set_permissions(Permissions::from_mode(mode & 0o777 | 0o400))
                     .map_err(BaseError::io(&target))?;

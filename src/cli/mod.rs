@@ -56,6 +56,7 @@ pub enum CliError {
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
+            CliError::Eval(e) if e.is_environment() => 1,
             CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
             CliError::Export(e) if e.is_spec_error() => 2,
             CliError::Store(_)

@@ -155,6 +155,19 @@ pub enum EvalError {
     },
 }
 
+impl EvalError {
+    /// A failure of the machine (a full disk while importing a base), not a
+    /// mistake in kiln.kdl: exit code 1, not 2.
+    pub fn is_environment(&self) -> bool {
+        match self {
+            EvalError::Base { cause, .. } => {
+                cause.iter().any(crate::base::BaseError::is_environment)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Plans `targets` (stage or image names; every stage when empty) and every
 /// stage or fetch they need.
 pub fn plan<'s>(

@@ -185,18 +185,15 @@ pub fn assemble_with_roots(
         .map(|p| p.origins.clone())
         .unwrap_or_default();
     plans.iter().for_each(|plan| record(&mut origins, plan));
+    // `max` bounds the whole image, the parent's layers included: those never
+    // merge, so a parent that alone fills `max` (or exceeds it, with no layer
+    // of the image's own to hide behind) cannot be exported.
     let inherited = parent.as_ref().map_or(0, |p| p.layers.len());
-    let room = (image.max_layers as usize).saturating_sub(inherited);
-    if room == 0 && !plans.is_empty() {
-        return Err(ExportError::TooManyLayers {
-            image: image.name.value.clone(),
-            max: image.max_layers,
-            parent: inherited,
-            src: spec.source.clone(),
-            span: image.from.span,
-        });
+    let max = image.max_layers as usize;
+    if inherited > max || (inherited == max && !plans.is_empty()) {
+        return Err(too_many_layers(spec, image, inherited, !plans.is_empty()));
     }
-    let plans = merge::limit(plans, room);
+    let plans = merge::limit(plans, max - inherited);
     let packed = plans
         .par_iter()
         .map(|plan| plan::pack(plan, layer_cache, opts))
@@ -226,6 +223,23 @@ pub fn assemble_with_roots(
         closure: summary,
         epoch: opts.source_date_epoch,
     })
+}
+
+fn too_many_layers(spec: &Spec, image: &Image, inherited: usize, own: bool) -> ExportError {
+    let parent = match &image.from.value {
+        ImageRoot::Base(name) => format!("base `{name}`"),
+        ImageRoot::Image(name) => format!("parent image `{name}`"),
+        ImageRoot::Scratch => unreachable!("kiln bug: a scratch image inherits no layers"),
+    };
+    ExportError::TooManyLayers {
+        image: image.name.value.clone(),
+        max: image.max_layers,
+        parent,
+        count: inherited,
+        own: if own { " before its own" } else { "" },
+        src: spec.source.clone(),
+        span: image.from.span,
+    }
 }
 
 /// The `copy`s of `image` that want their runtime closure, with their roots.

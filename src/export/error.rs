@@ -200,19 +200,25 @@ pub enum ExportError {
     },
 
     #[error(
-        "Image `{image}` cannot have at most {max} layers: its parent image already has {parent}"
+        "Image `{image}` may have at most {max} layers, but {parent} already has {count} layers{own}"
     )]
     #[diagnostic(
         code(kiln::export::too_many_layers),
-        help("Raise `layers max=` (Docker allows 127), or lower it on the parent image")
+        help(
+            "Docker loads at most 127 layers: raise `layers max=` (up to 127), or flatten {parent} into fewer layers (export its filesystem and import it as one layer, or `crane flatten`)"
+        )
     )]
     TooManyLayers {
         image: Name,
         max: u32,
-        parent: usize,
+        /// `base `b`` or `parent image `x``.
+        parent: String,
+        count: usize,
+        /// ` before its own` when the image adds layers, else empty.
+        own: &'static str,
         #[source_code]
         src: Arc<NamedSource<String>>,
-        #[label("built from here")]
+        #[label("{parent} has {count} layers")]
         span: SourceSpan,
     },
 
@@ -246,11 +252,13 @@ impl ExportError {
 impl ExportError {
     /// A mistake in kiln.kdl (exit code 2), not a failure of the machine.
     pub fn is_spec_error(&self) -> bool {
+        if let ExportError::Base { cause, .. } = self {
+            return !cause.iter().any(crate::base::BaseError::is_environment);
+        }
         matches!(
             self,
             ExportError::CopySourceMissing { .. }
                 | ExportError::CopyOutside { .. }
-                | ExportError::Base { .. }
                 | ExportError::Entrypoint { .. }
                 | ExportError::ExtraMissing { .. }
                 | ExportError::ClosureConflict { .. }

@@ -144,7 +144,9 @@ impl ProblemKind {
             BadTag { .. } => {
                 "Write a reference like `name:tag` or `registry.example:5000/team/name:tag`".into()
             }
-            BadLayers { .. } => "`layers max=N` takes N from 1 to 127".into(),
+            BadLayers { .. } => {
+                "`layers max=N` takes N from 1 to 127: Docker refuses an image of more than 127 layers".into()
+            }
             BadEnvKey { .. } => "Use letters, digits and `_`, not starting with a digit".into(),
             BadTool { .. } => "Name a program found on the host's PATH, without `/`".into(),
             BadUser { .. } => {
