@@ -100,8 +100,10 @@ pub fn check(dirs: &Dirs) {
     }
     let rootfs = dirs.work.join("rootfs");
     if rootfs.exists() {
+        // Each image is `<hex>/`, with its tree record `<hex>.tree`.
         for name in names(&rootfs) {
-            let is_hex = name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+            let hex = name.strip_suffix(".tree").unwrap_or(&name);
+            let is_hex = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
             assert!(is_hex, "written in rootfs/ beside the images: {name}");
         }
     }
