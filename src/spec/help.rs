@@ -10,6 +10,9 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             Read { .. } => "read",
+            NotAFile { .. } => "not_a_file",
+            TooBig { .. } => "too_big",
+            TooDeep { .. } | CommentTooLong { .. } => "too_deep",
             Syntax { .. } => "syntax",
             UnknownNode { .. } => "unknown_node",
             UnknownProperty { .. } => "unknown_property",
@@ -58,6 +61,14 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             Read { .. } => "Check the path given with `-f` and its permissions".into(),
+            NotAFile { .. } => "Give `-f` the path of a kiln.kdl file".into(),
+            TooBig { .. } => "A kiln.kdl this large is not a hand-written spec: check the path given with `-f`".into(),
+            TooDeep { .. } => {
+                "kiln.kdl needs only a few levels of `{ … }`: close the blocks sooner".into()
+            }
+            CommentTooLong { max } => format!(
+                "kiln parses a block comment of up to {max} `*`, `/` and runs of text between them: use `//` comments for longer text"
+            ),
             Syntax { help: Some(h), .. } => h.clone(),
             Syntax { help: None, .. } => "kiln.kdl is KDL v2: see https://kdl.dev".into(),
             UnknownNode {
