@@ -96,6 +96,17 @@ fn nested_parentheses_print_a_bounded_diagnostic() {
 }
 
 #[test]
+fn a_long_line_of_unclosed_strings_is_reported_quickly() {
+    // The KDL parser rescans the rest of the line after each unclosed `#"`.
+    let spec = format!("stage a {{\n    run {}\n}}\n", "run #\" ".repeat(5_000));
+    let p = Project::new(&spec);
+    let (out, took) = timed_check(&p);
+    assert_diagnostic(&out, "kiln::spec::syntax");
+    assert!(stderr(&out).contains("Unclosed string"), "{}", stderr(&out));
+    assert!(took < QUICK, "took {took:?}");
+}
+
+#[test]
 fn twenty_thousand_bad_stages_are_reported_quickly_and_briefly() {
     let spec: String = (0..20_000)
         .map(|i| format!("stage s{i} {{ frob \"x\" }}\n"))

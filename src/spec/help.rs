@@ -184,14 +184,22 @@ fn backticked<'a>(names: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a typo.
+/// Names longer than [`MAX_TYPO_LEN`] get none: the comparison costs the
+/// product of the lengths, and a 16 KB name is not a typo.
 pub(crate) fn suggest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    if name.len() > MAX_TYPO_LEN {
+        return None;
+    }
     candidates
         .into_iter()
+        .filter(|c| c.len() <= MAX_TYPO_LEN)
         .map(|c| (strsim::jaro_winkler(name, c), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.to_owned())
 }
+
+const MAX_TYPO_LEN: usize = 64;

@@ -3,15 +3,14 @@
 //! The crate's parser recurses once per level of `{ … }` and once per piece
 //! of a `/* … */` comment (each `*`, `/` or run of other text), so 1,400
 //! nested blocks or a long comment banner overflow the stack: an abort that
-//! no diagnostic can follow. This lexer knows just enough KDL v2 (quoted,
-//! multi-line and raw strings, line and nested block comments) to measure
-//! both on the text itself and refuse input beyond the limits, with a span.
-//!
-//! It must never count less than the parser recurses. On valid KDL it agrees
-//! with the parser; where a string is malformed it ends the string at the
-//! first doubtful character, so what follows is counted rather than hidden.
-//! The parse also runs on a thread with a large stack ([`PARSE_STACK`]), a
-//! margin far beyond these limits. No IO.
+//! no diagnostic can follow. And after a malformed string it rescans the
+//! rest of the line or file, once per string: quadratic. This lexer knows
+//! KDL v2's strings (quoted, multi-line, raw) and comments (line, nested
+//! block), reports the first malformed one itself as a syntax error, and
+//! measures nesting on text it has lexed exactly as the parser will, so the
+//! parser only ever sees well-formed strings and bounded depth. The parse
+//! also runs on a thread with a large stack ([`PARSE_STACK`]), a margin far
+//! beyond these limits. No IO.
 
 use super::error::{Problem, ProblemKind, label};
 
@@ -35,6 +34,14 @@ pub(crate) fn check(text: &str) -> Option<Problem> {
         Ok(()) => None,
         Err(Refusal::TooDeep(at)) => Some(too_deep(at)),
         Err(Refusal::CommentTooLong(at)) => Some(comment_too_long(at)),
+        Err(Refusal::Lexical(at, len, what)) => {
+            let (message, text, help) = what.text();
+            let kind = ProblemKind::Syntax {
+                message: message.to_owned(),
+                help: Some(help.to_owned()),
+            };
+            Some(Problem::new(kind, vec![label((at, len).into(), text)]))
+        }
     }
 }
 
@@ -42,6 +49,69 @@ pub(crate) fn check(text: &str) -> Option<Problem> {
 enum Refusal {
     TooDeep(usize),
     CommentTooLong(usize),
+    /// A malformed string or comment: `(offset, length, what)`.
+    Lexical(usize, usize, Lexical),
+}
+
+fn lexical(at: usize, len: usize, what: Lexical) -> Refusal {
+    Refusal::Lexical(at, len, what)
+}
+
+/// Malformed strings and comments, reported here rather than left to the
+/// parser: it rescans the rest of the line or file after each one, so a
+/// line of 2,000 unclosed `#"` took seconds per 20 KB (quadratic).
+#[derive(Clone, Copy)]
+enum Lexical {
+    Unclosed,
+    UnclosedMultiLine,
+    MultiLineOpening,
+    MultiLineClosing,
+    Escape,
+    Disallowed,
+    UnclosedComment,
+}
+
+impl Lexical {
+    /// (message, label, help).
+    fn text(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Lexical::Unclosed => (
+                "Unclosed string",
+                "not closed on this line",
+                "Close it with `\"` on the same line; a string over several lines starts with `\"\"\"` and a newline",
+            ),
+            Lexical::UnclosedMultiLine => (
+                "Unclosed multi-line string",
+                "never closed",
+                "Close it with `\"\"\"` on a line of its own",
+            ),
+            Lexical::MultiLineOpening => (
+                "Multi-line string opening quotes must be immediately followed by a newline",
+                "no newline after",
+                "Start the text on the next line, or write a one-line string `\"…\"`",
+            ),
+            Lexical::MultiLineClosing => (
+                "Multi-line string closing quotes must be on a line of their own",
+                "text before them on this line",
+                "Put the closing `\"\"\"` on its own line, indented like the text",
+            ),
+            Lexical::Escape => (
+                "Invalid escape in a string",
+                "invalid escape",
+                "Escapes are `\\n`, `\\t`, `\\\"`, `\\\\`, `\\u{…}` and the others of KDL v2; or use a raw string `#\"…\"#`",
+            ),
+            Lexical::Disallowed => (
+                "A control or direction character in a string",
+                "not allowed here",
+                "Write it as an escape, `\\u{…}`, or remove it",
+            ),
+            Lexical::UnclosedComment => (
+                "Unclosed comment",
+                "never closed",
+                "Close it with `*/`; comments nest, so each `/*` needs its own `*/`",
+            ),
+        }
+    }
 }
 
 struct Scanner<'t> {
@@ -56,8 +126,8 @@ impl Scanner<'_> {
         while let Some(c) = self.peek() {
             let start = self.at;
             match c {
-                '"' => self.quoted_string(),
-                '#' => self.maybe_raw_string(),
+                '"' => self.quoted_string()?,
+                '#' => self.maybe_raw_string()?,
                 '/' if self.rest().starts_with("//") => self.line_comment(),
                 '/' if self.rest().starts_with("/*") => self.block_comment(start)?,
                 '{' => {
@@ -101,106 +171,127 @@ impl Scanner<'_> {
         found
     }
 
-    /// `"…"` or `"""⏎…"""`, escapes included.
-    fn quoted_string(&mut self) {
+    /// `"…"` or `"""⏎…"""`, escapes included, from its opening quote.
+    fn quoted_string(&mut self) -> Result<(), Refusal> {
+        let start = self.at;
         if self.eat("\"\"\"") {
             if !self.peek().is_some_and(is_newline) {
-                return; // malformed: what follows is counted
+                return Err(lexical(start, 3, Lexical::MultiLineOpening));
             }
             while let Some(c) = self.peek() {
-                if self.eat("\"\"\"") {
-                    return;
+                if self.rest().starts_with("\"\"\"") {
+                    return self.close_multi_line(3);
                 }
-                if c == '\\' {
-                    if !self.escape() {
-                        return;
-                    }
-                } else if is_disallowed(c) {
-                    return;
-                } else {
-                    self.bump();
-                }
+                self.string_char(c)?;
             }
-            return;
+            return Err(lexical(start, 3, Lexical::UnclosedMultiLine));
         }
         self.bump();
         while let Some(c) = self.peek() {
-            match c {
-                '"' => {
-                    self.bump();
-                    return;
-                }
-                '\\' => {
-                    if !self.escape() {
-                        return;
-                    }
-                }
-                // The parser stops a single-line string here, with an error.
-                c if is_newline(c) || is_disallowed(c) => return,
-                _ => {
-                    self.bump();
-                }
+            if c == '"' {
+                self.bump();
+                return Ok(());
             }
+            if is_newline(c) {
+                break;
+            }
+            self.string_char(c)?;
         }
+        Err(lexical(start, self.at - start, Lexical::Unclosed))
     }
 
-    /// One escape after `\`; false (and nothing eaten) if it is malformed.
-    fn escape(&mut self) -> bool {
-        let after = &self.rest()[1..];
-        let Some(next) = after.chars().next() else {
-            return false;
-        };
-        if matches!(next, '\\' | '"' | 'b' | 'f' | 'n' | 'r' | 't' | 's') {
-            self.at += 1 + next.len_utf8();
-            return true;
+    /// One character (or escape) of a quoted string's body.
+    fn string_char(&mut self, c: char) -> Result<(), Refusal> {
+        if c == '\\' {
+            return self.escape();
         }
-        if is_space(next) || is_newline(next) {
+        if is_disallowed(c) {
+            return Err(lexical(self.at, c.len_utf8(), Lexical::Disallowed));
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// The closing quotes of a multi-line string (`len` bytes with the raw
+    /// string's hashes), which must be alone on their line but for spaces.
+    fn close_multi_line(&mut self, len: usize) -> Result<(), Refusal> {
+        let line = &self.text[..self.at];
+        let line = &line[line.rfind(is_newline).map_or(0, |nl| nl + 1)..];
+        if !line.chars().all(|c| is_space(c) || c == '\\') {
+            return Err(lexical(self.at, len, Lexical::MultiLineClosing));
+        }
+        self.at += len;
+        Ok(())
+    }
+
+    /// One escape, from its `\\`.
+    fn escape(&mut self) -> Result<(), Refusal> {
+        let after = &self.rest()[1..];
+        let next = after.chars().next();
+        if let Some(next @ ('\\' | '"' | 'b' | 'f' | 'n' | 'r' | 't' | 's')) = next {
+            self.at += 1 + next.len_utf8();
+            return Ok(());
+        }
+        if next.is_some_and(|c| is_space(c) || is_newline(c)) {
             // A whitespace escape swallows all the whitespace that follows.
             self.bump();
             while self.peek().is_some_and(|c| is_space(c) || is_newline(c)) {
                 self.bump();
             }
-            return true;
+            return Ok(());
         }
         if let Some(hex) = after.strip_prefix("u{") {
             let digits = hex.chars().take_while(char::is_ascii_hexdigit).count();
-            if (1..=6).contains(&digits) && hex[digits..].starts_with('}') {
+            let value = u32::from_str_radix(&hex[..digits], 16).ok();
+            if (1..=6).contains(&digits)
+                && hex[digits..].starts_with('}')
+                && value.and_then(char::from_u32).is_some()
+            {
                 self.at += 1 + "u{".len() + digits + 1;
-                return true;
+                return Ok(());
             }
         }
-        false
+        let len = 1 + next.map_or(0, char::len_utf8);
+        Err(lexical(self.at, len, Lexical::Escape))
     }
 
     /// `#"…"#`, `##"…"##`, `#"""⏎…"""#`; else `#` starts a keyword.
-    fn maybe_raw_string(&mut self) {
+    fn maybe_raw_string(&mut self) -> Result<(), Refusal> {
+        let start = self.at;
         let hashes = self.rest().bytes().take_while(|&b| b == b'#').count();
         let quote_at = self.at + hashes;
         if !self.text[quote_at..].starts_with('"') {
             self.at = quote_at;
-            return;
+            return Ok(());
         }
         let close_hashes = &self.text[self.at..quote_at];
         self.at = quote_at;
-        if self.eat("\"\"\"") {
+        let multi_line = self.rest().starts_with("\"\"\"")
+            && self.rest()[3..].chars().next().is_some_and(is_newline);
+        if multi_line {
+            self.at += 3;
             let close = format!("\"\"\"{close_hashes}");
-            match self.rest().find(&close) {
-                Some(end) => self.at += end + close.len(),
-                None => self.at = self.text.len(),
-            }
-            return;
+            let Some(end) = self.rest().find(&close) else {
+                return Err(lexical(start, hashes + 3, Lexical::UnclosedMultiLine));
+            };
+            self.at += end;
+            return self.close_multi_line(close.len());
         }
         self.bump();
         let close = format!("\"{close_hashes}");
         while let Some(c) = self.peek() {
             if self.eat(&close) {
-                return;
+                return Ok(());
             }
-            if is_newline(c) || is_disallowed(c) {
-                return;
+            if is_newline(c) {
+                break;
+            }
+            if is_disallowed(c) {
+                return Err(lexical(self.at, c.len_utf8(), Lexical::Disallowed));
             }
             self.bump();
         }
+        Err(lexical(start, self.at - start, Lexical::Unclosed))
     }
 
     fn line_comment(&mut self) {
@@ -231,7 +322,10 @@ impl Scanner<'_> {
                 self.at += run;
             }
         }
-        Ok(())
+        match open {
+            0 => Ok(()),
+            _ => Err(lexical(start, 2, Lexical::UnclosedComment)),
+        }
     }
 }
 
@@ -334,6 +428,48 @@ mod tests {
             format!("a \"\u{1}{deep}\""),
         ] {
             assert!(!depth_ok(&text), "{text}");
+        }
+    }
+
+    #[test]
+    fn well_formed_strings_pass() {
+        for text in [
+            "a \"x\\\n   y\"",
+            "a \"\\u{10FFFF} \\\" \\s\"",
+            "a \"\"\"\n    one\n    \"two\" \"\"\n    \"\"\"",
+            "a #\"\"\"\n  raw \"\"\" inside\n  \"\"\"#",
+            "a #\"\"\"x\"#",
+            "a ##\"a \"# b\"##",
+            "a /* /* */ */ b",
+        ] {
+            assert!(depth_ok(text), "{text}");
+            let parsed = kdl::KdlDocument::parse(text);
+            assert!(parsed.is_ok(), "the parser refuses {text:?}: {parsed:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_strings_and_comments_are_syntax_errors() {
+        for (text, message) in [
+            ("a \"open\nb", "Unclosed string"),
+            ("a #\"open\"\nb", "Unclosed string"),
+            ("a \"\"\"\nnever", "Unclosed multi-line string"),
+            ("a \"\"\"x\n\"\"\"", "Multi-line string opening"),
+            ("a \"\"\"\n  x \"\"\"", "Multi-line string closing"),
+            ("a \"\\q\"", "Invalid escape"),
+            ("a \"\\u{110000}\"", "Invalid escape"),
+            ("a \"\u{7}\"", "A control"),
+            ("a /* /* */", "Unclosed comment"),
+        ] {
+            assert!(
+                kdl::KdlDocument::parse(text).is_err(),
+                "the parser accepts {text:?}"
+            );
+            let problem = check(text).expect(text);
+            assert!(
+                problem.to_string().starts_with(message),
+                "{text}: {problem}"
+            );
         }
     }
 
