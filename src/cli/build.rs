@@ -11,10 +11,13 @@ use crate::spec::{Content, ImageRoot, Root, Spec};
 pub fn build(g: &Global, a: &BuildArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let report = build_targets(g, &spec, &a.targets, a.fail_fast)?;
-    if a.json {
-        println!("{}", json_report(&report));
-    }
-    finish(g, report)
+    // A failed build is reported before a failed write of its report.
+    let printed = match a.json {
+        true => crate::outln!("{}", json_report(&report)),
+        false => Ok(()),
+    };
+    finish(g, report)?;
+    printed
 }
 
 /// Plans and builds `targets`; shared by every command that needs outputs.
@@ -138,35 +141,36 @@ pub fn graph(g: &Global, a: &GraphArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let edges = edges(&spec);
     if a.dot {
-        println!("digraph kiln {{\n  rankdir=LR;");
+        crate::outln!("digraph kiln {{\n  rankdir=LR;")?;
         for s in &spec.stages {
-            println!("  \"{}\" [shape=box];", s.name.value);
+            crate::outln!("  \"{}\" [shape=box];", s.name.value)?;
         }
         for i in &spec.images {
-            println!("  \"{}\" [shape=box3d];", i.name.value);
+            crate::outln!("  \"{}\" [shape=box3d];", i.name.value)?;
         }
         for (from, to, label) in &edges {
-            println!("  \"{to}\" -> \"{from}\" [label=\"{label}\"];");
+            crate::outln!("  \"{to}\" -> \"{from}\" [label=\"{label}\"];")?;
         }
-        println!("}}");
+        crate::outln!("}}")?;
         return Ok(());
     }
     for s in &spec.stages {
-        println!("stage {}", s.name.value);
-        print_edges(&edges, s.name.value.as_str());
+        crate::outln!("stage {}", s.name.value)?;
+        print_edges(&edges, s.name.value.as_str())?;
     }
     for i in &spec.images {
-        println!("image {}", i.name.value);
-        print_edges(&edges, i.name.value.as_str());
+        crate::outln!("image {}", i.name.value)?;
+        print_edges(&edges, i.name.value.as_str())?;
     }
     Ok(())
 }
 
-fn print_edges(edges: &[(String, String, &'static str)], node: &str) {
+fn print_edges(edges: &[(String, String, &'static str)], node: &str) -> Result<(), CliError> {
     for (from, to, label) in edges.iter().filter(|(from, _, _)| from == node) {
         let _ = from;
-        println!("  {label} {to}");
+        crate::outln!("  {label} {to}")?;
     }
+    Ok(())
 }
 
 /// (node, node it depends on, how).
@@ -218,41 +222,42 @@ pub fn explain(g: &Global, stage: &str) -> Result<(), CliError> {
             .filter(|&&d| resolved[d].as_ref().is_none_or(|r| r.entry.is_none()))
             .map(|&d| plan.stages[d].name().to_string())
             .collect();
-        println!(
+        crate::outln!(
             "`{stage}` cannot be keyed yet: it uses {} which is not built",
             missing.join(", ")
-        );
+        )?;
         return Ok(());
     };
     if now.entry.is_some() {
-        println!("`{stage}` is cached: key {}", now.key);
+        crate::outln!("`{stage}` is cached: key {}", now.key)?;
         return Ok(());
     }
     let previous = store.get_ref(&spec.context, &target.name.value)?;
     let Some(old) = previous.map(|k| store.lookup(&k)).transpose()?.flatten() else {
-        println!("`{stage}` has never been built here (key {})", now.key);
+        crate::outln!("`{stage}` has never been built here (key {})", now.key)?;
         return Ok(());
     };
-    println!(
+    crate::outln!(
         "`{stage}` is not cached: key {} was {}",
-        now.key, old.meta.key
-    );
-    print_diff(&old.meta.inputs, &now.manifest);
-    Ok(())
+        now.key,
+        old.meta.key
+    )?;
+    print_diff(&old.meta.inputs, &now.manifest)
 }
 
 fn print_diff(
     old: &std::collections::BTreeMap<String, String>,
     new: &std::collections::BTreeMap<String, String>,
-) {
+) -> Result<(), CliError> {
     for (label, value) in new {
         match old.get(label) {
-            Some(was) if was != value => println!("  changed {label}: {was} → {value}"),
-            None => println!("  added   {label}: {value}"),
+            Some(was) if was != value => crate::outln!("  changed {label}: {was} → {value}")?,
+            None => crate::outln!("  added   {label}: {value}")?,
             _ => {}
         }
     }
     for (label, was) in old.iter().filter(|(l, _)| !new.contains_key(*l)) {
-        println!("  removed {label}: {was}");
+        crate::outln!("  removed {label}: {was}")?;
     }
+    Ok(())
 }

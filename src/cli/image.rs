@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
-use super::{CliError, Global, load_spec, open_store};
+use super::{CliError, Global, load_spec, open_store, out};
 use crate::build::BuildReport;
 use crate::closure::Root;
 use crate::export::{self, Assembled, Compression, Engine, ExportOptions, StageOutput};
@@ -20,10 +20,15 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
             export::write_oci_dir(&img, &a.output)?;
         }
         (ExportFormat::Docker, Some("-")) => {
-            let stdout = std::io::stdout().lock();
-            let mut out = std::io::BufWriter::new(stdout);
-            export::write_archive(&img, &mut out)?;
-            out.flush().map_err(|e| io_error(&a.output, e))?;
+            let mut stdout = out::Stdout::default();
+            let written = export::write_archive(&img, &mut stdout)
+                .map_err(CliError::from)
+                .and_then(|()| stdout.flush().map_err(out::stdout_error));
+            // A failed write to stdout is that, not a failed export.
+            if let Some(failure) = stdout.failure() {
+                return Err(failure);
+            }
+            written?;
         }
         (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
     }
@@ -44,7 +49,7 @@ pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
         _ => Engine::Docker,
     };
     for tag in export::load(&img, engine)? {
-        println!("{tag}");
+        crate::outln!("{tag}")?;
     }
     Ok(())
 }
@@ -55,9 +60,9 @@ pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
     if a.json {
         let json = serde_json::to_string_pretty(&inspection)
             .expect("kiln bug: inspection is always serializable");
-        println!("{json}");
+        crate::outln!("{json}")?;
     } else {
-        print!("{inspection}");
+        crate::out!("{inspection}")?;
     }
     Ok(())
 }
@@ -75,9 +80,9 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
     if a.json {
         let json = serde_json::to_string_pretty(&answer)
             .expect("kiln bug: a why answer is always serializable");
-        println!("{json}");
+        crate::outln!("{json}")?;
     } else if answer.origin.is_some() {
-        print!("{answer}");
+        crate::out!("{answer}")?;
     }
     match answer.origin {
         Some(_) => Ok(()),

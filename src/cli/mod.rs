@@ -1,10 +1,12 @@
 //! The command line: parses arguments and wires the pipeline steps together.
 //! No logic of its own beyond choosing what to print; stdout carries data
-//! only (paths, JSON, graphs), progress and diagnostics go to stderr.
+//! only (paths, JSON, graphs), written through `out` (never `println!`, which
+//! panics on a closed pipe); progress and diagnostics go to stderr.
 
 mod args;
 mod build;
 mod image;
+pub mod out;
 mod store;
 
 use std::process::ExitCode;
@@ -45,6 +47,16 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("Cannot write to stdout")]
+    #[diagnostic(code(kiln::stdout))]
+    Stdout {
+        #[source]
+        source: std::io::Error,
+    },
+    /// Whoever read stdout stopped (`kiln graph | head -1`): kiln ends
+    /// quietly, with success, as ripgrep does.
+    #[error("stdout was closed")]
+    StdoutClosed,
     #[error("{message}")]
     #[diagnostic(code(kiln::usage), help("{help}"))]
     Usage { message: String, help: String },
@@ -64,7 +76,9 @@ impl CliError {
             | CliError::Export(_)
             | CliError::Sandbox(_)
             | CliError::Base(_)
-            | CliError::Io { .. } => 1,
+            | CliError::Io { .. }
+            | CliError::Stdout { .. } => 1,
+            CliError::StdoutClosed => 0,
         }
     }
 }
@@ -72,7 +86,7 @@ impl CliError {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(CliError::Failed(summary)) => {
             eprintln!("{summary}");
             ExitCode::from(1)

@@ -14,15 +14,15 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                     "name": e.meta.name, "key": e.meta.key, "output_hash": e.meta.output_hash,
                     "path": e.path.as_path(), "duration_ms": e.meta.duration_ms,
                 })).collect();
-                println!("{}", serde_json::Value::Array(list));
+                crate::outln!("{}", serde_json::Value::Array(list))?;
             } else {
                 for e in &entries {
-                    println!(
+                    crate::outln!(
                         "{}  {}  {}",
                         e.meta.name,
                         e.meta.key.short(),
                         e.path.as_path().display()
-                    );
+                    )?;
                 }
             }
         }
@@ -34,7 +34,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                 .find(|(p, _)| p.name().as_str() == stage)
                 .and_then(|(_, r)| r.as_ref()?.entry.as_ref());
             match entry {
-                Some(e) => println!("{}", e.path.as_path().display()),
+                Some(e) => crate::outln!("{}", e.path.as_path().display())?,
                 None => {
                     return Err(CliError::Failed(format!(
                         "`{stage}` is not built with its current inputs: run `kiln build {stage}`"
@@ -75,10 +75,10 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         StoreCommand::Gc { keep_days } => {
             let swept = collect_garbage(g, &store, *keep_days)?;
             for e in &swept.entries {
-                println!("{}", e.path.as_path().display());
+                crate::outln!("{}", e.path.as_path().display())?;
             }
             for path in &swept.removed {
-                println!("{}", path.display());
+                crate::outln!("{}", path.display())?;
             }
             for (path, cause) in &swept.failed {
                 eprintln!(

@@ -79,7 +79,10 @@ impl Cx {
                 (ProblemKind::UnsetArg { name }, text)
             }
             SubstError::Unknown(name) => {
-                let suggestion = suggest(&name, self.args.keys().map(String::as_str));
+                let suggestion = match self.afford_suggestion(self.args.len()) {
+                    true => suggest(&name, self.args.keys().map(String::as_str)),
+                    false => None,
+                };
                 (
                     ProblemKind::UnknownArg { name, suggestion },
                     "not a declared arg".to_owned(),

@@ -22,9 +22,39 @@ pub(crate) struct Cx {
     pub names: NameTable,
     /// The canonical directory holding kiln.kdl.
     pub context: PathBuf,
+    /// How many more name comparisons did-you-mean may make: comparing every
+    /// unknown name with every declared one is quadratic (20,000 of each
+    /// took minutes), and only the first problems are shown anyway.
+    suggestion_budget: usize,
 }
 
+/// Enough for a suggestion on every problem of any hand-written kiln.kdl
+/// (and about a second of comparisons in a debug build).
+const SUGGESTION_BUDGET: usize = 200_000;
+
 impl Cx {
+    pub fn new(context: PathBuf) -> Cx {
+        Cx {
+            problems: Vec::new(),
+            args: BTreeMap::new(),
+            names: Default::default(),
+            context,
+            suggestion_budget: SUGGESTION_BUDGET,
+        }
+    }
+
+    /// Whether a did-you-mean among `candidates` names is still affordable
+    /// (and if so, spends them from the budget).
+    pub fn afford_suggestion(&mut self, candidates: usize) -> bool {
+        match self.suggestion_budget.checked_sub(candidates) {
+            Some(left) => {
+                self.suggestion_budget = left;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn report(&mut self, kind: ProblemKind, labels: Vec<LabeledSpan>) {
         self.problems.push(Problem::new(kind, labels));
     }

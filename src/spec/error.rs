@@ -1,6 +1,7 @@
 //! The diagnostics `spec::load` reports: one [`Problem`] per mistake, each
 //! with a code, labelled spans into kiln.kdl and a help line, gathered into
-//! one [`SpecError`] so the user sees every problem in one run.
+//! one [`SpecError`] so the user sees every problem in one run: the first
+//! [`MAX_SHOWN`] in full, then how many more there are.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -8,13 +9,20 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
+use super::source::Indexed;
 use crate::hash::HashParseError;
+
+/// Problems rendered in full; the rest are counted ("… and N more"). A
+/// broken or hostile kiln.kdl can hold tens of thousands.
+pub const MAX_SHOWN: usize = 20;
 
 /// Why kiln.kdl could not become a [`Spec`](super::Spec): one or more problems.
 #[derive(Debug)]
 pub struct SpecError {
-    source_code: Arc<NamedSource<String>>,
+    source_code: Indexed,
     problems: Vec<Problem>,
+    /// Set when there are more problems than [`MAX_SHOWN`].
+    more: Option<More>,
 }
 
 impl SpecError {
@@ -25,13 +33,20 @@ impl SpecError {
             "kiln bug: a SpecError without problems"
         );
         problems.sort_by_key(Problem::offset);
+        for problem in &mut problems {
+            problem.clamp_labels(source_code.inner());
+        }
+        let more = (problems.len() > MAX_SHOWN).then(|| More {
+            hidden: problems.len() - MAX_SHOWN,
+        });
         SpecError {
-            source_code,
+            source_code: Indexed::new(source_code),
             problems,
+            more,
         }
     }
 
-    /// Every problem found, in source order.
+    /// Every problem found, in source order (shown or not).
     pub fn problems(&self) -> &[Problem] {
         &self.problems
     }
@@ -79,14 +94,37 @@ impl Diagnostic for SpecError {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&*self.source_code)
+        Some(&self.source_code)
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
         if self.single().is_some() {
             return None;
         }
-        Some(Box::new(self.problems.iter().map(|p| p as &dyn Diagnostic)))
+        let shown = self.problems.iter().take(MAX_SHOWN);
+        let shown = shown.map(|p| p as &dyn Diagnostic);
+        Some(Box::new(
+            shown.chain(self.more.iter().map(|m| m as &dyn Diagnostic)),
+        ))
+    }
+}
+
+/// The last entry of a long list: how many problems are not shown.
+#[derive(Debug, thiserror::Error)]
+#[error("… and {hidden} more problems")]
+struct More {
+    hidden: usize,
+}
+
+impl Diagnostic for More {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new("kiln::spec::more"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(
+            "Fix the problems above and run `kiln check` again",
+        ))
     }
 }
 
@@ -102,7 +140,7 @@ impl Problem {
         Problem { kind, labels }
     }
 
-    fn offset(&self) -> usize {
+    pub(crate) fn offset(&self) -> usize {
         self.labels
             .iter()
             .map(LabeledSpan::offset)
@@ -111,9 +149,50 @@ impl Problem {
     }
 }
 
+impl Problem {
+    /// Underlines at most [`MAX_LABEL`] bytes of each span: where a problem
+    /// starts is what matters, and a span over a 1 MB string or block would
+    /// print all of it.
+    fn clamp_labels(&mut self, text: &str) {
+        for l in &mut self.labels {
+            if l.len() <= MAX_LABEL {
+                continue;
+            }
+            let mut end = (l.offset() + MAX_LABEL).min(text.len());
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let span = SourceSpan::from(l.offset()..end.max(l.offset()));
+            let text = l.label().map(str::to_owned);
+            *l = match l.primary() {
+                true => LabeledSpan::new_primary_with_span(text, span),
+                false => LabeledSpan::new_with_span(text, span),
+            };
+        }
+    }
+}
+
+/// Bytes of a span underlined, and of a message or help line shown: user
+/// text quoted in them (a name, a path) can be megabytes long.
+const MAX_LABEL: usize = 256;
+const MAX_TEXT: usize = 400;
+
+/// `text`, cut to [`MAX_TEXT`] bytes with an ellipsis if longer.
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_TEXT {
+        let mut end = MAX_TEXT;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
+    }
+    text
+}
+
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.kind.fmt(f)
+        f.write_str(&bounded(self.kind.to_string()))
     }
 }
 
@@ -129,7 +208,7 @@ impl Diagnostic for Problem {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(self.kind.help()))
+        Some(Box::new(bounded(self.kind.help())))
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -161,6 +240,14 @@ pub enum ProblemKind {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("`{}` is {what}, not a spec file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("`{}` is larger than {} MiB", path.display(), max >> 20)]
+    TooBig { path: PathBuf, max: u64 },
+    #[error("Blocks `{{ … }}` nested more than {max} deep")]
+    TooDeep { max: usize },
+    #[error("A `/* … */` comment too long to parse")]
+    CommentTooLong { max: usize },
     #[error("{message}")]
     Syntax {
         message: String,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use miette::SourceSpan;
 
 use super::cx::Cx;
-use super::error::{ProblemKind, label};
+use super::error::{MAX_SHOWN, ProblemKind, label};
 use super::{Content, Image, ImageRoot, Root, Stage};
 
 /// An edge `from → to`, with where kiln.kdl says so and how to say it.
@@ -71,9 +71,13 @@ enum Mark {
 }
 
 impl Cx {
-    /// Reports every cycle found by a depth-first walk (one per back edge).
+    /// Reports the cycles found by a depth-first walk (one per back edge),
+    /// up to [`MAX_SHOWN`]: each names its whole path, so reporting all the
+    /// back edges of a long chain would be quadratic. Breaking these shows
+    /// the rest on the next run.
     pub fn check_cycles(&mut self, stages: &[Stage], images: &[Image]) {
         let graph = edges(stages, images);
+        let mut reported = 0;
         let mut marks: BTreeMap<&str, Mark> = BTreeMap::new();
         for start in graph.keys() {
             if marks.contains_key(start.as_str()) {
@@ -95,7 +99,11 @@ impl Cx {
                         marks.insert(&edge.to, Mark::Active);
                         stack.push((&edge.to, 0));
                     }
-                    Some(Mark::Active) => self.report_cycle(&graph, &stack, edge),
+                    Some(Mark::Active) if reported < MAX_SHOWN => {
+                        reported += 1;
+                        self.report_cycle(&graph, &stack, edge);
+                    }
+                    Some(Mark::Active) => {}
                     Some(Mark::Done) => {}
                 }
             }
@@ -109,10 +117,11 @@ impl Cx {
         back: &Edge,
     ) {
         let from = stack.iter().position(|(n, _)| *n == back.to).unwrap_or(0);
-        let mut path: Vec<String> = Vec::new();
+        let cycle = &stack[from..];
         let mut labels = Vec::new();
-        for (node, next) in &stack[from..] {
-            path.push((*node).to_owned());
+        // The first edges are enough to find the cycle; labelling thousands
+        // would print thousands of snippets.
+        for (node, next) in cycle.iter().take(MAX_CYCLE_LABELS) {
             // `next` was advanced past the edge the walk followed out of `node`.
             let taken = graph
                 .get(*node)
@@ -121,7 +130,19 @@ impl Cx {
                 labels.push(label(edge.span, edge.text.clone()));
             }
         }
+        let mut path: Vec<String> = cycle.iter().map(|(node, _)| (*node).to_owned()).collect();
+        if path.len() > MAX_CYCLE_PATH {
+            let hidden = path.len() - MAX_CYCLE_PATH;
+            path.splice(
+                MAX_CYCLE_PATH / 2..path.len() - MAX_CYCLE_PATH / 2,
+                [format!("… {hidden} more …")],
+            );
+        }
         path.push(back.to.clone());
         self.report(ProblemKind::Cycle { path }, labels);
     }
 }
+
+/// Edges of one cycle given a label, and names spelled out in its message.
+const MAX_CYCLE_LABELS: usize = 8;
+const MAX_CYCLE_PATH: usize = 16;

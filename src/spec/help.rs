@@ -10,6 +10,9 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             Read { .. } => "read",
+            NotAFile { .. } => "not_a_file",
+            TooBig { .. } => "too_big",
+            TooDeep { .. } | CommentTooLong { .. } => "too_deep",
             Syntax { .. } => "syntax",
             UnknownNode { .. } => "unknown_node",
             UnknownProperty { .. } => "unknown_property",
@@ -59,6 +62,14 @@ impl ProblemKind {
         use ProblemKind::*;
         match self {
             Read { .. } => "Check the path given with `-f` and its permissions".into(),
+            NotAFile { .. } => "Give `-f` the path of a kiln.kdl file".into(),
+            TooBig { .. } => "A kiln.kdl this large is not a hand-written spec: check the path given with `-f`".into(),
+            TooDeep { .. } => {
+                "kiln.kdl needs only a few levels of `{ … }`: close the blocks sooner".into()
+            }
+            CommentTooLong { max } => format!(
+                "kiln parses a block comment of up to {max} `*`, `/` and runs of text between them: use `//` comments for longer text"
+            ),
             Syntax { help: Some(h), .. } => h.clone(),
             Syntax { help: None, .. } => "kiln.kdl is KDL v2: see https://kdl.dev".into(),
             UnknownNode {
@@ -181,14 +192,22 @@ fn backticked<'a>(names: impl Iterator<Item = &'a str>) -> String {
 }
 
 /// The closest of `candidates` to `name`, if it is close enough to be a typo.
+/// Names longer than [`MAX_TYPO_LEN`] get none: the comparison costs the
+/// product of the lengths, and a 16 KB name is not a typo.
 pub(crate) fn suggest<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
+    if name.len() > MAX_TYPO_LEN {
+        return None;
+    }
     candidates
         .into_iter()
+        .filter(|c| c.len() <= MAX_TYPO_LEN)
         .map(|c| (strsim::jaro_winkler(name, c), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c.to_owned())
 }
+
+const MAX_TYPO_LEN: usize = 64;

@@ -5,9 +5,12 @@
 //! anywhere), then the one namespace of stages, bases, fetches and images (so
 //! references resolve whatever the order), then each node, then cycles.
 //! Every mistake is a [`Problem`] pointing into kiln.kdl with a help line; all
-//! problems found come back together in one [`SpecError`]. Reads the
-//! filesystem only to check that sources exist inside the build context.
-//! The language reference is `spec/language.md`.
+//! problems found come back together in one [`SpecError`]. Reads kiln.kdl
+//! itself (within limits, `read`) and otherwise the filesystem only to check
+//! that sources exist inside the build context. Hostile input is bounded
+//! before the `kdl` crate sees it (`scan`) and when it is reported (`source`,
+//! at most [`MAX_SHOWN`] problems rendered). The language reference is
+//! `spec/language.md`.
 
 mod args;
 mod content;
@@ -19,15 +22,19 @@ mod image;
 mod model;
 mod names;
 mod paths;
+mod read;
+mod scan;
+mod source;
 mod stage;
 mod values;
 
-pub use error::{Escape, Problem, ProblemKind, SpecError};
+pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
 pub use model::*;
+pub use read::MAX_SPEC_BYTES;
 pub use values::parse_duration;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kdl::KdlDocument;
@@ -44,36 +51,76 @@ const TOP_NODES: &[&str] = &["arg", "stage", "base", "fetch", "image"];
 /// relative in what the user sees.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Spec, SpecError> {
     let name = path.display().to_string();
-    let read_error = |source| {
-        let kind = ProblemKind::Read {
-            path: path.to_path_buf(),
-            source,
-        };
+    let fail = |kind| {
         let empty = Arc::new(NamedSource::new(&name, String::new()));
         SpecError::new(empty, vec![Problem::new(kind, vec![])])
     };
-    let text = fs_err::read_to_string(path).map_err(read_error)?;
+    let text = read::read_spec(path).map_err(fail)?;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let context = fs_err::canonicalize(dir).map_err(read_error)?;
-    let source = Arc::new(NamedSource::new(&name, text));
-    let doc = match KdlDocument::parse(source.inner()) {
+    let context = fs_err::canonicalize(dir).map_err(|source| {
+        fail(ProblemKind::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    })?;
+    load_str(&name, text, context, overrides)
+}
+
+/// Validates spec `text` as if read from a file named `name` in the
+/// directory `context` (canonical): what [`load`] does once it has the text.
+/// Never panics, hangs or exhausts memory, whatever `text` holds (the
+/// `fuzz_spec` test and the cargo-fuzz target hold it to that).
+pub fn load_str(
+    name: &str,
+    text: String,
+    context: PathBuf,
+    overrides: &[(String, String)],
+) -> Result<Spec, SpecError> {
+    let source = Arc::new(NamedSource::new(name, text));
+    let one = |problem| Err(SpecError::new(source.clone(), vec![problem]));
+    if source.inner().len() as u64 > MAX_SPEC_BYTES {
+        let kind = ProblemKind::TooBig {
+            path: PathBuf::from(name),
+            max: MAX_SPEC_BYTES,
+        };
+        return one(Problem::new(kind, vec![]));
+    }
+    if let Some(problem) = scan::check(source.inner()) {
+        return one(problem);
+    }
+    let doc = match parse_kdl(source.inner()) {
         Ok(doc) => doc,
         Err(error) => return Err(SpecError::new(source, syntax_problems(error))),
     };
-    let mut cx = Cx {
-        problems: Vec::new(),
-        args: BTreeMap::new(),
-        names: Default::default(),
-        context,
-    };
+    let mut cx = Cx::new(context);
     let spec = validate(&mut cx, &doc, overrides, source.clone());
     match cx.problems.is_empty() {
         true => Ok(spec),
         false => Err(SpecError::new(source, cx.problems)),
     }
+}
+
+/// Parses on a thread with a stack far larger than `scan`'s limits need: the
+/// parser recurses, and a stack overflow aborts the process.
+fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("kdl-parse".into())
+            .stack_size(scan::PARSE_STACK)
+            .spawn_scoped(scope, || KdlDocument::parse(text));
+        match parser {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a tight `ulimit -v`, say): the limits of
+            // `scan` keep the recursion within the usual main-thread stack in
+            // a release build.
+            Err(_) => KdlDocument::parse(text),
+        }
+    })
 }
 
 fn syntax_problems(error: kdl::KdlError) -> Vec<Problem> {

@@ -141,7 +141,10 @@ impl Cx {
             let resolved = Name::new(&name.value).expect("kiln bug: declared names are valid");
             return Some((kind, resolved));
         }
-        let suggestion = suggest(&name.value, self.names.names.keys().map(String::as_str));
+        let suggestion = match self.afford_suggestion(self.names.names.len()) {
+            true => suggest(&name.value, self.names.names.keys().map(String::as_str)),
+            false => None,
+        };
         let kind = ProblemKind::UnknownReference {
             name: name.value.clone(),
             suggestion,

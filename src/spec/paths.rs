@@ -116,12 +116,7 @@ mod tests {
     use miette::SourceSpan;
 
     fn cx_in(dir: &std::path::Path) -> Cx {
-        Cx {
-            problems: Vec::new(),
-            args: Default::default(),
-            names: Default::default(),
-            context: fs_err::canonicalize(dir).expect("temp dir"),
-        }
+        Cx::new(fs_err::canonicalize(dir).expect("temp dir"))
     }
 
     fn check(cx: &mut Cx, path: &str) -> Option<String> {
