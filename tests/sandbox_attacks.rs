@@ -117,14 +117,7 @@ fn a_script_cannot_replace_a_declared_tool_on_the_host() {
     }
     // The user's own tools, like ~/.cargo/bin (not under /tmp, which the
     // sandbox's own /tmp would cover).
-    let tools = tempfile::Builder::new()
-        .prefix("kiln-tools-")
-        .tempdir_in("/var/tmp")
-        .expect("tools dir");
-    let tool = tools.path().join("kiln-greeter");
-    std::fs::write(&tool, "#!/bin/sh\necho greetings\n").expect("write tool");
-    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
+    let (tools, tool) = common::host_tool("/var/tmp", "kiln-greeter", "echo greetings");
     common::nobody::chown_tree(tools.path());
     let dir = tools.path().display().to_string();
     let p = Project::new(&format!(

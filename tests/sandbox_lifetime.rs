@@ -160,19 +160,7 @@ fn a_tool_that_lives_under_tmp_is_found_in_the_sandbox() {
         return;
     }
     let p = Project::new("stage s {\n tools kiln-tmp-tool\n run \"kiln-tmp-tool > $out/said\"\n}");
-    let tools = tempfile::Builder::new()
-        .prefix("kiln-tools-")
-        .tempdir_in("/tmp")
-        .expect("tools dir");
-    let tool = tools.path().join("kiln-tmp-tool");
-    std::fs::write(&tool, "#!/bin/sh\necho from tmp\n").expect("write tool");
-    std::fs::set_permissions(&tool, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod");
-    std::fs::set_permissions(
-        tools.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .expect("chmod");
+    let (tools, tool) = common::host_tool("/tmp", "kiln-tmp-tool", "echo from tmp");
     let path = format!("{}:/usr/bin:/bin", tools.path().display());
     let out = p
         .cmd(&["build", "--json", "--sandbox", "on"])

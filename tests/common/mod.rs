@@ -120,3 +120,18 @@ impl Report {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
+
+/// A host tool for `tools NAME`: an executable shell script `NAME` running
+/// `body`, alone in a fresh directory (mode 0755) under `parent`.
+pub fn host_tool(parent: &str, name: &str, body: &str) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-tools-")
+        .tempdir_in(parent)
+        .expect("tools dir");
+    let tool = dir.path().join(name);
+    std::fs::write(&tool, format!("#!/bin/sh\n{body}\n")).expect("write tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, tool)
+}
