@@ -10,6 +10,18 @@
 //! cache on disk) serve several steps; `cli` only wires the steps together.
 //! ARCHITECTURE.md walks through it.
 
+/// `eprintln!` that never panics. Progress and diagnostics go to stderr; if
+/// stderr is a closed pipe (`kiln build 2>&1 | head -1`) or a full disk,
+/// there is nowhere left to report that, so the line is dropped.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod base;
 pub mod build;
 pub mod cli;

@@ -279,3 +279,21 @@ fn build_json_to_a_full_disk_is_an_error_naming_stdout() {
     assert!(err.contains("stdout"), "does not name stdout:\n{err}");
     assert!(err.contains("No space left on device"), "no cause:\n{err}");
 }
+
+/// `kiln build 2>&1 | head -1`: progress and the summary go to stderr, which
+/// closes under kiln; a failing stage's diagnostic too.
+#[test]
+fn a_build_whose_stderr_is_a_closed_pipe_does_not_panic() {
+    for (spec, code) in [(TWO_STAGES, 0), ("stage bad { run \"exit 3\" }", 1)] {
+        let p = Project::new(spec);
+        let mut child = p
+            .cmd(&["--sandbox", "off", "build"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kiln");
+        drop(child.stderr.take());
+        let status = child.wait().expect("wait");
+        assert_eq!(status.code(), Some(code), "{spec}");
+    }
+}

@@ -26,7 +26,7 @@ impl Progress {
     pub fn start(&self, name: &str) -> Running {
         let Some(bars) = &self.bars else {
             if !self.quiet {
-                eprintln!("   building {name}");
+                crate::errln!("   building {name}");
             }
             return Running(None);
         };
@@ -52,8 +52,8 @@ impl Progress {
             elapsed.as_secs_f64()
         );
         match &self.bars {
-            Some(bars) => bars.suspend(|| eprintln!("{line}")),
-            None => eprintln!("{line}"),
+            Some(bars) => bars.suspend(|| crate::errln!("{line}")),
+            None => crate::errln!("{line}"),
         }
     }
 }

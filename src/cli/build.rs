@@ -62,7 +62,7 @@ pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError
                 .output
                 .as_ref()
                 .map(|(p, _)| p.as_path().display().to_string());
-            eprintln!(
+            crate::errln!(
                 "{:>8} {} {key} {}",
                 format!("{:?}", stage.status).to_lowercase(),
                 stage.name,
@@ -73,12 +73,13 @@ pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError
     for stage in &mut report.stages {
         if let Some(failure) = stage.failure.take() {
             if !failure.log_tail.is_empty() {
-                eprintln!(
+                crate::errln!(
                     "── last lines of the log of `{}` ──\n{}\n",
-                    stage.name, failure.log_tail
+                    stage.name,
+                    failure.log_tail
                 );
             }
-            eprintln!("{:?}", miette::Report::new(failure));
+            crate::errln!("{:?}", miette::Report::new(failure));
         }
     }
     let (built, cached) = (report.count(Status::Built), report.count(Status::Cached));
@@ -97,7 +98,7 @@ pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError
         return Err(CliError::Failed(summary));
     }
     if !g.quiet {
-        eprintln!("{summary}");
+        crate::errln!("{summary}");
     }
     Ok(())
 }
@@ -127,7 +128,7 @@ fn json_report(report: &BuildReport) -> serde_json::Value {
 pub fn check(g: &Global) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     if !g.quiet {
-        eprintln!(
+        crate::errln!(
             "{}: ok ({} stage(s), {} image(s))",
             g.file.display(),
             spec.stages.len(),

@@ -33,7 +33,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
         (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
     }
     if !g.quiet {
-        eprintln!(
+        crate::errln!(
             "exported `{}` {summary} to {}",
             a.image.image,
             a.output.display()

@@ -88,12 +88,12 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
         Err(CliError::Failed(summary)) => {
-            eprintln!("{summary}");
+            crate::errln!("{summary}");
             ExitCode::from(1)
         }
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("{:?}", miette::Report::new(e));
+            crate::errln!("{:?}", miette::Report::new(e));
             ExitCode::from(code)
         }
     }

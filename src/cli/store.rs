@@ -45,7 +45,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         StoreCommand::Verify => {
             let bad = store.verify()?;
             for (entry, actual) in &bad {
-                eprintln!(
+                crate::errln!(
                     "modified: {} (expected {}, found {actual})",
                     entry.path.as_path().display(),
                     entry.meta.output_hash
@@ -55,7 +55,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             let mut damage = crate::base::verify(&blobs, &roots);
             damage.extend(crate::export::verify_layer_cache(&store.layer_cache_dir()));
             for d in &damage {
-                eprintln!("damaged: {} ({})", d.path.display(), d.problem);
+                crate::errln!("damaged: {} ({})", d.path.display(), d.problem);
             }
             let total = bad.len() + damage.len();
             if total > 0 {
@@ -66,7 +66,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             if !g.quiet {
                 let (blobs, roots) = crate::base::count(&blobs, &roots);
                 let layers = crate::export::count_layer_cache(&store.layer_cache_dir());
-                eprintln!(
+                crate::errln!(
                     "verified {} entr(y/ies), {blobs} blob(s), {layers} cached layer(s), {roots} root filesystem(s)",
                     store.list()?.len()
                 );
@@ -81,14 +81,14 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                 crate::outln!("{}", path.display())?;
             }
             for (path, cause) in &swept.failed {
-                eprintln!(
+                crate::errln!(
                     "Cannot remove `{}`: {}",
                     path.display(),
                     chain(cause.as_ref())
                 );
             }
             if !g.quiet {
-                eprintln!(
+                crate::errln!(
                     "removed {} entr(y/ies) and {} other item(s) unused for {keep_days} day(s)",
                     swept.entries.len(),
                     swept.removed.len()
@@ -124,7 +124,7 @@ fn collect_garbage(g: &Global, store: &Store, keep_days: u64) -> Result<Swept, C
                 keep,
             ));
         }
-        None if !g.quiet => eprintln!(
+        None if !g.quiet => crate::errln!(
             "blobs, root filesystems and cached layers kept: another kiln process uses this store"
         ),
         None => {}

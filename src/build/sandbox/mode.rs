@@ -39,7 +39,7 @@ pub fn executor(mode: SandboxMode) -> Result<Box<dyn Executor>, SandboxError> {
         SandboxMode::Auto => match Sandbox::new() {
             Ok(sandbox) => Ok(Box::new(sandbox)),
             Err(SandboxError::Unavailable { source, .. }) => {
-                eprintln!(
+                crate::errln!(
                     "warning: namespaces unavailable ({}); building without the sandbox",
                     chain(&source)
                 );
