@@ -297,3 +297,22 @@ fn a_build_whose_stderr_is_a_closed_pipe_does_not_panic() {
         assert_eq!(status.code(), Some(code), "{spec}");
     }
 }
+
+/// A chain of `use` as long as the size limit allows is planned without
+/// recursion: 10,000 links overflowed the planner's stack (exit 134).
+#[test]
+fn a_long_use_chain_is_planned_without_overflowing_the_stack() {
+    let mut spec = String::from("stage s0 { run \"true\" }\n");
+    for i in 1..10_000 {
+        spec.push_str(&format!(
+            "stage s{i} {{ use \"s{}\"; run \"true\" }}\n",
+            i - 1
+        ));
+    }
+    let p = Project::new(&spec);
+    let started = std::time::Instant::now();
+    let out = p.kiln(&["explain", "s9999"]);
+    assert_ne!(out.status.code(), None, "killed by a signal: {out:?}");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}

@@ -7,6 +7,7 @@
 //! else, and the build step finishes each key as its dependencies complete.
 
 mod inputs;
+mod order;
 mod plan;
 
 pub use inputs::{Inputs, KEY_FORMAT_VERSION, fetch_file_name};

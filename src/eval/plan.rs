@@ -2,7 +2,7 @@
 //!
 //! Reads the filesystem (declared sources, host tools) but builds nothing.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,8 +10,9 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
+use super::order::{Node, Order, root_image};
 use crate::base::ImportedImage;
-use crate::spec::{Content, Fetch, Image, ImageRoot, Name, NodeRef, Root, Spanned, Spec, Stage};
+use crate::spec::{Fetch, Name, NodeRef, Root, Spanned, Spec, Stage};
 use crate::tree::{self, StatCache, Tree};
 
 /// The stages to build, dependencies before dependents.
@@ -73,10 +74,6 @@ impl<'s> Work<'s> {
             Work::Run(stage) => &stage.name,
             Work::Fetch(fetch) => &fetch.name,
         }
-    }
-
-    fn is(&self, other: &Work<'_>) -> bool {
-        self.name().value == other.name().value
     }
 }
 
@@ -175,24 +172,28 @@ pub fn plan<'s>(
     targets: &[String],
     env: &PlanEnv<'_>,
 ) -> Result<Plan<'s>, EvalError> {
-    let mut order: Vec<Work<'s>> = Vec::new();
+    let mut order = Order::new(spec);
     if targets.is_empty() {
         for stage in &spec.stages {
-            visit(spec, Work::Run(stage), &mut order)?;
+            order.add(Node::Work(Work::Run(stage)));
         }
     }
     for target in targets {
         match spec.lookup(target) {
-            Some(NodeRef::Stage(stage)) => visit(spec, Work::Run(stage), &mut order)?,
-            Some(NodeRef::Image(image)) => visit_image(spec, image, &mut order)?,
+            Some(NodeRef::Stage(stage)) => order.add(Node::Work(Work::Run(stage))),
+            Some(NodeRef::Image(image)) => order.add(Node::Image(image)),
             _ => return Err(unknown_target(spec, target)),
         }
     }
+    let order = order.into_works();
     let stages = order
         .par_iter()
         .map(|work| plan_one(spec, *work, env))
         .collect::<Result<Vec<_>, _>>()?;
-    let index = |name: &str| order.iter().position(|w| w.name().value.as_str() == name);
+    let positions: HashMap<&str, usize> = (order.iter().enumerate())
+        .map(|(i, work)| (work.name().value.as_str(), i))
+        .collect();
+    let index = |name: &str| positions.get(name).copied();
     let stages = stages
         .into_iter()
         .map(|mut planned| {
@@ -203,10 +204,9 @@ pub fn plan<'s>(
                     })
                     .collect();
                 if let Root::Image(name) = &stage.from.value {
-                    let mut needed = Vec::new();
-                    visit_image(spec, root_image(spec, name), &mut needed)
-                        .expect("kiln bug: the same visit succeeded above");
-                    planned.root_deps = (needed.iter())
+                    let mut needed = Order::new(spec);
+                    needed.add(Node::Image(root_image(spec, name.as_str())));
+                    planned.root_deps = (needed.into_works().iter())
                         .map(|w| {
                             index(w.name().value.as_str())
                                 .expect("kiln bug: root image stage was planned first")
@@ -218,54 +218,6 @@ pub fn plan<'s>(
         })
         .collect();
     Ok(Plan { stages })
-}
-
-/// Depth-first, dependencies first; the spec is acyclic, so this terminates.
-fn visit<'s>(spec: &'s Spec, work: Work<'s>, order: &mut Vec<Work<'s>>) -> Result<(), EvalError> {
-    if order.iter().any(|w| w.is(&work)) {
-        return Ok(());
-    }
-    let Work::Run(stage) = work else {
-        order.push(work);
-        return Ok(());
-    };
-    if let Root::Image(name) = &stage.from.value {
-        visit_image(spec, root_image(spec, name), order)?;
-    }
-    for used in &stage.uses {
-        match spec.lookup(used.value.as_str()) {
-            Some(NodeRef::Stage(dep)) => visit(spec, Work::Run(dep), order)?,
-            Some(NodeRef::Fetch(fetch)) => visit(spec, Work::Fetch(fetch), order)?,
-            _ => unreachable!("kiln bug: spec validation let `use` name a base or image"),
-        }
-    }
-    order.push(work);
-    Ok(())
-}
-
-fn root_image<'s>(spec: &'s Spec, name: &Name) -> &'s Image {
-    spec.image(name.as_str())
-        .expect("kiln bug: spec validation let `from` name an unknown image")
-}
-
-fn visit_image<'s>(
-    spec: &'s Spec,
-    image: &'s Image,
-    order: &mut Vec<Work<'s>>,
-) -> Result<(), EvalError> {
-    if let ImageRoot::Image(parent) = &image.from.value
-        && let Some(parent) = spec.image(parent.as_str())
-    {
-        visit_image(spec, parent, order)?;
-    }
-    for content in &image.contents {
-        if let Content::Copy { stage, .. } = content
-            && let Some(stage) = spec.stage(stage.value.as_str())
-        {
-            visit(spec, Work::Run(stage), order)?;
-        }
-    }
-    Ok(())
 }
 
 fn plan_one<'s>(
