@@ -242,6 +242,19 @@ fn a_damaged_cached_layer_fails_verify_and_export() {
         stderr(&export)
     );
     assert!(!p.root().join("bad.tar").exists());
+    // A stream cannot be taken back: not one byte of it goes out.
+    let streamed = p.kiln(&["export", "app", "-o", "-"]);
+    assert_ne!(streamed.status.code(), Some(0));
+    assert!(
+        unwrapped(&stderr(&streamed)).contains(&blob.display().to_string()),
+        "{}",
+        stderr(&streamed)
+    );
+    assert_eq!(
+        streamed.stdout.len(),
+        0,
+        "bytes of a damaged export went out"
+    );
 }
 
 /// Issue 9 item 16: gc never collected imported blobs, unpacked root

@@ -20,6 +20,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
             export::write_oci_dir(&img, &a.output)?;
         }
         (ExportFormat::Docker, Some("-")) => {
+            export::check_blobs(&img)?;
             let mut stdout = out::Stdout::default();
             let written = export::write_archive(&img, &mut stdout)
                 .map_err(CliError::from)

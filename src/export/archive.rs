@@ -139,6 +139,20 @@ fn indexes(img: &Assembled) -> [(&'static str, Vec<u8>); 3] {
     ]
 }
 
+/// Hashes every blob file the archive would copy, writing nothing: before
+/// a stream (`-o -`, `kiln load`), where bytes once written cannot be taken
+/// back, a damaged blob must fail the export before its first byte goes
+/// out. (A file or directory output is written aside and renamed, so a
+/// blob found damaged while copying leaves nothing.)
+pub fn check_blobs(img: &Assembled) -> Result<(), ExportError> {
+    for blob in files(img).values() {
+        if let Blob::File { .. } = blob {
+            io::copy(&mut blob.open()?, &mut io::sink()).map_err(copy_err)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the combined OCI layout + docker-archive tar to `out`.
 pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError> {
     let write_err = |source| ExportError::Write { source };

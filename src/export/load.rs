@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use super::archive::write_archive;
+use super::archive::{check_blobs, write_archive};
 use super::assemble::Assembled;
 use super::error::ExportError;
 
@@ -27,6 +27,9 @@ impl Engine {
 
 /// Loads `img` into `engine`; returns the references the engine reports.
 pub fn load(img: &Assembled, engine: Engine) -> Result<Vec<String>, ExportError> {
+    // The engine would load whatever it is sent: nothing goes until every
+    // blob is known good.
+    check_blobs(img)?;
     let program = engine.program();
     let mut child = Command::new(program)
         .arg("load")

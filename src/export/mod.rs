@@ -37,7 +37,7 @@ mod why;
 #[cfg(test)]
 mod testutil;
 
-pub use archive::{write_archive, write_oci_dir};
+pub use archive::{check_blobs, write_archive, write_oci_dir};
 pub use assemble::{
     Assembled, Compression, ExportOptions, Layer, StageOutput, assemble, assemble_with_roots,
 };
