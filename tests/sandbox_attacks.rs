@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::images::{busybox_image, write_docker_archive};
-use common::nobody::root_or_skip;
+use common::nobody::{processes, root_or_skip};
 use common::{Project, Report, read};
 
 /// The host id a script runs as when kiln runs as root.
@@ -195,12 +195,44 @@ fn a_script_is_not_the_hosts_root_and_cannot_write_global_sysctls() {
         );
     }
     assert_eq!(read(&out.join("kcore")).lines().last(), Some("empty"));
-    // Root inside, an unprivileged id outside.
-    assert_eq!(read(&out.join("uid")), "0\n");
-    let owner = std::fs::symlink_metadata(out.join("mine"))
-        .expect("stat")
-        .uid();
-    assert_eq!(owner, SANDBOX_HOST_ID);
+    assert_eq!(read(&out.join("uid")), "0\n", "root inside");
+    // What it made belongs to the store's owner once committed: the
+    // sandbox's id could `chmod` it back to writable.
+    for path in [out.join("mine"), out.clone()] {
+        let meta = std::fs::symlink_metadata(&path).expect("stat");
+        assert_eq!((meta.uid(), meta.gid()), (0, 0), "{}", path.display());
+    }
+}
+
+#[test]
+fn a_scripts_processes_run_as_an_unprivileged_host_id() {
+    if !root_or_skip() {
+        return;
+    }
+    let n = (8_000_000 + std::process::id() % 100_000).to_string();
+    let p = Project::new(&format!("stage s {{\n run \"sleep {n}\"\n}}"));
+    let mut kiln = p.cmd(&["build", "--sandbox", "on"]).spawn().expect("kiln");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut found = processes(&["sleep", &n]);
+    while found.is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        found = processes(&["sleep", &n]);
+    }
+    let status = found
+        .first()
+        .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default());
+    kiln.kill().expect("kill kiln");
+    kiln.wait().expect("reap kiln");
+    let status = status.expect("the stage never started");
+    let ids = |key: &str| {
+        (status.lines())
+            .find_map(|l| l.strip_prefix(key))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+    };
+    let expected = vec![SANDBOX_HOST_ID.to_string(); 4];
+    assert_eq!(ids("Uid:"), Some(expected.clone()), "{status}");
+    assert_eq!(ids("Gid:"), Some(expected), "{status}");
+    assert_eq!(ids("Groups:"), Some(Vec::new()), "no supplementary groups");
 }
 
 /// `kiln build` on a terminal of its own (`script` gives it a pty), so the

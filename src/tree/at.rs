@@ -183,6 +183,24 @@ pub(super) fn chmod_at(parent: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::R
     )?)
 }
 
+/// Gives `name` (never followed, if a symlink) to the effective uid and
+/// gid of this process, if `stat` says it belongs to someone else.
+pub(super) fn own_at(parent: BorrowedFd<'_>, name: &OsStr, stat: &Stat) -> io::Result<()> {
+    // SAFETY: geteuid and getegid cannot fail.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if stat.st_uid == uid && stat.st_gid == gid {
+        return Ok(());
+    }
+    let (owner, group) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
+    Ok(rfs::chownat(
+        parent,
+        name,
+        Some(owner),
+        Some(group),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )?)
+}
+
 /// Deletes `path` and everything under it, whatever its depth and however
 /// read-only a build left it (each directory gets `u+rwx` before it is
 /// read). A missing `path` is an error of kind `NotFound`.

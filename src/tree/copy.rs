@@ -66,7 +66,11 @@ pub fn copy_tree(tree: &Tree, context: &Path, dest: &Path) -> Result<(), TreeErr
 /// Removes write permission from everything under `dir` (store entries are
 /// read-only), and the reverse for deleting them.
 ///
-/// Read-only: files become 0444 (0555 if executable), directories 0555.
+/// Read-only: files become 0444 (0555 if executable), directories 0555,
+/// and everything belongs to this process's effective uid and gid (when
+/// kiln runs as root, a build's files belong to the sandbox's unprivileged
+/// id until they are committed: that id must not be able to `chmod` them
+/// back).
 /// Writable: the owner's write bit is added back (and `rwx` on directories,
 /// before they are read: a build script may have left one `chmod 000`).
 /// Symlinks are left alone (`chmod` would follow them out of the tree). The
@@ -101,14 +105,24 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
                     at::chmod_at(parent, name, dir_mode(mode)).map_err(failed(rel))?;
                 }
             }
+            Visit::Dir {
+                parent,
+                name,
+                rel,
+                stat,
+            } => at::own_at(parent, name, stat).map_err(failed(rel))?,
             Visit::Leaf {
                 parent,
                 name,
                 rel,
                 stat,
-            } if rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file() => {
+            } => {
+                if readonly {
+                    at::own_at(parent, name, stat).map_err(failed(rel))?;
+                }
                 let mode = at::mode_of(stat);
-                if file_mode(mode) != mode {
+                let is_file = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file();
+                if is_file && file_mode(mode) != mode {
                     at::chmod_at(parent, name, file_mode(mode)).map_err(failed(rel))?;
                 }
             }
@@ -122,6 +136,9 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
         Ok(true)
     })?;
     if readonly {
+        // SAFETY: geteuid and getegid cannot fail.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(TreeError::write(dir))?;
         set_mode(dir, root_mode, dir_mode(root_mode))?;
     }
     Ok(())
