@@ -44,9 +44,9 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         }
         StoreCommand::Verify => {
             let bad = store.verify()?;
-            for (entry, actual) in &bad {
+            for (entry, how) in &bad {
                 crate::errln!(
-                    "modified: {} (expected {}, found {actual})",
+                    "modified: {} ({how}; recorded output hash {})",
                     entry.path.as_path().display(),
                     entry.meta.output_hash
                 );

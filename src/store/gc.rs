@@ -14,8 +14,7 @@ use rayon::prelude::*;
 
 use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
-use super::{Entry, StoreError, StorePath, Swept, read_meta};
-use crate::hash::OutputHash;
+use super::{Entry, Modified, StoreError, StorePath, Swept, read_meta};
 
 /// Every committed entry, sorted by name then key.
 pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {
@@ -33,12 +32,19 @@ pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {
 }
 
 /// Entries whose output no longer hashes to what their meta recorded.
-pub(super) fn verify(layout: &Layout) -> Result<Vec<(Entry, OutputHash)>, StoreError> {
+pub(super) fn verify(layout: &Layout) -> Result<Vec<(Entry, Modified)>, StoreError> {
     let checked: Result<Vec<_>, StoreError> = list(layout)?
         .into_par_iter()
         .map(|entry| {
             let found = crate::tree::scan_dir(entry.path.as_path())?.hash();
-            Ok((found != entry.meta.output_hash).then_some((entry, found)))
+            if found != entry.meta.output_hash {
+                return Ok(Some((entry, Modified::Content(found))));
+            }
+            let loose = crate::tree::not_read_only(entry.path.as_path())?;
+            Ok(loose
+                .into_iter()
+                .next()
+                .map(|(path, what)| (entry, Modified::Metadata { path, what })))
         })
         .collect();
     Ok(checked?.into_iter().flatten().collect())

@@ -292,7 +292,7 @@ impl Store {
 
     /// Re-hashes every entry; returns those whose output no longer matches,
     /// with the hash found.
-    pub fn verify(&self) -> Result<Vec<(Entry, OutputHash)>, StoreError> {
+    pub fn verify(&self) -> Result<Vec<(Entry, Modified)>, StoreError> {
         gc::verify(&self.layout)
     }
 
@@ -301,6 +301,25 @@ impl Store {
     /// is in the result's `failed`; only a store it cannot list is an error.
     pub fn gc(&self, keep_days: u64) -> Result<Swept, StoreError> {
         gc::collect(&self.layout, days(keep_days))
+    }
+}
+
+/// How a committed entry differs from what kiln wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// Its content hashes to this, not to its recorded output hash.
+    Content(OutputHash),
+    /// Same content, but `path` (relative to the entry) is no longer
+    /// read-only and the store owner's: `what` says how.
+    Metadata { path: String, what: String },
+}
+
+impl std::fmt::Display for Modified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Modified::Content(found) => write!(f, "content hashes to {found}"),
+            Modified::Metadata { path, what } => write!(f, "`{path}` has {what}"),
+        }
     }
 }
 

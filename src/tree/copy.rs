@@ -1,10 +1,11 @@
 //! Materializing trees: copying scanned sources into a build directory, and
 //! making store entries read-only (and writable again, to delete them).
 
-use std::os::unix::fs::PermissionsExt as _;
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use rayon::prelude::*;
+use rustix::fs::FileType;
 
 use super::at::{self, Visit};
 use super::{EntryKind, Tree, TreeError};
@@ -150,4 +151,53 @@ fn set_mode(path: &Path, old: u32, new: u32) -> Result<(), TreeError> {
     }
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(new))
         .map_err(TreeError::write(path))
+}
+
+/// What under `dir` is not as [`set_readonly`] left it, as (path relative to
+/// `dir`, what is wrong): a mode other than 0444/0555 for a file or 0555 for
+/// a directory (a setuid bit, a write bit), or an owner other than this
+/// process's effective ids. The output hash covers content and the
+/// executable bit only: this is how `kiln store verify` sees the rest.
+pub fn not_read_only(dir: &Path) -> Result<Vec<(String, String)>, TreeError> {
+    // SAFETY: geteuid and getegid cannot fail.
+    let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+    let check = |rel: &[u8], kind: FileType, mode: u32, ids: (u32, u32)| {
+        let expected: &[u32] = match kind {
+            FileType::Directory => &[0o555],
+            FileType::RegularFile => &[0o444, 0o555],
+            _ => &[mode],
+        };
+        let mode_ok = expected.contains(&mode);
+        let path = || {
+            let rel = String::from_utf8_lossy(rel);
+            if rel.is_empty() {
+                ".".into()
+            } else {
+                rel.into_owned()
+            }
+        };
+        match (mode_ok, ids == owner) {
+            (true, true) => None,
+            (false, _) => Some((path(), format!("mode {mode:04o}"))),
+            (true, false) => Some((path(), format!("owner {}:{}", ids.0, ids.1))),
+        }
+    };
+    let meta = std::fs::symlink_metadata(dir).map_err(TreeError::io(dir))?;
+    let root_ids = (meta.uid(), meta.gid());
+    let mut found: Vec<_> = check(b"", FileType::Directory, meta.mode() & 0o7777, root_ids)
+        .into_iter()
+        .collect();
+    at::walk(dir, &mut |v| {
+        if let Visit::Dir { rel, stat, .. } | Visit::Leaf { rel, stat, .. } = v {
+            let kind = FileType::from_raw_mode(stat.st_mode);
+            found.extend(check(
+                rel,
+                kind,
+                at::mode_of(stat),
+                (stat.st_uid, stat.st_gid),
+            ));
+        }
+        Ok(true)
+    })?;
+    Ok(found)
 }

@@ -21,7 +21,36 @@ fn verify_reports_a_tampered_entry_only() {
     let bad = store.verify().unwrap();
     assert_eq!(bad.len(), 1);
     assert_eq!(bad[0].0.meta.name, "tampered");
-    assert_ne!(bad[0].1, tampered.meta.output_hash);
+    assert!(
+        matches!(bad[0].1, Modified::Content(found) if found != tampered.meta.output_hash),
+        "{:?}",
+        bad[0].1
+    );
+}
+
+#[test]
+fn verify_reports_an_entry_made_writable_or_setuid_with_its_content_intact() {
+    let (_dir, store) = open_temp();
+    let (entry, _) = build(&store, &key("m"), "modes", "a");
+    let file = entry.path.as_path().join("hello");
+    for mode in [0o4444, 0o644] {
+        fs::set_permissions(&file, fs::Permissions::from_mode(mode)).unwrap();
+        let bad = store.verify().unwrap();
+        let expected = Modified::Metadata {
+            path: "hello".into(),
+            what: format!("mode {mode:04o}"),
+        };
+        assert_eq!(bad.iter().map(|(_, m)| m).collect::<Vec<_>>(), [&expected]);
+    }
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o444)).unwrap();
+    assert!(store.verify().unwrap().is_empty());
+    fs::set_permissions(entry.path.as_path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let bad = store.verify().unwrap();
+    assert_eq!(
+        bad.iter().map(|(_, m)| m.to_string()).collect::<Vec<_>>(),
+        ["`.` has mode 0777"]
+    );
+    fs::set_permissions(entry.path.as_path(), fs::Permissions::from_mode(0o555)).unwrap();
 }
 
 #[test]
