@@ -11,4 +11,5 @@ mod order;
 mod plan;
 
 pub use inputs::{Inputs, KEY_FORMAT_VERSION, fetch_file_name};
-pub use plan::{EvalError, Plan, PlanEnv, PlannedRoot, PlannedStage, Work, plan};
+pub use order::Work;
+pub use plan::{EvalError, Plan, PlanEnv, PlannedRoot, PlannedStage, plan};

@@ -7,8 +7,25 @@
 
 use std::collections::HashSet;
 
-use super::plan::Work;
-use crate::spec::{Content, Image, ImageRoot, NodeRef, Root, Spec};
+use crate::spec::{Content, Fetch, Image, ImageRoot, Name, NodeRef, Root, Spanned, Spec, Stage};
+
+/// What producing a store entry takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Work<'s> {
+    /// Run a stage's scripts.
+    Run(&'s Stage),
+    /// Download a fixed-output file.
+    Fetch(&'s Fetch),
+}
+
+impl<'s> Work<'s> {
+    pub fn name(&self) -> &'s Spanned<Name> {
+        match self {
+            Work::Run(stage) => &stage.name,
+            Work::Fetch(fetch) => &fetch.name,
+        }
+    }
+}
 
 /// What the walk visits: images are walked through, not built here.
 #[derive(Debug, Clone, Copy)]

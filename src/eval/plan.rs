@@ -10,9 +10,9 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
-use super::order::{Node, Order, root_image};
+use super::order::{Node, Order, Work, root_image};
 use crate::base::ImportedImage;
-use crate::spec::{Fetch, Name, NodeRef, Root, Spanned, Spec, Stage};
+use crate::spec::{Name, NodeRef, Root, Spec, Stage};
 use crate::tree::{self, StatCache, Tree};
 
 /// The stages to build, dependencies before dependents.
@@ -57,24 +57,6 @@ pub struct PlanEnv<'a> {
     pub stat_cache: &'a StatCache,
     /// Where imported base images keep their blobs (`Store::blobs_dir`).
     pub blobs_dir: &'a Path,
-}
-
-/// What producing a store entry takes.
-#[derive(Debug, Clone, Copy)]
-pub enum Work<'s> {
-    /// Run a stage's scripts.
-    Run(&'s Stage),
-    /// Download a fixed-output file.
-    Fetch(&'s Fetch),
-}
-
-impl<'s> Work<'s> {
-    pub fn name(&self) -> &'s Spanned<Name> {
-        match self {
-            Work::Run(stage) => &stage.name,
-            Work::Fetch(fetch) => &fetch.name,
-        }
-    }
 }
 
 impl PlannedStage<'_> {
