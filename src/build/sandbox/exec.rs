@@ -126,8 +126,8 @@ fn run_script(
     deadline: Deadline,
     index: usize,
 ) -> Result<ExitStatus, RunFailure> {
-    let (report_read, report_write) = report_pipe().map_err(RunFailure::Spawn)?;
-    let (init_read, init_write) = report_pipe().map_err(RunFailure::Spawn)?;
+    let (report_read, report_write) = cloexec_pipe().map_err(RunFailure::Spawn)?;
+    let (init_read, init_write) = cloexec_pipe().map_err(RunFailure::Spawn)?;
     let stdout = log.try_clone().map_err(RunFailure::Spawn)?;
     let stderr = log.try_clone().map_err(RunFailure::Spawn)?;
     let mut cmd = Command::new("/bin/sh");
@@ -203,7 +203,7 @@ fn init_pidfd(pipe: OwnedFd) -> Option<OwnedFd> {
 }
 
 /// A close-on-exec pipe: (read end, write end).
-fn report_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe2 writes.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
