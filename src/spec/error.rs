@@ -240,6 +240,8 @@ pub enum ProblemKind {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("The spec is not UTF-8 text")]
+    NotUtf8,
     #[error("`{}` is {what}, not a spec file", path.display())]
     NotAFile { path: PathBuf, what: &'static str },
     #[error("`{}` is larger than {} MiB", path.display(), max >> 20)]

@@ -11,6 +11,7 @@ impl ProblemKind {
         match self {
             Read { .. } => "read",
             NotAFile { .. } => "not_a_file",
+            NotUtf8 => "not_utf8",
             TooBig { .. } => "too_big",
             TooDeep { .. } | CommentTooLong { .. } => "too_deep",
             Syntax { .. } => "syntax",
@@ -63,6 +64,10 @@ impl ProblemKind {
         match self {
             Read { .. } => "Check the path given with `-f` and its permissions".into(),
             NotAFile { .. } => "Give `-f` the path of a kiln.kdl file".into(),
+            NotUtf8 => {
+                "Save kiln.kdl as UTF-8 (an editor's Latin-1 or UTF-16 encoding is the usual cause)"
+                    .into()
+            }
             TooBig { .. } => "A kiln.kdl this large is not a hand-written spec: check the path given with `-f`".into(),
             TooDeep { .. } => {
                 "kiln.kdl needs only a few levels of `{ … }`: close the blocks sooner".into()

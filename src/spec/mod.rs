@@ -55,7 +55,16 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Spec, SpecErr
         let empty = Arc::new(NamedSource::new(&name, String::new()));
         SpecError::new(empty, vec![Problem::new(kind, vec![])])
     };
-    let text = read::read_spec(path).map_err(fail)?;
+    let text = match read::read_spec(path) {
+        Ok(text) => text,
+        Err(read::Unreadable::Problem(kind)) => return Err(fail(kind)),
+        Err(read::Unreadable::NotUtf8 { text, at, byte }) => {
+            let source = Arc::new(NamedSource::new(&name, text));
+            let labels = vec![error::label((at, 1).into(), format!("byte 0x{byte:02x}"))];
+            let problem = Problem::new(ProblemKind::NotUtf8, labels);
+            return Err(SpecError::new(source, vec![problem]));
+        }
+    };
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

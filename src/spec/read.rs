@@ -14,8 +14,24 @@ use super::error::ProblemKind;
 /// enough that parsing and reporting on it stay quick.
 pub const MAX_SPEC_BYTES: u64 = 4 << 20;
 
-/// The text of the spec at `path`, or the problem that prevents reading it.
-pub(crate) fn read_spec(path: &Path) -> Result<String, ProblemKind> {
+/// Why a spec's text cannot be had.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// It cannot be read at all.
+    Problem(ProblemKind),
+    /// It is not UTF-8 from offset `at` (the byte there is `byte`); `text`
+    /// is it with the bad bytes replaced, to show where.
+    NotUtf8 { text: String, at: usize, byte: u8 },
+}
+
+impl From<ProblemKind> for Unreadable {
+    fn from(kind: ProblemKind) -> Self {
+        Unreadable::Problem(kind)
+    }
+}
+
+/// The text of the spec at `path`, or why it cannot be had.
+pub(crate) fn read_spec(path: &Path) -> Result<String, Unreadable> {
     let read_error = |source| ProblemKind::Read {
         path: path.to_path_buf(),
         source,
@@ -33,14 +49,15 @@ pub(crate) fn read_spec(path: &Path) -> Result<String, ProblemKind> {
         return Err(ProblemKind::NotAFile {
             path: path.to_path_buf(),
             what: file_type_name(&meta.file_type()),
-        });
+        }
+        .into());
     }
     let too_big = || ProblemKind::TooBig {
         path: path.to_path_buf(),
         max: MAX_SPEC_BYTES,
     };
     if meta.len() > MAX_SPEC_BYTES {
-        return Err(too_big());
+        return Err(too_big().into());
     }
     // The size can change after the stat (or lie, on some filesystems):
     // never read more than one byte past the limit.
@@ -49,16 +66,17 @@ pub(crate) fn read_spec(path: &Path) -> Result<String, ProblemKind> {
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
-        return Err(too_big());
+        return Err(too_big().into());
     }
     String::from_utf8(bytes).map_err(|e| {
-        read_error(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "not UTF-8 text (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ),
-        ))
+        let at = e.utf8_error().valid_up_to();
+        Unreadable::NotUtf8 {
+            // Valid up to `at`, so offsets up to the bad byte are the same
+            // in this text, which miette can show.
+            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            at,
+            byte: e.as_bytes()[at],
+        }
     })
 }
 
