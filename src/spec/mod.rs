@@ -26,6 +26,7 @@ mod read;
 mod scan;
 mod source;
 mod stage;
+mod syntax;
 mod values;
 
 pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
@@ -41,7 +42,6 @@ use kdl::KdlDocument;
 use miette::NamedSource;
 
 use cx::Cx;
-use error::label;
 
 const TOP_NODES: &[&str] = &["arg", "stage", "base", "fetch", "image"];
 
@@ -102,7 +102,10 @@ pub fn load_str(
     }
     let doc = match parse_kdl(source.inner()) {
         Ok(doc) => doc,
-        Err(error) => return Err(SpecError::new(source, syntax_problems(error))),
+        Err(error) => {
+            let problems = syntax::problems(error, source.inner());
+            return Err(SpecError::new(source, problems));
+        }
     };
     let mut cx = Cx::new(context);
     let spec = validate(&mut cx, &doc, overrides, source.clone());
@@ -130,22 +133,6 @@ fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
             Err(_) => KdlDocument::parse(text),
         }
     })
-}
-
-fn syntax_problems(error: kdl::KdlError) -> Vec<Problem> {
-    error
-        .diagnostics
-        .into_iter()
-        .map(|d| {
-            let text = d.label.unwrap_or_else(|| "here".to_owned());
-            let message = d.message.unwrap_or_else(|| "Invalid KDL".to_owned());
-            let kind = ProblemKind::Syntax {
-                message,
-                help: d.help,
-            };
-            Problem::new(kind, vec![label(d.span, text)])
-        })
-        .collect()
 }
 
 /// Checks `doc` into a [`Spec`]; only meaningful if `cx` has no problems after.

@@ -1,0 +1,66 @@
+//! KDL syntax errors as kiln's problems, pointing at the offending token
+//! and naming the mistakes kiln.kdl writers make most. Pure.
+
+use miette::SourceSpan;
+
+use super::error::{Problem, ProblemKind, label};
+
+/// The kdl crate's diagnostics for `text`, as problems.
+pub(super) fn problems(error: kdl::KdlError, text: &str) -> Vec<Problem> {
+    error
+        .diagnostics
+        .into_iter()
+        .map(|d| {
+            let message = d.message.unwrap_or_else(|| "Invalid KDL".to_owned());
+            let (span, token) = offending_token(text, d.span);
+            let help = usual_mistake(token).or(d.help);
+            let label_text = d.label.unwrap_or_else(|| "here".to_owned());
+            let kind = ProblemKind::Syntax { message, help };
+            Problem::new(kind, vec![label(span, label_text)])
+        })
+        .collect()
+}
+
+/// Where a KDL error really is. The parser's span can run from the start
+/// of the node to the token it choked on (`env GOPATH=/usr/…` underlined
+/// from `stage` on): then the token that follows the span is the culprit.
+fn offending_token(text: &str, span: SourceSpan) -> (SourceSpan, &str) {
+    let token_at = |at: usize| {
+        let rest = text.get(at..).unwrap_or("");
+        let len = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ';' | '{' | '}'))
+            .unwrap_or(rest.len());
+        &rest[..len]
+    };
+    let (start, len) = (span.offset(), span.len());
+    let spanned = text.get(start..start + len).unwrap_or("");
+    if !spanned.contains('\n') {
+        return (span, spanned);
+    }
+    let end = start + len;
+    let at = end
+        + text
+            .get(end..)
+            .map_or(0, |rest| rest.len() - rest.trim_start().len());
+    let token = token_at(at);
+    if token.is_empty() {
+        return (span, spanned);
+    }
+    ((at, token.len()).into(), token)
+}
+
+/// The help for a syntax error a kiln.kdl writer makes again and again.
+fn usual_mistake(token: &str) -> Option<String> {
+    let value = token.rsplit_once('=').map_or(token, |(_, v)| v);
+    let path_like = value.starts_with(['/', '.'])
+        || value.starts_with(|c: char| c.is_ascii_digit()) && value.contains(['/', ':']);
+    match value {
+        "true" | "false" | "null" => Some(format!(
+            "KDL v2 writes `#{value}`: a bare `{value}` is KDL v1"
+        )),
+        _ if path_like => Some(format!(
+            "Quote a value that starts with `/` or `.` (or looks like a path): `\"{value}\"`"
+        )),
+        _ => None,
+    }
+}
