@@ -183,22 +183,30 @@ pub(super) fn chmod_at(parent: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::R
     )?)
 }
 
-/// Gives `name` (never followed, if a symlink) to the effective uid and
-/// gid of this process, if `stat` says it belongs to someone else.
-pub(super) fn own_at(parent: BorrowedFd<'_>, name: &OsStr, stat: &Stat) -> io::Result<()> {
-    // SAFETY: geteuid and getegid cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+/// Gives `name` (never followed, if a symlink) to `ids` (uid, gid), if
+/// `stat` says it belongs to someone else.
+pub(super) fn chown_at(
+    parent: BorrowedFd<'_>,
+    name: &OsStr,
+    stat: &Stat,
+    (uid, gid): (u32, u32),
+) -> io::Result<()> {
     if stat.st_uid == uid && stat.st_gid == gid {
         return Ok(());
     }
-    let (owner, group) = (rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid));
     Ok(rfs::chownat(
         parent,
         name,
-        Some(owner),
-        Some(group),
+        Some(rfs::Uid::from_raw(uid)),
+        Some(rfs::Gid::from_raw(gid)),
         AtFlags::SYMLINK_NOFOLLOW,
     )?)
+}
+
+/// The effective uid and gid of this process: the store's owner.
+pub(super) fn own_ids() -> (u32, u32) {
+    // SAFETY: geteuid and getegid cannot fail.
+    unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
 /// Deletes `path` and everything under it, whatever its depth and however

@@ -111,7 +111,7 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
                 name,
                 rel,
                 stat,
-            } => at::own_at(parent, name, stat).map_err(failed(rel))?,
+            } => at::chown_at(parent, name, stat, at::own_ids()).map_err(failed(rel))?,
             Visit::Leaf {
                 parent,
                 name,
@@ -119,7 +119,7 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
                 stat,
             } => {
                 if readonly {
-                    at::own_at(parent, name, stat).map_err(failed(rel))?;
+                    at::chown_at(parent, name, stat, at::own_ids()).map_err(failed(rel))?;
                 }
                 let mode = at::mode_of(stat);
                 let is_file = rustix::fs::FileType::from_raw_mode(stat.st_mode).is_file();
@@ -137,8 +137,7 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
         Ok(true)
     })?;
     if readonly {
-        // SAFETY: geteuid and getegid cannot fail.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let (uid, gid) = at::own_ids();
         std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).map_err(TreeError::write(dir))?;
         set_mode(dir, root_mode, dir_mode(root_mode))?;
     }
@@ -159,8 +158,7 @@ fn set_mode(path: &Path, old: u32, new: u32) -> Result<(), TreeError> {
 /// process's effective ids. The output hash covers content and the
 /// executable bit only: this is how `kiln store verify` sees the rest.
 pub fn not_read_only(dir: &Path) -> Result<Vec<(String, String)>, TreeError> {
-    // SAFETY: geteuid and getegid cannot fail.
-    let owner = unsafe { (libc::geteuid(), libc::getegid()) };
+    let owner = at::own_ids();
     let check = |rel: &[u8], kind: FileType, mode: u32, ids: (u32, u32)| {
         let expected: &[u32] = match kind {
             FileType::Directory => &[0o555],
@@ -200,4 +198,31 @@ pub fn not_read_only(dir: &Path) -> Result<Vec<(String, String)>, TreeError> {
         Ok(true)
     })?;
     Ok(found)
+}
+
+/// Gives everything under `dir`, and `dir`, to `ids` (uid, gid), symlinks
+/// themselves rather than their targets; by descriptor, so depth is no
+/// limit. `dir` goes last: a tree whose top has the new owner was given
+/// whole.
+pub fn give_tree(dir: &Path, ids: (u32, u32)) -> Result<(), TreeError> {
+    at::walk(dir, &mut |v| {
+        if let Visit::Dir {
+            parent,
+            name,
+            rel,
+            stat,
+        }
+        | Visit::Leaf {
+            parent,
+            name,
+            rel,
+            stat,
+        } = v
+        {
+            let failed = TreeError::write(at::display(dir, rel));
+            at::chown_at(parent, name, stat, ids).map_err(failed)?;
+        }
+        Ok(true)
+    })?;
+    std::os::unix::fs::lchown(dir, Some(ids.0), Some(ids.1)).map_err(TreeError::write(dir))
 }

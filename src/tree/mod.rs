@@ -23,7 +23,7 @@ mod statcache;
 mod walk;
 
 pub use at::remove_tree;
-pub use copy::{copy_tree, not_read_only, set_readonly};
+pub use copy::{copy_tree, give_tree, not_read_only, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};
 pub use statcache::StatCache;

@@ -84,38 +84,19 @@ impl Executor for Sandbox {
 /// `$TMPDIR`) and, as root in an image owns its files, the image's root
 /// filesystem (read-only to it all the same).
 fn give_to_sandbox(job: &Job<'_>) -> io::Result<()> {
-    chown(&job.out_dir)?;
-    chown(&job.tmp_dir)?;
-    chown_tree(&job.work_dir)?;
+    let ids = (SANDBOX_HOST_ID, SANDBOX_HOST_ID);
+    let give = |dir: &Path| crate::tree::give_tree(dir, ids).map_err(io::Error::other);
+    give(&job.out_dir)?;
+    give(&job.tmp_dir)?;
+    give(&job.work_dir)?;
     if let JobRoot::Rootfs(rootfs) = &job.root {
         // Its top directory changes owner last: a root filesystem it
         // belongs to has been given whole, by this run or an earlier one.
         if fs_err::symlink_metadata(rootfs)?.uid() != SANDBOX_HOST_ID {
-            chown_tree(rootfs)?;
+            give(rootfs)?;
         }
     }
     Ok(())
-}
-
-/// `lchown`s everything under `top`, then `top` itself.
-fn chown_tree(top: &Path) -> io::Result<()> {
-    let mut dirs = vec![top.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for entry in fs_err::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                dirs.push(entry.path());
-            }
-            chown(&entry.path())?;
-        }
-    }
-    chown(top)
-}
-
-fn chown(path: &Path) -> io::Result<()> {
-    let id = Some(SANDBOX_HOST_ID);
-    std::os::unix::fs::lchown(path, id, id)
-        .map_err(|e| io::Error::new(e.kind(), format!("chown `{}`: {e}", path.display())))
 }
 
 fn run_script(
