@@ -6,24 +6,7 @@ mod common;
 use std::net::TcpListener;
 
 use common::images::{busybox_image, write_docker_archive, write_oci_archive, write_oci_dir};
-use common::{Project, read};
-
-/// With `KILN_E2E=1` the sandbox must be there; otherwise a machine without
-/// user namespaces skips these tests.
-fn sandbox_or_skip() -> bool {
-    let probe = Project::new("stage s { run \"true\" }").kiln(&["--sandbox", "on", "build"]);
-    if probe.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&probe.stderr);
-    assert_ne!(
-        std::env::var("KILN_E2E").as_deref(),
-        Ok("1"),
-        "KILN_E2E=1 but no sandbox:\n{why}"
-    );
-    eprintln!("skipped: no sandbox ({why})");
-    false
-}
+use common::{Project, read, sandbox_or_skip};
 
 #[test]
 fn a_stage_cannot_reach_a_listener_on_the_hosts_loopback() {

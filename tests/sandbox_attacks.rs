@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 
 use common::images::{busybox_image, write_docker_archive};
 use common::nobody::{processes, root_or_skip};
-use common::{Project, Report, read};
+use common::{Project, Report, built, read};
 
 /// The host id a script runs as when kiln runs as root.
 const SANDBOX_HOST_ID: u32 = 872_415_232;
@@ -32,19 +32,12 @@ fn remount_then(target: &str, write: &str) -> String {
 
 /// Builds as root, or as nobody; the report.
 fn build(p: &Project, as_nobody: bool) -> Report {
-    let out = if as_nobody {
-        p.cmd_as_nobody(&["build", "--json", "--sandbox", "on"])
-            .output()
-            .expect("run kiln")
+    let args = ["build", "--json", "--sandbox", "on"];
+    built(if as_nobody {
+        p.cmd_as_nobody(&args)
     } else {
-        p.kiln(&["build", "--json", "--sandbox", "on"])
-    };
-    assert!(
-        out.status.success(),
-        "kiln build failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Report::parse(&out.stdout)
+        p.cmd(&args)
+    })
 }
 
 fn verify(p: &Project, as_nobody: bool) -> Output {
@@ -128,19 +121,10 @@ fn a_script_cannot_replace_a_declared_tool_on_the_host() {
         )
     ));
     p.give_to_nobody();
-    let path = format!("{dir}:/usr/bin:/bin");
-    let out = p
-        .cmd_as_nobody(&["build", "--json", "--sandbox", "on"])
-        .env("PATH", &path)
-        .output()
-        .expect("run kiln");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = p.cmd_as_nobody(&["build", "--json", "--sandbox", "on"]);
+    cmd.env("PATH", format!("{dir}:/usr/bin:/bin"));
+    let report = built(cmd);
     assert_eq!(read(&tool), "#!/bin/sh\necho greetings\n");
-    let report = Report::parse(&out.stdout);
     assert_eq!(read(&report.output("evil").join("greeting")), "greetings\n");
     assert_refused(&report, "evil");
 }
@@ -295,13 +279,7 @@ fn a_script_cannot_use_a_descriptor_kiln_inherited() {
             Ok(())
         });
     }
-    let out = cmd.output().expect("run kiln");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = Report::parse(&out.stdout).output("f");
+    let dir = built(cmd).output("f");
     assert_eq!(read(&dir.join("leak")), "unreadable\n");
     assert!(!canary.exists(), "the stage wrote through descriptor 7");
     // `ls` itself has its directory open as the fourth.

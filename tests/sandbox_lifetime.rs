@@ -161,18 +161,9 @@ fn a_tool_that_lives_under_tmp_is_found_in_the_sandbox() {
     }
     let p = Project::new("stage s {\n tools kiln-tmp-tool\n run \"kiln-tmp-tool > $out/said\"\n}");
     let (tools, tool) = common::host_tool("/tmp", "kiln-tmp-tool", "echo from tmp");
-    let path = format!("{}:/usr/bin:/bin", tools.path().display());
-    let out = p
-        .cmd(&["build", "--json", "--sandbox", "on"])
-        .env("PATH", path)
-        .output()
-        .expect("run kiln");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report = common::Report::parse(&out.stdout);
+    let mut cmd = p.cmd(&["build", "--json", "--sandbox", "on"]);
+    cmd.env("PATH", format!("{}:/usr/bin:/bin", tools.path().display()));
+    let report = common::built(cmd);
     assert_eq!(read(&report.output("s").join("said")), "from tmp\n");
     assert!(Path::new(&tool).exists());
 }

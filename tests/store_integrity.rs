@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Project;
+use common::{Project, sandbox_or_skip};
 
 /// Makes a directory 2,500 levels deep in `$out` (by `cd`, since a full
 /// path would pass PATH_MAX), with a file at the bottom, and leaves its
@@ -127,21 +127,6 @@ fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
     assert!(err.contains("Cannot remove"), "{err}");
     assert!(!report.output("other").exists(), "{err}");
     assert!(!stale.exists(), "gc went on after the failure: {err}");
-}
-
-fn sandbox_or_skip() -> bool {
-    let probe = Project::new("stage s { run \"true\" }").kiln(&["--sandbox", "on", "build"]);
-    if probe.status.success() {
-        return true;
-    }
-    let why = stderr(&probe);
-    assert_ne!(
-        std::env::var("KILN_E2E").as_deref(),
-        Ok("1"),
-        "KILN_E2E=1 but no sandbox:\n{why}"
-    );
-    eprintln!("skipped: no sandbox ({why})");
-    false
 }
 
 /// A project with a busybox base (docker-archive `bb.tar`), a stage that

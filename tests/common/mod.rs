@@ -54,14 +54,36 @@ impl Project {
     pub fn build(&self, args: &[&str]) -> Report {
         let mut all = vec!["build", "--json"];
         all.extend_from_slice(args);
-        let out = self.kiln(&all);
-        assert!(
-            out.status.success(),
-            "kiln build failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Report::parse(&out.stdout)
+        built(self.cmd(&all))
     }
+}
+
+/// Runs `cmd` (a `kiln build --json`), asserting success; the parsed report.
+pub fn built(mut cmd: Command) -> Report {
+    let out = cmd.output().expect("run kiln");
+    assert!(
+        out.status.success(),
+        "kiln build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Report::parse(&out.stdout)
+}
+
+/// With `KILN_E2E=1` the sandbox must be there; otherwise a machine without
+/// user namespaces skips the tests that need it.
+pub fn sandbox_or_skip() -> bool {
+    let probe = Project::new("stage s { run \"true\" }").kiln(&["--sandbox", "on", "build"]);
+    if probe.status.success() {
+        return true;
+    }
+    let why = String::from_utf8_lossy(&probe.stderr);
+    assert_ne!(
+        std::env::var("KILN_E2E").as_deref(),
+        Ok("1"),
+        "KILN_E2E=1 but no sandbox:\n{why}"
+    );
+    eprintln!("skipped: no sandbox ({why})");
+    false
 }
 
 /// `kiln build --json`'s report.
