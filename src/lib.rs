@@ -30,6 +30,7 @@ pub mod compression;
 pub mod eval;
 pub mod export;
 pub mod hash;
+pub mod image;
 pub mod spec;
 pub mod store;
 pub mod tree;

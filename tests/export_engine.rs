@@ -10,7 +10,8 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::engine::DockerEngine;
-use kiln::export::{self, Compression, Engine, ExportOptions, StageOutput};
+use kiln::export::{self, Engine};
+use kiln::image::{self, Compression, ExportOptions, StageOutput};
 use kiln::spec::{
     Command as Cmd, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,
 };
@@ -104,14 +105,14 @@ int main(void) { printf("hello from kiln, %s\n", getenv("GREETING")); return 0; 
     (spec, outputs)
 }
 
-fn export_to(root: &Path, compression: Compression) -> (PathBuf, export::Assembled) {
+fn export_to(root: &Path, compression: Compression) -> (PathBuf, image::Assembled) {
     let (spec, outputs) = fixture(root);
     let opts = ExportOptions {
         compression,
         source_date_epoch: 1_700_000_000,
         ..Default::default()
     };
-    let img = export::assemble(
+    let img = image::assemble(
         &spec,
         &spec.images[0],
         &outputs,

@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 
 use crate::base::{self, ImportedImage};
 use crate::eval::Inputs;
-use crate::export::{self, Compression, ExportOptions, StageOutput};
+use crate::image::{self, Compression, ExportOptions, StageOutput};
 use crate::spec::{Name, Spec};
 use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageRootError {
     #[error(transparent)]
-    Export(#[from] export::ExportError),
+    Export(#[from] image::ExportError),
     #[error("The config kiln wrote for image `{image}` does not parse")]
     Config {
         image: String,
@@ -49,7 +49,7 @@ pub fn assemble(
         source_date_epoch: 0,
         blobs_dir: store.blobs_dir(),
     };
-    let img = export::assemble(spec, image, outputs, &store.layer_cache_dir(), &opts)?;
+    let img = image::assemble(spec, image, outputs, &store.layer_cache_dir(), &opts)?;
     let config = oci_spec::image::ImageConfiguration::from_reader(img.config_json.as_slice())
         .map_err(|source| ImageRootError::Config {
             image: name.to_string(),

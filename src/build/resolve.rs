@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::eval::{Inputs, Plan, PlannedRoot, PlannedStage};
-use crate::export::StageOutput;
 use crate::hash::Key;
+use crate::image::StageOutput;
 use crate::spec::Spec;
 use crate::store::{Entry, Store, StoreError};
 

@@ -8,7 +8,7 @@ use super::progress::Progress;
 use super::stage::{DepOutputs, Outcome, StageCtx, build_stage};
 use super::{BuildOptions, BuildReport, Executor, Local, StageReport, Status};
 use crate::eval::Plan;
-use crate::export::StageOutput;
+use crate::image::StageOutput;
 use crate::spec::Spec;
 use crate::store::Store;
 

@@ -13,8 +13,8 @@ use super::image_root::{self, ImageRootError};
 use super::progress::Progress;
 use crate::base::ImportedImage;
 use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
-use crate::export::StageOutput;
 use crate::hash::{Key, OutputHash};
+use crate::image::StageOutput;
 use crate::spec::{Name, Spec, Stage};
 use crate::store::{Entry, Hold, Store, StorePath};
 

@@ -8,7 +8,8 @@ use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, Wh
 use super::{CliError, Global, load_spec, open_store, out};
 use crate::build::BuildReport;
 use crate::closure::Root;
-use crate::export::{self, Assembled, Compression, Engine, ExportOptions, StageOutput};
+use crate::export::{self, Engine};
+use crate::image::{self, Assembled, Compression, ExportOptions, StageOutput};
 use crate::spec::{Name, Spec};
 use crate::store::Store;
 
@@ -101,7 +102,7 @@ fn stage_roots(store: &Store, report: &BuildReport) -> Result<BTreeMap<Name, Roo
         let root = match &stage.root {
             None => Root::Host {
                 shown: crate::build::sandbox::host_paths(&stage.tool_dirs)
-                    .map_err(export::ExportError::io("/"))?,
+                    .map_err(image::ExportError::io("/"))?,
             },
             Some(image) => Root::Image(crate::base::rootfs(image, &store.rootfs_dir())?),
         };
@@ -151,7 +152,7 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
         blobs_dir: store.blobs_dir(),
     };
     let cache = store.layer_cache_dir();
-    let img = export::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;
+    let img = image::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;
     Ok((spec, img))
 }
 

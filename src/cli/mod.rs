@@ -33,7 +33,7 @@ pub enum CliError {
     Store(#[from] StoreError),
     #[error(transparent)]
     #[diagnostic(transparent)]
-    Export(#[from] crate::export::ExportError),
+    Export(#[from] crate::image::ExportError),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::build::sandbox::SandboxError),

@@ -53,7 +53,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             }
             let (blobs, roots) = (store.blobs_dir(), store.rootfs_dir());
             let mut damage = crate::base::verify(&blobs, &roots);
-            damage.extend(crate::export::verify_layer_cache(&store.layer_cache_dir()));
+            damage.extend(crate::image::verify_layer_cache(&store.layer_cache_dir()));
             for d in &damage {
                 crate::errln!("damaged: {} ({})", d.path.display(), d.problem);
             }
@@ -65,7 +65,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
             }
             if !g.quiet {
                 let (blobs, roots) = crate::base::count(&blobs, &roots);
-                let layers = crate::export::count_layer_cache(&store.layer_cache_dir());
+                let layers = crate::image::count_layer_cache(&store.layer_cache_dir());
                 crate::errln!(
                     "verified {} entr(y/ies), {blobs} blob(s), {layers} cached layer(s), {roots} root filesystem(s)",
                     store.list()?.len()
@@ -119,7 +119,7 @@ fn collect_garbage(g: &Global, store: &Store, keep_days: u64) -> Result<Swept, C
                 &store.rootfs_dir(),
                 keep,
             ));
-            swept.absorb(crate::export::collect_layer_cache(
+            swept.absorb(crate::image::collect_layer_cache(
                 &store.layer_cache_dir(),
                 keep,
             ));

@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::assemble::Assembled;
-use super::config;
-use super::error::ExportError;
 use crate::base::HashingReader;
 use crate::hash::Digest;
+use crate::image::config;
+use crate::image::{Assembled, ExportError};
 
 /// Where a blob's bytes are. A file (a base layer, a cached layer) is
 /// hashed as it is copied out and must match the digest the manifest

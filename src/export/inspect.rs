@@ -5,11 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::assemble::{Assembled, Compression};
-use super::config::ConfigSummary;
-use super::plan::Role;
-use super::walk::{Entry, Kind};
 use crate::hash::Digest;
+use crate::image::{Assembled, ClosureSummary, Compression, ConfigSummary, Role};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Inspection {
@@ -25,30 +22,6 @@ pub struct Inspection {
     /// What the runtime closure added, in all closure layers.
     pub closure: ClosureSummary,
     pub config: ConfigSummary,
-}
-
-/// The runtime closure's contribution to an image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ClosureSummary {
-    /// Files and symlinks.
-    pub files: u64,
-    /// Bytes of file contents.
-    pub bytes: u64,
-}
-
-impl ClosureSummary {
-    pub(crate) fn add(&mut self, entries: &[Entry]) {
-        for e in entries {
-            match e.kind {
-                Kind::Dir => {}
-                Kind::File { size, .. } => {
-                    self.files += 1;
-                    self.bytes += size;
-                }
-                Kind::Symlink { .. } => self.files += 1,
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,7 +55,7 @@ pub fn inspect(img: &Assembled) -> Inspection {
         tags: img.tags.clone(),
         digest: img.manifest_digest,
         config_digest: img.config_digest,
-        architecture: super::config::host_arch().to_owned(),
+        architecture: crate::image::config::host_arch().to_owned(),
         size: img.layers.iter().map(|l| l.size).sum(),
         layers: layers.collect(),
         closure: img.closure,

@@ -6,8 +6,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use super::archive::{check_blobs, write_archive};
-use super::assemble::Assembled;
-use super::error::ExportError;
+use crate::image::{Assembled, ExportError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Engine {

@@ -4,58 +4,9 @@
 
 use std::fmt;
 
-use miette::SourceSpan;
 use serde::Serialize;
 
-use super::assemble::Assembled;
-use crate::spec::Spec;
-
-/// Why one path is in an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Origin {
-    pub via: Via,
-    /// The first line of the kiln.kdl node, e.g. `copy server "goapp" to="/app/goapp"`.
-    pub node: String,
-    /// Where that node is: the spec file and its 1-based line.
-    pub file: String,
-    pub line: usize,
-    /// For the closure: the program, then each library that needed the next,
-    /// e.g. `["/app/goapp", "libsqlite3.so.0", "libc.so.6"]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub chain: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Via {
-    Copy,
-    Add,
-    /// Needed by an ELF program of the `copy` (`chain` says how).
-    Closure,
-    /// A `closure-extra` of the `copy`.
-    ClosureExtra,
-    /// A file of the base image the image is `from`.
-    Base,
-}
-
-impl Origin {
-    /// The origin of what the node at `span` (a `copy` or `add`) brings in.
-    pub(crate) fn of_node(spec: &Spec, span: SourceSpan, via: Via) -> Origin {
-        let text = spec.source.inner();
-        let start = span.offset().min(text.len());
-        let end = (start + span.len()).min(text.len());
-        let node = text.get(start..end).unwrap_or_default();
-        let node = node.lines().next().unwrap_or_default().trim();
-        let node = node.trim_end_matches('{').trim_end();
-        Origin {
-            via,
-            node: node.to_owned(),
-            file: spec.source.name().to_owned(),
-            line: text.get(..start).unwrap_or_default().matches('\n').count() + 1,
-            chain: Vec::new(),
-        }
-    }
-}
+use crate::image::{Assembled, Origin, Via};
 
 /// The answer to `kiln why`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,6 +1,7 @@
 use super::*;
-use crate::export::config::merge;
-use crate::export::testutil::{exec, image, sp, spec};
+use crate::image::config::merge;
+use crate::image::model::{Entry, Kind};
+use crate::image::testutil::{exec, image, sp, spec};
 use crate::spec::{Command, Owner};
 
 fn file(path: &str, mode: u32) -> Entry {

@@ -2,8 +2,9 @@ use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::export::archive::write_archive;
-use crate::export::testutil::{add, copy, exec, image, name, sp, spec};
+use crate::export::write_archive;
+use crate::image::model::{Compression, Layer};
+use crate::image::testutil::{add, copy, exec, image, name, sp, spec};
 use crate::spec::Owner;
 
 /// A project dir with a stage output holding `bin/app` (executable) and

@@ -11,25 +11,13 @@ use std::io::{self, Write};
 
 use sha2::Digest as _;
 
-use super::assemble::Compression;
 use super::error::ExportError;
-use super::walk::{Entry, Kind};
+use super::model::{Compression, Entry, Kind, Packed};
 use crate::hash::Digest;
 
 /// Bumped whenever the bytes a layer plan packs to could change.
 /// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
 const LAYER_FORMAT: &str = "kiln-layer-v2";
-
-/// What one pass over a layer produced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub(crate) struct Packed {
-    /// sha256 of the compressed blob.
-    pub digest: Digest,
-    pub size: u64,
-    /// sha256 of the uncompressed tar.
-    pub diff_id: Digest,
-    pub uncompressed_size: u64,
-}
 
 /// blake3 of everything that decides the blob's bytes, length-prefixed.
 pub(crate) fn key(entries: &[Entry], compression: Compression, epoch: u64) -> blake3::Hash {

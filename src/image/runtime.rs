@@ -18,12 +18,10 @@ use std::path::{Path, PathBuf};
 use miette::SourceSpan;
 use rayon::prelude::*;
 
-use super::check::FileSet;
 use super::error::ExportError;
 use super::extra::{self, Failure};
-use super::plan::{self, Planned, Role};
-use super::walk::{self, Entry, Kind};
-use super::why::{Origin, Via};
+use super::model::{Entry, FileSet, Kind, Origin, Planned, Role, Via};
+use super::{plan, walk};
 use crate::closure::{self, Program, Root};
 use crate::spec::{Content, ContentAttrs, Owner, Spec};
 
@@ -193,7 +191,7 @@ fn group<'a>(
             closure_extra: Vec::new(),
             span: (0..0).into(),
         };
-        for entry in walk::plan(&item.source, &attrs, walk::Origin::Context)? {
+        for entry in walk::plan(&item.source, &attrs, walk::Source::Context)? {
             let is_dir = matches!(entry.kind, Kind::Dir);
             if let Some(there) = image.is_dir(&entry.path) {
                 if there != is_dir {
@@ -249,7 +247,7 @@ fn conflict(spec: &Spec, span: SourceSpan, entry: &Entry, image_has_dir: bool) -
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::testutil::{attrs, copy, spec};
+    use crate::image::testutil::{attrs, copy, spec};
 
     /// A C program built by the host's gcc with `flags`, planned as a copy.
     fn planned(dir: &std::path::Path, flags: &[&str]) -> Vec<Entry> {
@@ -264,7 +262,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(ok.success());
-        walk::plan(&exe, &attrs("/app/p"), walk::Origin::Context).unwrap()
+        walk::plan(&exe, &attrs("/app/p"), walk::Source::Context).unwrap()
     }
 
     #[test]

@@ -7,111 +7,16 @@
 //! `layers max=N` merges ([`merge`]) the image's own layers if needed.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::check::{self, FileSet};
-use super::config::{self, ConfigSummary};
 use super::error::ExportError;
-use super::inspect::ClosureSummary;
-use super::merge;
-use super::plan::{self, Planned, Role};
+use super::model::{Assembled, ExportOptions, Kind, Origin, Planned, StageOutput};
 use super::runtime::{self, Wanted};
-use super::walk::Kind;
-use super::why::Origin;
-use crate::hash::{Digest, OutputHash};
+use super::{check, config, merge, plan};
+use crate::hash::Digest;
 use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
-
-pub use crate::compression::Compression;
-
-/// A built stage an image copies from: its store path and output hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageOutput {
-    pub path: PathBuf,
-    pub hash: OutputHash,
-}
-
-impl StageOutput {
-    /// Hashes `path` to describe it (tests, and outputs not from the store).
-    pub fn scan(path: &Path) -> Result<StageOutput, crate::tree::TreeError> {
-        let hash = crate::tree::scan_dir(path)?.hash();
-        Ok(StageOutput {
-            path: path.to_path_buf(),
-            hash,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExportOptions {
-    pub compression: Compression,
-    /// Every timestamp in the image (tar mtimes, `created`): SOURCE_DATE_EPOCH.
-    pub source_date_epoch: u64,
-    /// Where imported base images keep their blobs (`Store::blobs_dir`): an
-    /// image `from` a base reuses them as its bottom layers.
-    pub blobs_dir: PathBuf,
-}
-
-/// One layer of an assembled image; its blob lives in the layer cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layer {
-    pub digest: Digest,
-    /// Compressed size in bytes.
-    pub size: u64,
-    pub diff_id: Digest,
-    pub uncompressed_size: u64,
-    pub compression: Compression,
-    pub blob: PathBuf,
-    /// The kiln node that made it, e.g. `kiln: copy server goapp to=/app/goapp`.
-    pub created_by: String,
-    pub role: Role,
-    /// Files and symlinks it holds (directories not counted).
-    pub files: u64,
-    /// Its first few top-level paths, absolute.
-    pub top: Vec<String>,
-    /// Taken from the layer cache by this export, without packing.
-    pub cached: bool,
-}
-
-/// An image ready to be written or loaded.
-#[derive(Debug, Clone)]
-pub struct Assembled {
-    pub(crate) name: Name,
-    pub(crate) tags: Vec<String>,
-    pub(crate) layers: Vec<Layer>,
-    pub(crate) config: ConfigSummary,
-    pub(crate) config_json: Vec<u8>,
-    pub(crate) config_digest: Digest,
-    pub(crate) manifest_json: Vec<u8>,
-    pub(crate) manifest_digest: Digest,
-    pub(crate) files: FileSet,
-    /// Why each path is in the image (relative, as in [`FileSet`]).
-    pub(crate) origins: BTreeMap<String, Origin>,
-    pub(crate) closure: ClosureSummary,
-    pub(crate) epoch: u64,
-}
-
-impl Assembled {
-    /// The manifest digest: the image's identity in a registry or OCI layout.
-    pub fn digest(&self) -> Digest {
-        self.manifest_digest
-    }
-
-    /// The config digest: the image ID `docker images --no-trunc` shows.
-    pub fn config_digest(&self) -> Digest {
-        self.config_digest
-    }
-
-    pub fn layers(&self) -> &[Layer] {
-        &self.layers
-    }
-
-    /// The references the image is tagged with (`NAME:latest` without `tag`).
-    pub fn tags(&self) -> &[String] {
-        &self.tags
-    }
-}
 
 /// [`assemble_with_roots`] with the roots of the stages built `from host`
 /// (without tools: the host's system directories only).
@@ -149,7 +54,7 @@ pub fn assemble_with_roots(
 ) -> Result<Assembled, ExportError> {
     let parent = match &image.from.value {
         ImageRoot::Scratch => None,
-        ImageRoot::Base(base) => Some(super::base::parent(spec, image, base, opts)?),
+        ImageRoot::Base(base) => Some(super::parent::parent(spec, image, base, opts)?),
         ImageRoot::Image(name) => {
             let parent = spec
                 .image(name.as_str())

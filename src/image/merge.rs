@@ -10,8 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use super::plan::{Planned, Role};
-use super::walk::{Entry, Kind};
+use super::model::{Entry, Kind, Planned, Role};
 
 /// Merges `plans` (in image order) down to at most `max` (at least 1).
 pub(super) fn limit(mut plans: Vec<Planned>, max: usize) -> Vec<Planned> {

@@ -4,7 +4,7 @@
 //! (oci-spec keeps maps in `HashMap`s; a round trip through `serde_json::Value`,
 //! whose maps are sorted, makes the bytes stable).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, HistoryBuilder, ImageConfigurationBuilder, ImageIndexBuilder,
@@ -12,23 +12,9 @@ use oci_spec::image::{
 };
 use serde::Serialize;
 
-use super::assemble::Layer;
+use super::model::{ConfigSummary, Layer};
 use crate::hash::Digest;
 use crate::spec::{Command, Image};
-
-/// The runtime settings of an image after `from IMAGE` inheritance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct ConfigSummary {
-    pub entrypoint: Option<Vec<String>>,
-    pub cmd: Option<Vec<String>>,
-    pub env: BTreeMap<String, String>,
-    pub workdir: Option<String>,
-    pub user: Option<String>,
-    pub exposed_ports: BTreeSet<String>,
-    pub labels: BTreeMap<String, String>,
-    pub volumes: BTreeSet<String>,
-    pub stop_signal: Option<String>,
-}
 
 pub(crate) const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 pub(crate) const TITLE_LABEL: &str = "org.opencontainers.image.title";

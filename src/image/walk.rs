@@ -9,35 +9,13 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::error::ExportError;
+use super::model::{Entry, Kind};
 use crate::hash::OutputHash;
 use crate::spec::{ContentAttrs, Owner};
 
-/// One entry of a layer; `path` is relative to the image root, without a
-/// leading or trailing `/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Entry {
-    pub path: String,
-    pub kind: Kind,
-    pub mode: u32,
-    pub owner: Owner,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Kind {
-    Dir,
-    File {
-        disk: PathBuf,
-        size: u64,
-        content: [u8; 32],
-    },
-    Symlink {
-        target: String,
-    },
-}
-
 /// Where copied files come from, which decides how their content is known.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Origin<'a> {
+pub(crate) enum Source<'a> {
     /// A file or directory of the build context: hashed, it may change.
     Context,
     /// Of the build context, limited to `keep` (on-disk paths): what
@@ -60,13 +38,13 @@ pub(crate) enum Origin<'a> {
 pub(crate) fn plan(
     source: &Path,
     attrs: &ContentAttrs,
-    origin: Origin<'_>,
+    origin: Source<'_>,
 ) -> Result<Vec<Entry>, ExportError> {
     let dest = attrs.to.value.trim_matches('/').to_owned();
     let mut entries = parents(&dest);
     let keep = match origin {
-        Origin::Added { keep } => Some(keep),
-        Origin::Context | Origin::Stored { .. } => None,
+        Source::Added { keep } => Some(keep),
+        Source::Context | Source::Stored { .. } => None,
     };
     collect(source, &dest, attrs, keep, &mut entries)?;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
@@ -75,10 +53,10 @@ pub(crate) fn plan(
     entries.dedup_by(|later, earlier| later.path == earlier.path);
     entries.reverse();
     match origin {
-        Origin::Context | Origin::Added { .. } => {
+        Source::Context | Source::Added { .. } => {
             entries.par_iter_mut().try_for_each(hash_content)?
         }
-        Origin::Stored { output, path } => {
+        Source::Stored { output, path } => {
             for entry in &mut entries {
                 stored_identity(entry, source, output, path);
             }
@@ -189,7 +167,7 @@ fn hash_content(entry: &mut Entry) -> Result<(), ExportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::testutil::attrs;
+    use crate::image::testutil::attrs;
 
     #[test]
     fn a_single_file_gets_its_parent_directories() {
@@ -198,7 +176,7 @@ mod tests {
         let entries = plan(
             &dir.path().join("goapp"),
             &attrs("/app/bin/goapp"),
-            Origin::Context,
+            Source::Context,
         )
         .unwrap();
         let paths: Vec<_> = entries.iter().map(|e| e.path.as_str()).collect();
@@ -221,7 +199,7 @@ mod tests {
             uid: 1000,
             gid: 100,
         };
-        let entries = plan(dir.path(), &a, Origin::Context).unwrap();
+        let entries = plan(dir.path(), &a, Source::Context).unwrap();
         let got: Vec<_> = entries.iter().map(|e| (e.path.as_str(), e.mode)).collect();
         assert_eq!(
             got,
@@ -246,7 +224,7 @@ mod tests {
         std::fs::write(dir.path().join("f"), "f").unwrap();
         let mut a = attrs("/f");
         a.mode = Some(0o4711);
-        let entries = plan(&dir.path().join("f"), &a, Origin::Context).unwrap();
+        let entries = plan(&dir.path().join("f"), &a, Source::Context).unwrap();
         assert_eq!(entries[0].mode, 0o4711);
     }
 }

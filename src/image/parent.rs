@@ -8,13 +8,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
-use super::assemble::{Assembled, ExportOptions, Layer};
-use super::check::FileSet;
-use super::config::ConfigSummary;
 use super::error::ExportError;
-use super::plan::Role;
-use super::walk::{Entry, Kind};
-use super::why::{Origin, Via};
+use super::model::{
+    Assembled, ConfigSummary, Entry, ExportOptions, FileSet, Kind, Layer, Origin, Role, Via,
+};
 use crate::base::{self, HashingReader, ImportedImage};
 use crate::spec::{Image, Name, Owner, Spec};
 

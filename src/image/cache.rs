@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use rayon::prelude::*;
 
 use super::error::ExportError;
-use super::layer::Packed;
+use super::model::Packed;
 use crate::base::{Compression, HashingReader};
 use crate::store::{Damage, Swept};
 

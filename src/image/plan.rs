@@ -5,54 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use super::assemble::{ExportOptions, Layer, StageOutput};
 use super::error::ExportError;
-use super::walk::{self, Entry, Kind};
-use super::why::{Origin, Via};
-use super::{cache, layer};
+use super::model::{Entry, ExportOptions, Kind, Layer, Origin, Planned, Role, StageOutput, Via};
+use super::{cache, layer, walk};
 use crate::spec::{Content, ContentAttrs, Name, Spec};
-
-/// What made a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// A `copy` from a stage's output.
-    Copy,
-    /// An `add` from the build context.
-    Add,
-    /// The runtime closure of copied programs (interpreter, libraries,
-    /// `closure-extra` files).
-    Closure,
-    /// Several of the above, merged to honour `layers max=N`.
-    Merged,
-    /// A layer of the imported base image, reused verbatim.
-    Base,
-}
-
-/// One layer, planned: its entries, sorted by path (parents first).
-#[derive(Debug, Clone)]
-pub(super) struct Planned {
-    pub entries: Vec<Entry>,
-    /// The history line naming it.
-    pub created_by: String,
-    /// Where its content lands (`""`: the image root); for [`top_paths`].
-    pub dest: String,
-    pub role: Role,
-    /// Why each of its files is there, by path.
-    pub origins: BTreeMap<String, Origin>,
-}
-
-impl Planned {
-    /// Uncompressed size, near enough to pick layers to merge: contents plus
-    /// a 512-byte tar header per entry.
-    pub fn size(&self) -> u64 {
-        let content = |e: &Entry| match e.kind {
-            Kind::File { size, .. } => size.div_ceil(512) * 512,
-            _ => 0,
-        };
-        self.entries.iter().map(|e| 512 + content(e)).sum()
-    }
-}
 
 /// Plans one `copy`/`add`. `outputs`: each built stage's output directory.
 pub(super) fn content(
@@ -87,7 +43,7 @@ pub(super) fn content(
                     span: path.span,
                 });
             }
-            let stored = walk::Origin::Stored {
+            let stored = walk::Source::Stored {
                 output: &output.hash,
                 path: path.value.as_str(),
             };
@@ -98,7 +54,7 @@ pub(super) fn content(
             // checkout must not take `.git` or ignored build products.
             let paths = crate::tree::source_paths(&spec.context, std::slice::from_ref(&src.value))?;
             keep = paths.into_iter().collect();
-            let origin = walk::Origin::Added { keep: &keep };
+            let origin = walk::Source::Added { keep: &keep };
             (src.on_disk(&spec.context), attrs, Role::Add, origin)
         }
     };

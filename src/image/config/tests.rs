@@ -1,6 +1,7 @@
 use super::*;
-use crate::export::assemble::Compression;
-use crate::export::testutil::{exec, image, sp};
+use crate::image::model::Compression;
+use crate::image::testutil::{exec, image, sp};
+use std::collections::BTreeMap;
 
 fn layer(n: u8) -> Layer {
     Layer {
@@ -11,7 +12,7 @@ fn layer(n: u8) -> Layer {
         compression: Compression::Zstd,
         blob: format!("/cache/{n}").into(),
         created_by: format!("kiln: copy s{n} . to=/"),
-        role: crate::export::Role::Copy,
+        role: crate::image::Role::Copy,
         files: 1,
         top: vec!["/x".into()],
         cached: false,
