@@ -3,11 +3,14 @@
 //! The pipeline, one module per step, data flowing one way:
 //!
 //! ```text
-//! kiln.kdl ──spec──▶ Spec ──eval──▶ Plan (keyed stages) ──build──▶ store entries ──export──▶ OCI image
+//! kiln.kdl ──spec──▶ Spec ──eval──▶ Plan (one graph) ──build──▶ store entries ──export──▶ OCI image
 //! ```
 //!
-//! `tree` (hashing and copying file trees) and `store` (the content-addressed
-//! cache on disk) serve several steps; `cli` only wires the steps together.
+//! Every node of kiln.kdl (stage, fetch, base, image) is a node of the one
+//! graph the build walks; `image` makes images (for the build, which stores
+//! them), `export` ships stored ones. `tree` (hashing and copying file
+//! trees) and `store` (the content-addressed cache on disk) serve several
+//! steps; `cli` only wires the steps together.
 //! ARCHITECTURE.md walks through it.
 
 /// `eprintln!` that never panics. Progress and diagnostics go to stderr; if

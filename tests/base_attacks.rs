@@ -117,15 +117,19 @@ fn link(dir: &Path, rel: &str, target: &Path) {
     std::os::unix::fs::symlink(target, &path).unwrap();
 }
 
-/// Exports `image i { from b }` and checks that it is refused as a symlink,
-/// at the base's span, without a hash of any host file.
+/// Exports `image i { from b }` and checks that importing `b` is refused as
+/// a symlink, at the base's own declaration, without a hash of any host file.
 fn assert_link_refused(p: &Project, leaks: &[&str]) {
     let out = p.kiln(&["export", "i", "-o", "i.tar"]);
     let stderr = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("kiln::base::not_regular"), "{stderr}");
     assert!(stderr.contains("symlink"), "{stderr}");
-    assert!(stderr.contains("from b"), "the base's span: {stderr}");
+    assert!(
+        stderr.contains("imported from here"),
+        "the base's span: {stderr}"
+    );
+    assert!(stderr.contains("base b {"), "the base's span: {stderr}");
     for leak in leaks {
         assert!(!stderr.contains(leak), "{leak} leaked: {stderr}");
     }

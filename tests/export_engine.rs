@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use common::engine::DockerEngine;
 use kiln::export::{self, Engine};
-use kiln::image::{self, Compression, ExportOptions, StageOutput};
+use kiln::image::{self, Compression, LayerSettings, StageOutput};
 use kiln::spec::{
     Command as Cmd, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,
 };
@@ -107,15 +107,16 @@ int main(void) { printf("hello from kiln, %s\n", getenv("GREETING")); return 0; 
 
 fn export_to(root: &Path, compression: Compression) -> (PathBuf, image::Assembled) {
     let (spec, outputs) = fixture(root);
-    let opts = ExportOptions {
+    let opts = LayerSettings {
         compression,
-        source_date_epoch: 1_700_000_000,
-        ..Default::default()
+        epoch: 1_700_000_000,
     };
     let img = image::assemble(
         &spec,
         &spec.images[0],
+        None,
         &outputs,
+        &BTreeMap::new(),
         &root.join("layers"),
         &opts,
     )

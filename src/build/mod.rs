@@ -1,15 +1,19 @@
-//! Build: runs a [`Plan`]'s stages into the store, in parallel, cached.
+//! Build: runs a [`Plan`]'s nodes into the store, in parallel, cached.
 //!
-//! Each stage starts as soon as the stages it uses are done (a rayon pool of
-//! `--jobs` threads). Its key is finished from its dependencies' output
-//! hashes; a key already in the store is not built again (by this process or
-//! any other: the store's per-key lock makes a second builder wait and then
-//! find the entry). A failing stage does not stop independent ones unless
-//! `--fail-fast`; its dependents are skipped.
+//! Every node (stage, fetch, base import, image) starts as soon as what it
+//! needs is done (a rayon pool of `--jobs` threads). Its key is finished
+//! from its dependencies' outputs ([`keys`]); a key already in the store is
+//! not built again (by this process or any other: the store's per-key lock
+//! makes a second builder wait and then find the entry). A stage runs its
+//! scripts ([`stage`]); a base is imported and an image assembled into an
+//! entry export reads as is ([`image`]). A failing node does not stop
+//! independent ones unless `--fail-fast`; its dependents are skipped.
 
 mod executor;
 mod fetch;
-mod image_root;
+mod image;
+mod keys;
+mod node;
 mod progress;
 mod resolve;
 pub mod sandbox;
@@ -19,9 +23,9 @@ mod stage;
 use std::time::Duration;
 
 pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobRoot, Local, RunFailure};
+pub use node::{Failure, StageFailure};
 pub use resolve::{Resolved, resolve};
 pub use schedule::{run, run_with};
-pub use stage::StageFailure;
 
 use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
@@ -49,42 +53,43 @@ pub enum Status {
 }
 
 #[derive(Debug)]
-pub struct StageReport {
+pub struct NodeReport {
     pub name: Name,
+    /// `stage`, `fetch`, `base` or `image`.
+    pub kind: &'static str,
     pub key: Option<Key>,
     pub status: Status,
     pub output: Option<(StorePath, OutputHash)>,
-    /// The image the stage ran in (a base, or an image of the spec), when not
-    /// the host: where its programs' runtime libraries are found.
-    pub root: Option<std::sync::Arc<crate::base::ImportedImage>>,
-    /// The directories of its host tools, which a `from host` stage sees
-    /// besides the host's system directories ([`sandbox::host_paths`]).
-    pub tool_dirs: Vec<std::path::PathBuf>,
+    /// For a base or an image: what the store holds of it.
+    pub image: Option<std::sync::Arc<crate::image::Assembled>>,
     /// A shared hold on the output: gc leaves it alone while the report lives.
     pub hold: Option<crate::store::Hold>,
-    pub failure: Option<StageFailure>,
+    pub failure: Option<Failure>,
 }
 
 #[derive(Debug)]
 pub struct BuildReport {
     /// In plan order: dependencies before dependents.
-    pub stages: Vec<StageReport>,
+    pub nodes: Vec<NodeReport>,
     pub elapsed: Duration,
 }
 
 impl BuildReport {
+    pub fn node(&self, name: &str) -> Option<&NodeReport> {
+        self.nodes.iter().find(|s| s.name.as_str() == name)
+    }
+
     pub fn output(&self, name: &str) -> Option<&StorePath> {
-        let s = self.stages.iter().find(|s| s.name.as_str() == name)?;
-        s.output.as_ref().map(|(path, _)| path)
+        self.node(name)?.output.as_ref().map(|(path, _)| path)
     }
 
     pub fn succeeded(&self) -> bool {
-        self.stages
+        self.nodes
             .iter()
             .all(|s| matches!(s.status, Status::Built | Status::Cached))
     }
 
     pub fn count(&self, status: Status) -> usize {
-        self.stages.iter().filter(|s| s.status == status).count()
+        self.nodes.iter().filter(|s| s.status == status).count()
     }
 }

@@ -1,32 +1,35 @@
-//! The scheduler: a dependency-counting walk of the plan on a rayon pool.
+//! The scheduler: a dependency-counting walk of the plan on a rayon pool,
+//! and what building one node means for each kind of node.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::keys::{self, Produced};
+use super::node::{Ctx, Done, Failure, Finished, NodeError, Outcome, find_or_build};
 use super::progress::Progress;
-use super::stage::{DepOutputs, Outcome, StageCtx, build_stage};
-use super::{BuildOptions, BuildReport, Executor, Local, StageReport, Status};
-use crate::eval::Plan;
-use crate::image::StageOutput;
+use super::{BuildOptions, BuildReport, Executor, Local, NodeReport, Status};
+use crate::eval::{Plan, PlannedNode};
+use crate::hash::Key;
+use crate::image::stored::{self, Part};
 use crate::spec::Spec;
-use crate::store::Store;
+use crate::store::{Pending, Store};
 
 struct State {
-    /// Per stage: how many of its dependencies have not finished yet.
+    /// Per node: how many of the nodes it waits on have not finished yet.
     waiting_on: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
 }
 
 struct Scheduler<'a, 's> {
-    ctx: StageCtx<'a, 's>,
+    ctx: Ctx<'a, 's>,
     dependents: Vec<Vec<usize>>,
     state: Mutex<State>,
     stop: AtomicBool,
     fail_fast: bool,
 }
 
-/// Builds every stage of `plan` not already in `store`.
+/// Builds every node of `plan` not already in `store`.
 pub fn run(spec: &Spec, plan: &Plan<'_>, store: &Store, opts: &BuildOptions) -> BuildReport {
     run_with(spec, plan, store, opts, &Local)
 }
@@ -40,16 +43,16 @@ pub fn run_with(
     executor: &dyn Executor,
 ) -> BuildReport {
     let started = Instant::now();
-    let n = plan.stages.len();
+    let n = plan.nodes.len();
     let mut dependents = vec![Vec::new(); n];
-    for (i, planned) in plan.stages.iter().enumerate() {
+    for (i, planned) in plan.nodes.iter().enumerate() {
         for dep in planned.waits_on() {
             dependents[dep].push(i);
         }
     }
     let progress = Progress::new(opts.live, opts.quiet);
     let sched = Scheduler {
-        ctx: StageCtx {
+        ctx: Ctx {
             spec,
             plan,
             store,
@@ -59,7 +62,7 @@ pub fn run_with(
         },
         dependents,
         state: Mutex::new(State {
-            waiting_on: plan.stages.iter().map(|p| p.waits_on().len()).collect(),
+            waiting_on: plan.nodes.iter().map(|p| p.waits_on().len()).collect(),
             outcomes: (0..n).map(|_| None).collect(),
         }),
         stop: AtomicBool::new(false),
@@ -70,9 +73,9 @@ pub fn run_with(
         .thread_name(|i| format!("kiln-build-{i}"))
         .build()
         .expect("kiln: cannot start build threads");
-    // FIFO: ready stages start in plan (file) order; rayon's default is LIFO.
+    // FIFO: ready nodes start in plan (file) order; rayon's default is LIFO.
     pool.scope_fifo(|scope| {
-        for (i, planned) in plan.stages.iter().enumerate() {
+        for (i, planned) in plan.nodes.iter().enumerate() {
             if planned.waits_on().is_empty() {
                 sched.spawn(scope, i);
             }
@@ -82,26 +85,23 @@ pub fn run_with(
         .state
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let stages = (plan.stages.iter().zip(state.outcomes))
+    let nodes = (plan.nodes.iter().zip(state.outcomes))
         .map(|(planned, outcome)| {
-            let o = outcome.expect("kiln bug: a planned stage was never scheduled");
-            StageReport {
+            let o = outcome.expect("kiln bug: a planned node was never scheduled");
+            NodeReport {
                 name: planned.name().clone(),
+                kind: planned.work.kind(),
                 key: o.key,
                 status: o.status,
-                output: o.output,
-                root: o.root,
-                tool_dirs: (planned.tools.values())
-                    .filter_map(|tool| tool.parent())
-                    .map(std::path::Path::to_path_buf)
-                    .collect(),
+                output: o.finished.as_ref().map(|f| (f.path.clone(), f.hash)),
+                image: o.finished.and_then(|f| f.image),
                 hold: o.hold,
                 failure: o.failure,
             }
         })
         .collect();
     BuildReport {
-        stages,
+        nodes,
         elapsed: started.elapsed(),
     }
 }
@@ -109,8 +109,8 @@ pub fn run_with(
 impl<'a, 's> Scheduler<'a, 's> {
     fn spawn<'scope>(&'scope self, scope: &rayon::ScopeFifo<'scope>, i: usize) {
         scope.spawn_fifo(move |scope| {
-            let outcome = match self.dependency_outputs(i) {
-                Some(deps) if !self.stop.load(Ordering::SeqCst) => build_stage(&self.ctx, i, &deps),
+            let outcome = match self.finished_dependencies(i) {
+                Some(done) if !self.stop.load(Ordering::SeqCst) => build_node(&self.ctx, i, &done),
                 _ => Outcome::skipped(),
             };
             if outcome.status == Status::Failed && self.fail_fast {
@@ -122,31 +122,19 @@ impl<'a, 's> Scheduler<'a, 's> {
         });
     }
 
-    /// The outputs of what stage `i` waits on, or `None` if one of them did
-    /// not succeed.
-    fn dependency_outputs(&self, i: usize) -> Option<DepOutputs> {
+    /// What node `i` waits on, or `None` if one of them did not succeed.
+    fn finished_dependencies(&self, i: usize) -> Option<Done> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let planned = &self.ctx.plan.stages[i];
-        let output = |d: usize| state.outcomes[d].as_ref().and_then(|o| o.output.clone());
-        let uses = planned
-            .deps
-            .iter()
-            .map(|&d| output(d))
-            .collect::<Option<Vec<_>>>()?;
-        let root = (planned.root_deps.iter())
-            .map(|&d| {
-                let (path, hash) = output(d)?;
-                let output = StageOutput {
-                    path: path.as_path().to_path_buf(),
-                    hash,
-                };
-                Some((self.ctx.plan.stages[d].name().clone(), output))
+        let planned = &self.ctx.plan.nodes[i];
+        (planned.waits_on().into_iter())
+            .map(|d| {
+                let finished = state.outcomes[d].as_ref()?.finished.clone()?;
+                Some((d, finished))
             })
-            .collect::<Option<_>>()?;
-        Some(DepOutputs { uses, root })
+            .collect()
     }
 
-    /// Records stage `i`'s outcome; returns the stages that became ready.
+    /// Records node `i`'s outcome; returns the nodes that became ready.
     fn finish(&self, i: usize, outcome: Outcome) -> Vec<usize> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.outcomes[i] = Some(outcome);
@@ -158,5 +146,76 @@ impl<'a, 's> Scheduler<'a, 's> {
             }
         }
         ready
+    }
+}
+
+fn build_node(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Outcome {
+    let planned = &ctx.plan.nodes[i];
+    let produced = |d: usize| {
+        let f = done.get(&d)?;
+        let config = f.image.as_ref().map(|img| img.config_digest());
+        Some(Produced {
+            hash: f.hash,
+            config,
+        })
+    };
+    let Some((key, manifest)) = keys::key(ctx.plan, i, produced) else {
+        return Outcome::skipped();
+    };
+    let result = find_or_build(ctx, planned, &key, manifest, |pending| {
+        produce(ctx, i, done, &key, pending)
+    })
+    .and_then(|(status, entry, hold)| {
+        let image = match planned.work.is_image() {
+            true => Some(Arc::new(stored::read(entry.path.as_path(), Part::Record)?)),
+            false => None,
+        };
+        Ok((status, entry, hold, image))
+    });
+    match result {
+        Ok((status, entry, hold, image)) => {
+            // The ref only serves `kiln explain`: failing to write it must not fail the build.
+            let _ = ctx.store.set_ref(&ctx.spec.context, planned.name(), &key);
+            Outcome {
+                key: Some(key),
+                status,
+                finished: Some(Finished {
+                    path: entry.path,
+                    hash: entry.meta.output_hash,
+                    image,
+                }),
+                hold: Some(hold),
+                failure: None,
+            }
+        }
+        Err(e) => Outcome {
+            key: Some(key),
+            status: Status::Failed,
+            finished: None,
+            hold: None,
+            failure: Some(failure(ctx, planned, &key, e)),
+        },
+    }
+}
+
+/// Produces node `i` into `pending`, by kind.
+fn produce(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    done: &Done,
+    key: &Key,
+    pending: &Pending,
+) -> Result<(), NodeError> {
+    match ctx.plan.nodes[i].work.is_image() {
+        true => super::image::produce(ctx, i, done, pending),
+        false => super::stage::produce(ctx, i, done, key, pending),
+    }
+}
+
+/// Tells why node `planned` failed.
+fn failure(ctx: &Ctx<'_, '_>, planned: &PlannedNode<'_>, key: &Key, e: NodeError) -> Failure {
+    match e {
+        NodeError::Image(e) => Failure::Image(e),
+        e => Failure::Stage(super::stage::failure(ctx, planned, key, e)),
     }
 }

@@ -1,330 +1,115 @@
-//! Building one stage: finish its key, reuse the store entry or run it.
+//! Producing a stage or fetch node: copy its sources, run its scripts in
+//! the executor (or download the file), into the pending entry; and telling
+//! why it failed, with the log's last lines.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use miette::{NamedSource, SourceSpan};
-
-use super::Status;
-use super::executor::{Executor, Job, JobRoot, RunFailure};
-use super::image_root::{self, ImageRootError};
-use super::progress::Progress;
-use crate::base::ImportedImage;
-use crate::eval::{Plan, PlannedRoot, PlannedStage, Work};
-use crate::hash::{Key, OutputHash};
-use crate::image::StageOutput;
-use crate::spec::{Name, Spec, Stage};
-use crate::store::{Entry, Hold, Store, StorePath};
+use super::executor::{Job, JobRoot, RunFailure};
+use super::node::{Ctx, Done, NodeError, StageFailure};
+use crate::eval::{PlannedNode, Work};
+use crate::hash::Key;
+use crate::spec::Stage;
+use crate::store::Pending;
 
 /// Lines of a failed stage's log shown on the terminal.
 const LOG_TAIL_LINES: usize = 20;
 
-pub(super) struct StageCtx<'a, 's> {
-    pub spec: &'a Spec,
-    pub plan: &'a Plan<'s>,
-    pub store: &'a Store,
-    pub executor: &'a dyn Executor,
-    pub progress: &'a Progress,
-    /// For stages without a `timeout` of their own.
-    pub timeout: Option<std::time::Duration>,
-}
-
-/// What a stage's dependencies produced.
-pub(super) struct DepOutputs {
-    /// Per used stage, in `PlannedStage::deps` order.
-    pub uses: Vec<(StorePath, OutputHash)>,
-    /// The output of each stage its root image is made of.
-    pub root: BTreeMap<Name, StageOutput>,
-}
-
-pub(super) struct Outcome {
-    pub key: Option<Key>,
-    pub status: Status,
-    pub output: Option<(StorePath, OutputHash)>,
-    /// The image the stage ran in, when not the host.
-    pub root: Option<Arc<ImportedImage>>,
-    /// Keeps the output from gc while this process may still read it.
-    pub hold: Option<Hold>,
-    pub failure: Option<StageFailure>,
-}
-
-impl Outcome {
-    pub fn skipped() -> Self {
-        Outcome {
-            key: None,
-            status: Status::Skipped,
-            output: None,
-            root: None,
-            hold: None,
-            failure: None,
-        }
-    }
-
-    fn failed(key: Option<Key>, failure: StageFailure) -> Self {
-        Outcome {
-            key,
-            status: Status::Failed,
-            output: None,
-            root: None,
-            hold: None,
-            failure: Some(failure),
-        }
-    }
-
-    fn done(
-        key: Key,
-        status: Status,
-        entry: Entry,
-        root: Option<Arc<ImportedImage>>,
-        hold: Hold,
-    ) -> Self {
-        let output = Some((entry.path, entry.meta.output_hash));
-        Outcome {
-            key: Some(key),
-            status,
-            output,
-            root,
-            hold: Some(hold),
-            failure: None,
-        }
-    }
-}
-
-/// A stage that did not build: why, with its `run` line when a script failed.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("Stage `{stage}` failed")]
-#[diagnostic(code(kiln::build::stage_failed))]
-pub struct StageFailure {
-    pub stage: String,
-    #[help]
-    pub help: String,
-    /// The last lines of the log, shown before the diagnostic.
-    pub log_tail: String,
-    #[source]
-    pub cause: Box<dyn std::error::Error + Send + Sync>,
-    #[source_code]
-    pub src: Arc<NamedSource<String>>,
-    #[label("{label}")]
-    pub span: Option<SourceSpan>,
-    pub label: String,
-}
-
-pub(super) fn build_stage(ctx: &StageCtx<'_, '_>, i: usize, outputs: &DepOutputs) -> Outcome {
-    let planned = &ctx.plan.stages[i];
-    let dep_outputs = outputs.uses.as_slice();
-    let deps: Vec<_> = (planned.deps.iter().zip(dep_outputs))
-        .map(|(&d, (_, hash))| (ctx.plan.stages[d].name(), *hash))
-        .collect();
-    let root = match root_image(ctx, planned, &outputs.root) {
-        Ok(root) => root,
-        Err(e) => return root_failure(ctx, planned, e),
-    };
-    let (key, manifest) = match (&planned.root, &root) {
-        (PlannedRoot::Image(name), Some(image)) => {
-            image_root::keyed(&planned.inputs, name, image).key(&deps)
-        }
-        _ => planned.inputs.key(&deps),
-    };
-    let name = planned.name();
-    let name_span = planned.work.name().span;
-    let log = ctx.store.log_path(&key, name);
-    let fail = |cause: Box<dyn std::error::Error + Send + Sync>,
-                span: Option<SourceSpan>,
-                label: String| {
-        let failure = StageFailure {
-            stage: name.to_string(),
-            help: match planned.work {
-                Work::Run(_) => format!("the whole log is at {}", log.display()),
-                Work::Fetch(_) => {
-                    "if the new content is intended, put its sha256 in kiln.kdl".to_owned()
-                }
-            },
-            log_tail: tail(&log),
-            cause,
-            src: ctx.spec.source.clone(),
-            span,
-            label,
-        };
-        Outcome::failed(Some(key), failure)
-    };
-    let result = find_or_build(ctx, planned, dep_outputs, root.as_deref(), key, manifest);
-    match result {
-        Ok((status, entry, hold)) => {
-            // The ref only serves `kiln explain`: failing to write it must not fail the build.
-            let _ = ctx.store.set_ref(&ctx.spec.context, name, &key);
-            Outcome::done(key, status, entry, root.clone(), hold)
-        }
-        Err(StageError::Run(RunFailure::Script { index, status })) => {
-            let span = match planned.work {
-                Work::Run(stage) => stage.runs.get(index).map(|r| r.span),
-                Work::Fetch(_) => None,
-            };
-            let cause = RunFailure::Script { index, status };
-            fail(Box::new(cause), span, format!("this script {status}"))
-        }
-        Err(StageError::Run(RunFailure::TimedOut { index, after })) => {
-            let span = match planned.work {
-                Work::Run(stage) => (stage.timeout.as_ref().map(|t| t.span))
-                    .or_else(|| stage.runs.get(index).map(|r| r.span)),
-                Work::Fetch(_) => None,
-            };
-            let cause = RunFailure::TimedOut { index, after };
-            let label = format!("killed after {}s", after.as_secs());
-            fail(Box::new(cause), span, label)
-        }
-        Err(StageError::Fetch(e)) => {
-            let span = match planned.work {
-                Work::Fetch(f) => f.sha256.span,
-                Work::Run(_) => name_span,
-            };
-            fail(Box::new(e), Some(span), "the declared hash".into())
-        }
-        Err(e) => fail(Box::new(e), Some(name_span), "in this stage".into()),
-    }
-}
-
-/// The image a stage runs in: its imported base, or the image of this spec
-/// it runs `from`, assembled now that the stages it is made of are built.
-fn root_image(
-    ctx: &StageCtx<'_, '_>,
-    planned: &PlannedStage<'_>,
-    root_outputs: &BTreeMap<Name, StageOutput>,
-) -> Result<Option<Arc<ImportedImage>>, ImageRootError> {
-    Ok(match &planned.root {
-        PlannedRoot::Host => None,
-        PlannedRoot::Base(image) => Some(image.clone()),
-        PlannedRoot::Image(name) => Some(Arc::new(image_root::assemble(
-            ctx.spec,
-            ctx.store,
-            name,
-            root_outputs,
-        )?)),
-    })
-}
-
-fn root_failure(ctx: &StageCtx<'_, '_>, planned: &PlannedStage<'_>, e: ImageRootError) -> Outcome {
-    let span = match planned.work {
-        Work::Run(stage) => stage.from.span,
-        Work::Fetch(f) => f.name.span,
-    };
-    let failure = StageFailure {
-        stage: planned.name().to_string(),
-        help: "the image this stage runs from could not be assembled".into(),
-        log_tail: String::new(),
-        cause: Box::new(e),
-        src: ctx.spec.source.clone(),
-        span: Some(span),
-        label: "from this image".into(),
-    };
-    Outcome::failed(None, failure)
-}
-
-#[derive(Debug, thiserror::Error)]
-enum StageError {
-    #[error(transparent)]
-    Run(RunFailure),
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-    #[error(transparent)]
-    Tree(#[from] crate::tree::TreeError),
-    #[error("Failed to open the build log")]
-    Log(#[source] std::io::Error),
-    #[error(transparent)]
-    Fetch(#[from] super::fetch::FetchError),
-    #[error(transparent)]
-    Base(#[from] crate::base::BaseError),
-}
-
-/// The store entry for `key`: found, or built now under the key's lock.
-fn find_or_build(
-    ctx: &StageCtx<'_, '_>,
-    planned: &PlannedStage<'_>,
-    dep_outputs: &[(StorePath, OutputHash)],
-    root: Option<&ImportedImage>,
-    key: Key,
-    manifest: BTreeMap<String, String>,
-) -> Result<(Status, Entry, Hold), StageError> {
-    // Held from before the lookup until the command ends, so gc cannot take
-    // the entry away from under this build or the export that follows it.
-    // A hold never makes anyone wait (see `store::lock`), so keeping it while
-    // waiting for the build lock below cannot deadlock.
-    let hold = ctx.store.hold(&key)?;
-    if let Some(entry) = ctx.store.lookup(&key)? {
-        return Ok((Status::Cached, entry, hold));
-    }
-    let lock = ctx.store.lock(&key)?;
-    // Another process may have built it while we waited for the lock.
-    if let Some(entry) = ctx.store.lookup(&key)? {
-        return Ok((Status::Cached, entry, hold));
-    }
-    let name = planned.name();
-    let running = ctx.progress.start(name.as_str());
-    let clock = Instant::now();
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let result = run_stage(ctx, planned, dep_outputs, root, &key, &lock).and_then(|pending| {
-        let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        Ok(pending.commit(manifest, started, ms)?)
-    });
-    let status = if result.is_ok() {
-        Status::Built
-    } else {
-        Status::Failed
-    };
-    ctx.progress
-        .finish(running, name.as_str(), status, clock.elapsed());
-    // Released now, not at the end of the command: only the hold stays.
-    drop(lock);
-    Ok((Status::Built, result?, hold))
-}
-
-fn run_stage(
-    ctx: &StageCtx<'_, '_>,
-    planned: &PlannedStage<'_>,
-    dep_outputs: &[(StorePath, OutputHash)],
-    root: Option<&ImportedImage>,
+/// Runs stage (or fetch) `i` into `pending`. `done`: what it waits on.
+pub(super) fn produce(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    done: &Done,
     key: &Key,
-    lock: &crate::store::KeyLock,
-) -> Result<crate::store::Pending, StageError> {
-    let pending = ctx.store.begin(key, planned.name(), lock)?;
+    pending: &Pending,
+) -> Result<(), NodeError> {
+    let planned = &ctx.plan.nodes[i];
     let stage = match planned.work {
         Work::Run(stage) => stage,
-        Work::Fetch(fetch) => {
-            super::fetch::fetch(fetch, pending.out_dir())?;
-            return Ok(pending);
-        }
+        Work::Fetch(fetch) => return Ok(super::fetch::fetch(fetch, pending.out_dir())?),
+        Work::Import(_) | Work::Assemble(_) => unreachable!("kiln bug: an image is not a stage"),
+    };
+    let root = match planned.root {
+        None => JobRoot::Host,
+        Some(r) => JobRoot::Rootfs(super::image::rootfs(ctx, &done[&r])?),
     };
     crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
     let log_path = ctx.store.log_path(key, &stage.name.value);
-    let log = std::fs::File::create(&log_path).map_err(StageError::Log)?;
+    let log = std::fs::File::create(&log_path).map_err(NodeError::Log)?;
     let job = Job {
         scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
-        root: match root {
-            None => JobRoot::Host,
-            Some(image) => JobRoot::Rootfs(crate::base::rootfs(image, &ctx.store.rootfs_dir())?),
-        },
+        root,
         work_dir: pending.work_dir().to_path_buf(),
         out_dir: pending.out_dir().to_path_buf(),
         tmp_dir: pending.tmp_dir().to_path_buf(),
         root_dir: pending.root_dir().to_path_buf(),
-        deps: (planned.deps.iter().zip(dep_outputs))
-            .map(|(&d, (path, _))| {
-                (
-                    ctx.plan.stages[d].name().env_var(),
-                    path.as_path().to_path_buf(),
-                )
+        deps: (planned.deps.iter())
+            .map(|d| {
+                let name = ctx.plan.nodes[*d].name().env_var();
+                (name, done[d].path.as_path().to_path_buf())
             })
             .collect(),
-        tool_dirs: tool_dirs(stage, planned),
+        tool_dirs: planned.tool_dirs(),
         env: environment(stage),
         network: false,
         timeout: stage.timeout.as_ref().map(|t| t.value).or(ctx.timeout),
     };
-    ctx.executor.run(&job, &log).map_err(StageError::Run)?;
-    Ok(pending)
+    ctx.executor.run(&job, &log).map_err(NodeError::Run)
+}
+
+/// Why stage (or fetch) `planned` failed, pointing at its `run` line, its
+/// `timeout` or its declared hash.
+pub(super) fn failure(
+    ctx: &Ctx<'_, '_>,
+    planned: &PlannedNode<'_>,
+    key: &Key,
+    e: NodeError,
+) -> StageFailure {
+    let name = planned.name();
+    let log = ctx.store.log_path(key, name);
+    let stage = match planned.work {
+        Work::Run(stage) => Some(stage),
+        _ => None,
+    };
+    let (cause, span, label): (Box<dyn std::error::Error + Send + Sync>, _, _) = match e {
+        NodeError::Run(RunFailure::Script { index, status }) => {
+            let span = stage.and_then(|s| s.runs.get(index)).map(|r| r.span);
+            let label = format!("this script {status}");
+            (Box::new(RunFailure::Script { index, status }), span, label)
+        }
+        NodeError::Run(RunFailure::TimedOut { index, after }) => {
+            let span = stage.and_then(|s| {
+                (s.timeout.as_ref().map(|t| t.span)).or_else(|| s.runs.get(index).map(|r| r.span))
+            });
+            let label = format!("killed after {}s", after.as_secs());
+            (Box::new(RunFailure::TimedOut { index, after }), span, label)
+        }
+        NodeError::Fetch(e) => {
+            let span = match planned.work {
+                Work::Fetch(f) => f.sha256.span,
+                _ => planned.work.name().span,
+            };
+            (Box::new(e), Some(span), "the declared hash".into())
+        }
+        e => (
+            Box::new(e),
+            Some(planned.work.name().span),
+            "in this stage".into(),
+        ),
+    };
+    StageFailure {
+        stage: name.to_string(),
+        help: match planned.work {
+            Work::Fetch(_) => {
+                "if the new content is intended, put its sha256 in kiln.kdl".to_owned()
+            }
+            _ => format!("the whole log is at {}", log.display()),
+        },
+        log_tail: tail(&log),
+        cause,
+        src: ctx.spec.source.clone(),
+        span,
+        label,
+    }
 }
 
 /// What a stage's scripts see besides paths: its `env`, the args its
@@ -339,18 +124,6 @@ fn environment(stage: &Stage) -> BTreeMap<String, String> {
     env.insert("LC_ALL".into(), "C".into());
     env.insert("SOURCE_DATE_EPOCH".into(), "0".into());
     env
-}
-
-/// The directories of the declared host tools, each once, in `tools` order.
-fn tool_dirs(stage: &Stage, planned: &PlannedStage<'_>) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    for tool in &stage.tools {
-        let dir = planned.tools.get(&tool.value).and_then(|p| p.parent());
-        if let Some(dir) = dir.filter(|d| !dirs.iter().any(|x| x == d)) {
-            dirs.push(dir.to_path_buf());
-        }
-    }
-    dirs
 }
 
 /// The last lines of a log, as a terminal may show them. The script wrote

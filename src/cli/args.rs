@@ -88,7 +88,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
-    /// Stages or images to build; all stages when none are named.
+    /// Stages or images to build; every stage and image when none are named.
     pub targets: Vec<String>,
     /// Stop starting stages after the first failure.
     #[arg(long)]
@@ -96,6 +96,16 @@ pub struct BuildArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub layers: LayerArgs,
+}
+
+/// How image layers are written (part of each image's key).
+#[derive(Debug, Clone, Args)]
+pub struct LayerArgs {
+    /// Layer compression. zstd needs Docker 23+ (or podman) to load.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
 }
 
 #[derive(Debug, Args)]
@@ -128,9 +138,8 @@ pub enum StoreCommand {
 pub struct ImageArgs {
     /// The `image` of kiln.kdl.
     pub image: String,
-    /// Layer compression. zstd needs Docker 23+ (or podman) to load.
-    #[arg(long, value_enum, default_value = "gzip")]
-    pub compression: CompressionArg,
+    #[command(flatten)]
+    pub layers: LayerArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -5,18 +5,20 @@ use std::io::IsTerminal;
 use super::args::{BuildArgs, GraphArgs};
 use super::{CliError, Global, load_spec, open_store, plan};
 use crate::build::sandbox::SandboxMode;
-use crate::build::{self, BuildOptions, BuildReport, Status};
+use crate::build::{self, BuildOptions, BuildReport, Failure, NodeReport, Status};
+use crate::image::LayerSettings;
 use crate::spec::{Content, ImageRoot, Root, Spec};
 
 pub fn build(g: &Global, a: &BuildArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
-    let report = build_targets(g, &spec, &a.targets, a.fail_fast)?;
+    let layers = super::layer_settings(&a.layers)?;
+    let mut report = build_targets(g, &spec, &a.targets, a.fail_fast, layers)?;
     // A failed build is reported before a failed write of its report.
     let printed = match a.json {
         true => crate::outln!("{}", json_report(&report)),
         false => Ok(()),
     };
-    finish(g, report)?;
+    finish(g, &mut report)?;
     printed
 }
 
@@ -26,9 +28,10 @@ pub(super) fn build_targets(
     spec: &Spec,
     targets: &[String],
     fail_fast: bool,
+    layers: LayerSettings,
 ) -> Result<BuildReport, CliError> {
     let store = open_store(g)?;
-    let plan = plan(spec, &store, targets)?;
+    let plan = plan(spec, &store, targets, layers)?;
     let opts = BuildOptions {
         jobs: g
             .jobs
@@ -53,58 +56,96 @@ pub(super) fn build_targets(
     ))
 }
 
-/// Prints failures and the summary line; a failed build is exit 1.
-pub(super) fn finish(g: &Global, mut report: BuildReport) -> Result<(), CliError> {
+/// Prints failures, the images made and the summary line; a failed build
+/// is exit 1, or 2 when kiln.kdl asks for an image that cannot be made.
+pub(super) fn finish(g: &Global, report: &mut BuildReport) -> Result<(), CliError> {
     if g.verbose {
-        for stage in &report.stages {
-            let key = stage.key.map_or_else(|| "-".to_owned(), |k| k.short());
-            let output = stage
+        for node in &report.nodes {
+            let key = node.key.map_or_else(|| "-".to_owned(), |k| k.short());
+            let output = node
                 .output
                 .as_ref()
                 .map(|(p, _)| p.as_path().display().to_string());
             crate::errln!(
-                "{:>8} {} {key} {}",
-                format!("{:?}", stage.status).to_lowercase(),
-                stage.name,
+                "{:>8} {} {} {key} {}",
+                format!("{:?}", node.status).to_lowercase(),
+                node.kind,
+                node.name,
                 output.unwrap_or_default()
             );
         }
     }
-    for stage in &mut report.stages {
-        if let Some(failure) = stage.failure.take() {
-            if !failure.log_tail.is_empty() {
-                crate::errln!(
-                    "── last lines of the log of `{}` ──\n{}\n",
-                    stage.name,
-                    failure.log_tail
-                );
-            }
-            crate::errln!("{:?}", miette::Report::new(failure));
+    let mut refused = false;
+    for node in &mut report.nodes {
+        let Some(failure) = node.failure.take() else {
+            continue;
+        };
+        refused |= failure.is_spec_error();
+        if let Failure::Stage(stage) = &failure
+            && !stage.log_tail.is_empty()
+        {
+            crate::errln!(
+                "── last lines of the log of `{}` ──\n{}\n",
+                node.name,
+                stage.log_tail
+            );
         }
+        crate::errln!("{:?}", miette::Report::new(failure));
     }
-    let (built, cached) = (report.count(Status::Built), report.count(Status::Cached));
-    let (failed, skipped) = (report.count(Status::Failed), report.count(Status::Skipped));
-    let secs = report.elapsed.as_secs_f64();
-    let summary = if built == 0 && failed == 0 && skipped == 0 {
-        format!("nothing to build: {cached} stage(s) cached ({secs:.2}s)")
-    } else {
-        let mut s = format!("built {built}, cached {cached}");
-        if failed > 0 || skipped > 0 {
-            s += &format!(", failed {failed}, skipped {skipped}");
-        }
-        format!("{s} ({secs:.2}s)")
-    };
+    let summary = summary(report);
     if !report.succeeded() {
-        return Err(CliError::Failed(summary));
+        return Err(match refused {
+            true => CliError::Refused(summary),
+            false => CliError::Failed(summary),
+        });
     }
     if !g.quiet {
+        for node in report.nodes.iter().filter(|n| n.kind == "image") {
+            if let Some(img) = &node.image {
+                crate::errln!(
+                    "image {} {} ({} layer(s), {}) {}",
+                    node.name,
+                    img.digest(),
+                    img.layers().len(),
+                    human_size(img.size()),
+                    img.tags().join(" ")
+                );
+            }
+        }
         crate::errln!("{summary}");
     }
     Ok(())
 }
 
+fn summary(report: &BuildReport) -> String {
+    let (built, cached) = (report.count(Status::Built), report.count(Status::Cached));
+    let (failed, skipped) = (report.count(Status::Failed), report.count(Status::Skipped));
+    let secs = report.elapsed.as_secs_f64();
+    if built == 0 && failed == 0 && skipped == 0 {
+        let images = report.nodes.iter().filter(|n| n.kind == "image").count();
+        let others = cached - images;
+        return format!(
+            "nothing to build: {others} stage(s), {images} image(s) cached ({secs:.2}s)"
+        );
+    }
+    let mut s = format!("built {built}, cached {cached}");
+    if failed > 0 || skipped > 0 {
+        s += &format!(", failed {failed}, skipped {skipped}");
+    }
+    format!("{s} ({secs:.2}s)")
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
 fn json_report(report: &BuildReport) -> serde_json::Value {
-    let stages: Vec<_> = (report.stages.iter())
+    let is_image = |n: &&NodeReport| n.kind == "image" || n.kind == "base";
+    let stages: Vec<_> = (report.nodes.iter().filter(|n| !is_image(n)))
         .map(|s| {
             serde_json::json!({
                 "name": s.name.as_str(),
@@ -115,8 +156,29 @@ fn json_report(report: &BuildReport) -> serde_json::Value {
             })
         })
         .collect();
+    let image = |n: &NodeReport| {
+        let img = n.image.as_deref();
+        serde_json::json!({
+            "name": n.name.as_str(),
+            "key": n.key.map(|k| k.to_string()),
+            "status": n.status,
+            "digest": img.filter(|_| n.kind == "image").map(|i| i.digest().to_string()),
+            "config_digest": img.map(|i| i.config_digest().to_string()),
+            "tags": img.map(|i| i.tags().to_vec()).unwrap_or_default(),
+            "layers": img.map(|i| i.layers().len()),
+            "size": img.map(|i| i.size()),
+            "output": n.output.as_ref().map(|(p, _)| p.as_path().display().to_string()),
+        })
+    };
+    let of_kind = |kind: &str| -> Vec<_> {
+        (report.nodes.iter().filter(|n| n.kind == kind))
+            .map(image)
+            .collect()
+    };
     serde_json::json!({
         "stages": stages,
+        "images": of_kind("image"),
+        "bases": of_kind("base"),
         "built": report.count(Status::Built),
         "cached": report.count(Status::Cached),
         "failed": report.count(Status::Failed),
@@ -141,13 +203,25 @@ pub fn check(g: &Global) -> Result<(), CliError> {
 pub fn graph(g: &Global, a: &GraphArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let edges = edges(&spec);
+    let nodes = (spec
+        .fetches
+        .iter()
+        .map(|f| ("fetch", &f.name.value, "note")))
+    .chain(
+        spec.bases
+            .iter()
+            .map(|b| ("base", &b.name.value, "cylinder")),
+    )
+    .chain(spec.stages.iter().map(|s| ("stage", &s.name.value, "box")))
+    .chain(
+        spec.images
+            .iter()
+            .map(|i| ("image", &i.name.value, "box3d")),
+    );
     if a.dot {
         crate::outln!("digraph kiln {{\n  rankdir=LR;")?;
-        for s in &spec.stages {
-            crate::outln!("  \"{}\" [shape=box];", s.name.value)?;
-        }
-        for i in &spec.images {
-            crate::outln!("  \"{}\" [shape=box3d];", i.name.value)?;
+        for (_, name, shape) in nodes {
+            crate::outln!("  \"{name}\" [shape={shape}];")?;
         }
         for (from, to, label) in &edges {
             crate::outln!("  \"{to}\" -> \"{from}\" [label=\"{label}\"];")?;
@@ -155,20 +229,15 @@ pub fn graph(g: &Global, a: &GraphArgs) -> Result<(), CliError> {
         crate::outln!("}}")?;
         return Ok(());
     }
-    for s in &spec.stages {
-        crate::outln!("stage {}", s.name.value)?;
-        print_edges(&edges, s.name.value.as_str())?;
-    }
-    for i in &spec.images {
-        crate::outln!("image {}", i.name.value)?;
-        print_edges(&edges, i.name.value.as_str())?;
+    for (kind, name, _) in nodes {
+        crate::outln!("{kind} {name}")?;
+        print_edges(&edges, name.as_str())?;
     }
     Ok(())
 }
 
 fn print_edges(edges: &[(String, String, &'static str)], node: &str) -> Result<(), CliError> {
-    for (from, to, label) in edges.iter().filter(|(from, _, _)| from == node) {
-        let _ = from;
+    for (_, to, label) in edges.iter().filter(|(from, _, _)| from == node) {
         crate::outln!("  {label} {to}")?;
     }
     Ok(())
@@ -202,44 +271,44 @@ fn edges(spec: &Spec) -> Vec<(String, String, &'static str)> {
     edges
 }
 
-pub fn explain(g: &Global, stage: &str) -> Result<(), CliError> {
+/// `kiln explain NODE`: whether a stage or image is cached, and if not,
+/// which of its inputs changed since it was last built here.
+pub fn explain(g: &Global, name: &str) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let store = open_store(g)?;
-    let plan = plan(&spec, &store, &[stage.to_owned()])?;
-    let Some(target) = spec.stage(stage) else {
-        return Err(CliError::Usage {
-            message: format!("`{stage}` is not a stage"),
-            help: "explain takes a stage name".into(),
-        });
-    };
-    let resolved = build::resolve(&spec, &plan, &store)?;
-    let idx = plan
-        .stages
-        .iter()
-        .position(|p| p.name() == &target.name.value)
+    let layers = super::default_layer_settings()?;
+    let plan = plan(&spec, &store, &[name.to_owned()], layers)?;
+    let resolved = build::resolve(&plan, &store)?;
+    let idx = (plan.nodes.iter())
+        .position(|p| p.name().as_str() == name)
         .expect("kiln bug: target not planned");
+    let kind = plan.nodes[idx].work.kind();
     let Some(now) = &resolved[idx] else {
-        let missing: Vec<_> = (plan.stages[idx].deps.iter())
-            .filter(|&&d| resolved[d].as_ref().is_none_or(|r| r.entry.is_none()))
-            .map(|&d| plan.stages[d].name().to_string())
+        let missing: Vec<_> = (plan.nodes[idx].waits_on().into_iter())
+            .filter(|&d| resolved[d].as_ref().is_none_or(|r| r.entry.is_none()))
+            .map(|d| format!("`{}`", plan.nodes[d].name()))
             .collect();
         crate::outln!(
-            "`{stage}` cannot be keyed yet: it uses {} which is not built",
+            "{kind} `{name}` cannot be keyed yet: it needs {}, not built with its current inputs",
             missing.join(", ")
         )?;
         return Ok(());
     };
     if now.entry.is_some() {
-        crate::outln!("`{stage}` is cached: key {}", now.key)?;
+        crate::outln!("{kind} `{name}` is cached: key {}", now.key)?;
         return Ok(());
     }
-    let previous = store.get_ref(&spec.context, &target.name.value)?;
+    let target = plan.nodes[idx].name();
+    let previous = store.get_ref(&spec.context, target)?;
     let Some(old) = previous.map(|k| store.lookup(&k)).transpose()?.flatten() else {
-        crate::outln!("`{stage}` has never been built here (key {})", now.key)?;
+        crate::outln!(
+            "{kind} `{name}` has never been built here (key {})",
+            now.key
+        )?;
         return Ok(());
     };
     crate::outln!(
-        "`{stage}` is not cached: key {} was {}",
+        "{kind} `{name}` is not cached: key {} was {}",
         now.key,
         old.meta.key
     )?;

@@ -1,17 +1,14 @@
 //! `kiln export`, `kiln load`, `kiln inspect`, `kiln why`: build what an
 //! image needs, assemble it, and hand it out or describe it.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
-use super::{CliError, Global, load_spec, open_store, out};
-use crate::build::BuildReport;
-use crate::closure::Root;
+use super::{CliError, Global, load_spec, out};
 use crate::export::{self, Engine};
-use crate::image::{self, Assembled, Compression, ExportOptions, StageOutput};
-use crate::spec::{Name, Spec};
-use crate::store::Store;
+use crate::image::stored::Part;
+use crate::image::{self, Assembled};
+use crate::spec::Spec;
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
     let (_, img) = assemble(g, &a.image)?;
@@ -92,29 +89,11 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
     }
 }
 
-/// The root filesystem each built stage ran in, as it saw it: the host's
-/// directories the sandbox shows, else its image unpacked in the store
-/// (already there if the stage ran here, unpacked now if its output came
-/// from the cache). Closures are resolved in it.
-fn stage_roots(store: &Store, report: &BuildReport) -> Result<BTreeMap<Name, Root>, CliError> {
-    let mut roots = BTreeMap::new();
-    for stage in &report.stages {
-        let root = match &stage.root {
-            None => Root::Host {
-                shown: crate::build::sandbox::host_paths(&stage.tool_dirs)
-                    .map_err(image::ExportError::io("/"))?,
-            },
-            Some(image) => Root::Image(crate::base::rootfs(image, &store.rootfs_dir())?),
-        };
-        roots.insert(stage.name.clone(), root);
-    }
-    Ok(roots)
-}
-
-/// Builds the stages `image` copies from, then assembles it.
+/// Builds `image` and what it needs (a no-op when it is stored), then
+/// reads what the build stored: nothing is packed or resolved here.
 fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
     let spec = load_spec(g)?;
-    let Some(image) = spec.image(&a.image) else {
+    if spec.image(&a.image).is_none() {
         let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
         return Err(CliError::Usage {
             message: format!("No image named `{}`", a.image),
@@ -123,49 +102,20 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
                 false => format!("the spec has: {}", names.join(", ")),
             },
         });
-    };
-    let report = super::build::build_targets(g, &spec, std::slice::from_ref(&a.image), false)?;
-    let outputs: BTreeMap<_, StageOutput> = (report.stages.iter())
-        .filter_map(|s| {
-            let (path, hash) = s.output.as_ref()?;
-            Some((
-                s.name.clone(),
-                StageOutput {
-                    path: path.as_path().to_path_buf(),
-                    hash: *hash,
-                },
-            ))
-        })
-        .collect();
-    let store = open_store(g)?;
-    let roots = stage_roots(&store, &report)?;
-    super::build::finish(
-        &Global {
-            quiet: true,
-            ..g.clone()
-        },
-        report,
-    )?;
-    let opts = ExportOptions {
-        compression: a.compression.into(),
-        source_date_epoch: source_date_epoch()?,
-        blobs_dir: store.blobs_dir(),
-    };
-    let cache = store.layer_cache_dir();
-    let img = image::assemble_with_roots(&spec, image, &outputs, &roots, &cache, &opts)?;
-    Ok((spec, img))
-}
-
-/// `SOURCE_DATE_EPOCH` from the environment (the reproducible-builds
-/// convention), else 0: every timestamp in the image.
-fn source_date_epoch() -> Result<u64, CliError> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Err(_) => Ok(0),
-        Ok(v) => v.trim().parse().map_err(|_| CliError::Usage {
-            message: format!("SOURCE_DATE_EPOCH is `{v}`, not a number of seconds"),
-            help: "unset it, or set it to a Unix timestamp such as 0".into(),
-        }),
     }
+    let layers = super::layer_settings(&a.layers)?;
+    let targets = std::slice::from_ref(&a.image);
+    let mut report = super::build::build_targets(g, &spec, targets, false, layers)?;
+    let quiet = Global {
+        quiet: true,
+        ..g.clone()
+    };
+    super::build::finish(&quiet, &mut report)?;
+    // The report's holds keep the entry from gc until it is read.
+    let stored = report.output(&a.image);
+    let path = stored.expect("kiln bug: a built image has an entry");
+    let img = image::stored::read(path.as_path(), Part::WithFiles)?;
+    Ok((spec, img))
 }
 
 /// Writes the archive next to `path` and renames it into place, so a failed
@@ -195,15 +145,5 @@ fn io_error(path: &std::path::Path, source: std::io::Error) -> CliError {
     CliError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-impl From<super::args::CompressionArg> for Compression {
-    fn from(c: super::args::CompressionArg) -> Self {
-        match c {
-            super::args::CompressionArg::Zstd => Compression::Zstd,
-            super::args::CompressionArg::Gzip => Compression::Gzip,
-            super::args::CompressionArg::None => Compression::None,
-        }
     }
 }

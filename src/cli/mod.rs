@@ -63,13 +63,17 @@ pub enum CliError {
     /// A build or check failed; its diagnostics were already printed.
     #[error("{0}")]
     Failed(String),
+    /// A build failed because kiln.kdl asks for an image that cannot be
+    /// made (exit 2); its diagnostics were already printed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
-            CliError::Eval(e) if e.is_environment() => 1,
             CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
+            CliError::Refused(_) => 2,
             CliError::Export(e) if e.is_spec_error() => 2,
             CliError::Store(_)
             | CliError::Failed(_)
@@ -90,6 +94,10 @@ pub fn main() -> ExitCode {
         Err(CliError::Failed(summary)) => {
             crate::errln!("{summary}");
             ExitCode::from(1)
+        }
+        Err(CliError::Refused(summary)) => {
+            crate::errln!("{summary}");
+            ExitCode::from(2)
         }
         Err(e) => {
             let code = e.exit_code();
@@ -119,25 +127,47 @@ fn load_spec(g: &Global) -> Result<Spec, CliError> {
     Ok(crate::spec::load(&g.file, &g.args)?)
 }
 
-/// Plans `targets` against `store`'s stat cache and blob store.
+/// Plans `targets` against `store`'s stat cache, images with `layers`.
 fn plan<'s>(
     spec: &'s Spec,
     store: &Store,
     targets: &[String],
+    layers: crate::image::LayerSettings,
 ) -> Result<crate::eval::Plan<'s>, CliError> {
     let stat_cache = crate::tree::StatCache::load(store.stat_cache_path());
-    let blobs_dir = store.blobs_dir();
-    let plan = crate::eval::plan(
-        spec,
-        targets,
-        &crate::eval::PlanEnv {
-            stat_cache: &stat_cache,
-            blobs_dir: &blobs_dir,
-        },
-    )?;
+    let env = crate::eval::PlanEnv {
+        stat_cache: &stat_cache,
+        layers,
+    };
+    let plan = crate::eval::plan(spec, targets, &env)?;
     // A cache that failed to save only costs re-reading files next time.
     let _ = stat_cache.save();
     Ok(plan)
+}
+
+/// How images are written: `--compression`, and `SOURCE_DATE_EPOCH` from
+/// the environment (the reproducible-builds convention), else 0.
+fn layer_settings(a: &args::LayerArgs) -> Result<crate::image::LayerSettings, CliError> {
+    let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Err(_) => 0,
+        Ok(v) => v.trim().parse().map_err(|_| CliError::Usage {
+            message: format!("SOURCE_DATE_EPOCH is `{v}`, not a number of seconds"),
+            help: "unset it, or set it to a Unix timestamp such as 0".into(),
+        })?,
+    };
+    let compression = match a.compression {
+        args::CompressionArg::Zstd => crate::image::Compression::Zstd,
+        args::CompressionArg::Gzip => crate::image::Compression::Gzip,
+        args::CompressionArg::None => crate::image::Compression::None,
+    };
+    Ok(crate::image::LayerSettings { compression, epoch })
+}
+
+/// The settings of a command that does not say: gzip, SOURCE_DATE_EPOCH.
+fn default_layer_settings() -> Result<crate::image::LayerSettings, CliError> {
+    layer_settings(&args::LayerArgs {
+        compression: args::CompressionArg::Gzip,
+    })
 }
 
 fn open_store(g: &Global) -> Result<Store, CliError> {

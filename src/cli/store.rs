@@ -28,9 +28,10 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         }
         StoreCommand::Path { stage } => {
             let spec = load_spec(g)?;
-            let plan = plan(&spec, &store, std::slice::from_ref(stage))?;
-            let resolved = crate::build::resolve(&spec, &plan, &store)?;
-            let entry = (plan.stages.iter().zip(&resolved))
+            let layers = super::default_layer_settings()?;
+            let plan = plan(&spec, &store, std::slice::from_ref(stage), layers)?;
+            let resolved = crate::build::resolve(&plan, &store)?;
+            let entry = (plan.nodes.iter().zip(&resolved))
                 .find(|(p, _)| p.name().as_str() == stage)
                 .and_then(|(_, r)| r.as_ref()?.entry.as_ref());
             match entry {

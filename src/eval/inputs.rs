@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 
 use crate::hash::{Key, OutputHash};
-use crate::spec::{Fetch, Name, Stage};
+use crate::image::LayerSettings;
+use crate::spec::{
+    Base, Command, Content, ContentAttrs, Fetch, Image, ImageRoot, Name, Spanned, Spec, Stage,
+};
 use crate::tree::Tree;
 
 /// Bump whenever the meaning of a key's inputs changes: every key changes.
@@ -84,6 +87,94 @@ impl Inputs {
         Inputs(m)
     }
 
+    /// A base is its pinned config digest: the archive it comes from is
+    /// only where to find those bytes. Its line is an input because what
+    /// `kiln why` says about the base's files names it.
+    pub(super) fn of_base(spec: &Spec, base: &Base) -> Self {
+        let Base {
+            name,
+            archive: _,
+            digest,
+        } = base;
+        let mut m = BTreeMap::new();
+        m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
+        m.insert("name".to_owned(), name.value.to_string());
+        m.insert("base digest".to_owned(), digest.value.to_string());
+        m.insert("at".to_owned(), line_of(spec, name));
+        Inputs(m)
+    }
+
+    /// Gathers an image's inputs: its definition (destructured, as for a
+    /// stage), the content of what it `add`s, and how its layers are
+    /// written. The parent and the copied stages enter at build time.
+    pub(super) fn of_image(
+        spec: &Spec,
+        image: &Image,
+        sources: &Tree,
+        layers: &LayerSettings,
+    ) -> Self {
+        let Image {
+            name,
+            from,
+            contents,
+            entrypoint,
+            cmd,
+            env,
+            workdir,
+            user,
+            expose,
+            labels,
+            volumes,
+            stop_signal,
+            tags,
+            max_layers,
+        } = image;
+        let mut m = BTreeMap::new();
+        let mut put = |label: String, value: String| m.insert(label, value);
+        put("kiln".into(), KEY_FORMAT_VERSION.to_string());
+        put("platform".into(), platform());
+        put("name".into(), name.value.to_string());
+        put("at".into(), line_of(spec, name));
+        put("from".into(), image_root(&from.value));
+        for (i, content) in contents.iter().enumerate() {
+            put(format!("content {i}"), content_input(spec, content));
+        }
+        let command = |c: &Option<Spanned<Command>>| c.as_ref().map(|c| command_input(&c.value));
+        if let Some(v) = command(entrypoint) {
+            put("entrypoint".into(), v);
+        }
+        if let Some(v) = command(cmd) {
+            put("cmd".into(), v);
+        }
+        for (k, v) in env {
+            put(format!("env {k}"), v.clone());
+        }
+        for (k, v) in labels {
+            put(format!("label {k}"), v.clone());
+        }
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.value.clone());
+        for (label, value) in [("workdir", text(workdir)), ("user", text(user))] {
+            if let Some(value) = value {
+                put(label.into(), value);
+            }
+        }
+        if let Some(signal) = stop_signal {
+            put("stop-signal".into(), signal.clone());
+        }
+        put("expose".into(), json(expose));
+        put("volumes".into(), json(volumes));
+        let tags: Vec<&str> = tags.iter().map(|t| t.value.as_str()).collect();
+        put("tags".into(), json(&tags));
+        put("layers max".into(), max_layers.to_string());
+        let LayerSettings { compression, epoch } = layers;
+        put("compression".into(), compression.name().to_owned());
+        put("source-date-epoch".into(), epoch.to_string());
+        for (path, entry) in sources.manifest() {
+            m.insert(format!("file {path}"), entry);
+        }
+        Inputs(m)
+    }
+
     /// Replaces one input: for what only the build step can know (the
     /// digest of an image a stage runs from, assembled from built stages).
     pub fn set(&mut self, label: &str, value: String) {
@@ -126,6 +217,71 @@ pub fn key_of(manifest: &BTreeMap<String, String>) -> Key {
         }
     }
     Key::from(h.finalize())
+}
+
+/// `kiln.kdl:12`: where a node is defined. What `kiln why` reports names
+/// the lines of an image's nodes, so they are inputs of what it stores.
+fn line_of(spec: &Spec, name: &Spanned<Name>) -> String {
+    let text = spec.source.inner();
+    let before = text.get(..name.span.offset()).unwrap_or_default();
+    format!(
+        "{}:{}",
+        spec.source.name(),
+        before.matches('\n').count() + 1
+    )
+}
+
+fn image_root(root: &ImageRoot) -> String {
+    match root {
+        ImageRoot::Scratch => "scratch".to_owned(),
+        ImageRoot::Base(name) => format!("base {name}"),
+        ImageRoot::Image(name) => format!("image {name}"),
+    }
+}
+
+fn content_input(spec: &Spec, content: &Content) -> String {
+    let (what, attrs) = match content {
+        Content::Copy { stage, path, attrs } => (
+            format!("copy {} {}", stage.value, json(&path.value.as_str())),
+            attrs,
+        ),
+        Content::Add { src, attrs } => (format!("add {}", json(&src.value.as_str())), attrs),
+    };
+    let ContentAttrs {
+        to,
+        mode,
+        owner,
+        closure,
+        closure_extra,
+        span,
+    } = attrs;
+    let text = spec.source.inner();
+    let line = text
+        .get(..span.offset())
+        .unwrap_or_default()
+        .matches('\n')
+        .count()
+        + 1;
+    format!(
+        "{what} to={} mode={} owner={}:{} closure={closure} closure-extra={} line={line}",
+        json(&to.value),
+        mode.map_or_else(|| "default".to_owned(), |m| format!("{m:o}")),
+        owner.uid,
+        owner.gid,
+        json(closure_extra),
+    )
+}
+
+fn command_input(command: &Command) -> String {
+    match command {
+        Command::Exec(argv) => format!("exec {}", json(argv)),
+        Command::Shell(script) => format!("shell {}", json(script)),
+    }
+}
+
+/// A value as JSON: quoted and escaped, so no two values read the same.
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("kiln bug: strings serialize")
 }
 
 /// The platform stage outputs are built for: `x86_64-linux`.

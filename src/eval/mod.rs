@@ -12,4 +12,5 @@ mod plan;
 
 pub use inputs::{Inputs, KEY_FORMAT_VERSION, fetch_file_name};
 pub use order::Work;
-pub use plan::{EvalError, Plan, PlanEnv, PlannedRoot, PlannedStage, plan};
+
+pub use plan::{EvalError, Plan, PlanEnv, PlannedNode, plan};

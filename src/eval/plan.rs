@@ -1,6 +1,7 @@
-//! Planning: which stages a build needs, in what order, with what inputs.
+//! Planning: which nodes a build needs, in what order, with what inputs.
 //!
-//! Reads the filesystem (declared sources, host tools) but builds nothing.
+//! Reads the filesystem (declared sources, host tools) but builds and
+//! imports nothing: a base enters a key through its pinned digest.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -10,63 +11,78 @@ use miette::{NamedSource, SourceSpan};
 use rayon::prelude::*;
 
 use super::inputs::Inputs;
-use super::order::{Node, Order, Work, root_image};
-use crate::base::ImportedImage;
-use crate::spec::{Name, NodeRef, Root, Spec, Stage};
+use super::order::{Order, Work, copied, image_parent, node, stage_root};
+use crate::image::LayerSettings;
+use crate::spec::{Content, NodeRef, Root, Spec};
 use crate::tree::{self, StatCache, Tree};
 
-/// The stages to build, dependencies before dependents.
+/// The nodes to build, dependencies before dependents.
 #[derive(Debug)]
 pub struct Plan<'s> {
-    pub stages: Vec<PlannedStage<'s>>,
+    pub nodes: Vec<PlannedNode<'s>>,
+    /// How the images of this plan write their layers.
+    pub layers: LayerSettings,
 }
 
-/// One stage or fetch, ready to be keyed once its dependencies' outputs are
-/// known.
+/// One node, ready to be keyed once its dependencies' outputs are known.
 #[derive(Debug)]
-pub struct PlannedStage<'s> {
+pub struct PlannedNode<'s> {
     pub work: Work<'s>,
-    /// Indices into `Plan::stages` of the stages this one uses, in `use` order.
+    /// Indices into `Plan::nodes` whose output hashes enter the key by
+    /// name: a stage's used stages (in `use` order), an image's copied
+    /// stages (in first-copy order).
     pub deps: Vec<usize>,
-    /// Indices of the stages the image this stage runs `from` is made of:
-    /// they must be built before its root can be assembled.
-    pub root_deps: Vec<usize>,
-    /// The declared sources as scanned: what gets copied into the build dir.
+    /// The image a stage runs in, or the image or base an image is stacked
+    /// on: its config digest (a stage) or its output (an image) enters the key.
+    pub root: Option<usize>,
+    /// For an image: the roots its copied stages ran in, where the runtime
+    /// closure of what it copies is found. Their config digests enter the key.
+    pub closure_roots: Vec<usize>,
+    /// The declared sources as scanned: a stage's `src`, an image's `add`s.
     pub sources: Tree,
     /// Host tools, resolved on the host's PATH: name → absolute path.
     pub tools: BTreeMap<String, PathBuf>,
-    /// The filesystem the stage runs in.
-    pub root: PlannedRoot,
     pub inputs: Inputs,
-}
-
-/// Where a planned stage runs.
-#[derive(Debug, Clone)]
-pub enum PlannedRoot {
-    Host,
-    /// An imported base image, verified against its pinned digest.
-    Base(Arc<ImportedImage>),
-    /// An image of this spec: assembled, and keyed by its config digest,
-    /// once the stages it is made of are built.
-    Image(Name),
 }
 
 /// What planning reads besides the spec.
 pub struct PlanEnv<'a> {
     /// Lets unchanged sources be keyed without reading them.
     pub stat_cache: &'a StatCache,
-    /// Where imported base images keep their blobs (`Store::blobs_dir`).
-    pub blobs_dir: &'a Path,
+    /// How image layers are written: part of every image's key.
+    pub layers: LayerSettings,
 }
 
-impl PlannedStage<'_> {
-    pub fn name(&self) -> &Name {
+impl PlannedNode<'_> {
+    pub fn name(&self) -> &crate::spec::Name {
         &self.work.name().value
     }
 
-    /// Every stage that must finish first: used stages and root stages, once each.
+    /// The directories of a stage's host tools, each once, in `tools` order:
+    /// what a `from host` stage sees besides the host's system directories.
+    pub fn tool_dirs(&self) -> Vec<PathBuf> {
+        let Work::Run(stage) = self.work else {
+            return Vec::new();
+        };
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for tool in &stage.tools {
+            let dir = self.tools.get(&tool.value).and_then(|p| p.parent());
+            if let Some(dir) = dir.filter(|d| !dirs.iter().any(|x| x == d)) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+        dirs
+    }
+
+    /// Every node that must finish first, once each.
     pub fn waits_on(&self) -> std::collections::BTreeSet<usize> {
-        self.deps.iter().chain(&self.root_deps).copied().collect()
+        (self
+            .deps
+            .iter()
+            .chain(&self.root)
+            .chain(&self.closure_roots))
+        .copied()
+        .collect()
     }
 }
 
@@ -113,18 +129,6 @@ pub enum EvalError {
         source: tree::TreeError,
     },
 
-    #[error("Failed to import base image `{base}`")]
-    #[diagnostic(code(kiln::eval::base))]
-    Base {
-        base: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("imported from here")]
-        span: SourceSpan,
-        #[related]
-        cause: Vec<crate::base::BaseError>,
-    },
-
     #[error("Failed to hash host tool `{}`", path.display())]
     #[diagnostic(code(kiln::eval::tool_io))]
     ToolIo {
@@ -134,21 +138,8 @@ pub enum EvalError {
     },
 }
 
-impl EvalError {
-    /// A failure of the machine (a full disk while importing a base), not a
-    /// mistake in kiln.kdl: exit code 1, not 2.
-    pub fn is_environment(&self) -> bool {
-        match self {
-            EvalError::Base { cause, .. } => {
-                cause.iter().any(crate::base::BaseError::is_environment)
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Plans `targets` (stage or image names; every stage when empty) and every
-/// stage or fetch they need.
+/// Plans `targets` (node names; every stage and image when empty) and
+/// every node they need.
 pub fn plan<'s>(
     spec: &'s Spec,
     targets: &[String],
@@ -156,79 +147,111 @@ pub fn plan<'s>(
 ) -> Result<Plan<'s>, EvalError> {
     let mut order = Order::new(spec);
     if targets.is_empty() {
-        for stage in &spec.stages {
-            order.add(Node::Work(Work::Run(stage)));
-        }
+        let stages = spec.stages.iter().map(Work::Run);
+        stages
+            .chain(spec.images.iter().map(Work::Assemble))
+            .for_each(|w| order.add(w));
     }
     for target in targets {
         match spec.lookup(target) {
-            Some(NodeRef::Stage(stage)) => order.add(Node::Work(Work::Run(stage))),
-            Some(NodeRef::Image(image)) => order.add(Node::Image(image)),
+            Some(NodeRef::Stage(stage)) => order.add(Work::Run(stage)),
+            Some(NodeRef::Image(image)) => order.add(Work::Assemble(image)),
             _ => return Err(unknown_target(spec, target)),
         }
     }
     let order = order.into_works();
-    let stages = order
+    let nodes = order
         .par_iter()
         .map(|work| plan_one(spec, *work, env))
         .collect::<Result<Vec<_>, _>>()?;
     let positions: HashMap<&str, usize> = (order.iter().enumerate())
         .map(|(i, work)| (work.name().value.as_str(), i))
         .collect();
-    let index = |name: &str| positions.get(name).copied();
-    let stages = stages
+    let index = |work: Work<'_>| {
+        let name = work.name().value.as_str();
+        positions
+            .get(name)
+            .copied()
+            .expect("kiln bug: a needed node was planned first")
+    };
+    let nodes = nodes
         .into_iter()
         .map(|mut planned| {
-            if let Work::Run(stage) = planned.work {
-                planned.deps = (stage.uses.iter())
-                    .map(|u| {
-                        index(u.value.as_str()).expect("kiln bug: used stage was planned first")
-                    })
-                    .collect();
-                if let Root::Image(name) = &stage.from.value {
-                    let mut needed = Order::new(spec);
-                    needed.add(Node::Image(root_image(spec, name.as_str())));
-                    planned.root_deps = (needed.into_works().iter())
-                        .map(|w| {
-                            index(w.name().value.as_str())
-                                .expect("kiln bug: root image stage was planned first")
-                        })
+            match planned.work {
+                Work::Run(stage) => {
+                    planned.deps = (stage.uses.iter())
+                        .map(|u| index(node(spec, &u.value)))
                         .collect();
+                    planned.root = stage_root(spec, stage).map(index);
                 }
+                Work::Assemble(image) => {
+                    let stages = copied(spec, image);
+                    planned.deps = stages.iter().map(|s| index(Work::Run(s))).collect();
+                    planned.root = image_parent(spec, image).map(index);
+                    let mut roots: Vec<usize> = stages
+                        .iter()
+                        .filter_map(|s| stage_root(spec, s))
+                        .map(index)
+                        .collect();
+                    roots.sort_unstable();
+                    roots.dedup();
+                    planned.closure_roots = roots;
+                }
+                Work::Fetch(_) | Work::Import(_) => {}
             }
             planned
         })
         .collect();
-    Ok(Plan { stages })
+    Ok(Plan {
+        nodes,
+        layers: env.layers,
+    })
 }
 
 fn plan_one<'s>(
     spec: &'s Spec,
     work: Work<'s>,
     env: &PlanEnv<'_>,
-) -> Result<PlannedStage<'s>, EvalError> {
+) -> Result<PlannedNode<'s>, EvalError> {
+    let planned = |inputs, sources, tools| PlannedNode {
+        work,
+        deps: Vec::new(),
+        root: None,
+        closure_roots: Vec::new(),
+        sources,
+        tools,
+        inputs,
+    };
     let stage = match work {
         Work::Run(stage) => stage,
         Work::Fetch(fetch) => {
-            let inputs = Inputs::of_fetch(fetch);
-            return Ok(PlannedStage {
-                work,
-                deps: Vec::new(),
-                root_deps: Vec::new(),
-                sources: Tree::default(),
-                tools: BTreeMap::new(),
-                root: PlannedRoot::Host,
-                inputs,
-            });
+            return Ok(planned(
+                Inputs::of_fetch(fetch),
+                Tree::default(),
+                BTreeMap::new(),
+            ));
+        }
+        Work::Import(base) => {
+            return Ok(planned(
+                Inputs::of_base(spec, base),
+                Tree::default(),
+                BTreeMap::new(),
+            ));
+        }
+        Work::Assemble(image) => {
+            let adds: Vec<_> = (image.contents.iter())
+                .filter_map(|c| match c {
+                    Content::Add { src, .. } => Some(src.value.clone()),
+                    Content::Copy { .. } => None,
+                })
+                .collect();
+            let sources = scan(spec, &image.name.value, &adds, env)?;
+            let inputs = Inputs::of_image(spec, image, &sources, &env.layers);
+            return Ok(planned(inputs, sources, BTreeMap::new()));
         }
     };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
-    let sources = tree::scan_sources(&spec.context, &srcs, env.stat_cache).map_err(|source| {
-        EvalError::Sources {
-            stage: stage.name.value.to_string(),
-            source,
-        }
-    })?;
+    let sources = scan(spec, &stage.name.value, &srcs, env)?;
     if let (Some(tool), false) = (stage.tools.first(), stage.from.value == Root::Host) {
         return Err(EvalError::ToolsNeedHost {
             stage: stage.name.value.to_string(),
@@ -248,45 +271,29 @@ fn plan_one<'s>(
         tool_hashes.insert(tool.value.clone(), hash_file(&path)?);
         tools.insert(tool.value.clone(), path);
     }
-    let root = plan_root(spec, stage, env)?;
-    let root_input = match &root {
-        PlannedRoot::Host => "host".to_owned(),
-        PlannedRoot::Base(image) => format!("base {}", image.config_digest),
-        // Completed with the image's config digest at build time.
-        PlannedRoot::Image(name) => format!("image {name}"),
+    // Completed at build time with the root's config digest.
+    let root_input = match &stage.from.value {
+        Root::Host => "host".to_owned(),
+        Root::Base(name) => format!("base {name}"),
+        Root::Image(name) => format!("image {name}"),
     };
     let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes);
-    Ok(PlannedStage {
-        work,
-        deps: Vec::new(),
-        root_deps: Vec::new(),
-        sources,
-        tools,
-        root,
-        inputs,
-    })
+    Ok(planned(inputs, sources, tools))
 }
 
-/// Imports (and verifies) the base image a stage runs in. The image's
-/// config digest, pinned in kiln.kdl, is what enters the key.
-fn plan_root(spec: &Spec, stage: &Stage, env: &PlanEnv<'_>) -> Result<PlannedRoot, EvalError> {
-    let name = match &stage.from.value {
-        Root::Host => return Ok(PlannedRoot::Host),
-        Root::Image(name) => return Ok(PlannedRoot::Image(name.clone())),
-        Root::Base(name) => name,
-    };
-    let base = spec.bases.iter().find(|b| &b.name.value == name);
-    let base = base.expect("kiln bug: spec validation let `from` name an unknown base");
-    let archive = base.archive.value.on_disk(&spec.context);
-    let image = crate::base::import(&archive, &base.digest.value, env.blobs_dir).map_err(|e| {
-        EvalError::Base {
-            base: name.to_string(),
-            src: spec.source.clone(),
-            span: base.digest.span,
-            cause: vec![e],
-        }
-    })?;
-    Ok(PlannedRoot::Base(Arc::new(image)))
+fn scan(
+    spec: &Spec,
+    name: &crate::spec::Name,
+    srcs: &[crate::spec::SrcPath],
+    env: &PlanEnv<'_>,
+) -> Result<Tree, EvalError> {
+    if srcs.is_empty() {
+        return Ok(Tree::default());
+    }
+    tree::scan_sources(&spec.context, srcs, env.stat_cache).map_err(|source| EvalError::Sources {
+        stage: name.to_string(),
+        source,
+    })
 }
 
 /// The host PATH entry that holds an executable `tool`, as the shell finds it.

@@ -12,63 +12,26 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::error::ExportError;
-use super::model::{Assembled, ExportOptions, Kind, Origin, Planned, StageOutput};
+use super::model::{Assembled, Kind, LayerSettings, Origin, Planned, StageOutput};
 use super::runtime::{self, Wanted};
 use super::{check, config, merge, plan};
 use crate::hash::Digest;
-use crate::spec::{Content, Image, ImageRoot, Name, Root, Spec};
+use crate::spec::{Content, Image, ImageRoot, Name, Spec};
 
-/// [`assemble_with_roots`] with the roots of the stages built `from host`
-/// (without tools: the host's system directories only).
+/// Packs (or takes from the layer cache) every layer of `image`, and builds
+/// config + manifest. `parent`: the image or base it is `from`, already
+/// made. `outputs`: the store path of each stage the image copies from.
+/// `roots`: the root filesystem each of those stages was built in, as it
+/// saw it, where its programs' runtime closure is found.
 pub fn assemble(
     spec: &Spec,
     image: &Image,
-    outputs: &BTreeMap<Name, StageOutput>,
-    layer_cache: &Path,
-    opts: &ExportOptions,
-) -> Result<Assembled, ExportError> {
-    let host = spec.stages.iter().filter(|s| s.from.value == Root::Host);
-    let shown = crate::build::sandbox::host_paths(&[]).map_err(ExportError::io("/"))?;
-    let roots = host
-        .map(|s| {
-            let shown = shown.clone();
-            (s.name.value.clone(), crate::closure::Root::Host { shown })
-        })
-        .collect();
-    assemble_with_roots(spec, image, outputs, &roots, layer_cache, opts)
-}
-
-/// Packs (or takes from the layer cache) every layer of `image`, and builds
-/// config + manifest. `outputs`: the store path of each stage the image
-/// copies from (already built). `roots`: the root filesystem each stage was
-/// built in, as it saw it, where its programs' runtime closure is
-/// found; a copy from a stage not in it may only hold programs that need
-/// nothing ([`ExportError::RootUnknown`] otherwise).
-pub fn assemble_with_roots(
-    spec: &Spec,
-    image: &Image,
+    parent: Option<&Assembled>,
     outputs: &BTreeMap<Name, StageOutput>,
     roots: &BTreeMap<Name, crate::closure::Root>,
     layer_cache: &Path,
-    opts: &ExportOptions,
+    opts: &LayerSettings,
 ) -> Result<Assembled, ExportError> {
-    let parent = match &image.from.value {
-        ImageRoot::Scratch => None,
-        ImageRoot::Base(base) => Some(super::parent::parent(spec, image, base, opts)?),
-        ImageRoot::Image(name) => {
-            let parent = spec
-                .image(name.as_str())
-                .expect("kiln bug: `from` resolves");
-            Some(assemble_with_roots(
-                spec,
-                parent,
-                outputs,
-                roots,
-                layer_cache,
-                opts,
-            )?)
-        }
-    };
     let own = image
         .contents
         .par_iter()
@@ -103,11 +66,11 @@ pub fn assemble_with_roots(
         .par_iter()
         .map(|plan| plan::pack(plan, layer_cache, opts))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut layers = parent.map(|p| p.layers).unwrap_or_default();
+    let mut layers = parent.map(|p| p.layers.clone()).unwrap_or_default();
     layers.extend(packed);
 
     let arch = config::host_arch();
-    let config_json = config::config_json(&config, &layers, opts.source_date_epoch, arch);
+    let config_json = config::config_json(&config, &layers, opts.epoch, arch);
     let config_digest = Digest::of(&config_json);
     let manifest_json = config::manifest_json(&config_digest, config_json.len() as u64, &layers);
     let mut tags: Vec<String> = image.tags.iter().map(|t| t.value.clone()).collect();
@@ -126,7 +89,7 @@ pub fn assemble_with_roots(
         files,
         origins,
         closure: summary,
-        epoch: opts.source_date_epoch,
+        epoch: opts.epoch,
     })
 }
 

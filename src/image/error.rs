@@ -32,7 +32,7 @@ pub enum ExportError {
     #[diagnostic(
         code(kiln::export::damaged_blob),
         help(
-            "Delete the damaged file (`rm -f` the path): kiln imports the base or packs the layer again. `kiln store verify` checks the whole store"
+            "`kiln store verify` names every damaged entry and blob; delete them (`chmod -R u+w`, then `rm -rf`) and kiln makes them again"
         )
     )]
     DamagedBlob {
@@ -100,14 +100,13 @@ pub enum ExportError {
     #[diagnostic(code(kiln::export::add))]
     Tree(#[from] crate::tree::TreeError),
 
-    #[error("Failed to read base image `{base}` for image `{image}`")]
+    #[error("Failed to import base image `{base}`")]
     #[diagnostic(code(kiln::export::base))]
     Base {
-        image: Name,
         base: Name,
         #[source_code]
         src: Arc<NamedSource<String>>,
-        #[label("imported here")]
+        #[label("imported from here")]
         span: SourceSpan,
         #[related]
         cause: Vec<crate::base::BaseError>,

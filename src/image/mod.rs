@@ -31,17 +31,19 @@ pub(crate) mod model;
 mod parent;
 mod plan;
 mod runtime;
+pub mod stored;
 mod walk;
 
 #[cfg(test)]
 pub(crate) mod testutil;
 
-pub use assemble::{assemble, assemble_with_roots};
+pub use assemble::assemble;
 pub use cache::{
     collect as collect_layer_cache, count as count_layer_cache, verify as verify_layer_cache,
 };
 pub use error::ExportError;
 pub use model::{
-    Assembled, ClosureSummary, Compression, ConfigSummary, ExportOptions, Layer, Origin, Role,
+    Assembled, ClosureSummary, Compression, ConfigSummary, Layer, LayerSettings, Origin, Role,
     StageOutput, Via,
 };
+pub use parent::from_base;

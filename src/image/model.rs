@@ -37,7 +37,7 @@ pub(crate) enum Kind {
 }
 
 /// What made a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// A `copy` from a stage's output.
@@ -79,7 +79,7 @@ impl Planned {
 }
 
 /// Why one path is in an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Origin {
     pub via: Via,
     /// The first line of the kiln.kdl node, e.g. `copy server "goapp" to="/app/goapp"`.
@@ -89,11 +89,11 @@ pub struct Origin {
     pub line: usize,
     /// For the closure: the program, then each library that needed the next,
     /// e.g. `["/app/goapp", "libsqlite3.so.0", "libc.so.6"]`.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Via {
     Copy,
@@ -126,7 +126,7 @@ impl Origin {
 }
 
 /// The runtime closure's contribution to an image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ClosureSummary {
     /// Files and symlinks.
     pub files: u64,
@@ -150,7 +150,7 @@ impl ClosureSummary {
 }
 
 /// The runtime settings of an image after `from IMAGE` inheritance.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ConfigSummary {
     pub entrypoint: Option<Vec<String>>,
     pub cmd: Option<Vec<String>>,
@@ -192,18 +192,18 @@ impl StageOutput {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ExportOptions {
+/// How an image's layers are written: not in kiln.kdl, but in the bytes,
+/// so part of an image's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LayerSettings {
     pub compression: Compression,
     /// Every timestamp in the image (tar mtimes, `created`): SOURCE_DATE_EPOCH.
-    pub source_date_epoch: u64,
-    /// Where imported base images keep their blobs (`Store::blobs_dir`): an
-    /// image `from` a base reuses them as its bottom layers.
-    pub blobs_dir: PathBuf,
+    pub epoch: u64,
 }
 
-/// One layer of an assembled image; its blob lives in the layer cache.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One layer of an assembled image; its blob lives in the layer cache, or
+/// in the image's store entry once stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Layer {
     pub digest: Digest,
     /// Compressed size in bytes.
@@ -211,6 +211,8 @@ pub struct Layer {
     pub diff_id: Digest,
     pub uncompressed_size: u64,
     pub compression: Compression,
+    /// Not stored: set from where the image's entry is when it is read.
+    #[serde(skip)]
     pub blob: PathBuf,
     /// The kiln node that made it, e.g. `kiln: copy server goapp to=/app/goapp`.
     pub created_by: String,
@@ -219,7 +221,8 @@ pub struct Layer {
     pub files: u64,
     /// Its first few top-level paths, absolute.
     pub top: Vec<String>,
-    /// Taken from the layer cache by this export, without packing.
+    /// Taken from the layer cache (or the store) without packing.
+    #[serde(skip)]
     pub cached: bool,
 }
 
@@ -257,6 +260,12 @@ impl Assembled {
     }
 
     /// The references the image is tagged with (`NAME:latest` without `tag`).
+    /// Bytes an engine or registry receives: every layer blob and the config.
+    pub fn size(&self) -> u64 {
+        let layers: u64 = self.layers.iter().map(|l| l.size).sum();
+        layers + self.config_json.len() as u64
+    }
+
     pub fn tags(&self) -> &[String] {
         &self.tags
     }
@@ -266,10 +275,10 @@ impl Assembled {
 const MAX_LINKS: usize = 40;
 
 /// Every path of an image's layers, later layers over earlier ones.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub(crate) struct FileSet(BTreeMap<String, Node>);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 enum Node {
     Dir,
     File { executable: bool },

@@ -1,47 +1,34 @@
 //! An image `from` an imported base: the base's layers become its bottom
 //! layers verbatim (same blobs, same digests: an engine or registry that has
 //! the base already has them), and the base's config is what the image's own
-//! settings override. The base is imported and verified against its pinned
-//! digest exactly as for a stage that runs `from` it.
+//! settings override. The build imports the base (a node of its own,
+//! verified against its pinned digest); this lists what it holds.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 
 use super::error::ExportError;
-use super::model::{
-    Assembled, ConfigSummary, Entry, ExportOptions, FileSet, Kind, Layer, Origin, Role, Via,
-};
+use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin, Role, Via};
 use crate::base::{self, HashingReader, ImportedImage};
-use crate::spec::{Image, Name, Owner, Spec};
+use crate::spec::{Base, Name, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
 const TOP: usize = 5;
 
-/// The base `name` of `image`, as the parent every later layer stacks on.
-pub(super) fn parent(
+/// An imported base as an image every later layer can stack on: its layers
+/// listed (the base is untrusted input: every blob is hashed on the way),
+/// each path's origin the `base` node that declared it.
+pub fn from_base(
     spec: &Spec,
-    image: &Image,
-    name: &Name,
-    opts: &ExportOptions,
+    decl: &Base,
+    imported: &ImportedImage,
 ) -> Result<Assembled, ExportError> {
-    let decl = spec
-        .bases
-        .iter()
-        .find(|b| &b.name.value == name)
-        .expect("kiln bug: `from` resolves to a base");
-    let archive = decl.archive.value.on_disk(&spec.context);
-    let imported =
-        base::import(&archive, &decl.digest.value, &opts.blobs_dir).map_err(|cause| {
-            ExportError::Base {
-                image: image.name.value.clone(),
-                base: name.clone(),
-                src: spec.source.clone(),
-                span: image.from.span,
-                cause: vec![cause],
-            }
-        })?;
-    let origin = Origin::of_node(spec, image.from.span, Via::Base);
+    let name = &decl.name.value;
+    let origin = Origin {
+        node: format!("base {name}"),
+        ..Origin::of_node(spec, decl.name.span, Via::Base)
+    };
     let mut files = FileSet::default();
     let mut origins = BTreeMap::new();
     let mut layers = Vec::new();
@@ -60,10 +47,10 @@ pub(super) fn parent(
         layers.push(reused(name, layer, &listing));
     }
     Ok(Assembled {
-        name: image.name.value.clone(),
+        name: name.clone(),
         tags: Vec::new(),
         layers,
-        config: config_of(&imported),
+        config: config_of(imported),
         config_json: imported.config_json.clone(),
         config_digest: imported.config_digest,
         // A parent is only ever stacked on, never written out itself.
@@ -72,7 +59,8 @@ pub(super) fn parent(
         files,
         origins,
         closure: Default::default(),
-        epoch: opts.source_date_epoch,
+        // A base is only ever stacked on: its children set their own times.
+        epoch: 0,
     })
 }
 

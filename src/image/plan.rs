@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::error::ExportError;
-use super::model::{Entry, ExportOptions, Kind, Layer, Origin, Planned, Role, StageOutput, Via};
+use super::model::{Entry, Kind, Layer, LayerSettings, Origin, Planned, Role, StageOutput, Via};
 use super::{cache, layer, walk};
 use crate::spec::{Content, ContentAttrs, Name, Spec};
 
@@ -114,10 +114,10 @@ pub(super) fn created_by(content: &Content) -> String {
 pub(super) fn pack(
     plan: &Planned,
     layer_cache: &Path,
-    opts: &ExportOptions,
+    opts: &LayerSettings,
 ) -> Result<Layer, ExportError> {
     let entries = &plan.entries;
-    let (compression, epoch) = (opts.compression, opts.source_date_epoch);
+    let (compression, epoch) = (opts.compression, opts.epoch);
     let key = layer::key(entries, compression, epoch);
     let (packed, cached) = match cache::lookup(layer_cache, &key) {
         Some(packed) => (packed, true),

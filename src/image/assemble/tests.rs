@@ -45,7 +45,7 @@ fn project(root: &Path, mtime_offset: i64) -> (Spec, BTreeMap<Name, StageOutput>
     (spec(&ctx, vec![img]), outputs)
 }
 
-fn archive_of(root: &Path, opts: &ExportOptions, mtime_offset: i64) -> (Vec<u8>, Assembled) {
+fn archive_of(root: &Path, opts: &LayerSettings, mtime_offset: i64) -> (Vec<u8>, Assembled) {
     let (spec, outputs) = project(root, mtime_offset);
     let img = assemble(&spec, &spec.images[0], &outputs, &root.join("layers"), opts).unwrap();
     let mut bytes = Vec::new();
@@ -56,10 +56,9 @@ fn archive_of(root: &Path, opts: &ExportOptions, mtime_offset: i64) -> (Vec<u8>,
 #[test]
 fn the_same_inputs_in_two_directories_give_identical_archives() {
     for compression in [Compression::Zstd, Compression::Gzip, Compression::None] {
-        let opts = ExportOptions {
+        let opts = LayerSettings {
             compression,
-            source_date_epoch: 1_700_000_000,
-            ..Default::default()
+            epoch: 1_700_000_000,
         };
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (bytes_a, img_a) = archive_of(a.path(), &opts, 0);
@@ -72,7 +71,7 @@ fn the_same_inputs_in_two_directories_give_identical_archives() {
 #[test]
 fn a_second_export_takes_every_layer_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = ExportOptions::default();
+    let opts = LayerSettings::default();
     let (_, first) = archive_of(dir.path(), &opts, 0);
     assert!(first.layers().iter().all(|l| !l.cached));
     let (_, second) = archive_of(dir.path(), &opts, 0);
@@ -138,10 +137,9 @@ fn layers_hold_parents_normalized_modes_owner_and_the_epoch() {
             gid: 1001,
         };
     }
-    let opts = ExportOptions {
+    let opts = LayerSettings {
         compression: Compression::Zstd,
-        source_date_epoch: 42,
-        ..Default::default()
+        epoch: 42,
     };
     let img = assemble(
         &spec,
@@ -222,7 +220,7 @@ fn an_image_from_another_image_reuses_its_layers_and_config() {
     child.from = sp(ImageRoot::Image(name("web")));
     child.contents = vec![add("static", "/more")];
     spec.images.push(child);
-    let opts = ExportOptions::default();
+    let opts = LayerSettings::default();
     let cache = dir.path().join("l");
     let parent = assemble(&spec, &spec.images[0], &outputs, &cache, &opts).unwrap();
     let child = assemble(&spec, &spec.images[1], &outputs, &cache, &opts).unwrap();
@@ -261,7 +259,7 @@ fn a_missing_copy_source_or_a_base_image_is_a_spanned_error() {
 #[test]
 fn the_archive_is_an_oci_layout_and_a_docker_archive_over_the_same_blobs() {
     let dir = tempfile::tempdir().unwrap();
-    let (bytes, img) = archive_of(dir.path(), &ExportOptions::default(), 0);
+    let (bytes, img) = archive_of(dir.path(), &LayerSettings::default(), 0);
     let mut archive = tar::Archive::new(bytes.as_slice());
     let mut files = BTreeMap::new();
     for e in archive.entries().unwrap() {
@@ -290,4 +288,24 @@ fn the_archive_is_an_oci_layout_and_a_docker_archive_over_the_same_blobs() {
     let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
     assert_eq!(index["manifests"][0]["digest"], img.digest().to_string());
     assert!(files.contains_key(&format!("blobs/sha256/{}", img.config_digest().hex())));
+}
+
+/// The assembly as the build runs it for an image of `spec`: its parent
+/// image assembled first, every copied stage's root unknown.
+fn assemble(
+    spec: &Spec,
+    image: &Image,
+    outputs: &BTreeMap<Name, StageOutput>,
+    cache: &Path,
+    opts: &LayerSettings,
+) -> Result<Assembled, ExportError> {
+    let parent = match &image.from.value {
+        ImageRoot::Image(name) => {
+            let parent = spec.image(name.as_str()).expect("parent in spec");
+            Some(assemble(spec, parent, outputs, cache, opts)?)
+        }
+        _ => None,
+    };
+    let roots = BTreeMap::new();
+    super::assemble(spec, image, parent.as_ref(), outputs, &roots, cache, opts)
 }

@@ -1,0 +1,93 @@
+//! Producing an image or base node: import a base (verified against its
+//! pinned digest), or assemble an image from its parent and the stages it
+//! copies; either way the result is stored as an entry (`image::stored`).
+//! Also the root filesystem a stage runs in, made from such an entry.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::node::{Ctx, Done, Finished, NodeError};
+use crate::closure::Root;
+use crate::eval::Work;
+use crate::image::stored::{self, Part};
+use crate::image::{self, ExportError, StageOutput};
+use crate::store::Pending;
+
+/// Imports or assembles node `i` into `pending`. `done`: what it waits on.
+pub(super) fn produce(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    done: &Done,
+    pending: &Pending,
+) -> Result<(), NodeError> {
+    let planned = &ctx.plan.nodes[i];
+    let img = match planned.work {
+        Work::Import(base) => {
+            let archive = base.archive.value.on_disk(&ctx.spec.context);
+            let imported =
+                crate::base::import(&archive, &base.digest.value, &ctx.store.blobs_dir()).map_err(
+                    |cause| ExportError::Base {
+                        base: base.name.value.clone(),
+                        src: ctx.spec.source.clone(),
+                        span: base.digest.span,
+                        cause: vec![cause],
+                    },
+                )?;
+            image::from_base(ctx.spec, base, &imported)?
+        }
+        Work::Assemble(spec_image) => {
+            let parent = match planned.root {
+                Some(r) => Some(stored::read(done[&r].path.as_path(), Part::WithFiles)?),
+                None => None,
+            };
+            let mut outputs = BTreeMap::new();
+            let mut roots = BTreeMap::new();
+            for &d in &planned.deps {
+                let stage = &ctx.plan.nodes[d];
+                let output = StageOutput {
+                    path: done[&d].path.as_path().to_path_buf(),
+                    hash: done[&d].hash,
+                };
+                outputs.insert(stage.name().clone(), output);
+                roots.insert(stage.name().clone(), closure_root(ctx, d, done)?);
+            }
+            let cache = ctx.store.layer_cache_dir();
+            image::assemble(
+                ctx.spec,
+                spec_image,
+                parent.as_ref(),
+                &outputs,
+                &roots,
+                &cache,
+                &ctx.plan.layers,
+            )?
+        }
+        Work::Run(_) | Work::Fetch(_) => unreachable!("kiln bug: a stage is not an image"),
+    };
+    stored::write(&img, pending.out_dir())?;
+    Ok(())
+}
+
+/// The root filesystem stage `d` ran in, as it saw it: where the runtime
+/// closure of its programs is found.
+fn closure_root(ctx: &Ctx<'_, '_>, d: usize, done: &Done) -> Result<Root, NodeError> {
+    let stage = &ctx.plan.nodes[d];
+    Ok(match stage.root {
+        None => Root::Host {
+            shown: crate::build::sandbox::host_paths(&stage.tool_dirs())
+                .map_err(ExportError::io("/"))?,
+        },
+        Some(r) => Root::Image(rootfs(ctx, &done[&r])?),
+    })
+}
+
+/// The stored image `root` unpacked (once per config digest) into a
+/// directory a stage can run in.
+pub(super) fn rootfs(ctx: &Ctx<'_, '_>, root: &Finished) -> Result<PathBuf, NodeError> {
+    let record = match &root.image {
+        Some(record) => record.clone(),
+        None => std::sync::Arc::new(stored::read(root.path.as_path(), Part::Record)?),
+    };
+    let imported = stored::as_imported(&record)?;
+    Ok(crate::base::rootfs(&imported, &ctx.store.rootfs_dir())?)
+}

@@ -1,0 +1,50 @@
+//! A node's key, finished from what the nodes it needs produced (early
+//! cutoff: their outputs, not their keys). Pure; shared by the build and by
+//! `kiln explain`, which must compute the same keys without building.
+
+use std::collections::BTreeMap;
+
+use crate::eval::{Plan, Work};
+use crate::hash::{Digest, Key, OutputHash};
+
+/// What a finished node offers the nodes that need it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Produced {
+    pub hash: OutputHash,
+    /// For an image or base: its config digest, what a stage running in it
+    /// sees (layer contents and settings), whatever else its entry records.
+    pub config: Option<Digest>,
+}
+
+/// The key of node `i` and its full labelled inputs; `None` when a node it
+/// needs has produced nothing (not built, or failed).
+pub(crate) fn key(
+    plan: &Plan<'_>,
+    i: usize,
+    produced: impl Fn(usize) -> Option<Produced>,
+) -> Option<(Key, BTreeMap<String, String>)> {
+    let planned = &plan.nodes[i];
+    let mut inputs = planned.inputs.clone();
+    let deps = (planned.deps.iter())
+        .map(|&d| Some((plan.nodes[d].name(), produced(d)?.hash)))
+        .collect::<Option<Vec<_>>>()?;
+    if let Some(root) = planned.root {
+        let root_out = produced(root)?;
+        let from = inputs.as_map().get("from").cloned().unwrap_or_default();
+        let identity = match planned.work {
+            // A stage sees only the root's files and config.
+            Work::Run(_) => root_out.config.map(|d| d.to_string())?,
+            // An image also inherits what the parent's entry says about them.
+            _ => root_out.hash.to_string(),
+        };
+        inputs.set("from", format!("{from} {identity}"));
+    }
+    for &r in &planned.closure_roots {
+        let config = produced(r)?.config?;
+        inputs.set(
+            &format!("root {}", plan.nodes[r].name()),
+            config.to_string(),
+        );
+    }
+    Some(inputs.key(&deps))
+}

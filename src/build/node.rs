@@ -1,0 +1,166 @@
+//! Building one node of the plan: finish its key, reuse the store entry or
+//! produce it (run a stage, fetch, import a base, assemble an image) under
+//! the key's lock, and commit it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::Status;
+use super::executor::{Executor, RunFailure};
+use super::progress::Progress;
+use crate::eval::{Plan, PlannedNode};
+use crate::hash::{Key, OutputHash};
+use crate::image::{Assembled, ExportError};
+use crate::spec::Spec;
+use crate::store::{Entry, Hold, Pending, Store, StorePath};
+
+pub(super) struct Ctx<'a, 's> {
+    pub spec: &'a Spec,
+    pub plan: &'a Plan<'s>,
+    pub store: &'a Store,
+    pub executor: &'a dyn Executor,
+    pub progress: &'a Progress,
+    /// For stages without a `timeout` of their own.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// What a finished node left for the nodes that need it.
+#[derive(Debug, Clone)]
+pub(super) struct Finished {
+    pub path: StorePath,
+    pub hash: OutputHash,
+    /// An image or base node's record (without its file list).
+    pub image: Option<Arc<Assembled>>,
+}
+
+/// The finished nodes a node waits on, by plan index.
+pub(super) type Done = BTreeMap<usize, Finished>;
+
+pub(super) struct Outcome {
+    pub key: Option<Key>,
+    pub status: Status,
+    pub finished: Option<Finished>,
+    /// Keeps the output from gc while this process may still read it.
+    pub hold: Option<Hold>,
+    pub failure: Option<Failure>,
+}
+
+impl Outcome {
+    pub fn skipped() -> Self {
+        Outcome {
+            key: None,
+            status: Status::Skipped,
+            finished: None,
+            hold: None,
+            failure: None,
+        }
+    }
+}
+
+/// Why a node did not build.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Failure {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Stage(#[from] StageFailure),
+    /// An image or base that could not be made; its own diagnostic points
+    /// into kiln.kdl (a missing entrypoint, a copy of nothing, a bad base).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Image(#[from] ExportError),
+}
+
+impl Failure {
+    /// A mistake in kiln.kdl rather than a failed script or machine: exit 2.
+    pub fn is_spec_error(&self) -> bool {
+        matches!(self, Failure::Image(e) if e.is_spec_error())
+    }
+}
+
+/// A stage that did not build: why, with its `run` line when a script failed.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("Stage `{stage}` failed")]
+#[diagnostic(code(kiln::build::stage_failed))]
+pub struct StageFailure {
+    pub stage: String,
+    #[help]
+    pub help: String,
+    /// The last lines of the log, shown before the diagnostic.
+    pub log_tail: String,
+    #[source]
+    pub cause: Box<dyn std::error::Error + Send + Sync>,
+    #[source_code]
+    pub src: Arc<NamedSource<String>>,
+    #[label("{label}")]
+    pub span: Option<SourceSpan>,
+    pub label: String,
+}
+
+/// Why producing an entry failed, before it is told as a [`Failure`].
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NodeError {
+    #[error(transparent)]
+    Run(RunFailure),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    #[error("Failed to open the build log")]
+    Log(#[source] std::io::Error),
+    #[error(transparent)]
+    Fetch(#[from] super::fetch::FetchError),
+    #[error(transparent)]
+    Base(#[from] crate::base::BaseError),
+    #[error(transparent)]
+    Image(#[from] ExportError),
+}
+
+/// The store entry for `key`: found, or produced now under the key's lock.
+pub(super) fn find_or_build(
+    ctx: &Ctx<'_, '_>,
+    planned: &PlannedNode<'_>,
+    key: &Key,
+    manifest: BTreeMap<String, String>,
+    produce: impl FnOnce(&Pending) -> Result<(), NodeError>,
+) -> Result<(Status, Entry, Hold), NodeError> {
+    // Held from before the lookup until the command ends, so gc cannot take
+    // the entry away from under this build or the export that follows it.
+    // A hold never makes anyone wait (see `store::lock`), so keeping it while
+    // waiting for the build lock below cannot deadlock.
+    let hold = ctx.store.hold(key)?;
+    if let Some(entry) = ctx.store.lookup(key)? {
+        return Ok((Status::Cached, entry, hold));
+    }
+    let lock = ctx.store.lock(key)?;
+    // Another process may have built it while we waited for the lock.
+    if let Some(entry) = ctx.store.lookup(key)? {
+        return Ok((Status::Cached, entry, hold));
+    }
+    let name = planned.name();
+    let running = ctx.progress.start(name.as_str());
+    let clock = Instant::now();
+    let started = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let result = ctx
+        .store
+        .begin(key, name, &lock)
+        .map_err(NodeError::from)
+        .and_then(|pending| {
+            produce(&pending)?;
+            let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+            Ok(pending.commit(manifest, started, ms)?)
+        });
+    let status = match result.is_ok() {
+        true => Status::Built,
+        false => Status::Failed,
+    };
+    ctx.progress
+        .finish(running, name.as_str(), status, clock.elapsed());
+    // Released now, not at the end of the command: only the hold stays.
+    drop(lock);
+    Ok((Status::Built, result?, hold))
+}
