@@ -3,13 +3,11 @@
 //! with a diagnostic (exit 2); stdout that goes away ends kiln quietly, and
 //! stdout that cannot be written is an error, never a panic.
 
-mod common;
-
 use std::io::Read;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Project;
+use crate::common::Project;
 
 /// A hang guard, not a benchmark: debug builds on a busy CI machine.
 const QUICK: Duration = Duration::from_secs(10);

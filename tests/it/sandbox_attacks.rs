@@ -6,16 +6,14 @@
 //! inherited descriptors; it runs through the real binary, as root and,
 //! where the attack needs a store the user owns, as an unprivileged user.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::images::{busybox_image, write_docker_archive};
-use common::nobody::{processes, root_or_skip};
-use common::{Project, Report, built, read};
+use crate::common::images::{busybox_image, write_docker_archive};
+use crate::common::nobody::{processes, root_or_skip};
+use crate::common::{Project, Report, built, read};
 
 /// The host id a script runs as when kiln runs as root.
 const SANDBOX_HOST_ID: u32 = 872_415_232;
@@ -110,8 +108,8 @@ fn a_script_cannot_replace_a_declared_tool_on_the_host() {
     }
     // The user's own tools, like ~/.cargo/bin (not under /tmp, which the
     // sandbox's own /tmp would cover).
-    let (tools, tool) = common::host_tool("/var/tmp", "kiln-greeter", "echo greetings");
-    common::nobody::chown_tree(tools.path());
+    let (tools, tool) = crate::common::host_tool("/var/tmp", "kiln-greeter", "echo greetings");
+    crate::common::nobody::chown_tree(tools.path());
     let dir = tools.path().display().to_string();
     let p = Project::new(&format!(
         "stage evil {{\n tools kiln-greeter\n run \"kiln-greeter > $out/greeting\"\n run \"{}\"\n}}",

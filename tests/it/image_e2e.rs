@@ -2,12 +2,10 @@
 //! real Docker engine; podman and skopeo read the same archive; two clean
 //! stores in two directories give the same bytes.
 
-mod common;
-
 use std::process::Command;
 
-use common::engine::DockerEngine;
-use common::{Project, read};
+use crate::common::engine::DockerEngine;
+use crate::common::{Project, read};
 
 const HELLO_C: &str = r#"#include <stdio.h>
 #include <stdlib.h>

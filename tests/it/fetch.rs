@@ -1,11 +1,9 @@
 //! End-to-end: fixed-output fetches from a local HTTP server.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 
-use common::{Project, read};
+use crate::common::{Project, read};
 
 const BODY: &[u8] = b"pinned bytes\n";
 

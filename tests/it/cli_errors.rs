@@ -1,10 +1,8 @@
 //! Bad input through the real binary: exit code 2, a diagnostic, no panic.
 
-mod common;
-
 use std::path::Path;
 
-use common::Project;
+use crate::common::Project;
 
 #[test]
 fn every_fail_fixture_exits_2_with_a_diagnostic_and_never_panics() {

@@ -6,14 +6,13 @@
 //! under cargo-fuzz: `cargo +nightly fuzz run base_import` in `fuzz/`.
 //!
 //! A failing input is saved to `target/fuzz-failures/base_import-<hash>`;
-//! replay it with `KILN_FUZZ_REPLAY=<path> cargo test --test fuzz_base_import`.
+//! replay it with `KILN_FUZZ_REPLAY=<path> cargo test --test it fuzz_base_import`.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-mod common;
-#[path = "../fuzz/harness/base_import.rs"]
+#[path = "../../fuzz/harness/base_import.rs"]
 mod harness;
 
 /// The most one input may take (debug build, sha256 unoptimised).
@@ -215,7 +214,7 @@ fn fix_checksums(tar: &mut [u8]) {
     }
 }
 
-/// Regenerates the seed corpus: `cargo test --test fuzz_base_import --
+/// Regenerates the seed corpus: `cargo test --test it fuzz_base_import --
 /// --ignored write_seed_corpus`. Names say what import must do: `ok-` ones
 /// import and unpack, `bad-` ones are refused.
 #[test]
@@ -228,5 +227,4 @@ fn write_seed_corpus() {
     }
 }
 
-#[path = "fuzz_base_import/seed_corpus.rs"]
 mod seed_corpus;

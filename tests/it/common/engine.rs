@@ -3,7 +3,6 @@
 //! pid) when dropped. Without an engine the test is skipped, unless
 //! `KILN_E2E=1` demands one.
 
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,10 +74,6 @@ impl DockerEngine {
         &self.host
     }
 
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     pub fn docker(&self, args: &[&str]) -> Output {
         Command::new("docker")
             .env("DOCKER_HOST", &self.host)
@@ -96,10 +91,6 @@ impl DockerEngine {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    pub fn scratch_path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 }
 

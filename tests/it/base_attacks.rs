@@ -5,10 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
-mod common;
-
-use common::Project;
-use common::images::*;
+use crate::common::Project;
+use crate::common::images::*;
 use kiln::hash::Digest;
 
 fn stderr_of(out: &std::process::Output) -> String {

@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
+use super::harness::tar_of;
 use crate::common::images::*;
-use crate::harness::tar_of;
 use kiln::hash::Digest;
 
 const ARCHIVE: u8 = 0;

@@ -4,14 +4,12 @@
 //! hold exactly their closure; shared libc layers; an unresolvable library;
 //! `kiln why`; `closure=#false`; `layers max=N`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use common::Project;
-use common::engine::DockerEngine;
+use crate::common::Project;
+use crate::common::engine::DockerEngine;
 
 const ZLIB_C: &str = r#"#include <stdio.h>
 #include <zlib.h>

@@ -1,12 +1,10 @@
 //! End-to-end: the store keeps what it holds whole and can always clean up
 //! after itself (issue 9 items 7, 8 and the gc part of 16).
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Project, sandbox_or_skip};
+use crate::common::{Project, sandbox_or_skip};
 
 /// Makes a directory 2,500 levels deep in `$out` (by `cd`, since a full
 /// path would pass PATH_MAX), with a file at the bottom, and leaves its
@@ -131,8 +129,8 @@ fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
 
 /// A project with a busybox base (docker-archive `bb.tar`), a stage that
 /// runs in it and an image on it that copies the stage's output.
-fn base_project() -> (Project, common::images::Image) {
-    use common::images::{Compress, busybox_image_with, write_docker_archive};
+fn base_project() -> (Project, crate::common::images::Image) {
+    use crate::common::images::{Compress, busybox_image_with, write_docker_archive};
     let image = busybox_image_with(Compress::Gzip);
     let p = Project::new(&format!(
         r#"

@@ -4,16 +4,14 @@
 //! log, which kiln shows on the user's terminal. Found by an adversarial
 //! review; each test reproduces its attack through the real binary.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::nobody::{NOBODY, root_or_skip};
-use common::{Project, read};
+use crate::common::nobody::{NOBODY, root_or_skip};
+use crate::common::{Project, read};
 
 /// Files named `name` in the store's build directories (`tmp/*/{out,tmp}`).
 fn in_build_dirs(store: &std::path::Path, name: &str) -> Vec<PathBuf> {

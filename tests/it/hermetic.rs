@@ -1,12 +1,12 @@
 //! End-to-end: what a stage cannot do in the sandbox, and stages that run in
 //! an imported base image, through the real `kiln` binary.
 
-mod common;
-
 use std::net::TcpListener;
 
-use common::images::{busybox_image, write_docker_archive, write_oci_archive, write_oci_dir};
-use common::{Project, read, sandbox_or_skip};
+use crate::common::images::{
+    busybox_image, write_docker_archive, write_oci_archive, write_oci_dir,
+};
+use crate::common::{Project, read, sandbox_or_skip};
 
 #[test]
 fn a_stage_cannot_reach_a_listener_on_the_hosts_loopback() {
@@ -137,11 +137,11 @@ fn a_wrong_base_digest_is_refused_showing_both_digests() {
 
 #[test]
 fn an_image_from_a_base_reuses_its_layers_verbatim_and_runs_in_docker() {
-    let Some(engine) = common::engine::DockerEngine::start() else {
+    let Some(engine) = crate::common::engine::DockerEngine::start() else {
         return;
     };
     // gzip and plain layers only: Docker 20.10 cannot load zstd ones.
-    let image = common::images::busybox_image_with(common::images::Compress::Gzip);
+    let image = crate::common::images::busybox_image_with(crate::common::images::Compress::Gzip);
     let p = Project::new(&format!(
         r#"
         base busybox {{

@@ -1,6 +1,5 @@
 //! Shared helpers for the end-to-end tests: a temporary project with its own
 //! store, and the real `kiln` binary run inside it.
-#![allow(dead_code)] // each test binary uses its own subset
 
 pub mod engine;
 pub mod images;

@@ -4,14 +4,12 @@
 //! image share one store, as a user's machine would, so the toolchain is
 //! built once; the SQLite web server builds `from host` in its own.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::engine::DockerEngine;
+use crate::common::engine::DockerEngine;
 use serde_json::Value;
 
 /// One example copied into a temp directory, with a store that several
@@ -131,7 +129,7 @@ fn the_go_examples_share_one_toolchain_definition_word_for_word() {
             .join("examples")
             .join(name)
             .join("kiln.kdl");
-        let spec = common::read(&path);
+        let spec = crate::common::read(&path);
         let start = spec.find(TOOLCHAIN_START).expect("toolchain start");
         let end = spec.find(TOOLCHAIN_END).expect("toolchain end");
         spec[start..end].to_owned()
@@ -226,7 +224,7 @@ fn hello_scratch(ex: &Example, engine: &DockerEngine) {
 
     // The tutorial's bonus exercise: a shell-form entrypoint on scratch
     // builds with Docker and cannot start; kiln refuses it up front.
-    let spec = common::read(&ex.dir.join("kiln.kdl"));
+    let spec = crate::common::read(&ex.dir.join("kiln.kdl"));
     let shell = spec.replace(
         r#"entrypoint "/app/goapp""#,
         r#"entrypoint "./goapp" shell=#true"#,

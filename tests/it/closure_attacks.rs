@@ -10,13 +10,11 @@
 //! which the sandbox hides just as well) holding a marker, and checks that
 //! no byte of it reaches the archive.
 
-mod common;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::Project;
+use crate::common::Project;
 
 /// A secret directory on the host, outside everything a `from host` stage
 /// sees, removed when dropped.

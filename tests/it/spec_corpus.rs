@@ -1,6 +1,6 @@
 //! The spec corpus: every `tests/spec/ok-*.kdl` loads, every
 //! `tests/spec/fail-*.kdl` fails with exactly the diagnostic in its
-//! `.expected` file. `KILN_BLESS=1 cargo test --test spec_corpus` rewrites
+//! `.expected` file. `KILN_BLESS=1 cargo test --test it spec_corpus` rewrites
 //! the expected files. Each fixture fails on its own, without `--arg`s (the
 //! CLI tests run them through `kiln check` too).
 

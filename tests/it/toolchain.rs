@@ -3,10 +3,8 @@
 //! dynamically linked: the runtime closure brings ld.so and libc) and a
 //! static busybox for a shell; a builder stage runs `from` it in the sandbox.
 
-mod common;
-
-use common::Project;
-use common::engine::DockerEngine;
+use crate::common::Project;
+use crate::common::engine::DockerEngine;
 
 const SPEC: &str = r#"
 stage go-dist {

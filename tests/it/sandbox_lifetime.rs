@@ -3,13 +3,11 @@
 //! killed; and a killed kiln leaves nothing behind in `$TMPDIR`. Also: a
 //! host tool that lives under `/tmp` is still found in the sandbox.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::nobody::{processes, root_or_skip};
-use common::{Project, read};
+use crate::common::nobody::{processes, root_or_skip};
+use crate::common::{Project, read};
 
 /// A `sleep` argument no other test (or process) uses: found by its argv.
 fn unique_sleep(k: u32) -> String {
@@ -160,10 +158,10 @@ fn a_tool_that_lives_under_tmp_is_found_in_the_sandbox() {
         return;
     }
     let p = Project::new("stage s {\n tools kiln-tmp-tool\n run \"kiln-tmp-tool > $out/said\"\n}");
-    let (tools, tool) = common::host_tool("/tmp", "kiln-tmp-tool", "echo from tmp");
+    let (tools, tool) = crate::common::host_tool("/tmp", "kiln-tmp-tool", "echo from tmp");
     let mut cmd = p.cmd(&["build", "--json", "--sandbox", "on"]);
     cmd.env("PATH", format!("{}:/usr/bin:/bin", tools.path().display()));
-    let report = common::built(cmd);
+    let report = crate::common::built(cmd);
     assert_eq!(read(&report.output("s").join("said")), "from tmp\n");
     assert!(Path::new(&tool).exists());
 }

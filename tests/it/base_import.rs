@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-mod common;
-
-use common::images::*;
+use crate::common::images::*;
 use kiln::base::{self, BaseError};
 use kiln::hash::Digest;
 use tempfile::TempDir;

@@ -2,14 +2,12 @@
 //! them, skopeo reads both archive flavours, and two exports from fresh
 //! directories are byte-identical.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use common::engine::DockerEngine;
+use crate::common::engine::DockerEngine;
 use kiln::export::{self, Compression, Engine, ExportOptions, StageOutput};
 use kiln::spec::{
     Command as Cmd, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,

@@ -1,11 +1,9 @@
 //! End-to-end: the store shared by concurrent and interrupted builds, and
 //! `kiln store …`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{Project, Report, read};
+use crate::common::{Project, Report, read};
 
 const SLOW_PAIR: &str = r#"
 stage a { run "sleep 0.5; echo a > $out/a" }

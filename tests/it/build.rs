@@ -1,9 +1,7 @@
 //! End-to-end: `kiln build` on real specs, each project in a temp dir with
 //! its own store.
 
-mod common;
-
-use common::{Project, read};
+use crate::common::{Project, read};
 
 /// gen → (upper, count) → report: a diamond-ish three-level graph.
 const THREE_STAGES: &str = r#"
@@ -40,7 +38,7 @@ fn second_build_runs_nothing_and_a_changed_source_reruns_exactly_its_dependents(
 
     let second = p.kiln(&["build", "--json"]);
     assert!(second.status.success());
-    let report = common::Report::parse(&second.stdout);
+    let report = crate::common::Report::parse(&second.stdout);
     assert_eq!(report.with_status("cached"), ["gen", "notes", "upper"]);
     assert!(String::from_utf8_lossy(&second.stderr).contains("nothing to build"));
 
@@ -146,7 +144,7 @@ fn the_run_environment_is_cleared_and_used_outputs_are_read_only() {
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
-    let report = common::Report::parse(&report.stdout);
+    let report = crate::common::Report::parse(&report.stdout);
     let env = read(&report.output("probe").join("env"));
     assert!(!env.contains("LEAKED"), "{env}");
     for expected in [
@@ -188,7 +186,7 @@ fn a_failing_stage_shows_its_log_and_run_line_and_independent_stages_finish() {
         stderr.contains("exit 3\""),
         "the failing run line is not shown:\n{stderr}"
     );
-    let report = common::Report::parse(&out.stdout);
+    let report = crate::common::Report::parse(&out.stdout);
     assert_eq!(report.status("broken"), "failed");
     assert_eq!(report.status("after"), "skipped");
     assert_eq!(report.status("fine"), "built");
@@ -219,10 +217,13 @@ fn fail_fast_starts_nothing_after_the_first_failure() {
     let p = Project::new(spec);
     let out = p.kiln(&["build", "--json", "--jobs", "1", "--fail-fast"]);
     assert_eq!(out.status.code(), Some(1));
-    let report = common::Report::parse(&out.stdout);
+    let report = crate::common::Report::parse(&out.stdout);
     assert_eq!(report.status("broken"), "failed");
     assert_eq!(report.status("later"), "skipped");
 
     let out = Project::new(spec).kiln(&["build", "--json", "--jobs", "1"]);
-    assert_eq!(common::Report::parse(&out.stdout).status("later"), "built");
+    assert_eq!(
+        crate::common::Report::parse(&out.stdout).status("later"),
+        "built"
+    );
 }
