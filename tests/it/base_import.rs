@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::images::*;
+use crate::common::skip::require;
 use kiln::base::{self, BaseError};
 use kiln::hash::Digest;
 use tempfile::TempDir;
@@ -357,17 +358,9 @@ fn read_only_dirs_hardlinks_and_replacements_unpack_like_an_overlay() {
     );
 }
 
-fn have(tool: &str) -> bool {
-    Command::new(tool)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn skopeo_converted_archives_import_to_the_same_image() {
-    if !have("skopeo") {
-        eprintln!("skipping: skopeo is not installed");
+    if !require("skopeo") {
         return;
     }
     let env = Env::new();

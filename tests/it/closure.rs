@@ -6,6 +6,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::skip::{require_debian_x86_64, require_user_namespaces};
 use kiln::closure::{ClosureError, NeededKind, Program, Root, resolve};
 
 const ZLIB_PROGRAM: &str = r#"
@@ -74,19 +75,9 @@ fn entries(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Debian's merged-/usr x86_64 layout, which the exact-set test spells out.
-fn debian_x86_64() -> bool {
-    let link = |p: &str| std::fs::read_link(p).ok();
-    cfg!(target_arch = "x86_64")
-        && link("/lib") == Some(PathBuf::from("usr/lib"))
-        && link("/lib64") == Some(PathBuf::from("usr/lib64"))
-        && Path::new("/usr/lib/x86_64-linux-gnu/libz.so.1").exists()
-}
-
 #[test]
 fn zlib_program_on_the_host_needs_ld_so_libc_and_libz_with_their_symlinks() {
-    if !debian_x86_64() {
-        eprintln!("skipped: not Debian's merged-/usr x86_64 layout");
+    if !require_debian_x86_64() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -133,13 +124,7 @@ fn zlib_program_on_the_host_needs_ld_so_libc_and_libz_with_their_symlinks() {
 /// Copies the program and its closure into an empty root and runs it there
 /// (user namespace + chroot): the real proof that nothing is missing.
 fn run_in_image(exe: &Path, image_path: &str, closure: &kiln::closure::Closure, expect: &str) {
-    if Command::new("unshare")
-        .args(["-r", "-p", "-f", "--mount-proc", "true"])
-        .status()
-        .map(|s| !s.success())
-        .unwrap_or(true)
-    {
-        eprintln!("skipped the run: no user namespaces here");
+    if !require_user_namespaces() {
         return;
     }
     let image = tempfile::tempdir().expect("tempdir");
@@ -325,7 +310,7 @@ fn origin_runpath_finds_libraries_beside_the_program_at_their_image_path() {
         "{:?}",
         closure.files.keys()
     );
-    if debian_x86_64() {
+    if require_debian_x86_64() {
         run_in_image(&exe, "/app/bin/prog", &closure, "");
     }
 }
@@ -374,8 +359,7 @@ fn fake_root(with_libz: bool) -> tempfile::TempDir {
 
 #[test]
 fn lookups_stay_inside_a_fake_root_and_skip_other_machines() {
-    if !debian_x86_64() {
-        eprintln!("skipped: not Debian's merged-/usr x86_64 layout");
+    if !require_debian_x86_64() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

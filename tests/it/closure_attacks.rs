@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::common::Project;
+use crate::common::skip::require;
 
 /// A secret directory on the host, outside everything a `from host` stage
 /// sees, removed when dropped.
@@ -62,23 +63,6 @@ impl Drop for Secret {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-/// Whether the host has gcc; under `KILN_E2E=1` it must.
-fn have_gcc() -> bool {
-    let ok = Command::new("gcc")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert_ne!(
-            std::env::var("KILN_E2E").as_deref(),
-            Ok("1"),
-            "KILN_E2E=1 but gcc is missing"
-        );
-        eprintln!("skipped: no gcc");
-    }
-    ok
 }
 
 /// Every byte the archive holds: each member as stored and, for a
@@ -157,7 +141,7 @@ image img {{
 
 #[test]
 fn an_interpreter_the_sandbox_does_not_show_is_not_exported() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let secret = Secret::new();
@@ -173,7 +157,7 @@ fn an_interpreter_the_sandbox_does_not_show_is_not_exported() {
 
 #[test]
 fn dynamic_linker_etc_shadow_is_not_exported() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let p = interpreter_project("/etc/shadow");
@@ -185,7 +169,7 @@ fn dynamic_linker_etc_shadow_is_not_exported() {
 /// load it, so kiln refuses it rather than copy a text file as `PT_INTERP`.
 #[test]
 fn an_interpreter_that_is_not_elf_is_refused() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let header = "/usr/include/stdio.h";
@@ -247,7 +231,7 @@ image img {{
 
 #[test]
 fn origin_climbing_out_of_the_stage_output_is_not_followed() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let secret = Secret::new();
@@ -265,7 +249,7 @@ fn origin_climbing_out_of_the_stage_output_is_not_followed() {
 
 #[test]
 fn a_symlink_in_the_output_cannot_lead_origin_out_of_it() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let secret = Secret::new();
@@ -282,7 +266,7 @@ fn a_symlink_in_the_output_cannot_lead_origin_out_of_it() {
 
 #[test]
 fn an_absolute_symlink_in_the_output_stays_in_what_the_sandbox_shows() {
-    if !have_gcc() {
+    if !require("gcc") {
         return;
     }
     let secret = Secret::new();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::common::Project;
 use crate::common::engine::DockerEngine;
+use crate::common::skip::require_debian_x86_64;
 
 const ZLIB_C: &str = r#"#include <stdio.h>
 #include <zlib.h>
@@ -52,24 +53,6 @@ fn zlib_project(spec: &str) -> Project {
     p.write("hello.c", HELLO_C);
     p.write("motd", "welcome\n");
     p
-}
-
-/// Debian's merged-/usr x86_64 layout, which the exact file lists spell out.
-fn debian_x86_64() -> bool {
-    let link = |p: &str| std::fs::read_link(p).ok();
-    let ok = cfg!(target_arch = "x86_64")
-        && link("/lib") == Some(PathBuf::from("usr/lib"))
-        && link("/lib64") == Some(PathBuf::from("usr/lib64"))
-        && Path::new("/usr/lib/x86_64-linux-gnu/libz.so.1").exists();
-    if !ok {
-        assert_ne!(
-            std::env::var("KILN_E2E").as_deref(),
-            Ok("1"),
-            "KILN_E2E=1 but this is not Debian's merged-/usr x86_64 layout"
-        );
-        eprintln!("skipped: not Debian's merged-/usr x86_64 layout");
-    }
-    ok
 }
 
 /// `kiln ARGS`, asserting success; its stdout.
@@ -129,7 +112,7 @@ fn libz_real() -> String {
 
 #[test]
 fn a_zlib_program_from_scratch_holds_exactly_its_closure() {
-    if !debian_x86_64() {
+    if !require_debian_x86_64() {
         return;
     }
     let p = zlib_project(ZLIB_SPEC);
@@ -239,7 +222,7 @@ image broken {
 
 #[test]
 fn kiln_why_names_the_copy_the_add_and_the_library_chain() {
-    if !debian_x86_64() {
+    if !require_debian_x86_64() {
         return;
     }
     let p = zlib_project(ZLIB_SPEC);
@@ -281,7 +264,7 @@ fn kiln_why_names_the_copy_the_add_and_the_library_chain() {
 
 #[test]
 fn closure_false_leaves_the_libraries_out_and_closure_extra_adds_files() {
-    if !debian_x86_64() {
+    if !require_debian_x86_64() {
         return;
     }
     let p = zlib_project(&ZLIB_SPEC.replace(
@@ -310,7 +293,7 @@ fn closure_false_leaves_the_libraries_out_and_closure_extra_adds_files() {
 
 #[test]
 fn a_directory_where_the_closure_needs_a_symlink_is_an_error() {
-    if !debian_x86_64() {
+    if !require_debian_x86_64() {
         return;
     }
     let p = zlib_project(&ZLIB_SPEC.replace(

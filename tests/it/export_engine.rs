@@ -8,6 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use crate::common::engine::DockerEngine;
+use crate::common::skip::require;
 use kiln::export::{self, Compression, Engine, ExportOptions, StageOutput};
 use kiln::spec::{
     Command as Cmd, Content, ContentAttrs, Image, ImageRoot, Name, Owner, Spanned, Spec, SrcPath,
@@ -122,19 +123,6 @@ fn export_to(root: &Path, compression: Compression) -> (PathBuf, export::Assembl
     (tar, img)
 }
 
-/// Whether `program` runs; with `KILN_E2E=1` its absence fails the test.
-fn have(program: &str) -> bool {
-    let found = Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var("KILN_E2E").as_deref() != Ok("1"),
-        "KILN_E2E=1 but `{program}` is not installed"
-    );
-    found
-}
-
 #[test]
 fn exports_are_byte_identical_from_two_fresh_directories() {
     for compression in [Compression::Zstd, Compression::Gzip] {
@@ -149,8 +137,7 @@ fn exports_are_byte_identical_from_two_fresh_directories() {
 
 #[test]
 fn skopeo_reads_the_archive_as_oci_and_as_docker() {
-    if !have("skopeo") {
-        eprintln!("skipped: no skopeo");
+    if !require("skopeo") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -185,8 +172,7 @@ fn skopeo_reads_the_archive_as_oci_and_as_docker() {
 
 #[test]
 fn podman_loads_the_archive() {
-    if !have("podman") {
-        eprintln!("skipped: no podman");
+    if !require("podman") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

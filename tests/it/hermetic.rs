@@ -6,7 +6,8 @@ use std::net::TcpListener;
 use crate::common::images::{
     busybox_image, write_docker_archive, write_oci_archive, write_oci_dir,
 };
-use crate::common::{Project, read, sandbox_or_skip};
+use crate::common::skip::require_sandbox;
+use crate::common::{Project, read};
 
 #[test]
 fn a_stage_cannot_reach_a_listener_on_the_hosts_loopback() {
@@ -18,7 +19,7 @@ fn a_stage_cannot_reach_a_listener_on_the_hosts_loopback() {
             run "if timeout 5 busybox nc 127.0.0.1 {port} </dev/null; then echo reached > $out/net; else echo refused > $out/net; fi"
         }}"#
     ));
-    if !sandbox_or_skip() {
+    if !require_sandbox() {
         return;
     }
     let report = p.build(&["--sandbox", "on"]);
@@ -42,7 +43,7 @@ fn a_stage_sees_only_declared_files_and_writes_only_its_output() {
         }
         "#,
     );
-    if !sandbox_or_skip() {
+    if !require_sandbox() {
         return;
     }
     p.write("declared.txt", "ok\n");
@@ -99,7 +100,7 @@ fn a_stage_runs_from_a_base_image_in_every_archive_format() {
                 .replace("ARCHIVE", name)
                 .replace("DIGEST", &image.id().to_string()),
         );
-        if !sandbox_or_skip() {
+        if !require_sandbox() {
             return;
         }
         let report = p.build(&[]);

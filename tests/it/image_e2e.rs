@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use crate::common::engine::DockerEngine;
+use crate::common::skip::{require, require_all};
 use crate::common::{Project, read};
 
 const HELLO_C: &str = r#"#include <stdio.h>
@@ -51,23 +52,6 @@ fn export(p: &Project, image: &str, file: &str, extra: &[&str]) -> std::path::Pa
         String::from_utf8_lossy(&out.stderr)
     );
     p.root().join(file)
-}
-
-/// A program the test needs: with `KILN_E2E=1` its absence fails the test.
-fn require(program: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert_ne!(
-            std::env::var("KILN_E2E").as_deref(),
-            Ok("1"),
-            "KILN_E2E=1 but `{program}` is not installed"
-        );
-        eprintln!("skipped: no {program}");
-    }
-    found
 }
 
 fn sha256_file(path: &std::path::Path) -> String {
@@ -174,7 +158,7 @@ fn two_clean_stores_in_two_directories_give_identical_archives() {
 
 #[test]
 fn podman_loads_and_skopeo_reads_the_same_archive() {
-    if !(require("podman") && require("skopeo")) {
+    if !require_all(&["podman", "skopeo"]) {
         return;
     }
     let p = hello_project();

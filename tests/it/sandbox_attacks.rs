@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::common::images::{busybox_image, write_docker_archive};
-use crate::common::nobody::{processes, root_or_skip};
+use crate::common::nobody::processes;
+use crate::common::skip::require_root;
 use crate::common::{Project, Report, built, read};
 
 /// The host id a script runs as when kiln runs as root.
@@ -62,7 +63,7 @@ fn assert_refused(report: &Report, stage: &str) {
 
 #[test]
 fn a_script_cannot_remount_the_hosts_usr_writable() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let canary = format!("/usr/kiln-canary-{}", std::process::id());
@@ -79,7 +80,7 @@ fn a_script_cannot_remount_the_hosts_usr_writable() {
 
 #[test]
 fn a_script_cannot_rewrite_a_store_entry_it_uses() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     for as_nobody in [false, true] {
@@ -103,7 +104,7 @@ fn a_script_cannot_rewrite_a_store_entry_it_uses() {
 
 #[test]
 fn a_script_cannot_replace_a_declared_tool_on_the_host() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     // The user's own tools, like ~/.cargo/bin (not under /tmp, which the
@@ -129,7 +130,7 @@ fn a_script_cannot_replace_a_declared_tool_on_the_host() {
 
 #[test]
 fn a_script_cannot_plant_a_trojan_in_a_bases_root_for_the_next_stage() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let image = busybox_image();
@@ -155,7 +156,7 @@ fn a_script_cannot_plant_a_trojan_in_a_bases_root_for_the_next_stage() {
 
 #[test]
 fn a_script_is_not_the_hosts_root_and_cannot_write_global_sysctls() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let p = Project::new(
@@ -188,7 +189,7 @@ fn a_script_is_not_the_hosts_root_and_cannot_write_global_sysctls() {
 
 #[test]
 fn a_scripts_processes_run_as_an_unprivileged_host_id() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let n = (8_000_000 + std::process::id() % 100_000).to_string();
@@ -221,7 +222,7 @@ fn a_scripts_processes_run_as_an_unprivileged_host_id() {
 /// caller has a controlling terminal a script could reach.
 #[test]
 fn a_script_has_no_controlling_terminal_even_when_kiln_has_one() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let p = Project::new(
@@ -251,7 +252,7 @@ fn a_script_has_no_controlling_terminal_even_when_kiln_has_one() {
 
 #[test]
 fn a_script_cannot_use_a_descriptor_kiln_inherited() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let secret = tempfile::NamedTempFile::new().expect("secret");

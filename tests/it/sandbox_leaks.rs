@@ -10,7 +10,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::nobody::{NOBODY, root_or_skip};
+use crate::common::nobody::NOBODY;
+use crate::common::skip::require_root;
 use crate::common::{Project, read};
 
 /// Files named `name` in the store's build directories (`tmp/*/{out,tmp}`).
@@ -27,7 +28,7 @@ fn in_build_dirs(store: &std::path::Path, name: &str) -> Vec<PathBuf> {
 
 #[test]
 fn a_setuid_program_a_running_script_leaves_is_out_of_other_users_reach() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let p = Project::new(
@@ -73,7 +74,7 @@ fn a_setuid_program_a_running_script_leaves_is_out_of_other_users_reach() {
 
 #[test]
 fn a_script_cannot_read_args_it_does_not_mention_from_kilns_command_line() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let p = Project::new(

@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::common::nobody::{processes, root_or_skip};
+use crate::common::nobody::processes;
+use crate::common::skip::require_root;
 use crate::common::{Project, read};
 
 /// A `sleep` argument no other test (or process) uses: found by its argv.
@@ -28,7 +29,7 @@ fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn daemons_a_script_starts_die_with_its_stage() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let (a, b) = (unique_sleep(1), unique_sleep(2));
@@ -50,7 +51,7 @@ fn daemons_a_script_starts_die_with_its_stage() {
 #[test]
 #[cfg(target_arch = "x86_64")]
 fn a_stage_past_its_timeout_is_killed_with_everything_it_started() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let (a, b, c) = (unique_sleep(3), unique_sleep(4), unique_sleep(5));
@@ -88,7 +89,7 @@ fn a_stage_past_its_timeout_is_killed_with_everything_it_started() {
 
 #[test]
 fn the_command_line_timeout_applies_to_stages_without_their_own() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let a = unique_sleep(6);
@@ -119,7 +120,7 @@ fn a_bad_timeout_is_a_diagnostic() {
 
 #[test]
 fn a_killed_kiln_takes_its_stage_along_and_leaves_no_root_dir_behind() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let a = unique_sleep(7);
@@ -154,7 +155,7 @@ fn a_killed_kiln_takes_its_stage_along_and_leaves_no_root_dir_behind() {
 
 #[test]
 fn a_tool_that_lives_under_tmp_is_found_in_the_sandbox() {
-    if !root_or_skip() {
+    if !require_root() {
         return;
     }
     let p = Project::new("stage s {\n tools kiln-tmp-tool\n run \"kiln-tmp-tool > $out/said\"\n}");

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{Project, sandbox_or_skip};
+use crate::common::Project;
+use crate::common::skip::{require_root, require_sandbox};
 
 /// Makes a directory 2,500 levels deep in `$out` (by `cd`, since a full
 /// path would pass PATH_MAX), with a file at the bottom, and leaves its
@@ -82,23 +83,13 @@ impl Drop for Mounted {
     }
 }
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
-}
-
 /// gc met an entry it could not delete (here: something is mounted in it)
 /// and stopped there, collecting nothing after it. It must say what it could
 /// not delete, and collect the rest.
 #[test]
 fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
-    if !running_as_root() {
-        assert_ne!(
-            std::env::var("KILN_E2E").as_deref(),
-            Ok("1"),
-            "KILN_E2E=1 but this test mounts a tmpfs and needs root"
-        );
-        eprintln!("skipped: needs root to mount a tmpfs");
+    // It mounts a tmpfs.
+    if !require_root() {
         return;
     }
     let p = Project::new(
@@ -168,7 +159,7 @@ fn flip_two_bytes(file: &Path) {
 /// image whose layer no longer matched its digest, exit 0.
 #[test]
 fn a_damaged_base_blob_fails_verify_and_export() {
-    if !sandbox_or_skip() {
+    if !require_sandbox() {
         return;
     }
     let (p, image) = base_project();
@@ -244,7 +235,7 @@ fn a_damaged_cached_layer_fails_verify_and_export() {
 /// filesystems or cached layers; the store only grew.
 #[test]
 fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
-    if !sandbox_or_skip() {
+    if !require_sandbox() {
         return;
     }
     let (p, _) = base_project();
@@ -289,7 +280,7 @@ fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
 /// did from inside a stage) is reported by verify.
 #[test]
 fn a_modified_root_filesystem_fails_verify() {
-    if !sandbox_or_skip() {
+    if !require_sandbox() {
         return;
     }
     let (p, image) = base_project();

@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod images;
 pub mod nobody;
+pub mod skip;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -66,23 +67,6 @@ pub fn built(mut cmd: Command) -> Report {
         String::from_utf8_lossy(&out.stderr)
     );
     Report::parse(&out.stdout)
-}
-
-/// With `KILN_E2E=1` the sandbox must be there; otherwise a machine without
-/// user namespaces skips the tests that need it.
-pub fn sandbox_or_skip() -> bool {
-    let probe = Project::new("stage s { run \"true\" }").kiln(&["--sandbox", "on", "build"]);
-    if probe.status.success() {
-        return true;
-    }
-    let why = String::from_utf8_lossy(&probe.stderr);
-    assert_ne!(
-        std::env::var("KILN_E2E").as_deref(),
-        Ok("1"),
-        "KILN_E2E=1 but no sandbox:\n{why}"
-    );
-    eprintln!("skipped: no sandbox ({why})");
-    false
 }
 
 /// `kiln build --json`'s report.

@@ -10,23 +10,6 @@ use super::Project;
 /// The unprivileged uid and gid the tests run kiln as.
 pub const NOBODY: u32 = 65534;
 
-/// Whether this process is root (and so can run kiln as [`NOBODY`], and
-/// test what kiln does as root). With `KILN_E2E=1` it must be.
-pub fn root_or_skip() -> bool {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    assert_ne!(
-        std::env::var("KILN_E2E").as_deref(),
-        Ok("1"),
-        "KILN_E2E=1 but the tests do not run as root: they cannot test the sandbox as root \
-         and as an unprivileged user"
-    );
-    eprintln!("skipped: not root");
-    false
-}
-
 impl Project {
     /// Hands the project (its directory, its store) to [`NOBODY`], with a
     /// copy of the kiln binary it can run wherever the checkout lives.
