@@ -96,6 +96,9 @@ fn walk_has(dir: &std::path::Path, name: &str) -> bool {
 fn store_path_verify_and_gc() {
     let p = Project::new("stage one { run \"echo 1 > $out/one\" }\n");
     let report = p.build(&[]);
+    let ls = p.kiln(&["store", "ls"]);
+    assert!(ls.status.success());
+    crate::snapshot!("store_ls", &p, String::from_utf8_lossy(&ls.stdout));
     let path = p.kiln(&["store", "path", "one"]);
     assert!(path.status.success());
     assert_eq!(
@@ -113,7 +116,11 @@ fn store_path_verify_and_gc() {
     std::fs::write(&file, "2\n").expect("tamper");
     let verify = p.kiln(&["store", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&verify.stderr).contains("modified"));
+    crate::snapshot!(
+        "store_verify_modified",
+        &p,
+        String::from_utf8_lossy(&verify.stderr)
+    );
 
     // Used just now: a 30-day gc keeps it, a 0-day gc removes it.
     let gc = p.kiln(&["store", "gc"]);

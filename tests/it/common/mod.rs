@@ -5,6 +5,7 @@ pub mod engine;
 pub mod images;
 pub mod nobody;
 pub mod skip;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,8 +18,12 @@ pub struct Project {
 impl Project {
     /// A project directory holding `kiln.kdl` = `spec`, with a fresh store
     /// next to it (outside the build context).
+    ///
+    /// The directory is in `/tmp` whatever `TMPDIR` says, so that its path
+    /// has the same length everywhere: miette wraps long lines, and a
+    /// snapshot must wrap a path the same way on every machine.
     pub fn new(spec: &str) -> Project {
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = tempfile::tempdir_in("/tmp").expect("temp dir");
         let store = dir.path().join("store");
         std::fs::create_dir(dir.path().join("project")).expect("project dir");
         let p = Project { dir, store };
