@@ -1,12 +1,13 @@
-//! End-to-end: what a stage cannot do in the sandbox, and stages that run in
-//! an imported base image, through the real `kiln` binary.
+//! End-to-end: what a stage cannot do in the sandbox, stages that run in
+//! an imported base image, and `--sandbox auto` where namespaces are
+//! refused, through the real `kiln` binary.
 
 use std::net::TcpListener;
 
 use crate::common::images::{
     busybox_image, write_docker_archive, write_oci_archive, write_oci_dir,
 };
-use crate::common::skip::require_sandbox;
+use crate::common::skip::{require_sandbox, require_user_namespaces};
 use crate::common::{Project, read};
 
 #[test]
@@ -205,4 +206,55 @@ fn an_image_from_a_base_reuses_its_layers_verbatim_and_runs_in_docker() {
         "kiln-e2e-on-busybox:v1",
     ]);
     assert!(env.contains("PATH=/bin"), "{env}");
+}
+
+/// `kiln ARGS` in a user namespace that may create no further user
+/// namespace (`user.max_user_namespaces` is per namespace): a kernel that
+/// refuses kiln its sandbox, without changing the host's setting.
+fn kiln_without_namespaces(p: &Project, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "sh", "-c"])
+        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(p.root())
+        .env("KILN_HOME", &p.store)
+        .env("NO_COLOR", "1");
+    cmd.output().expect("run unshare")
+}
+
+#[test]
+fn sandbox_auto_warns_and_builds_without_it_where_namespaces_are_refused() {
+    if !(require_user_namespaces() && require_sandbox()) {
+        return;
+    }
+    let spec = "stage s { run \"echo built > $out/s\" }\n";
+    let warning = |stderr: &str| {
+        (stderr.lines()).any(|l| {
+            l.starts_with("warning: namespaces unavailable (")
+                && l.ends_with("); building without the sandbox")
+        })
+    };
+    // Where the sandbox works, auto uses it and says nothing.
+    let p = Project::new(spec);
+    let out = p.kiln(&["build", "--sandbox", "auto"]);
+    assert!(out.status.success());
+    assert!(!warning(&String::from_utf8_lossy(&out.stderr)));
+
+    let p = Project::new(spec);
+    let out = kiln_without_namespaces(&p, &["build", "--json", "--sandbox", "auto"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(warning(&stderr), "no fallback warning:\n{stderr}");
+    let report = crate::common::Report::parse(&out.stdout);
+    assert_eq!(read(&report.output("s").join("s")), "built\n");
+
+    let p = Project::new(spec);
+    let out = kiln_without_namespaces(&p, &["build", "--sandbox", "on"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("The build sandbox is unavailable"),
+        "{stderr}"
+    );
 }

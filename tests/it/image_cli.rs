@@ -104,3 +104,99 @@ fn export_to_stdout_streams_the_same_bytes_as_a_file_export() {
         written.len()
     );
 }
+
+/// The config's `created` and every layer entry's mtime of `image`,
+/// exported uncompressed with `SOURCE_DATE_EPOCH` = `epoch` (unset: `None`).
+fn times_of_an_export(p: &Project, epoch: Option<&str>) -> (String, Vec<u64>) {
+    let mut cmd = p.cmd(&["export", "words", "-o", "-", "--compression", "none"]);
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    if let Some(epoch) = epoch {
+        cmd.env("SOURCE_DATE_EPOCH", epoch);
+    }
+    let out = cmd.output().expect("run kiln");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let members = members(&out.stdout);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&members["manifest.json"]).expect("manifest.json");
+    let config = manifest[0]["Config"].as_str().expect("Config");
+    let config: serde_json::Value = serde_json::from_slice(&members[config]).expect("config");
+    let mut mtimes = Vec::new();
+    for layer in manifest[0]["Layers"].as_array().expect("Layers") {
+        let tar = &members[layer.as_str().expect("a layer path")];
+        for entry in tar::Archive::new(&tar[..]).entries().expect("layer") {
+            mtimes.push(entry.expect("entry").header().mtime().expect("mtime"));
+        }
+    }
+    assert!(!mtimes.is_empty());
+    (
+        config["created"].as_str().expect("created").to_owned(),
+        mtimes,
+    )
+}
+
+/// Every member of a tar, by path.
+fn members(tar: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut all = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(tar).entries().expect("archive") {
+        let mut entry = entry.expect("entry");
+        let path = entry.path().expect("path").to_string_lossy().into_owned();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).expect("read");
+        all.insert(path, bytes);
+    }
+    all
+}
+
+#[test]
+fn source_date_epoch_sets_the_created_time_and_every_mtime() {
+    let p = words_project();
+    let (created, mtimes) = times_of_an_export(&p, None);
+    assert_eq!(created, "1970-01-01T00:00:00Z");
+    assert!(mtimes.iter().all(|&t| t == 0), "{mtimes:?}");
+
+    let (created, mtimes) = times_of_an_export(&p, Some("1700000000"));
+    assert_eq!(created, "2023-11-14T22:13:20Z");
+    assert!(mtimes.iter().all(|&t| t == 1_700_000_000), "{mtimes:?}");
+}
+
+#[test]
+fn a_source_date_epoch_that_is_not_a_number_is_a_usage_error() {
+    let p = words_project();
+    let out = p
+        .cmd(&["export", "words", "-o", "words.tar"])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .expect("run kiln");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!p.root().join("words.tar").exists());
+    crate::snapshot!(
+        "source_date_epoch_not_a_number",
+        &p,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_parent_image_with_more_layers_than_the_limit_is_refused() {
+    let spec = format!(
+        "{WORDS}\nimage top {{\n    from words\n    layers max=LIMIT\n    add \"notes.txt\" to=\"/more\"\n}}\n"
+    );
+    // `words` has 3 layers; `top` adds one, merged into none of its parent's.
+    let p = words_project();
+    p.write("kiln.kdl", &spec.replace("LIMIT", "2"));
+    let out = p.kiln(&["export", "top", "-o", "top.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+    crate::snapshot!("too_many_layers", &p, String::from_utf8_lossy(&out.stderr));
+
+    p.write("kiln.kdl", &spec.replace("LIMIT", "4"));
+    let out = p.kiln(&["export", "top", "-o", "top.tar"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -17,6 +17,7 @@ mod closure;
 mod closure_attacks;
 mod closure_e2e;
 mod examples_e2e;
+mod exit_codes;
 mod export_engine;
 mod fetch;
 mod flake;
