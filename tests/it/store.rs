@@ -5,37 +5,85 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Project, Report, read};
 
-const SLOW_PAIR: &str = r#"
-stage a { run "sleep 0.5; echo a > $out/a" }
-stage b { use a; run "sleep 0.5; cat $a/a > $out/b; echo b >> $out/b" }
-"#;
+/// A script that marks `$out/started`, then waits (at most 60 s) until the
+/// test puts `$out/go` in its build dir, and leaves neither in the output:
+/// a barrier between a running stage and the test.
+const BARRIER: &str = "touch $out/started; i=0; while [ ! -e $out/go ]; do i=$((i+1)); [ $i -lt 1200 ] || exit 9; sleep 0.05; done; rm $out/started $out/go";
+
+/// Polls `done` every 20 ms for at most 60 s, failing with `what`.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lets the stage waiting at [`BARRIER`] in `p`'s store go on.
+fn open_barrier(p: &Project) {
+    let started = find(&p.store.join("v1/tmp"), "started").expect("a stage at the barrier");
+    std::fs::write(started.with_file_name("go"), "").expect("write go");
+}
+
+/// Whether a process is blocked in `flock` on `lock` (a `->` line of
+/// `/proc/locks` for its inode).
+fn someone_waits_for(lock: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(ino) = std::fs::metadata(lock).map(|m| m.ino()) else {
+        return false;
+    };
+    let locks = std::fs::read_to_string("/proc/locks").expect("read /proc/locks");
+    let inode = format!(":{ino} ");
+    locks
+        .lines()
+        .any(|l| l.contains("->") && l.contains(&inode))
+}
 
 #[test]
 fn two_concurrent_builds_on_one_store_build_each_stage_once() {
-    let p = Project::new(SLOW_PAIR);
-    let first = p
-        .cmd(&["build", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let second = p
-        .cmd(&["build", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let p = Project::new(&format!(
+        "stage a {{ run \"{BARRIER}; echo a > $out/a\" }}\n\
+         stage b {{ use a; run \"cat $a/a > $out/b; echo b >> $out/b\" }}\n"
+    ));
+    let spawn = || {
+        (p.cmd(&["build", "--json"]))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let first = spawn();
+    let tmp = p.store.join("v1/tmp");
+    wait_until("the first build runs `a`", || {
+        find(&tmp, "started").is_some()
+    });
+    // The first build holds `a`'s build lock, the only key lock so far
+    // (`<short key>.lock`; `store.lock` is the store's own).
+    let locks: Vec<_> = std::fs::read_dir(p.store.join("v1/locks"))
+        .expect("locks dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "lock"))
+        .filter(|p| p.file_stem().is_some_and(|s| s.len() == 32))
+        .collect();
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    let second = spawn();
+    wait_until("the second build waits for `a`", || {
+        someone_waits_for(&locks[0])
+    });
+    open_barrier(&p);
     let (o1, o2) = (
         first.wait_with_output().expect("wait"),
         second.wait_with_output().expect("wait"),
     );
     assert!(o1.status.success() && o2.status.success());
     let (r1, r2) = (Report::parse(&o1.stdout), Report::parse(&o2.stdout));
+    assert_eq!([r1.status("a"), r2.status("a")], ["built", "cached"]);
+    let statuses = [r1.status("b"), r2.status("b")];
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "built").count(),
+        1,
+        "b must be built by exactly one process: {statuses:?}"
+    );
     for stage in ["a", "b"] {
-        let statuses = [r1.status(stage), r2.status(stage)];
-        assert_eq!(
-            statuses.iter().filter(|s| *s == "built").count(),
-            1,
-            "{stage} must be built by exactly one process: {statuses:?}"
-        );
         assert_eq!(r1.output(stage), r2.output(stage));
     }
     assert_eq!(read(&r1.output("b").join("b")), "a\nb\n");
@@ -59,7 +107,7 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
     // holds the partial output.
     let deadline = Instant::now() + Duration::from_secs(20);
     let tmp = p.store.join("v1/tmp");
-    while !walk_has(&tmp, "partial") {
+    while find(&tmp, "partial").is_none() {
         assert!(Instant::now() < deadline, "slow stage never started");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -82,13 +130,18 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
     assert_eq!(read(&report.output("slow").join("x")), "fast\n");
 }
 
-fn walk_has(dir: &std::path::Path, name: &str) -> bool {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return false;
-    };
-    entries.flatten().any(|e| {
+/// The first path named `name` under `dir`, depth first.
+fn find(dir: &std::path::Path, name: &str) -> Option<std::path::PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    entries.flatten().find_map(|e| {
         let path = e.path();
-        path.file_name().is_some_and(|n| n == name) || (path.is_dir() && walk_has(&path, name))
+        if path.file_name().is_some_and(|n| n == name) {
+            Some(path)
+        } else if path.is_dir() {
+            find(&path, name)
+        } else {
+            None
+        }
     })
 }
 
@@ -134,31 +187,32 @@ fn store_path_verify_and_gc() {
 
 #[test]
 fn gc_during_a_build_keeps_the_entries_that_build_uses() {
-    let p = Project::new(
-        r#"
-        stage lib { run "echo lib > $out/x" }
-        stage app { use lib; run "sleep 1.5; cat $lib/x > $out/y" }
-        "#,
-    );
-    p.build(&["lib"]);
+    let p = Project::new(&format!(
+        "stage lib {{ run \"echo lib > $out/x\" }}\n\
+         stage app {{ use lib; run \"{BARRIER}; cat $lib/x > $out/y\" }}\n"
+    ));
+    let lib = p.build(&["lib"]).output("lib");
     let build = p
         .cmd(&["build", "--json", "app"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("spawn");
-    std::thread::sleep(Duration::from_millis(500));
+    // `app` runs: its build holds `lib` from now until it ends.
+    let tmp = p.store.join("v1/tmp");
+    wait_until("`app` runs", || find(&tmp, "started").is_some());
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
     assert!(
         gc.status.success(),
         "{}",
         String::from_utf8_lossy(&gc.stderr)
     );
+    assert!(lib.exists(), "gc deleted `lib` under a running build");
+    open_barrier(&p);
     let out = build.wait_with_output().expect("wait");
     assert!(out.status.success(), "the build lost its input to gc");
-    assert_eq!(
-        read(&Report::parse(&out.stdout).output("app").join("y")),
-        "lib\n"
-    );
+    let report = Report::parse(&out.stdout);
+    assert_eq!(report.status("lib"), "cached");
+    assert_eq!(read(&report.output("app").join("y")), "lib\n");
 }
 
 /// Two stages neither uses, and one that uses both.
