@@ -1,12 +1,15 @@
-//! What `kiln inspect`, `kiln why` and `kiln export` print and write for an
-//! image of plain files (no ELF program, so no closure and no host layout to
-//! depend on), through the real binary and without an engine: whole-output
-//! snapshots of the human reports, `export -o -` against a file export, the
-//! layer limit and `SOURCE_DATE_EPOCH`.
+//! Images through the real binary without an engine: what `kiln inspect`,
+//! `kiln why` and `kiln export` print and write (whole-output snapshots of
+//! the human reports, `export -o -` against a file export, the layer limit,
+//! `SOURCE_DATE_EPOCH`), and the spec mistakes export refuses (entrypoints
+//! that cannot start, copies that reach out of a stage's output, `add`'s
+//! ignore rules). The fixture `words` is plain files, no ELF program, so no
+//! closure and no host layout to depend on.
 
 use std::io::Read;
 
 use crate::common::Project;
+use crate::image_e2e::{HELLO_C, HELLO_SPEC};
 
 /// Three stages and an image with every kind of layer content: a copied
 /// file (made executable for `cmd`), a copied directory with its own mode
@@ -194,6 +197,98 @@ fn a_parent_image_with_more_layers_than_the_limit_is_refused() {
 
     p.write("kiln.kdl", &spec.replace("LIMIT", "4"));
     let out = p.kiln(&["export", "top", "-o", "top.tar"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_shell_form_entrypoint_on_scratch_is_refused_at_build_time() {
+    // The tutorial's bonus exercise: `ENTRYPOINT ./goapp` on scratch builds
+    // fine with Docker and then cannot start. kiln says so before shipping.
+    let p = Project::new(&HELLO_SPEC.replace(
+        r#"entrypoint "/app/hello""#,
+        r#"entrypoint "./hello" shell=#true"#,
+    ));
+    p.write("hello.c", HELLO_C);
+    let out = p.kiln(&["export", "hello-image", "-o", "x.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/bin/sh"), "{stderr}");
+    assert!(
+        stderr.contains("shell=#true"),
+        "the diagnostic should point at the entrypoint line:\n{stderr}"
+    );
+    assert!(!p.root().join("x.tar").exists());
+}
+
+#[test]
+fn an_exec_entrypoint_missing_from_the_image_is_refused() {
+    let p = Project::new(
+        &HELLO_SPEC.replace(r#"entrypoint "/app/hello""#, r#"entrypoint "/app/goapp""#),
+    );
+    p.write("hello.c", HELLO_C);
+    let out = p.kiln(&["export", "hello-image", "-o", "x.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/app/goapp"));
+}
+
+#[test]
+fn a_copy_cannot_reach_host_files_through_a_symlink_in_the_stage_output() {
+    let p = Project::new(
+        r#"
+        stage s { run "ln -s /etc $out/etc" }
+        image leak {
+            copy s "etc/hostname" to="/leak"
+        }
+        "#,
+    );
+    let out = p.kiln(&["export", "leak", "-o", "leak.tar"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kiln::export::copy_outside"), "{stderr}");
+    assert!(!p.root().join("leak.tar").exists());
+}
+
+#[test]
+fn add_follows_the_same_ignore_rules_as_src() {
+    let p = Project::new(
+        r#"
+        image site {
+            add "." to="/www"
+        }
+        "#,
+    );
+    p.write("index.html", "<h1>hi</h1>\n");
+    p.write("debug.log", "noise\n");
+    p.write(".kilnignore", "*.log\n");
+    p.write(".git/HEAD", "ref: refs/heads/main\n");
+    let out = p.kiln(&["inspect", "site", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let why = |path: &str| p.kiln(&["why", "site", path]).status.code();
+    assert_eq!(why("/www/index.html"), Some(0));
+    assert_eq!(why("/www/debug.log"), Some(1), "an ignored file was added");
+    assert_eq!(why("/www/.git/HEAD"), Some(1), ".git was added");
+}
+
+#[test]
+fn a_copy_of_a_whole_output_and_of_a_link_inside_it_are_fine() {
+    let p = Project::new(
+        r#"
+        stage s { run "mkdir $out/d && echo x > $out/d/f && ln -s d/f $out/link" }
+        image whole {
+            copy s "." to="/"
+            copy s "link" to="/again"
+        }
+        "#,
+    );
+    let out = p.kiln(&["inspect", "whole"]);
     assert!(
         out.status.success(),
         "{}",

@@ -18,7 +18,6 @@ mod closure_attacks;
 mod closure_e2e;
 mod examples_e2e;
 mod exit_codes;
-mod export_engine;
 mod fetch;
 mod flake;
 mod fuzz_base_import;
