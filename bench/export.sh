@@ -101,7 +101,7 @@ if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
     echo "no dockerd: docker save skipped"
     exit 0
 fi
-# A private engine, as tests/common/engine.rs starts it. Docker 20.10 loads
+# A private engine, as tests/it/common/engine.rs starts it. Docker 20.10 loads
 # gzip layers only, hence the gzip archive.
 engine=$(mktemp -d /tmp/kd.XXXXXX)
 export DOCKER_HOST="unix://$engine/docker.sock"

@@ -1,6 +1,6 @@
 //! Spec text → `kiln::spec::load_str`, and the diagnostic rendered: must
 //! never panic, hang or exhaust memory, whatever the bytes. The corpus is
-//! `fuzz/corpus/spec/`, which `tests/fuzz_spec.rs` replays on stable Rust.
+//! `fuzz/corpus/spec/`, which `tests/it/fuzz_spec.rs` replays on stable Rust.
 #![no_main]
 
 use std::path::PathBuf;

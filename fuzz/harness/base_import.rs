@@ -2,7 +2,7 @@
 //! unpack, as `kiln build` runs them for `base NAME { archive … }`; then the
 //! checks that nothing was written outside the work directory. Shared (by
 //! `#[path]`) between the cargo-fuzz target `fuzz/fuzz_targets/base_import.rs`
-//! and the stable, bounded test `tests/fuzz_base_import.rs`.
+//! and the stable, bounded test `tests/it/fuzz_base_import.rs`.
 //!
 //! The first byte picks what the rest is, so that mutations reach the
 //! unpacker and not only the checks that guard it:

@@ -184,11 +184,19 @@ impl Loader<'_> {
             dirs.push(self.expand(object, entry)?);
         }
         dirs.extend(self.conf.iter().cloned().map(Dir::Root));
+        // ld.so's built-in system search path. Debian's (and Ubuntu's) puts
+        // the multiarch directories first and has no /lib64; upstream
+        // glibc's is /lib64 on 64-bit. A root without ld.so.conf (an image
+        // made by kiln) relies on it, so both are searched, Debian's first:
+        // a directory a root does not have finds nothing.
+        let multiarch = multiarch_dirs();
         let defaults: &[&str] = if object.info.is_64 {
             &["/lib64", "/usr/lib64", "/lib", "/usr/lib"]
         } else {
             &["/lib", "/usr/lib"]
         };
+        let multiarch = multiarch.iter().filter(|_| object.info.is_64).cloned();
+        dirs.extend(multiarch.map(Dir::Root));
         dirs.extend(defaults.iter().map(|d| Dir::Root((*d).to_owned())));
         Ok(dirs)
     }
@@ -294,6 +302,13 @@ fn needed(kind: NeededKind, source: &Path, chain: &[String]) -> Needed {
     }
 }
 
+/// The multiarch library directories of this machine's 64-bit triplet
+/// (`/lib/x86_64-linux-gnu`, `/usr/lib/x86_64-linux-gnu`).
+fn multiarch_dirs() -> Vec<String> {
+    let triplet = format!("{}-linux-gnu", std::env::consts::ARCH);
+    vec![format!("/lib/{triplet}"), format!("/usr/lib/{triplet}")]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,3 +388,4 @@ mod tests {
         );
     }
 }
+

@@ -174,8 +174,10 @@ fn threads_racing_for_a_key_build_it_once() {
 /// there; otherwise that test does nothing.
 const CHILD_ENV: &str = "KILN_STORE_TEST_CHILD_ROOT";
 
-/// Run by [`processes_racing_for_a_key_build_it_once`] in child processes.
+/// Run by [`processes_racing_for_a_key_build_it_once`] in child processes,
+/// with `--ignored`; ignored in a normal run, where it would test nothing.
 #[test]
+#[ignore = "a child process of processes_racing_for_a_key_build_it_once"]
 fn child_process_builder() {
     let Some(root) = std::env::var_os(CHILD_ENV) else {
         return;
@@ -209,6 +211,7 @@ fn processes_racing_for_a_key_build_it_once() {
                 .args([
                     "--exact",
                     "store::tests::build::child_process_builder",
+                    "--ignored",
                     "--test-threads=1",
                 ])
                 .env(CHILD_ENV, dir.path())

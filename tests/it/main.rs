@@ -1,0 +1,37 @@
+//! kiln's integration tests, as one test binary (one compile, one link),
+//! with one module per area and the shared helpers in `common`: a temporary
+//! project with its own store, the real `kiln` binary, a private Docker
+//! engine, hand-written image fixtures and the skip policy.
+//!
+//! Run one area with `cargo test --test it MODULE::` (for example
+//! `cargo test --test it store::`). Data the tests read stays where it was:
+//! the spec corpus in `tests/spec/`, the fuzz corpora in `fuzz/corpus/`.
+
+mod common;
+
+mod base_attacks;
+mod base_import;
+mod build;
+mod cli_errors;
+mod closure;
+mod closure_attacks;
+mod closure_e2e;
+mod examples_e2e;
+mod exit_codes;
+mod fetch;
+mod flake;
+mod fuzz_base_import;
+mod fuzz_spec;
+mod hermetic;
+mod hostile_input;
+mod image_cli;
+mod image_e2e;
+mod image_nodes;
+mod sandbox;
+mod sandbox_attacks;
+mod sandbox_leaks;
+mod sandbox_lifetime;
+mod spec_corpus;
+mod store;
+mod store_integrity;
+mod toolchain;
