@@ -96,6 +96,7 @@ int main(void) { printf("hello from kiln, %s\n", getenv("GREETING")); return 0; 
         bases: Vec::new(),
         fetches: Vec::new(),
         images: vec![image],
+        names: Default::default(),
     };
     let outputs = BTreeMap::from([
         (Name::new("app").unwrap(), StageOutput::scan(&app).unwrap()),
