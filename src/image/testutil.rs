@@ -25,6 +25,7 @@ pub(crate) fn spec(context: &Path, images: Vec<Image>) -> Spec {
         bases: Vec::new(),
         fetches: Vec::new(),
         images,
+        names: Default::default(),
     }
 }
 

@@ -156,6 +156,7 @@ fn validate(
         bases: Vec::new(),
         fetches: Vec::new(),
         images: Vec::new(),
+        names: Default::default(),
     };
     for node in doc.nodes() {
         match node.name().value() {

@@ -1,9 +1,11 @@
 //! Whole-store operations: list, verify, and garbage collection.
 //!
-//! gc never deletes under a builder or a user: each key is deleted only
-//! while gc holds both its locks (taken with `try_lock`, so a key being
-//! built or held is skipped, not waited for), and an entry's directory goes
-//! before its meta, because the directory is the commit point. What gc
+//! gc never deletes under a builder or a user: it reads every live
+//! process's roots under the gc lock and keeps it until it is done (see
+//! `roots.rs`), deletes a key only while it holds the key's build lock
+//! (taken with `try_lock`, so a key being built is skipped, not waited
+//! for), and deletes an entry's directory before its meta, because the
+//! directory is the commit point. What gc
 //! cannot delete (a directory someone mounted something on, a disk error)
 //! is reported in [`Swept::failed`], and gc goes on with the rest.
 
@@ -14,6 +16,7 @@ use rayon::prelude::*;
 
 use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
+use super::roots;
 use super::{Entry, Modified, StoreError, StorePath, Swept, read_meta};
 
 /// Every committed entry, sorted by name then key.
@@ -53,13 +56,23 @@ pub(super) fn verify(layout: &Layout) -> Result<Vec<(Entry, Modified)>, StoreErr
 /// Deletes entries unused for `keep` and the garbage of interrupted builds.
 /// Only a store it cannot list is an error; each thing it cannot delete is
 /// in the result's `failed`.
-pub(super) fn collect(layout: &Layout, keep: Duration) -> Result<Swept, StoreError> {
+pub(super) fn collect(
+    layout: &Layout,
+    keep: Duration,
+    own_roots: Option<&Path>,
+) -> Result<Swept, StoreError> {
     let now = SystemTime::now();
     let mut swept = Swept::default();
+    // Held until every entry is dealt with: no root is added meanwhile.
+    let _gc = roots::lock_for_gc(layout)?;
+    let roots = roots::live(layout, own_roots)?;
     for file in read_names(&layout.meta_dir())? {
         let Some(short) = meta_key_of(&file) else {
             continue;
         };
+        if roots.contains(short) {
+            continue;
+        }
         if let Err(e) = collect_key(layout, short, keep, now, &mut swept) {
             swept.fail(layout.meta_file(short), e);
         }

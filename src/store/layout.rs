@@ -125,9 +125,15 @@ impl Layout {
         self.locks_dir().join("store.lock")
     }
 
-    /// The hold lock of a key (see `lock.rs`).
-    pub fn hold_file(&self, short: &str) -> PathBuf {
-        self.locks_dir().join(format!("{short}.hold"))
+    /// Shared by a store while it adds a root, exclusive while gc reads
+    /// the roots and deletes (see `roots.rs`).
+    pub fn gc_lock(&self) -> PathBuf {
+        self.locks_dir().join("gc.lock")
+    }
+
+    /// `roots/<pid>-<n>`: the entries each open store uses (`roots.rs`).
+    pub fn roots_dir(&self) -> PathBuf {
+        self.root.join("roots")
     }
 
     /// A build directory of this process; `<short>-` starts the name so the
@@ -137,13 +143,14 @@ impl Layout {
             .join(format!("{short}-{name}.{}", std::process::id()))
     }
 
-    /// `refs/<context-id>/<stage>`: the same project directory gets the same
-    /// id however it is spelled (relative, through a symlink).
-    pub fn ref_file(&self, context: &Path, stage: &str) -> PathBuf {
+    /// `refs/<context-id>`, which holds a file per stage: the same project
+    /// directory gets the same id however it is spelled (relative, through a
+    /// symlink).
+    pub fn ref_dir(&self, context: &Path) -> PathBuf {
         let canonical = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
         let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
         let id = &hash.to_hex()[..16];
-        self.refs_dir().join(id).join(stage)
+        self.refs_dir().join(id)
     }
 }
 

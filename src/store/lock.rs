@@ -1,29 +1,26 @@
-//! Per-key locks: `flock` on two files per key, one for building and one
-//! for holding.
+//! Per-key build locks: `flock` on `locks/<key>.lock`.
 //!
 //! flock locks belong to an open file description, so they exclude other
 //! processes and other threads of this process alike (each opens the file
 //! itself), and the kernel drops them when the holder dies: a `kill -9`ed
 //! build never leaves a key locked.
 //!
-//! - `locks/<key>.lock`, the build lock ([`KeyLock`]): exclusive, taken by
-//!   the one builder of a key and released as soon as the entry is
-//!   committed (or the build fails).
-//! - `locks/<key>.hold`, the hold ([`Hold`]): shared, taken by every process
-//!   that uses the key's entry, for as long as it may read it.
-//! - gc takes both exclusively, and only with `try_lock`: a key being built
-//!   or held is skipped, never waited for.
+//! - The build lock ([`KeyLock`]) is exclusive, taken by the one builder of
+//!   a key after a miss and released as soon as the entry is committed (or
+//!   the build fails). A hit takes no per-key lock: gc learns which entries
+//!   are in use from the temporary roots (`roots.rs`).
+//! - gc takes a key's build lock only with `try_lock`: a key being built is
+//!   skipped, never waited for.
 //!
-//! Why two files: a process holds entries for its whole command, so holds
-//! must never make anyone wait, or two builds deadlock (issue 9 item 6: each
+//! Why no deadlock: the only blocking waits are a builder waiting for a
+//! key's build lock, whose holder is building that key and waits for no
+//! lock until it releases it (a build takes no other lock while it runs,
+//! and each thread holds at most one build lock); and the gc lock of
+//! `roots.rs`, held for one append or for one gc, neither of which waits
+//! for a build lock. Every wait therefore ends, whatever else the waiter
+//! holds: no cycle can form. (Issue 9 item 6 was such a cycle: each build
 //! kept a shared lock on what it had built while waiting for the exclusive
-//! lock of what the other had built). With the split, the only blocking
-//! waits are: a builder waiting for a key's build lock, whose holder is
-//! building that key and waits for no lock at all until it releases it
-//! (a build takes no other lock while it runs, and each thread holds at
-//! most one build lock); and a hold waiting while gc deletes that key, and
-//! gc waits for nothing. Every wait therefore ends, whatever else the
-//! waiter holds: no cycle can form.
+//! lock of what the other had built.)
 
 use std::fs::{File, TryLockError};
 use std::path::Path;
@@ -40,11 +37,18 @@ pub struct KeyLock {
     _file: File,
 }
 
-/// A shared hold on a key's entry: while any process holds one, gc leaves
-/// the entry alone. Builds hold every entry they use until they end.
+/// Proof that a key is a root of the store that made it (see `roots.rs`):
+/// gc keeps the key's entry until that store, every clone of it, is
+/// dropped. Dropping the proof changes nothing.
 #[derive(Debug)]
 pub struct Hold {
-    _file: File,
+    _private: (),
+}
+
+impl Hold {
+    pub(super) fn new() -> Hold {
+        Hold { _private: () }
+    }
 }
 
 impl KeyLock {
@@ -60,39 +64,22 @@ impl KeyLock {
         })
     }
 
-    /// Holds `key` shared; waits only while gc is deleting its entry.
-    pub(super) fn hold(layout: &Layout, key: &Key) -> Result<Hold, StoreError> {
-        let path = layout.hold_file(&key.short());
-        let file = open(&path)?;
-        file.lock_shared().at(&path)?;
-        Ok(Hold { _file: file })
-    }
-
     pub(super) fn key(&self) -> &Key {
         &self.key
     }
 }
 
-/// Both locks of a key, held exclusively by gc.
+/// A key's build lock, held exclusively by gc.
 #[derive(Debug)]
 pub(super) struct ShortLock {
     _build: File,
-    _hold: File,
 }
 
-/// Both locks of `short` (all that file names carry), unless someone builds
-/// or holds the key right now.
+/// The build lock of `short` (all that file names carry), unless someone
+/// builds the key right now.
 pub(super) fn try_lock(layout: &Layout, short: &str) -> Result<Option<ShortLock>, StoreError> {
-    let Some(build) = try_exclusive(&layout.lock_file(short))? else {
-        return Ok(None);
-    };
-    let Some(hold) = try_exclusive(&layout.hold_file(short))? else {
-        return Ok(None);
-    };
-    Ok(Some(ShortLock {
-        _build: build,
-        _hold: hold,
-    }))
+    let build = try_exclusive(&layout.lock_file(short))?;
+    Ok(build.map(|build| ShortLock { _build: build }))
 }
 
 /// `path` locked exclusively, or `None` if someone else has it locked.

@@ -6,7 +6,10 @@
 //! so a crash or a `kill -9` never leaves a half entry. A build lock per key
 //! makes two kiln processes (or two threads) sharing a store build a key once:
 //! the loser waits, then finds the winner's entry with [`Store::lookup`].
-//! How the locks avoid deadlock is in `lock.rs`.
+//! How the locks avoid deadlock is in `lock.rs`. A cache hit takes no
+//! per-key lock and lists no directory: it adds the key to this process's
+//! temporary roots (once per key, `roots.rs`), then reads the meta and
+//! checks the entry's directory.
 //!
 //! ```text
 //! $KILN_HOME/                 (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln, or --store DIR)
@@ -16,8 +19,10 @@
 //!     │                           its mtime is the entry's last use
 //!     ├── logs/<key>-<name>.log   the build log
 //!     ├── locks/<key>.lock        flock: the one builder of a key (lock.rs)
-//!     ├── locks/<key>.hold        flock: shared by every user of the entry
+//!     ├── locks/gc.lock           flock: shared to add a root, exclusive in gc
 //!     ├── locks/store.lock        flock: shared by every open Store (caches)
+//!     ├── roots/<pid>-<n>         the short keys an open Store uses, one a
+//!                                 line; flock: held while it is open (roots.rs)
 //!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
 //!     ├── layers/v1/<key>.{blob,json}  export's compressed-layer cache
 //!     │                           (export::cache; the .json's mtime is last use)
@@ -41,8 +46,9 @@
 //!
 //! What `kiln store gc --keep-days N` collects (each failure is reported and
 //! gc goes on; it never waits for a lock):
-//! - entries not used (looked up or built) for N days, unless someone builds
-//!   or holds the key right now ([`Store::gc`]); their metas and logs;
+//! - entries not used (looked up or built) for N days, unless a running
+//!   kiln process builds the key or has it among its roots ([`Store::gc`]);
+//!   their metas and logs;
 //! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
 //!   unless their key is being built;
 //! - blobs, import records, root filesystems and cached layers not used for
@@ -62,6 +68,7 @@ mod gc;
 mod layout;
 mod lock;
 mod pending;
+mod roots;
 #[cfg(test)]
 mod tests;
 
@@ -134,6 +141,11 @@ pub struct Store {
     /// Shared on `locks/store.lock` while this store is open: the caches
     /// (blobs, root filesystems, layers) are in use (see [`Store::lock_caches`]).
     user: std::sync::Arc<std::fs::File>,
+    /// The entries this store has used: gc keeps them while it is open.
+    roots: std::sync::Arc<roots::Roots>,
+    /// The last project whose refs were read or written, and its refs dir:
+    /// a build sets one ref per stage, all in the same directory.
+    refs: std::sync::Arc<std::sync::Mutex<Option<(PathBuf, PathBuf)>>>,
 }
 
 /// The caches of a store locked for gc: no other kiln process has the store
@@ -175,8 +187,10 @@ impl Store {
         // Waits only while a gc collects the caches, and gc waits for no one.
         user.lock_shared().at(&path)?;
         Ok(Store {
+            roots: std::sync::Arc::new(roots::Roots::new(&layout)),
             layout,
             user: std::sync::Arc::new(user),
+            refs: std::sync::Arc::default(),
         })
     }
 
@@ -200,11 +214,14 @@ impl Store {
         }
     }
 
-    /// The committed entry for `key`, if any; marks it used now.
+    /// The committed entry for `key`, if any; marks it used now. The key
+    /// becomes a root of this store first, so gc keeps what this finds (or
+    /// what this process builds after a miss) while the store is open.
     ///
     /// An entry exists iff its directory does and its meta parses: a corrupt
     /// meta reads as a miss, so the key is rebuilt and the entry replaced.
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
+        self.roots.add(key)?;
         let meta_file = self.layout.meta_file(&key.short());
         let Some(meta) = read_meta(&meta_file)? else {
             return Ok(None);
@@ -231,10 +248,12 @@ impl Store {
         KeyLock::acquire(&self.layout, key)
     }
 
-    /// Holds `key` shared: gc will not delete its entry while the hold
-    /// lives. Never waits for a builder; only, briefly, for gc.
+    /// Makes `key` a root of this store (as [`Store::lookup`] does): gc
+    /// will not delete its entry while the store is open. Takes no per-key
+    /// lock; waits only while a gc deletes entries.
     pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
-        KeyLock::hold(&self.layout, key)
+        self.roots.add(key)?;
+        Ok(Hold::new())
     }
 
     /// A fresh build directory for `key` (caller holds its lock); removes
@@ -266,22 +285,39 @@ impl Store {
     }
 
     /// Remembers that `stage` of the project at `context` last built as `key`.
+    /// A ref that already says so is left alone: a no-op build writes none.
     pub fn set_ref(&self, context: &Path, stage: &Name, key: &Key) -> Result<(), StoreError> {
-        let file = self.layout.ref_file(context, stage.as_str());
-        let dir = file.parent().expect("kiln bug: a ref file has a parent");
-        std::fs::create_dir_all(dir).at(dir)?;
-        write_atomic(&file, format!("{key}\n").as_bytes())
+        if self.get_ref(context, stage)? == Some(*key) {
+            return Ok(());
+        }
+        let dir = self.ref_dir(context);
+        std::fs::create_dir_all(&dir).at(&dir)?;
+        write_atomic(&dir.join(stage.as_str()), format!("{key}\n").as_bytes())
     }
 
     /// The key `stage` of the project at `context` last built as, if known.
     pub fn get_ref(&self, context: &Path, stage: &Name) -> Result<Option<Key>, StoreError> {
-        let file = self.layout.ref_file(context, stage.as_str());
+        let file = self.ref_dir(context).join(stage.as_str());
         match std::fs::read_to_string(&file) {
             // A ref is only a hint for `explain`, rewritten by the next build:
             // an unreadable one is as good as none.
             Ok(text) => Ok(text.trim().parse().ok()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io { path: file, source }),
+        }
+    }
+
+    /// The refs directory of the project at `context`, canonicalized once
+    /// per project rather than once per stage.
+    fn ref_dir(&self, context: &Path) -> PathBuf {
+        let mut last = (self.refs.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*last {
+            Some((seen, dir)) if seen == context => dir.clone(),
+            _ => {
+                let dir = self.layout.ref_dir(context);
+                *last = Some((context.to_owned(), dir.clone()));
+                dir
+            }
         }
     }
 
@@ -296,11 +332,14 @@ impl Store {
         gc::verify(&self.layout)
     }
 
-    /// Deletes entries unused for `keep_days` days, skipping built and held
-    /// keys, and the leftovers of interrupted builds. What it cannot delete
-    /// is in the result's `failed`; only a store it cannot list is an error.
+    /// Deletes entries unused for `keep_days` days, skipping keys being
+    /// built and the roots of every other open store, and the leftovers of
+    /// interrupted builds. This store's own roots do not count: gc runs as
+    /// a command of its own. What it cannot delete is in the result's
+    /// `failed`; only a store it cannot list is an error.
     pub fn gc(&self, keep_days: u64) -> Result<Swept, StoreError> {
-        gc::collect(&self.layout, days(keep_days))
+        let own = self.roots.own_file();
+        gc::collect(&self.layout, days(keep_days), own.as_deref())
     }
 }
 

@@ -311,3 +311,46 @@ fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
     assert_eq!(read(&report.output("c").join("c")), "a\nb\n");
     drop(a_held);
 }
+
+/// A cache hit takes no per-key lock: with every key's lock file held
+/// exclusively by another process (as a builder or gc would hold one), a
+/// no-op build still finds every stage cached, without waiting.
+#[test]
+fn a_no_op_build_finds_its_entries_while_every_key_lock_is_held_elsewhere() {
+    let p = Project::new(DIAMOND);
+    p.build(&[]);
+    let locks = p.store.join("v1/locks");
+    let per_key: Vec<_> = std::fs::read_dir(&locks)
+        .expect("read locks")
+        .map(|e| e.expect("entry").path())
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            name.len() > 33 && name[..32].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .collect();
+    assert!(
+        !per_key.is_empty(),
+        "the first build left no key lock files"
+    );
+    let _held: Vec<_> = per_key
+        .iter()
+        .map(|path| flock(path, libc::LOCK_EX))
+        .collect();
+    let build = p
+        .cmd(&["build", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out =
+        wait_at_most(build, Duration::from_secs(20)).expect("a cache hit waited for a key's lock");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = Report::parse(&out.stdout);
+    for stage in ["a", "b", "c"] {
+        assert_eq!(report.status(stage), "cached", "{stage}");
+    }
+}

@@ -186,14 +186,43 @@ fn a_lookup_counts_as_a_use_for_gc() {
 }
 
 #[test]
-fn gc_skips_a_held_entry_and_a_hold_never_blocks_a_builder() {
-    let (_dir, store) = open_temp();
-    build(&store, &key("held"), "held", "x");
-    age(&store, &key("held"), 10);
-    let hold = store.hold(&key("held")).unwrap();
-    // A hold and the build lock of the same key coexist: no one waits on a hold.
-    drop(store.lock(&key("held")).unwrap());
+fn gc_keeps_what_another_open_store_looked_up_until_that_store_is_dropped() {
+    let (dir, store) = open_temp();
+    build(&store, &key("used"), "used", "x");
+    let user = Store::open(dir.path()).unwrap();
+    // `user` plays a running build: it found the entry and uses it.
+    assert!(user.lookup(&key("used")).unwrap().is_some());
+    age(&store, &key("used"), 10);
     assert!(store.gc(0).unwrap().entries.is_empty());
-    drop(hold);
+    assert!(user.lookup(&key("used")).unwrap().is_some());
+    // Its roots end with it (as they do when a process dies: its lock goes).
+    drop(user);
     assert_eq!(store.gc(0).unwrap().entries.len(), 1);
+}
+
+#[test]
+fn a_hit_waits_for_no_builder_and_a_hold_blocks_no_builder() {
+    let (dir, store) = open_temp();
+    build(&store, &key("k"), "k", "x");
+    let other = Store::open(dir.path()).unwrap();
+    // Another store builds the key (as after a miss of its own): a hit here
+    // neither waits for it nor keeps it from building.
+    let building = other.lock(&key("k")).unwrap();
+    let hold = store.hold(&key("k")).unwrap();
+    assert!(store.lookup(&key("k")).unwrap().is_some());
+    drop((building, hold));
+}
+
+#[test]
+fn a_dead_process_s_roots_protect_nothing_and_gc_removes_them() {
+    let (_dir, store) = open_temp();
+    build(&store, &key("old"), "old", "x");
+    age(&store, &key("old"), 10);
+    // A roots file no one holds locked: its process died (kill -9).
+    let roots = store.layout.roots_dir();
+    fs::create_dir_all(&roots).unwrap();
+    let dead = roots.join("4194304-0");
+    fs::write(&dead, format!("{}\n", key("old").short())).unwrap();
+    assert_eq!(store.gc(0).unwrap().entries.len(), 1);
+    assert!(!dead.exists());
 }
