@@ -29,7 +29,7 @@ pub enum ImageRootError {
 /// config digest covers every layer's content and the whole config.
 pub fn keyed(inputs: &Inputs, name: &Name, image: &ImportedImage) -> Inputs {
     let mut inputs = inputs.clone();
-    inputs.set("from", format!("image {name} {}", image.config_digest));
+    inputs.set_root(format!("image {name} {}", image.config_digest));
     inputs
 }
 

@@ -1,24 +1,52 @@
-//! The canonical encoding of what goes into a key.
+//! What goes into a stage's or a fetch's key, and the key itself.
 //!
-//! Inputs are a sorted map of labelled strings (`run 0` → script text,
-//! `file src/main.c` → `file <blake3>`, …). Keeping them labelled, rather than
-//! folding them into one hash early, is what lets `kiln explain` say which
-//! input changed. The key is blake3 over a versioned, length-prefixed
-//! encoding of that map: a map is sorted by construction, and the length
-//! prefixes make `("ab","c")` and `("a","bc")` encode differently.
+//! Inputs are kept as typed, labelled fields rather than folded into one
+//! hash early: the key is the [`STAGE`] (or [`FETCH`]) family's hash of
+//! them, written with a recording `KeyWriter`, so each key comes with the
+//! `label → value` list (`run 0` → script text, `file src/main.c` →
+//! `file <blake3>`, `output dep` → its output hash) that lets `kiln explain`
+//! say which input changed.
 
 use std::collections::BTreeMap;
 
-use crate::hash::{Key, OutputHash};
+use crate::hash::{Digest, FETCH, Key, KeyWriter, OutputHash, STAGE, Shown, StableHash};
 use crate::spec::{Fetch, Name, Stage};
 use crate::tree::Tree;
 
-/// Bump whenever the meaning of a key's inputs changes: every key changes.
-pub const KEY_FORMAT_VERSION: u64 = 1;
+/// Everything but dependency outputs that goes into a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs(Node);
 
-/// Everything but dependency outputs that goes into a key, label → value.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Inputs(BTreeMap<String, String>);
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Stage(StageInputs),
+    Fetch(FetchInputs),
+}
+
+/// A stage's definition after substitution, with what `eval` resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StageInputs {
+    platform: String,
+    name: String,
+    /// `host`, `base <digest>` or `image <name> [<config digest>]`.
+    root: String,
+    srcs: Vec<String>,
+    uses: Vec<String>,
+    /// Tool name → blake3 of the program found on PATH.
+    tools: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
+    runs: Vec<String>,
+    run_args: BTreeMap<String, String>,
+    /// The declared sources as scanned.
+    sources: Tree,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FetchInputs {
+    name: String,
+    sha256: Digest,
+    file: String,
+}
 
 impl Inputs {
     /// Gathers a stage's inputs. Destructures `Stage` so that a field added to
@@ -31,9 +59,13 @@ impl Inputs {
     ) -> Self {
         let Stage {
             name,
+            // Keyed as `root`, resolved by the caller: a base's pinned
+            // digest, an image's config digest, not just the name.
             from: _,
             srcs,
             uses,
+            // Keyed as `tools`, which maps each of these names to the hash
+            // of the program found on PATH.
             tools: _,
             env,
             runs,
@@ -41,33 +73,18 @@ impl Inputs {
             // How long a build may take cannot change what it produces.
             timeout: _,
         } = stage;
-        let mut m = BTreeMap::new();
-        m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
-        m.insert("platform".to_owned(), platform());
-        m.insert("name".to_owned(), name.value.to_string());
-        m.insert("from".to_owned(), root.to_owned());
-        for (i, src) in srcs.iter().enumerate() {
-            m.insert(format!("src {i}"), src.value.to_string());
-        }
-        for (i, dep) in uses.iter().enumerate() {
-            m.insert(format!("use {i}"), dep.value.to_string());
-        }
-        for (tool, hash) in tools {
-            m.insert(format!("tool {tool}"), hash.clone());
-        }
-        for (k, v) in env {
-            m.insert(format!("env {k}"), v.clone());
-        }
-        for (i, run) in runs.iter().enumerate() {
-            m.insert(format!("run {i}"), run.value.clone());
-        }
-        for (k, v) in run_args {
-            m.insert(format!("arg {k}"), v.clone());
-        }
-        for (path, entry) in sources.manifest() {
-            m.insert(format!("file {path}"), entry);
-        }
-        Inputs(m)
+        Inputs(Node::Stage(StageInputs {
+            platform: platform(),
+            name: name.value.to_string(),
+            root: root.to_owned(),
+            srcs: srcs.iter().map(|s| s.value.to_string()).collect(),
+            uses: uses.iter().map(|u| u.value.to_string()).collect(),
+            tools: tools.clone(),
+            env: env.clone(),
+            runs: runs.iter().map(|r| r.value.clone()).collect(),
+            run_args: run_args.clone(),
+            sources: sources.clone(),
+        }))
     }
 
     /// A fetch is fixed-output: its key is its name, the hash it must
@@ -76,32 +93,81 @@ impl Inputs {
     /// same fetch, as in Nix.
     pub(super) fn of_fetch(fetch: &Fetch) -> Self {
         let Fetch { name, url, sha256 } = fetch;
-        let mut m = BTreeMap::new();
-        m.insert("kiln".to_owned(), KEY_FORMAT_VERSION.to_string());
-        m.insert("name".to_owned(), name.value.to_string());
-        m.insert("fetch sha256".to_owned(), sha256.value.to_string());
-        m.insert("fetch file".to_owned(), fetch_file_name(url).to_owned());
-        Inputs(m)
+        Inputs(Node::Fetch(FetchInputs {
+            name: name.value.to_string(),
+            sha256: sha256.value,
+            file: fetch_file_name(url).to_owned(),
+        }))
     }
 
-    /// Replaces one input: for what only the build step can know (the
-    /// digest of an image a stage runs from, assembled from built stages).
-    pub fn set(&mut self, label: &str, value: String) {
-        self.0.insert(label.to_owned(), value);
-    }
-
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
-        &self.0
-    }
-
-    /// The final key and the full manifest: these inputs plus one
-    /// `output NAME` entry per used stage, holding that stage's output hash.
-    pub fn key(&self, deps: &[(&Name, OutputHash)]) -> (Key, BTreeMap<String, String>) {
-        let mut manifest = self.0.clone();
-        for (name, output) in deps {
-            manifest.insert(format!("output {name}"), output.to_string());
+    /// Completes the root a stage runs in with what only the build step can
+    /// know: the config digest of an image assembled from built stages.
+    /// A fetch has no root.
+    pub fn set_root(&mut self, root: String) {
+        if let Node::Stage(stage) = &mut self.0 {
+            stage.root = root;
         }
-        (key_of(&manifest), manifest)
+    }
+
+    /// The final key and what went into it, label → value: these inputs
+    /// plus one `output NAME` per used stage, holding its output hash.
+    pub fn key(&self, deps: &[(&Name, OutputHash)]) -> (Key, Shown) {
+        match &self.0 {
+            Node::Stage(inputs) => {
+                let outputs = (deps.iter())
+                    .map(|(name, output)| (name.to_string(), *output))
+                    .collect();
+                STAGE.key_shown(&StageKey { inputs, outputs })
+            }
+            Node::Fetch(inputs) => {
+                assert!(deps.is_empty(), "kiln bug: a fetch uses no stage");
+                FETCH.key_shown(inputs)
+            }
+        }
+    }
+}
+
+/// A stage's inputs with the output hashes of the stages it uses.
+struct StageKey<'a> {
+    inputs: &'a StageInputs,
+    outputs: BTreeMap<String, OutputHash>,
+}
+
+impl StableHash for StageKey<'_> {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let StageKey { inputs, outputs } = self;
+        let StageInputs {
+            platform,
+            name,
+            root,
+            srcs,
+            uses,
+            tools,
+            env,
+            runs,
+            run_args,
+            sources,
+        } = inputs;
+        w.field("platform", platform);
+        w.field("name", name);
+        w.field("from", root);
+        w.field("src", srcs);
+        w.field("use", uses);
+        w.field("tool", tools);
+        w.field("env", env);
+        w.field("run", runs);
+        w.field("arg", run_args);
+        w.field("file", sources);
+        w.field("output", outputs);
+    }
+}
+
+impl StableHash for FetchInputs {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let FetchInputs { name, sha256, file } = self;
+        w.field("name", name);
+        w.field("sha256", sha256);
+        w.field("file", file);
     }
 }
 
@@ -113,21 +179,6 @@ pub fn fetch_file_name(url: &str) -> &str {
         .unwrap_or("download")
 }
 
-/// blake3 over the versioned, length-prefixed encoding of `manifest`.
-pub fn key_of(manifest: &BTreeMap<String, String>) -> Key {
-    let mut h = blake3::Hasher::new();
-    h.update(b"kiln-key\0");
-    h.update(&KEY_FORMAT_VERSION.to_le_bytes());
-    h.update(&(manifest.len() as u64).to_le_bytes());
-    for (label, value) in manifest {
-        for part in [label, value] {
-            h.update(&(part.len() as u64).to_le_bytes());
-            h.update(part.as_bytes());
-        }
-    }
-    Key::from(h.finalize())
-}
-
 /// The platform stage outputs are built for: `x86_64-linux`.
 fn platform() -> String {
     format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
@@ -136,12 +187,227 @@ fn platform() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::testing::assert_each_change_is_keyed;
+    use crate::spec::{Root, Spanned, SrcPath};
+    use crate::tree::{Entry, EntryKind};
 
-    fn manifest(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
+    fn sp<T>(value: T) -> Spanned<T> {
+        Spanned {
+            value,
+            span: (0, 0).into(),
+        }
+    }
+
+    fn name(s: &str) -> Name {
+        Name::new(s).expect("valid name")
+    }
+
+    fn strings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        (pairs.iter())
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    /// What `of_stage` reads: the stage, its resolved root, its scanned
+    /// sources and its tools' hashes.
+    #[derive(Clone)]
+    struct Given {
+        stage: Stage,
+        root: String,
+        sources: Tree,
+        tools: BTreeMap<String, String>,
+    }
+
+    fn given() -> Given {
+        let file = Entry {
+            path: "src/main.c".to_owned(),
+            kind: EntryKind::File {
+                executable: false,
+                size: 4,
+                content: *blake3::hash(b"main").as_bytes(),
+            },
+        };
+        Given {
+            stage: Stage {
+                name: sp(name("app")),
+                from: sp(Root::Host),
+                srcs: vec![sp(SrcPath::new("src").expect("valid path"))],
+                uses: vec![sp(name("lib"))],
+                tools: vec![sp("gcc".to_owned())],
+                env: strings(&[("CC", "gcc")]),
+                runs: vec![sp("make".to_owned())],
+                run_args: strings(&[("version", "1.0")]),
+                timeout: None,
+            },
+            root: "host".to_owned(),
+            sources: Tree {
+                entries: vec![file],
+            },
+            tools: strings(&[("gcc", "abc")]),
+        }
+    }
+
+    fn key_of(g: &Given) -> Key {
+        let inputs = Inputs::of_stage(&g.stage, &g.root, &g.sources, &g.tools);
+        inputs.key(&[]).0
+    }
+
+    fn source_content(g: &mut Given) {
+        if let EntryKind::File { content, .. } = &mut g.sources.entries[0].kind {
+            content[0] ^= 1;
+        }
+    }
+
+    #[test]
+    fn every_stage_input_is_keyed() {
+        let src = |p: &str| sp(SrcPath::new(p).expect("valid path"));
+        assert_each_change_is_keyed(
+            &given(),
+            key_of,
+            &[
+                ("name", &|g| g.stage.name = sp(name("app2"))),
+                ("srcs", &|g| g.stage.srcs.push(src("include"))),
+                ("a src path", &|g| g.stage.srcs[0] = src("lib")),
+                ("uses", &|g| g.stage.uses.push(sp(name("zlib")))),
+                ("a use", &|g| g.stage.uses[0] = sp(name("zlib"))),
+                ("env value", &|g| g.stage.env = strings(&[("CC", "clang")])),
+                ("env key", &|g| g.stage.env = strings(&[("CXX", "gcc")])),
+                ("runs", &|g| {
+                    g.stage.runs.push(sp("make install".to_owned()))
+                }),
+                ("a run", &|g| g.stage.runs[0] = sp("make all".to_owned())),
+                ("run_args", &|g| {
+                    g.stage.run_args = strings(&[("version", "2.0")])
+                }),
+                ("root (from)", &|g| g.root = "base sha256:00".to_owned()),
+                ("a tool's hash (tools)", &|g| {
+                    g.tools = strings(&[("gcc", "abd")])
+                }),
+                ("a tool's name (tools)", &|g| {
+                    g.tools = strings(&[("cc", "abc")])
+                }),
+                ("a source's content", &source_content),
+                ("a source's path", &|g| {
+                    g.sources.entries[0].path = "src/lib.c".to_owned();
+                }),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_timeout_is_not_keyed() {
+        let mut g = given();
+        g.stage.timeout = Some(sp(std::time::Duration::from_secs(60)));
+        assert_eq!(key_of(&g), key_of(&given()));
+    }
+
+    #[test]
+    fn bytes_moved_between_inputs_change_the_key() {
+        let mut a = given();
+        a.stage.env = strings(&[("ab", "c")]);
+        let mut b = given();
+        b.stage.env = strings(&[("a", "bc")]);
+        assert_ne!(key_of(&a), key_of(&b));
+        let mut one = given();
+        one.stage.runs = vec![sp("ab".to_owned())];
+        let mut two = given();
+        two.stage.runs = vec![sp("a".to_owned()), sp("b".to_owned())];
+        assert_ne!(key_of(&one), key_of(&two));
+    }
+
+    #[test]
+    fn dependency_outputs_enter_the_key_under_their_name() {
+        let g = given();
+        let inputs = Inputs::of_stage(&g.stage, &g.root, &g.sources, &g.tools);
+        let lib = name("lib");
+        let zlib = name("zlib");
+        let one = OutputHash::from(blake3::hash(b"one"));
+        let two = OutputHash::from(blake3::hash(b"two"));
+        let (k1, shown) = inputs.key(&[(&lib, one)]);
+        assert_ne!(k1, inputs.key(&[(&lib, two)]).0);
+        assert_ne!(k1, inputs.key(&[(&zlib, one)]).0);
+        assert_ne!(k1, inputs.key(&[]).0);
+        assert_eq!(shown.get("output lib"), Some(&one.to_string()));
+    }
+
+    #[test]
+    fn set_root_completes_the_key() {
+        let g = given();
+        let inputs = Inputs::of_stage(&g.stage, "image rt", &g.sources, &g.tools);
+        let mut completed = inputs.clone();
+        completed.set_root("image rt sha256:00".to_owned());
+        let (key, shown) = completed.key(&[]);
+        assert_ne!(key, inputs.key(&[]).0);
+        assert_eq!(
+            shown.get("from").map(String::as_str),
+            Some("image rt sha256:00")
+        );
+    }
+
+    #[test]
+    fn each_input_is_shown_under_the_label_explain_prints() {
+        let g = given();
+        let inputs = Inputs::of_stage(&g.stage, &g.root, &g.sources, &g.tools);
+        let (_, shown) = inputs.key(&[]);
+        let main = blake3::hash(b"main").to_hex();
+        let expected = strings(&[
+            ("arg version", "1.0"),
+            ("env CC", "gcc"),
+            ("file src/main.c", &format!("file {main}")),
+            ("from", "host"),
+            ("kiln", &STAGE.version().to_string()),
+            ("name", "app"),
+            ("platform", &platform()),
+            ("run 0", "make"),
+            ("src 0", "src"),
+            ("tool gcc", "abc"),
+            ("use 0", "lib"),
+        ]);
+        assert_eq!(shown, expected);
+    }
+
+    fn fetch() -> Fetch {
+        Fetch {
+            name: sp(name("zlib")),
+            url: sp("https://x.org/a/zlib-1.3.tar.gz".to_owned()),
+            sha256: sp(crate::hash::Digest::of(b"zlib")),
+        }
+    }
+
+    fn fetch_key(f: &Fetch) -> Key {
+        Inputs::of_fetch(f).key(&[]).0
+    }
+
+    #[test]
+    fn every_fetch_input_is_keyed() {
+        assert_each_change_is_keyed(
+            &fetch(),
+            fetch_key,
+            &[
+                ("name", &|f| f.name = sp(name("zlib2"))),
+                ("sha256", &|f| {
+                    f.sha256 = sp(crate::hash::Digest::of(b"other"))
+                }),
+                ("the url's file name", &|f| {
+                    f.url = sp("https://x.org/a/zlib-1.3.1.tar.gz".to_owned());
+                }),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_mirror_of_the_same_file_is_the_same_fetch() {
+        let mut mirror = fetch();
+        mirror.url = sp("https://mirror.example/zlib/zlib-1.3.tar.gz?x=1".to_owned());
+        assert_eq!(fetch_key(&mirror), fetch_key(&fetch()));
+    }
+
+    #[test]
+    fn a_fetch_and_a_stage_with_the_same_name_have_different_keys() {
+        let g = given();
+        let mut f = fetch();
+        f.name = g.stage.name.clone();
+        assert_ne!(fetch_key(&f), key_of(&g));
     }
 
     #[test]
@@ -153,36 +419,5 @@ mod tests {
         assert_eq!(fetch_file_name("https://x.org/a/b.txt?sig=1#top"), "b.txt");
         assert_eq!(fetch_file_name("https://x.org/dir/"), "dir");
         assert_eq!(fetch_file_name("https://"), "https:");
-    }
-
-    #[test]
-    fn length_prefixes_keep_label_and_value_apart() {
-        assert_ne!(
-            key_of(&manifest(&[("ab", "c")])),
-            key_of(&manifest(&[("a", "bc")]))
-        );
-    }
-
-    #[test]
-    fn key_changes_with_any_input_and_not_with_insertion_order() {
-        let a = manifest(&[("run 0", "make"), ("env CC", "gcc")]);
-        let mut b = BTreeMap::new();
-        b.insert("env CC".to_owned(), "gcc".to_owned());
-        b.insert("run 0".to_owned(), "make".to_owned());
-        assert_eq!(key_of(&a), key_of(&b));
-        b.insert("run 0".to_owned(), "make all".to_owned());
-        assert_ne!(key_of(&a), key_of(&b));
-    }
-
-    #[test]
-    fn dependency_outputs_enter_the_key() {
-        let inputs = Inputs(manifest(&[("run 0", "cat $dep/x")]));
-        let dep = Name::new("dep").expect("valid name");
-        let one = OutputHash::from(blake3::hash(b"one"));
-        let two = OutputHash::from(blake3::hash(b"two"));
-        let (k1, m1) = inputs.key(&[(&dep, one)]);
-        let (k2, _) = inputs.key(&[(&dep, two)]);
-        assert_ne!(k1, k2);
-        assert_eq!(m1.get("output dep"), Some(&one.to_string()));
     }
 }
