@@ -60,7 +60,7 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
     // Wait until `slow` is running: its log says nothing, but its build dir
     // holds the partial output.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let tmp = p.store.join("v1/tmp");
+    let tmp = p.store.join("v2/tmp");
     while !walk_has(&tmp, "partial") {
         assert!(Instant::now() < deadline, "slow stage never started");
         std::thread::sleep(Duration::from_millis(50));
@@ -211,8 +211,8 @@ fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
             .status
             .success()
     );
-    let locks = p.store.join("v1/locks");
-    let a_entry = p.store.join(format!("v1/store/{a}-a"));
+    let locks = p.store.join("v2/locks");
+    let a_entry = p.store.join(format!("v2/store/{a}-a"));
     assert!(!a_entry.exists(), "gc removed the first build's entries");
 
     let b_held = flock(&locks.join(format!("{b}.lock")), libc::LOCK_SH);
