@@ -273,7 +273,11 @@ fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
         "store",
         "tmp",
     ] {
-        assert_eq!(names(&layout.join(dir)), Vec::<String>::new(), "{dir} after gc");
+        assert_eq!(
+            names(&layout.join(dir)),
+            Vec::<String>::new(),
+            "{dir} after gc"
+        );
     }
 
     let again = p.kiln(&["export", "app", "-o", "again.tar"]);

@@ -11,7 +11,7 @@
 //! (`env CC`, `file src/main.c`): what lets `kiln explain` say which input
 //! changed. Several leaves under one label are shown joined by a space.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 use super::family::Shown;
 use super::stable::StableHash;
@@ -24,8 +24,10 @@ pub struct KeyWriter {
 
 #[derive(Default)]
 struct Record {
-    /// The labels from the root to the value being written.
-    at: Vec<String>,
+    /// The labels from the root to the value being written, joined by
+    /// spaces, and where each but the last one ends (to pop them).
+    at: String,
+    ends: Vec<usize>,
     /// How many `quiet` calls the current write is inside.
     quiet: usize,
     shown: Shown,
@@ -60,10 +62,16 @@ impl KeyWriter {
         let Some(record) = self.record.as_mut().filter(|r| r.quiet == 0) else {
             return value.write_key(self);
         };
-        record.at.push(label.to_string());
+        record.ends.push(record.at.len());
+        if !record.at.is_empty() {
+            record.at.push(' ');
+        }
+        // Writing to a String cannot fail.
+        let _ = write!(record.at, "{label}");
         value.write_key(self);
         if let Some(record) = self.record.as_mut() {
-            record.at.pop();
+            let end = record.ends.pop().expect("kiln bug: item pushed a label");
+            record.at.truncate(end);
         }
     }
 
@@ -137,7 +145,7 @@ impl KeyWriter {
         }
         let value = value();
         r.shown
-            .entry(r.at.join(" "))
+            .entry(r.at.clone())
             .and_modify(|s| {
                 s.push(' ');
                 s.push_str(&value);
