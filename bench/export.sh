@@ -73,10 +73,10 @@ KDL
 # resolves the tools again: the same python3 keeps the stage cached).
 export PATH="/usr/bin:$PATH"
 "$kiln" -q -f "$proj/kiln.kdl" build
-data=$(echo "$KILN_HOME"/v1/store/*-data/data)
+data=$(echo "$KILN_HOME"/v2/store/*-data/data)
 echo "tree: $(find "$data" -type f | wc -l) files, $(du -sb "$data" | cut -f1) bytes"
 
-layers="$KILN_HOME/v1/layers"
+layers="$KILN_HOME/v2/layers"
 exp="$kiln -q -f $proj/kiln.kdl export big"
 # `--prepare` drops the layer cache and the previous archive (not the page
 # cache: every command reads the tree from memory, as after a build; and an

@@ -30,21 +30,17 @@ pub(crate) fn key(
         .collect::<Option<Vec<_>>>()?;
     if let Some(root) = planned.root {
         let root_out = produced(root)?;
-        let from = inputs.as_map().get("from").cloned().unwrap_or_default();
         let identity = match planned.work {
             // A stage sees only the root's files and config.
             Work::Run(_) => root_out.config.map(|d| d.to_string())?,
             // An image also inherits what the parent's entry says about them.
             _ => root_out.hash.to_string(),
         };
-        inputs.set("from", format!("{from} {identity}"));
+        let from = inputs.root().unwrap_or_default();
+        inputs.set_root(format!("{from} {identity}"));
     }
     for &r in &planned.closure_roots {
-        let config = produced(r)?.config?;
-        inputs.set(
-            &format!("root {}", plan.nodes[r].name()),
-            config.to_string(),
-        );
+        inputs.set_closure_root(plan.nodes[r].name(), produced(r)?.config?);
     }
     Some(inputs.key(&deps))
 }

@@ -10,7 +10,7 @@ mod inputs;
 mod order;
 mod plan;
 
-pub use inputs::{Inputs, KEY_FORMAT_VERSION, fetch_file_name};
+pub use inputs::{Inputs, fetch_file_name};
 pub use order::Work;
 
 pub use plan::{EvalError, Plan, PlanEnv, PlannedNode, plan};

@@ -23,23 +23,24 @@ use rayon::prelude::*;
 use super::error::ExportError;
 use super::model::Packed;
 use crate::base::{Compression, HashingReader};
+use crate::hash::LayerKey;
 use crate::store::{Damage, Swept};
 
 fn dir(cache: &Path) -> PathBuf {
     cache.join("v1")
 }
 
-pub(crate) fn blob_path(cache: &Path, key: &blake3::Hash) -> PathBuf {
-    dir(cache).join(format!("{}.blob", key.to_hex()))
+pub(crate) fn blob_path(cache: &Path, key: &LayerKey) -> PathBuf {
+    dir(cache).join(format!("{}.blob", key))
 }
 
-fn meta_path(cache: &Path, key: &blake3::Hash) -> PathBuf {
-    dir(cache).join(format!("{}.json", key.to_hex()))
+fn meta_path(cache: &Path, key: &LayerKey) -> PathBuf {
+    dir(cache).join(format!("{}.json", key))
 }
 
 /// The cached layer for `key`, if whole. Anything unreadable is a miss: the
 /// layer is packed again and the entry replaced.
-pub(crate) fn lookup(cache: &Path, key: &blake3::Hash) -> Option<Packed> {
+pub(crate) fn lookup(cache: &Path, key: &LayerKey) -> Option<Packed> {
     let meta = std::fs::read(meta_path(cache, key)).ok()?;
     let packed: Packed = serde_json::from_slice(&meta).ok()?;
     let blob = std::fs::metadata(blob_path(cache, key)).ok()?;
@@ -57,7 +58,7 @@ pub(crate) fn lookup(cache: &Path, key: &blake3::Hash) -> Option<Packed> {
 /// Runs `pack` into a temporary file and commits it as `key`'s entry.
 pub(crate) fn insert(
     cache: &Path,
-    key: &blake3::Hash,
+    key: &LayerKey,
     pack: impl FnOnce(&mut dyn Write) -> Result<Packed, ExportError>,
 ) -> Result<Packed, ExportError> {
     let dir = dir(cache);

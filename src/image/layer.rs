@@ -1,6 +1,7 @@
 //! Packs a planned layer into a blob in one streaming pass:
 //! tar writer → sha256 (diff_id, uncompressed size) → compressor → sha256
-//! (blob digest, size) → the output. Also derives the layer's cache key.
+//! (blob digest, size) → the output. Also derives the layer's cache key,
+//! whose version is `hash::LAYER`'s.
 //!
 //! The tar is GNU format with every header field set by hand: mtime is the
 //! source date epoch, owners are numeric, names empty, modes from the plan;
@@ -13,42 +14,78 @@ use sha2::Digest as _;
 
 use super::error::ExportError;
 use super::model::{Compression, Entry, Kind, Packed};
-use crate::hash::Digest;
+use crate::hash::{Digest, KeyWriter, LAYER, LayerKey, StableHash};
+use crate::spec::Owner;
 
-/// Bumped whenever the bytes a layer plan packs to could change.
-/// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
-const LAYER_FORMAT: &str = "kiln-layer-v2";
+/// The cache key of a layer: the [`LAYER`] family's hash of everything
+/// that decides the blob's bytes.
+pub(crate) fn key(entries: &[Entry], compression: Compression, epoch: u64) -> LayerKey {
+    LAYER.key(&LayerInputs {
+        entries,
+        compression,
+        epoch,
+    })
+}
 
-/// blake3 of everything that decides the blob's bytes, length-prefixed.
-pub(crate) fn key(entries: &[Entry], compression: Compression, epoch: u64) -> blake3::Hash {
-    let mut h = blake3::Hasher::new();
-    let mut put = |bytes: &[u8]| {
-        h.update(&(bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    put(LAYER_FORMAT.as_bytes());
-    put(compression.name().as_bytes());
-    put(&epoch.to_le_bytes());
-    put(&(entries.len() as u64).to_le_bytes());
-    for e in entries {
-        put(e.path.as_bytes());
-        put(&e.mode.to_le_bytes());
-        put(&e.owner.uid.to_le_bytes());
-        put(&e.owner.gid.to_le_bytes());
-        match &e.kind {
-            Kind::Dir => put(b"dir"),
-            Kind::File { size, content, .. } => {
-                put(b"file");
-                put(&size.to_le_bytes());
-                put(content);
+/// What a layer blob is a function of.
+struct LayerInputs<'a> {
+    entries: &'a [Entry],
+    compression: Compression,
+    /// Every header's mtime.
+    epoch: u64,
+}
+
+impl StableHash for LayerInputs<'_> {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let LayerInputs {
+            entries,
+            compression,
+            epoch,
+        } = self;
+        w.field("compression", compression.name());
+        w.field("epoch", epoch);
+        w.field("entries", entries);
+    }
+}
+
+impl StableHash for Entry {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let Entry {
+            path,
+            kind,
+            mode,
+            owner,
+        } = self;
+        let Owner { uid, gid } = owner;
+        w.field("path", path);
+        w.field("mode", mode);
+        w.field("uid", uid);
+        w.field("gid", gid);
+        w.field("kind", kind);
+    }
+}
+
+impl StableHash for Kind {
+    fn write_key(&self, w: &mut KeyWriter) {
+        match self {
+            Kind::Dir => w.tag("dir"),
+            Kind::File {
+                // Where the bytes are read from when packing: `content`
+                // identifies them, wherever they are.
+                disk: _,
+                size,
+                content,
+            } => {
+                w.tag("file");
+                w.field("size", size);
+                w.field("content", content);
             }
             Kind::Symlink { target } => {
-                put(b"symlink");
-                put(target.as_bytes());
+                w.tag("symlink");
+                w.field("target", target);
             }
         }
     }
-    h.finalize()
 }
 
 /// Writes the compressed layer to `out`, hashing on the way.
@@ -216,6 +253,9 @@ impl<W: Write> Write for Compressor<W> {
         }
     }
 }
+
+#[cfg(test)]
+mod key_tests;
 
 #[cfg(test)]
 mod tests {

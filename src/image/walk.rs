@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::error::ExportError;
 use super::model::{Entry, Kind};
-use crate::hash::OutputHash;
+use crate::hash::{KeyWriter, OutputHash, STORED_FILE, StableHash};
 use crate::spec::{ContentAttrs, Owner};
 
 /// Where copied files come from, which decides how their content is known.
@@ -142,14 +142,33 @@ fn collect(
 fn stored_identity(entry: &mut Entry, source: &Path, output: &OutputHash, path: &str) {
     if let Kind::File { disk, content, .. } = &mut entry.kind {
         let within = disk.strip_prefix(source).unwrap_or(disk);
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(b"kiln-stored-file\0");
-        hasher.update(output.as_bytes());
-        for part in [path.as_bytes(), within.as_os_str().as_encoded_bytes()] {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-        *content = *hasher.finalize().as_bytes();
+        *content = STORED_FILE.key(&StoredFile {
+            output,
+            path,
+            within,
+        });
+    }
+}
+
+/// A file of a store entry, by where it is: stands for its content hash.
+struct StoredFile<'a> {
+    output: &'a OutputHash,
+    /// The copied path, inside the entry.
+    path: &'a str,
+    /// The file, under the copied path (empty when that is the file).
+    within: &'a Path,
+}
+
+impl StableHash for StoredFile<'_> {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let StoredFile {
+            output,
+            path,
+            within,
+        } = self;
+        w.field("output", output);
+        w.field("path", path);
+        w.field("within", within);
     }
 }
 

@@ -9,7 +9,9 @@ use super::StoreError;
 
 /// The version in the root name: a layout change bumps it, and an old kiln
 /// never misreads a new store.
-const VERSION_DIR: &str = "v1";
+/// v2: tree hashes (`hash::TREE` v2) changed, so the output hashes that v1
+/// metas and rootfs records hold would not verify, under either kiln.
+const VERSION_DIR: &str = "v2";
 
 /// `$KILN_HOME`, else `$XDG_CACHE_HOME/kiln`, else `<home>/.cache/kiln`;
 /// `var` reads the environment (a parameter so tests need not mutate it).
@@ -49,7 +51,7 @@ impl Layout {
         }
     }
 
-    /// `<store root>/v1`: everything of this layout version lives below it.
+    /// `<store root>/v2`: everything of this layout version lives below it.
     pub fn root(&self) -> &Path {
         &self.root
     }

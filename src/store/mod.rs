@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! $KILN_HOME/                 (default $XDG_CACHE_HOME/kiln or ~/.cache/kiln, or --store DIR)
-//! └── v1/
+//! └── v2/
 //!     ├── store/<key>-<name>/     a stage output, read-only; exists ⇔ committed
 //!     ├── meta/<key>.json         Meta (holds the name: lookup is O(1));
 //!     │                           its mtime is the entry's last use
@@ -134,7 +134,7 @@ pub enum StoreError {
     Tree(#[from] crate::tree::TreeError),
 }
 
-/// An open store: the `v1/` layout under a root directory.
+/// An open store: the `v2/` layout under a root directory.
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,

@@ -1,10 +1,8 @@
 //! The scanned tree and its identity: pure data, no filesystem access.
+//! The encoding is the tree's `StableHash` impl; its version is
+//! `hash::TREE`'s.
 
-use crate::hash::OutputHash;
-
-/// Bumped whenever the encoding in [`Tree::hash`] changes, so old and new
-/// hashes can never collide.
-const TREE_FORMAT: &[u8] = b"kiln-tree-v1";
+use crate::hash::{KeyWriter, OutputHash, StableHash, TREE};
 
 /// What one entry of a tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,65 +32,60 @@ pub struct Tree {
 }
 
 impl Tree {
-    /// blake3 over the canonical, length-prefixed encoding of every entry.
+    /// The tree's identity: the [`TREE`] family's hash of every entry.
     pub fn hash(&self) -> OutputHash {
-        let mut h = blake3::Hasher::new();
-        write_bytes(&mut h, TREE_FORMAT);
-        h.update(&(self.entries.len() as u64).to_le_bytes());
-        for entry in &self.entries {
-            write_bytes(&mut h, entry.path.as_bytes());
-            match &entry.kind {
-                EntryKind::Dir => {
-                    h.update(&[0]);
-                }
-                EntryKind::File {
-                    executable,
-                    size,
-                    content,
-                } => {
-                    h.update(&[1, u8::from(*executable)]);
-                    h.update(&size.to_le_bytes());
-                    h.update(content);
-                }
-                EntryKind::Symlink { target } => {
-                    h.update(&[2]);
-                    write_bytes(&mut h, target.as_bytes());
-                }
-            }
-        }
-        h.finalize().into()
-    }
-
-    /// `(path, "<kind> <hash or target>")` per entry: what `kiln explain` diffs.
-    ///
-    /// Kinds are `dir`, `file`, `exec` (an executable file) and `symlink`.
-    pub fn manifest(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        self.entries.iter().map(|entry| {
-            let what = match &entry.kind {
-                EntryKind::Dir => "dir".to_owned(),
-                EntryKind::File {
-                    executable,
-                    content,
-                    ..
-                } => {
-                    let kind = if *executable { "exec" } else { "file" };
-                    format!("{kind} {}", blake3::Hash::from_bytes(*content).to_hex())
-                }
-                EntryKind::Symlink { target } => format!("symlink {target}"),
-            };
-            (entry.path.clone(), what)
-        })
+        TREE.key(self)
     }
 }
 
-fn write_bytes(h: &mut blake3::Hasher, bytes: &[u8]) {
-    h.update(&(bytes.len() as u64).to_le_bytes());
-    h.update(bytes);
+/// Each entry shown under its path, as `dir`, `file <hash>`, `exec <hash>`
+/// (an executable file) or `symlink <target>`: what `kiln explain` diffs
+/// when a tree is part of a stage's key.
+impl StableHash for Tree {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let Tree { entries } = self;
+        w.len(entries.len());
+        for entry in entries {
+            w.item(&entry.path, entry);
+        }
+    }
+}
+
+impl StableHash for Entry {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let Entry { path, kind } = self;
+        // Shown as the label `Tree` gives the entry.
+        w.quiet(path);
+        kind.write_key(w);
+    }
+}
+
+impl StableHash for EntryKind {
+    fn write_key(&self, w: &mut KeyWriter) {
+        match self {
+            EntryKind::Dir => w.tag("dir"),
+            EntryKind::File {
+                executable,
+                size,
+                content,
+            } => {
+                w.tag(if *executable { "exec" } else { "file" });
+                // Implied by the content hash; keyed all the same, not shown.
+                w.quiet(size);
+                content.write_key(w);
+            }
+            EntryKind::Symlink { target } => {
+                w.tag("symlink");
+                w.str(target);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::testing::assert_each_change_is_keyed;
 
     fn file(path: &str, executable: bool, data: &[u8]) -> Entry {
         let content = *blake3::hash(data).as_bytes();
@@ -107,27 +100,32 @@ mod tests {
         }
     }
 
+    fn dir(path: &str) -> Entry {
+        Entry {
+            path: path.to_owned(),
+            kind: EntryKind::Dir,
+        }
+    }
+
+    fn link(path: &str, target: &str) -> Entry {
+        Entry {
+            path: path.to_owned(),
+            kind: EntryKind::Symlink {
+                target: target.to_owned(),
+            },
+        }
+    }
+
     #[test]
-    fn manifest_names_kind_and_hash_or_target() {
+    fn each_entry_is_shown_under_its_path_with_kind_and_hash_or_target() {
         let tree = Tree {
-            entries: vec![
-                Entry {
-                    path: "d".to_owned(),
-                    kind: EntryKind::Dir,
-                },
-                file("d/x", true, b"x"),
-                Entry {
-                    path: "l".to_owned(),
-                    kind: EntryKind::Symlink {
-                        target: "d/x".to_owned(),
-                    },
-                },
-            ],
+            entries: vec![dir("d"), file("d/x", true, b"x"), link("l", "d/x")],
         };
-        let lines: Vec<_> = tree.manifest().collect();
+        let (_, shown) = TREE.key_shown(&tree);
         let x = blake3::hash(b"x").to_hex().to_string();
+        let shown: Vec<_> = shown.into_iter().filter(|(k, _)| k != "kiln").collect();
         assert_eq!(
-            lines,
+            shown,
             [
                 ("d".to_owned(), "dir".to_owned()),
                 ("d/x".to_owned(), format!("exec {x}")),
@@ -137,32 +135,60 @@ mod tests {
     }
 
     #[test]
-    fn kinds_are_tagged() {
-        let dir = Tree {
-            entries: vec![Entry {
-                path: "a".to_owned(),
-                kind: EntryKind::Dir,
-            }],
+    fn every_field_of_an_entry_is_keyed() {
+        let base = Tree {
+            entries: vec![dir("d"), file("d/f", false, b"data"), link("d/l", "f")],
         };
-        let link = Entry {
-            path: "a".to_owned(),
-            kind: EntryKind::Symlink {
-                target: String::new(),
-            },
-        };
-        let link = Tree {
-            entries: vec![link],
-        };
-        let empty = Tree {
-            entries: vec![file("a", false, b"")],
-        };
-        let exec = Tree {
-            entries: vec![file("a", true, b"")],
-        };
-        let hashes = [dir.hash(), link.hash(), empty.hash(), exec.hash()];
-        for (i, a) in hashes.iter().enumerate() {
-            assert!(hashes[i + 1..].iter().all(|b| a != b), "{i} collides");
+        fn kind(t: &mut Tree, i: usize) -> &mut EntryKind {
+            &mut t.entries[i].kind
         }
+        assert_each_change_is_keyed(
+            &base,
+            Tree::hash,
+            &[
+                ("path of a dir", &|t| t.entries[0].path = "e".to_owned()),
+                ("path of a file", &|t| t.entries[1].path = "d/g".to_owned()),
+                ("kind dir -> file", &|t| {
+                    t.entries[0] = file("d", false, b"")
+                }),
+                ("kind file -> symlink", &|t| t.entries[1] = link("d/f", "")),
+                ("executable", &|t| {
+                    if let EntryKind::File { executable, .. } = kind(t, 1) {
+                        *executable = true;
+                    }
+                }),
+                ("size", &|t| {
+                    if let EntryKind::File { size, .. } = kind(t, 1) {
+                        *size += 1;
+                    }
+                }),
+                ("content", &|t| {
+                    if let EntryKind::File { content, .. } = kind(t, 1) {
+                        content[0] ^= 1;
+                    }
+                }),
+                ("symlink target", &|t| {
+                    if let EntryKind::Symlink { target } = kind(t, 2) {
+                        target.push('g');
+                    }
+                }),
+                ("an entry more", &|t| t.entries.push(dir("e"))),
+                ("an entry less", &|t| {
+                    t.entries.pop();
+                }),
+            ],
+        );
+    }
+
+    #[test]
+    fn a_path_and_a_target_cannot_trade_bytes() {
+        let a = Tree {
+            entries: vec![link("ab", "c")],
+        };
+        let b = Tree {
+            entries: vec![link("a", "bc")],
+        };
+        assert_ne!(a.hash(), b.hash());
     }
 
     #[test]

@@ -244,7 +244,7 @@ fn assert_no_space_in_store(p: &Project, out: &std::process::Output, under: &str
     // The machine failed, not kiln.kdl: exit code 1.
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("No space left on device"), "{stderr}");
-    let store = p.store.join("v1").join(under);
+    let store = p.store.join("v2").join(under);
     assert!(
         stderr.contains(&format!("`{}/", store.display())),
         "the error names a path under {}: {stderr}",

@@ -66,7 +66,7 @@ fn export_inspect_and_why_after_a_build_pack_nothing() {
     let p = Project::new(WORDS);
     let built = p.build(&["app"]);
     let digest = image(&built, "app")["digest"].clone();
-    let layers = p.store.join("v1/layers");
+    let layers = p.store.join("v2/layers");
     std::fs::remove_dir_all(&layers).expect("drop the layer cache");
 
     let export = p.kiln(&["export", "app", "-o", "app.tar"]);
@@ -79,7 +79,10 @@ fn export_inspect_and_why_after_a_build_pack_nothing() {
     assert!(why.status.success(), "{}", stderr(&why));
     assert!(String::from_utf8_lossy(&why.stdout).contains("copy gen"));
     let packed = walkdir(&layers);
-    assert!(packed.is_empty(), "something packed a layer again: {packed:?}");
+    assert!(
+        packed.is_empty(),
+        "something packed a layer again: {packed:?}"
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::common::{Project, read};
 
 /// Files named `name` in the store's build directories (`tmp/*/{out,tmp}`).
 fn in_build_dirs(store: &std::path::Path, name: &str) -> Vec<PathBuf> {
-    let tmp = store.join("v1/tmp");
+    let tmp = store.join("v2/tmp");
     let Ok(dirs) = std::fs::read_dir(&tmp) else {
         return Vec::new();
     };

@@ -21,7 +21,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Lets the stage waiting at [`BARRIER`] in `p`'s store go on.
 fn open_barrier(p: &Project) {
-    let started = find(&p.store.join("v1/tmp"), "started").expect("a stage at the barrier");
+    let started = find(&p.store.join("v2/tmp"), "started").expect("a stage at the barrier");
     std::fs::write(started.with_file_name("go"), "").expect("write go");
 }
 
@@ -52,13 +52,13 @@ fn two_concurrent_builds_on_one_store_build_each_stage_once() {
             .expect("spawn")
     };
     let first = spawn();
-    let tmp = p.store.join("v1/tmp");
+    let tmp = p.store.join("v2/tmp");
     wait_until("the first build runs `a`", || {
         find(&tmp, "started").is_some()
     });
     // The first build holds `a`'s build lock, the only key lock so far
     // (`<short key>.lock`; `store.lock` is the store's own).
-    let locks: Vec<_> = std::fs::read_dir(p.store.join("v1/locks"))
+    let locks: Vec<_> = std::fs::read_dir(p.store.join("v2/locks"))
         .expect("locks dir")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "lock"))
@@ -106,7 +106,7 @@ fn kill_9_mid_build_leaves_no_entry_and_the_next_build_succeeds() {
     // Wait until `slow` is running: its log says nothing, but its build dir
     // holds the partial output.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let tmp = p.store.join("v1/tmp");
+    let tmp = p.store.join("v2/tmp");
     while find(&tmp, "partial").is_none() {
         assert!(Instant::now() < deadline, "slow stage never started");
         std::thread::sleep(Duration::from_millis(50));
@@ -198,7 +198,7 @@ fn gc_during_a_build_keeps_the_entries_that_build_uses() {
         .spawn()
         .expect("spawn");
     // `app` runs: its build holds `lib` from now until it ends.
-    let tmp = p.store.join("v1/tmp");
+    let tmp = p.store.join("v2/tmp");
     wait_until("`app` runs", || find(&tmp, "started").is_some());
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
     assert!(
@@ -270,8 +270,8 @@ fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
             .status
             .success()
     );
-    let locks = p.store.join("v1/locks");
-    let a_entry = p.store.join(format!("v1/store/{a}-a"));
+    let locks = p.store.join("v2/locks");
+    let a_entry = p.store.join(format!("v2/store/{a}-a"));
     assert!(!a_entry.exists(), "gc removed the first build's entries");
 
     let b_held = flock(&locks.join(format!("{b}.lock")), libc::LOCK_SH);
@@ -319,7 +319,7 @@ fn two_builds_that_each_hold_what_the_other_needs_do_not_deadlock() {
 fn a_no_op_build_finds_its_entries_while_every_key_lock_is_held_elsewhere() {
     let p = Project::new(DIAMOND);
     p.build(&[]);
-    let locks = p.store.join("v1/locks");
+    let locks = p.store.join("v2/locks");
     let per_key: Vec<_> = std::fs::read_dir(&locks)
         .expect("read locks")
         .map(|e| e.expect("entry").path())

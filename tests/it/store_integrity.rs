@@ -45,7 +45,7 @@ fn a_failed_stage_that_made_a_2500_deep_tree_leaves_nothing_behind() {
         "the script's failure is what is reported:\n{}",
         stderr(&build)
     );
-    assert_eq!(names(&p.store.join("v1/tmp")), Vec::<String>::new());
+    assert_eq!(names(&p.store.join("v2/tmp")), Vec::<String>::new());
     let again = p.kiln(&["build"]);
     assert_eq!(again.status.code(), Some(1));
     assert!(
@@ -71,7 +71,7 @@ fn a_2500_deep_output_is_stored_verified_and_collected() {
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
     assert!(gc.status.success(), "{}", stderr(&gc));
     assert!(!entry.exists());
-    assert_eq!(names(&p.store.join("v1/tmp")), Vec::<String>::new());
+    assert_eq!(names(&p.store.join("v2/tmp")), Vec::<String>::new());
 }
 
 /// Unmounts on drop, so a failing test leaves no mount behind.
@@ -107,7 +107,7 @@ fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
     // Garbage gc also collects, after the entries: a dead build's directory.
     let stale = p
         .store
-        .join("v1/tmp/0123456789abcdef0123456789abcdef-x.999999");
+        .join("v2/tmp/0123456789abcdef0123456789abcdef-x.999999");
     std::fs::create_dir_all(stale.join("out")).expect("stale build dir");
 
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
@@ -169,7 +169,7 @@ fn a_damaged_base_blob_fails_verify_and_export() {
     assert!(verify.status.success(), "{}", stderr(&verify));
 
     let layer = kiln::hash::Digest::of(&image.layers[0].bytes);
-    let blob = p.store.join("v1/blobs/sha256").join(layer.hex());
+    let blob = p.store.join("v2/blobs/sha256").join(layer.hex());
     flip_two_bytes(&blob);
 
     let verify = p.kiln(&["store", "verify"]);
@@ -200,7 +200,7 @@ fn a_damaged_cached_layer_fails_verify_and_export() {
     );
     let first = p.kiln(&["export", "app", "-o", "app.tar"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    let cache = p.store.join("v1/layers/v1");
+    let cache = p.store.join("v2/layers/v1");
     let blob = names(&cache)
         .into_iter()
         .find(|n| n.ends_with(".blob"))
@@ -244,14 +244,14 @@ fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
     let (p, _) = base_project();
     let first = p.kiln(&["export", "app", "-o", "app.tar"]);
     assert!(first.status.success(), "{}", stderr(&first));
-    let v1 = p.store.join("v1");
+    let layout = p.store.join("v2");
     for dir in ["blobs/sha256", "rootfs", "layers/v1"] {
-        assert!(!names(&v1.join(dir)).is_empty(), "{dir} is used");
+        assert!(!names(&layout.join(dir)).is_empty(), "{dir} is used");
     }
     let kept = p.kiln(&["store", "gc"]);
     assert!(kept.status.success(), "{}", stderr(&kept));
     for dir in ["blobs/sha256", "rootfs", "layers/v1"] {
-        assert!(!names(&v1.join(dir)).is_empty(), "{dir} was used today");
+        assert!(!names(&layout.join(dir)).is_empty(), "{dir} was used today");
     }
 
     let gc = p.kiln(&["store", "gc", "--keep-days", "0"]);
@@ -265,7 +265,11 @@ fn gc_collects_unused_blobs_root_filesystems_and_layers_and_they_come_back() {
         "store",
         "tmp",
     ] {
-        assert_eq!(names(&v1.join(dir)), Vec::<String>::new(), "{dir} after gc");
+        assert_eq!(
+            names(&layout.join(dir)),
+            Vec::<String>::new(),
+            "{dir} after gc"
+        );
     }
 
     let again = p.kiln(&["export", "app", "-o", "again.tar"]);
@@ -288,7 +292,7 @@ fn a_modified_root_filesystem_fails_verify() {
     }
     let (p, image) = base_project();
     p.build(&["greet"]);
-    let root = p.store.join("v1/rootfs").join(image.id().hex());
+    let root = p.store.join("v2/rootfs").join(image.id().hex());
     let verify = p.kiln(&["store", "verify"]);
     assert!(verify.status.success(), "{}", stderr(&verify));
     std::fs::write(root.join("etc/hello"), "trojan\n").expect("tamper");

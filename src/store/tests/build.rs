@@ -33,7 +33,7 @@ fn commit_then_lookup_round_trips_a_read_only_entry() {
         found
             .path
             .as_path()
-            .ends_with(format!("v1/store/{}-server", k.short()))
+            .ends_with(format!("v2/store/{}-server", k.short()))
     );
     assert_eq!(
         fs::read_to_string(found.path.as_path().join("hello")).unwrap(),

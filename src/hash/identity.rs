@@ -1,11 +1,5 @@
-//! Identities: the hashes kiln computes, each its own type so they cannot be
-//! mixed up.
-//!
-//! - [`Key`]: blake3 of everything that can change a stage's output (its inputs).
-//! - [`OutputHash`]: blake3 of a stage's output tree (what it produced).
-//! - [`Digest`]: sha256 of an OCI blob, written `sha256:<hex>`; what every
-//!   registry and engine checks. blake3 never leaves kiln, sha256 never enters
-//!   its keys except where an OCI digest is itself an input (a base image).
+//! The identity types: each hash kiln computes is its own type, so one
+//! cannot be passed where another is meant. Pure data, no IO.
 
 use std::fmt;
 use std::str::FromStr;
@@ -131,6 +125,12 @@ blake3_identity! {
 blake3_identity! {
     /// blake3 of a file tree: a stage's output, or a declared source tree.
     OutputHash
+}
+
+blake3_identity! {
+    /// A packed layer's cache key: blake3 over everything that decides the
+    /// layer blob's bytes (its entries, compression and epoch).
+    LayerKey
 }
 
 /// An OCI content digest, always sha256. Displays as `sha256:<hex>`.

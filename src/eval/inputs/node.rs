@@ -1,0 +1,240 @@
+//! The inputs of the image and base nodes, and how they are keyed; the
+//! `Inputs` they belong to is the parent module's.
+
+use std::collections::BTreeMap;
+
+use super::{Inputs, Node, platform};
+use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
+use crate::image::LayerSettings;
+use crate::spec::{Base, Command, Content, ContentAttrs, Image, ImageRoot, Spanned, Spec};
+use crate::tree::Tree;
+
+/// A base: its pinned digest. The archive is only where those bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct BaseInputs {
+    name: String,
+    digest: Digest,
+    /// `kiln.kdl:12`: what `kiln why` says about the base's files names it.
+    at: String,
+}
+
+/// An image's definition after substitution, what it adds, how its layers
+/// are written; the copied stages' outputs and roots enter at build time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ImageInputs {
+    platform: String,
+    name: String,
+    at: String,
+    /// `scratch`, `base <name> <output>` or `image <name> <output>`.
+    pub(super) parent: String,
+    /// One line per `copy`/`add`, every property and its line (`why`).
+    contents: Vec<String>,
+    entrypoint: Option<String>,
+    cmd: Option<String>,
+    env: BTreeMap<String, String>,
+    labels: BTreeMap<String, String>,
+    workdir: Option<String>,
+    user: Option<String>,
+    expose: Vec<String>,
+    volumes: Vec<String>,
+    stop_signal: Option<String>,
+    tags: Vec<String>,
+    max_layers: u32,
+    compression: String,
+    epoch: u64,
+    /// What it `add`s, as scanned.
+    sources: Tree,
+    /// Name of a root a copied stage ran in → its config digest.
+    pub(super) closure_roots: BTreeMap<String, Digest>,
+}
+
+impl Inputs {
+    /// A base is keyed by its pinned digest, its name and its line.
+    pub(in crate::eval) fn of_base(spec: &Spec, base: &Base) -> Self {
+        let Base {
+            name,
+            // Where the pinned bytes are read from: a copy elsewhere is the same base.
+            archive: _,
+            digest,
+        } = base;
+        Inputs(Node::Base(BaseInputs {
+            name: name.value.to_string(),
+            digest: digest.value,
+            at: line_of(spec, name.span),
+        }))
+    }
+
+    /// Gathers an image's inputs. Destructures `Image` (and each content's
+    /// attributes) so that a field added later cannot be forgotten here.
+    pub(in crate::eval) fn of_image(
+        spec: &Spec,
+        image: &Image,
+        sources: &Tree,
+        layers: &LayerSettings,
+    ) -> Self {
+        let Image {
+            name,
+            from,
+            contents,
+            entrypoint,
+            cmd,
+            env,
+            workdir,
+            user,
+            expose,
+            labels,
+            volumes,
+            stop_signal,
+            tags,
+            max_layers,
+        } = image;
+        let LayerSettings { compression, epoch } = layers;
+        let command = |c: &Option<Spanned<Command>>| c.as_ref().map(|c| command_input(&c.value));
+        let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.value.clone());
+        Inputs(Node::Image(Box::new(ImageInputs {
+            platform: platform(),
+            name: name.value.to_string(),
+            at: line_of(spec, name.span),
+            parent: match &from.value {
+                ImageRoot::Scratch => "scratch".to_owned(),
+                ImageRoot::Base(name) => format!("base {name}"),
+                ImageRoot::Image(name) => format!("image {name}"),
+            },
+            contents: contents.iter().map(|c| content_input(spec, c)).collect(),
+            entrypoint: command(entrypoint),
+            cmd: command(cmd),
+            env: env.clone(),
+            labels: labels.clone(),
+            workdir: text(workdir),
+            user: text(user),
+            expose: expose.clone(),
+            volumes: volumes.clone(),
+            stop_signal: stop_signal.clone(),
+            tags: tags.iter().map(|t| t.value.clone()).collect(),
+            max_layers: *max_layers,
+            compression: compression.name().to_owned(),
+            epoch: *epoch,
+            sources: sources.clone(),
+            closure_roots: BTreeMap::new(),
+        })))
+    }
+}
+
+/// An image's inputs with the output hashes of the stages it copies.
+pub(super) struct ImageKey<'a> {
+    pub(super) inputs: &'a ImageInputs,
+    pub(super) outputs: BTreeMap<String, OutputHash>,
+}
+
+impl StableHash for ImageKey<'_> {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let ImageKey { inputs, outputs } = self;
+        let ImageInputs {
+            platform,
+            name,
+            at,
+            parent,
+            contents,
+            entrypoint,
+            cmd,
+            env,
+            labels,
+            workdir,
+            user,
+            expose,
+            volumes,
+            stop_signal,
+            tags,
+            max_layers,
+            compression,
+            epoch,
+            sources,
+            closure_roots,
+        } = inputs;
+        w.field("platform", platform);
+        w.field("name", name);
+        w.field("at", at);
+        w.field("from", parent);
+        w.field("content", contents);
+        w.field("entrypoint", entrypoint);
+        w.field("cmd", cmd);
+        w.field("env", env);
+        w.field("label", labels);
+        w.field("workdir", workdir);
+        w.field("user", user);
+        w.field("expose", expose);
+        w.field("volume", volumes);
+        w.field("stop-signal", stop_signal);
+        w.field("tag", tags);
+        w.field("layers max", max_layers);
+        w.field("compression", compression);
+        w.field("source-date-epoch", epoch);
+        w.field("file", sources);
+        w.field("root", closure_roots);
+        w.field("output", outputs);
+    }
+}
+
+impl StableHash for BaseInputs {
+    fn write_key(&self, w: &mut KeyWriter) {
+        let BaseInputs { name, digest, at } = self;
+        w.field("name", name);
+        w.field("digest", digest);
+        w.field("at", at);
+    }
+}
+
+/// `kiln.kdl:12`: where a node is defined.
+fn line_of(spec: &Spec, span: miette::SourceSpan) -> String {
+    let text = spec.source.inner();
+    let before = text.get(..span.offset()).unwrap_or_default();
+    format!(
+        "{}:{}",
+        spec.source.name(),
+        before.matches('\n').count() + 1
+    )
+}
+
+/// One `copy` or `add`: what, where, how, and on which line (`kiln why`
+/// reports it). Values are JSON-quoted so no two read the same.
+fn content_input(spec: &Spec, content: &Content) -> String {
+    let (what, attrs) = match content {
+        Content::Copy { stage, path, attrs } => (
+            format!("copy {} {}", stage.value, json(path.value.as_str())),
+            attrs,
+        ),
+        Content::Add { src, attrs } => (format!("add {}", json(src.value.as_str())), attrs),
+    };
+    let ContentAttrs {
+        to,
+        mode,
+        owner,
+        closure,
+        closure_extra,
+        span,
+    } = attrs;
+    let mode = mode.map_or_else(|| "default".to_owned(), |m| format!("{m:o}"));
+    format!(
+        "{what} to={} mode={mode} owner={}:{} closure={closure} closure-extra={} at={}",
+        json(&to.value),
+        owner.uid,
+        owner.gid,
+        json(closure_extra),
+        line_of(spec, *span),
+    )
+}
+
+fn command_input(command: &Command) -> String {
+    match command {
+        Command::Exec(argv) => format!("exec {}", json(argv)),
+        Command::Shell(script) => format!("shell {}", json(script)),
+    }
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).expect("kiln bug: strings serialize")
+}
+
+#[cfg(test)]
+#[path = "node_tests.rs"]
+mod tests;
