@@ -82,9 +82,12 @@ fn edit(from: &'static str, to: &'static str) -> impl Fn(&mut Given) {
     }
 }
 
+/// A named edit of what an image is made from.
+type Edit = (&'static str, Box<dyn Fn(&mut Given)>);
+
 #[test]
 fn every_setting_of_an_image_is_keyed() {
-    let changes: Vec<(&str, Box<dyn Fn(&mut Given)>)> = vec![
+    let changes: Vec<Edit> = vec![
         ("name", Box::new(edit("image img", "image img2"))),
         ("line", Box::new(edit("stage app", "\nstage app"))),
         ("from", Box::new(edit("    from deb\n", ""))),
