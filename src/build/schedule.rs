@@ -68,19 +68,18 @@ pub fn run_with(
         stop: AtomicBool::new(false),
         fail_fast: opts.fail_fast,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.jobs.max(1))
-        .thread_name(|i| format!("kiln-build-{i}"))
-        .build()
-        .expect("kiln: cannot start build threads");
-    // FIFO: ready nodes start in plan (file) order; rayon's default is LIFO.
-    pool.scope_fifo(|scope| {
-        for (i, planned) in plan.nodes.iter().enumerate() {
-            if planned.waits_on().is_empty() {
-                sched.spawn(scope, i);
-            }
-        }
-    });
+    // Plan order is dependency order: one pass answers every node the store
+    // has, and what is left (if anything) goes to the pool.
+    let ready = sched.take_cached();
+    if !ready.is_empty() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.jobs.max(1))
+            .thread_name(|i| format!("kiln-build-{i}"))
+            .build()
+            .expect("kiln: cannot start build threads");
+        // FIFO: ready nodes start in plan (file) order; rayon's default is LIFO.
+        pool.scope_fifo(|scope| ready.into_iter().for_each(|i| sched.spawn(scope, i)));
+    }
     let state = sched
         .state
         .into_inner()
@@ -122,6 +121,21 @@ impl<'a, 's> Scheduler<'a, 's> {
         });
     }
 
+    /// Records every node the store already has, in plan order, each once
+    /// all it waits on is recorded; returns the nodes left that are ready.
+    fn take_cached(&self) -> Vec<usize> {
+        for i in 0..self.ctx.plan.nodes.len() {
+            let outcome = (self.finished_dependencies(i)).and_then(|done| cached(&self.ctx, i, &done));
+            if let Some(outcome) = outcome {
+                self.finish(i, outcome);
+            }
+        }
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        (0..self.ctx.plan.nodes.len())
+            .filter(|&i| state.outcomes[i].is_none() && state.waiting_on[i] == 0)
+            .collect()
+    }
+
     /// What node `i` waits on, or `None` if one of them did not succeed.
     fn finished_dependencies(&self, i: usize) -> Option<Done> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -151,51 +165,71 @@ impl<'a, 's> Scheduler<'a, 's> {
 
 fn build_node(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Outcome {
     let planned = &ctx.plan.nodes[i];
-    let produced = |d: usize| {
+    let Some((key, manifest)) = node_key(ctx, i, done) else {
+        return Outcome::skipped();
+    };
+    let result = find_or_build(ctx, planned, &key, manifest, |pending| {
+        produce(ctx, i, done, &key, pending)
+    })
+    .and_then(|(status, entry, hold)| found(ctx, i, key, status, entry, hold));
+    result.unwrap_or_else(|e| Outcome {
+        key: Some(key),
+        status: Status::Failed,
+        finished: None,
+        hold: None,
+        failure: Some(failure(ctx, planned, &key, e)),
+    })
+}
+
+/// Node `i`, if the store has it already: answered on the calling thread,
+/// without a job or a lock, so a no-op build starts no thread. `None`
+/// leaves the node to the pool (which also reports any error).
+fn cached(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Option<Outcome> {
+    let (key, _) = node_key(ctx, i, done)?;
+    let hold = ctx.store.hold(&key).ok()?;
+    let entry = ctx.store.lookup(&key).ok()??;
+    found(ctx, i, key, Status::Cached, entry, hold).ok()
+}
+
+/// Node `i`'s key, from what the nodes it waits on produced.
+fn node_key(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Option<(Key, crate::hash::Shown)> {
+    keys::key(ctx.plan, i, |d: usize| {
         let f = done.get(&d)?;
         let config = f.image.as_ref().map(|img| img.config_digest());
         Some(Produced {
             hash: f.hash,
             config,
         })
-    };
-    let Some((key, manifest)) = keys::key(ctx.plan, i, produced) else {
-        return Outcome::skipped();
-    };
-    let result = find_or_build(ctx, planned, &key, manifest, |pending| {
-        produce(ctx, i, done, &key, pending)
     })
-    .and_then(|(status, entry, hold)| {
-        let image = match planned.work.is_image() {
-            true => Some(Arc::new(stored::read(entry.path.as_path(), Part::Record)?)),
-            false => None,
-        };
-        Ok((status, entry, hold, image))
-    });
-    match result {
-        Ok((status, entry, hold, image)) => {
-            // The ref only serves `kiln explain`: failing to write it must not fail the build.
-            let _ = ctx.store.set_ref(&ctx.spec.context, planned.name(), &key);
-            Outcome {
-                key: Some(key),
-                status,
-                finished: Some(Finished {
-                    path: entry.path,
-                    hash: entry.meta.output_hash,
-                    image,
-                }),
-                hold: Some(hold),
-                failure: None,
-            }
-        }
-        Err(e) => Outcome {
-            key: Some(key),
-            status: Status::Failed,
-            finished: None,
-            hold: None,
-            failure: Some(failure(ctx, planned, &key, e)),
-        },
-    }
+}
+
+/// The outcome of node `i` found (or just built) in the store as `entry`.
+fn found(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    key: Key,
+    status: Status,
+    entry: crate::store::Entry,
+    hold: crate::store::Hold,
+) -> Result<Outcome, NodeError> {
+    let planned = &ctx.plan.nodes[i];
+    let image = match planned.work.is_image() {
+        true => Some(Arc::new(stored::read(entry.path.as_path(), Part::Record)?)),
+        false => None,
+    };
+    // The ref only serves `kiln explain`: failing to write it must not fail the build.
+    let _ = ctx.store.set_ref(&ctx.spec.context, planned.name(), &key);
+    Ok(Outcome {
+        key: Some(key),
+        status,
+        finished: Some(Finished {
+            path: entry.path,
+            hash: entry.meta.output_hash,
+            image,
+        }),
+        hold: Some(hold),
+        failure: None,
+    })
 }
 
 /// Produces node `i` into `pending`, by kind.

@@ -134,7 +134,7 @@ pub enum EvalError {
     ToolIo {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: tree::TreeError,
     },
 }
 
@@ -160,10 +160,12 @@ pub fn plan<'s>(
         }
     }
     let order = order.into_works();
-    let nodes = order
-        .par_iter()
-        .map(|work| plan_one(spec, *work, env))
-        .collect::<Result<Vec<_>, _>>()?;
+    // In parallel only when there are enough nodes to pay for the threads.
+    let plan_one = |work: &Work<'s>| plan_one(spec, *work, env);
+    let nodes = match order.len() < 32 {
+        true => order.iter().map(plan_one).collect::<Result<Vec<_>, _>>()?,
+        false => order.par_iter().map(plan_one).collect::<Result<Vec<_>, _>>()?,
+    };
     let positions: HashMap<&str, usize> = (order.iter().enumerate())
         .map(|(i, work)| (work.name().value.as_str(), i))
         .collect();
@@ -268,7 +270,7 @@ fn plan_one<'s>(
             src: spec.source.clone(),
             span: tool.span,
         })?;
-        tool_hashes.insert(tool.value.clone(), hash_file(&path)?);
+        tool_hashes.insert(tool.value.clone(), hash_file(&path, env.stat_cache)?);
         tools.insert(tool.value.clone(), path);
     }
     // Completed at build time with the root's config digest.
@@ -310,15 +312,13 @@ fn find_on_path(tool: &str) -> Option<PathBuf> {
 
 /// A tool is keyed by the content of the file it resolves to, not its path:
 /// the same gcc installed elsewhere keys the same, an upgraded one does not.
-fn hash_file(path: &Path) -> Result<String, EvalError> {
-    let io = |source| EvalError::ToolIo {
+/// Through the stat cache: a no-op build does not read the compiler again.
+fn hash_file(path: &Path, cache: &StatCache) -> Result<String, EvalError> {
+    let content = tree::hash_one(path, cache).map_err(|source| EvalError::ToolIo {
         path: path.to_path_buf(),
         source,
-    };
-    let real = fs_err::canonicalize(path).map_err(io)?;
-    let mut hasher = blake3::Hasher::new();
-    hasher.update_mmap(&real).map_err(io)?;
-    Ok(hasher.finalize().to_hex().to_string())
+    })?;
+    Ok(blake3::Hash::from_bytes(content).to_hex().to_string())
 }
 
 fn unknown_target(spec: &Spec, target: &str) -> EvalError {

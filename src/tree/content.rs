@@ -22,17 +22,21 @@ pub(super) struct FileContent {
     pub content: [u8; 32],
 }
 
+/// Below this many files a scan runs on the calling thread: a no-op build of
+/// a small project starts no thread pool.
+const PARALLEL_FROM: usize = 64;
+
 /// Stats and hashes `files` in parallel, skipping the reads `cache` can
 /// answer; `cache` comes with the instant the scan started (see
 /// [`StatCache`] on racy entries).
-pub(super) fn hash_files(
-    files: &[&Path],
+pub(super) fn hash_files<'a>(
+    files: &[&'a Path],
     cache: Option<(&StatCache, i64)>,
 ) -> Result<Vec<FileContent>, TreeError> {
-    // On a warm run the stats are nearly all the work: spread them too.
-    let stats: Vec<(&Path, FileStat, bool)> = files
-        .par_iter()
-        .map(|&path| {
+    // On a warm run the stats are nearly all the work: spread them too,
+    // unless there are so few that starting threads costs more.
+    let stat = |path: &&'a Path| -> Result<(&'a Path, FileStat, bool), TreeError> {
+        let path: &'a Path = path;
             let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
             if !meta.is_file() {
                 // Replaced since the walk saw a file there.
@@ -42,8 +46,11 @@ pub(super) fn hash_files(
             }
             let executable = meta.permissions().mode() & 0o111 != 0;
             Ok((path, FileStat::of(&meta), executable))
-        })
-        .collect::<Result<_, _>>()?;
+        };
+    let stats: Vec<(&Path, FileStat, bool)> = match files.len() < PARALLEL_FROM {
+        true => files.iter().map(stat).collect::<Result<_, _>>()?,
+        false => files.par_iter().map(stat).collect::<Result<_, _>>()?,
+    };
     let known = match cache {
         Some((cache, _)) => {
             let keys: Vec<_> = stats.iter().map(|&(p, s, _)| (p, s)).collect();
@@ -51,10 +58,7 @@ pub(super) fn hash_files(
         }
         None => vec![None; stats.len()],
     };
-    let contents: Vec<(FileContent, bool)> = stats
-        .par_iter()
-        .zip(known)
-        .map(|(&(path, stat, executable), known)| {
+    let content = |(&(path, stat, executable), known): (&(&Path, FileStat, bool), Option<[u8; 32]>)| {
             let (size, content, fresh) = match known {
                 Some(content) => (stat.size, content, false),
                 None => hash_file(path, stat.size).map(|(size, c)| (size, c, true))?,
@@ -67,8 +71,11 @@ pub(super) fn hash_files(
                 },
                 fresh,
             ))
-        })
-        .collect::<Result<_, _>>()?;
+        };
+    let contents: Vec<(FileContent, bool)> = match stats.len() < PARALLEL_FROM {
+        true => stats.iter().zip(known).map(content).collect::<Result<_, _>>()?,
+        false => (stats.par_iter().zip(known)).map(content).collect::<Result<_, _>>()?,
+    };
     if let Some((cache, scan_start)) = cache {
         // A size other than the stat's means the file changed while read.
         let fresh: Vec<_> = (stats.iter().zip(&contents))

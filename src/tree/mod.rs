@@ -27,7 +27,7 @@ pub use copy::{copy_tree, give_tree, not_read_only, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};
 pub use statcache::StatCache;
-pub use walk::{scan_dir, scan_sources, source_paths};
+pub use walk::{hash_one, scan_dir, scan_sources, source_paths};
 
 #[cfg(test)]
 mod tests;

@@ -67,6 +67,16 @@ pub fn scan_sources(
     hash_found(found, Some((cache, scan_start)))
 }
 
+/// The content hash of one file anywhere (a host tool), through `cache`:
+/// an unchanged file is not read again. `path` is resolved first, so a
+/// symlink is keyed by what it points to.
+pub fn hash_one(path: &Path, cache: &StatCache) -> Result<[u8; 32], TreeError> {
+    let scan_start = now_ns();
+    let real = fs_err::canonicalize(path).map_err(|e| TreeError::io(path)(e.into()))?;
+    let contents = super::content::hash_files(&[real.as_path()], Some((cache, scan_start)))?;
+    Ok(contents[0].content)
+}
+
 /// The paths `scan_sources` would take for `srcs`, on disk, without hashing
 /// anything: what an image's `add` may copy (the same ignore rules apply).
 pub fn source_paths(context: &Path, srcs: &[SrcPath]) -> Result<Vec<PathBuf>, TreeError> {
