@@ -124,12 +124,17 @@ impl<'a, 's> Scheduler<'a, 's> {
     /// Records every node the store already has, in plan order, each once
     /// all it waits on is recorded; returns the nodes left that are ready.
     fn take_cached(&self) -> Vec<usize> {
+        // One shared gc lock and one roots write for the whole pass; without
+        // the pin each hit still works, taking the lock itself.
+        let pin = self.ctx.store.pin_roots().ok();
         for i in 0..self.ctx.plan.nodes.len() {
-            let outcome = (self.finished_dependencies(i)).and_then(|done| cached(&self.ctx, i, &done));
+            let outcome =
+                (self.finished_dependencies(i)).and_then(|done| cached(&self.ctx, i, &done));
             if let Some(outcome) = outcome {
                 self.finish(i, outcome);
             }
         }
+        drop(pin);
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         (0..self.ctx.plan.nodes.len())
             .filter(|&i| state.outcomes[i].is_none() && state.waiting_on[i] == 0)

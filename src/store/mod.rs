@@ -223,7 +223,7 @@ impl Store {
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
         self.roots.add(key)?;
         let meta_file = self.layout.meta_file(&key.short());
-        let Some(meta) = read_meta(&meta_file)? else {
+        let Some((meta, stale)) = read_meta(&meta_file)? else {
             return Ok(None);
         };
         if meta.key != *key {
@@ -236,11 +236,20 @@ impl Store {
         }
         // Only gc reads the mark: a store kiln may read but not write (shared,
         // read-only) still serves cached entries.
-        let _ = touch(&meta_file);
+        if stale {
+            let _ = touch(&meta_file);
+        }
         Ok(Some(Entry {
             path: StorePath(path),
             meta,
         }))
+    }
+
+    /// Pins this store's roots for a pass of many lookups (a no-op build):
+    /// no gc runs until the pin is dropped, and the keys looked up meanwhile
+    /// are recorded in one write. Waits only while a gc deletes.
+    pub fn pin_roots(&self) -> Result<roots::Pin<'_>, StoreError> {
+        self.roots.pin()
     }
 
     /// Blocks until this process holds `key`'s build lock.
@@ -297,11 +306,17 @@ impl Store {
 
     /// The key `stage` of the project at `context` last built as, if known.
     pub fn get_ref(&self, context: &Path, stage: &Name) -> Result<Option<Key>, StoreError> {
+        use std::io::Read;
         let file = self.ref_dir(context).join(stage.as_str());
-        match std::fs::read_to_string(&file) {
+        // A key and a newline: one read of a buffer that holds more.
+        let mut buf = [0u8; 128];
+        let read = std::fs::File::open(&file).and_then(|mut f| f.read(&mut buf));
+        match read {
             // A ref is only a hint for `explain`, rewritten by the next build:
             // an unreadable one is as good as none.
-            Ok(text) => Ok(text.trim().parse().ok()),
+            Ok(n) => Ok(std::str::from_utf8(&buf[..n])
+                .ok()
+                .and_then(|text| text.trim().parse().ok())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StoreError::Io { path: file, source }),
         }
@@ -409,16 +424,40 @@ pub fn days(n: u64) -> std::time::Duration {
 }
 
 /// The meta at `file`; `None` if it is missing or does not parse.
-fn read_meta(file: &Path) -> Result<Option<Meta>, StoreError> {
-    match std::fs::read(file) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StoreError::Io {
-            path: file.to_owned(),
-            source,
-        }),
+/// The meta in `file`, and whether its last-use mark is older than
+/// [`USE_MARK_EVERY`] (so a hit should renew it).
+fn read_meta(file: &Path) -> Result<Option<(Meta, bool)>, StoreError> {
+    use std::io::Read;
+    let io = |source| StoreError::Io {
+        path: file.to_owned(),
+        source,
+    };
+    let mut f = match std::fs::File::open(file) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let stat = f.metadata().map_err(io)?;
+    let stale = (stat.modified().map_err(io)?.elapsed()).map_or(true, |age| age > USE_MARK_EVERY);
+    // Sized from the stat: one read, and no seek to learn the size again.
+    let mut bytes = vec![0; usize::try_from(stat.len()).unwrap_or(0) + 1];
+    let mut n = 0;
+    while n < bytes.len() {
+        match f.read(&mut bytes[n..]).map_err(io)? {
+            0 => break,
+            read => n += read,
+        }
     }
+    bytes.truncate(n);
+    Ok(serde_json::from_slice(&bytes)
+        .ok()
+        .map(|meta| (meta, stale)))
 }
+
+/// How often a hit renews an entry's last-use mark: gc ages entries by
+/// days, so an hour-old mark is as good as a new one, and a no-op build of
+/// many stages does not write to every meta.
+const USE_MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Records a use of an entry: its meta's mtime is what gc ages.
 fn touch(meta_file: &Path) -> Result<(), StoreError> {

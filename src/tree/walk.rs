@@ -72,7 +72,7 @@ pub fn scan_sources(
 /// symlink is keyed by what it points to.
 pub fn hash_one(path: &Path, cache: &StatCache) -> Result<[u8; 32], TreeError> {
     let scan_start = now_ns();
-    let real = fs_err::canonicalize(path).map_err(|e| TreeError::io(path)(e.into()))?;
+    let real = fs_err::canonicalize(path).map_err(TreeError::io(path))?;
     let contents = super::content::hash_files(&[real.as_path()], Some((cache, scan_start)))?;
     Ok(contents[0].content)
 }
