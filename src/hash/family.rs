@@ -52,7 +52,8 @@ pub const TREE: Family<OutputHash> = Family::new("kiln tree hash", 2);
 /// A packed layer's cache key: its entries, compression and epoch.
 /// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
 /// v3: the `StableHash` encoding, with each entry's fields destructured.
-pub const LAYER: Family<LayerKey> = Family::new("kiln layer key", 3);
+/// v4: gzip layers are deflated by zlib-rs (other bytes than miniz_oxide's).
+pub const LAYER: Family<LayerKey> = Family::new("kiln layer key", 4);
 
 /// The identity of a file inside a store entry, standing for its content
 /// hash: the entry's output hash covers every byte, so (output, path) is

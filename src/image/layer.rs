@@ -211,6 +211,9 @@ impl<W: Write> Compressor<W> {
                 enc.include_contentsize(false)?;
                 Compressor::Zstd(enc)
             }
+            // zlib-rs (flate2's `zlib-rs` backend): about twice miniz_oxide's
+            // speed here, and like zlib its bytes depend only on the input
+            // and the level, not on how the input is split into writes.
             Compression::Gzip => Compressor::Gzip(
                 flate2::GzBuilder::new()
                     .mtime(0)
