@@ -201,3 +201,38 @@ fn remove(path: &Path) {
         false => std::fs::remove_file(path),
     };
 }
+
+/// A stage's file names and symlink targets go into what `kiln inspect`
+/// and `kiln why` print: one holding an escape sequence must not reach the
+/// user's terminal (before: `inspect` printed `ESC]0;…BEL ESC[2J` as is,
+/// retitling the terminal and clearing the screen).
+#[test]
+fn a_hostile_file_name_cannot_drive_the_terminal_through_inspect_or_why() {
+    let p = Project::new(
+        r#"
+stage gen {
+    run "mkdir -p $out/d && touch \"$out/$(printf 'x\\033]0;PWNED\\007\\033[2J')\" && ln -s \"/d/$(printf 'y\\033[2J')\" $out/link"
+}
+image app {
+    copy gen "." to="/"
+}
+"#,
+    );
+    p.build(&[]);
+    let inspect = p.kiln(&["inspect", "app"]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains("/x"), "the file is listed: {text}");
+    assert!(!text.contains('\u{1b}'), "an escape reached stdout: {text:?}");
+    let why = p.kiln(&["why", "app", "/link"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&why.stdout),
+        stderr(&why)
+    );
+    assert!(text.contains("/link"), "{text}");
+    assert!(!text.contains('\u{1b}'), "an escape reached the terminal: {text:?}");
+    // `--json` keeps the name as it is, escaped by JSON.
+    let json = p.kiln(&["inspect", "app", "--json"]);
+    assert!(String::from_utf8_lossy(&json.stdout).contains(r"x\u001b]0;PWNED"));
+}
