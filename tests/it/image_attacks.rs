@@ -223,16 +223,63 @@ image app {
     assert!(inspect.status.success(), "{}", stderr(&inspect));
     let text = String::from_utf8_lossy(&inspect.stdout);
     assert!(text.contains("/x"), "the file is listed: {text}");
-    assert!(!text.contains('\u{1b}'), "an escape reached stdout: {text:?}");
-    let why = p.kiln(&["why", "app", "/link"]);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&why.stdout),
-        stderr(&why)
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape reached stdout: {text:?}"
     );
+    let why = p.kiln(&["why", "app", "/link"]);
+    let text = format!("{}{}", String::from_utf8_lossy(&why.stdout), stderr(&why));
     assert!(text.contains("/link"), "{text}");
-    assert!(!text.contains('\u{1b}'), "an escape reached the terminal: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape reached the terminal: {text:?}"
+    );
     // `--json` keeps the name as it is, escaped by JSON.
     let json = p.kiln(&["inspect", "app", "--json"]);
     assert!(String::from_utf8_lossy(&json.stdout).contains(r"x\u001b]0;PWNED"));
+}
+
+/// Two clean stores in two directories, one spec with everything an image
+/// can hold (a base, an `add`, a program whose runtime closure comes from
+/// the host, an image from that image): the same key and digest for every
+/// image and base. A child's key holds its parent's output hash, so equal
+/// child keys also mean the stored parents are byte for byte the same.
+#[test]
+fn two_clean_stores_in_two_directories_give_the_same_image_keys_and_digests() {
+    let make = || {
+        let p = project();
+        let spec = std::fs::read_to_string(p.root().join("kiln.kdl")).expect("spec");
+        let spec = spec.replace(
+            r#"    copy gen "data" to="/data"
+"#,
+            r#"    copy gen "data" to="/data"
+    copy ls "bin/ls" to="/bin/ls"
+    add "notes" to="/notes"
+"#,
+        ) + r#"
+stage ls {
+    run "mkdir -p $out/bin && cp /bin/ls $out/bin/ls"
+}
+"#;
+        p.write("kiln.kdl", &spec);
+        p.write("notes/a.txt", "a\n");
+        p
+    };
+    let (a, b) = (make(), make());
+    let ra = a.build(&[]);
+    let spec_b = b.root().join("kiln.kdl");
+    let mut cmd = b.cmd(&["-f", spec_b.to_str().expect("utf-8"), "build", "--json"]);
+    cmd.current_dir("/");
+    let rb = crate::common::built(cmd);
+    for (list, name) in [("bases", "b"), ("images", "app"), ("images", "child")] {
+        let (x, y) = (node(&ra, list, name), node(&rb, list, name));
+        assert_eq!(x["key"], y["key"], "{name}");
+        assert_eq!(x["digest"], y["digest"], "{name}");
+        assert_eq!(x["config_digest"], y["config_digest"], "{name}");
+    }
+    assert!(
+        node(&ra, "images", "app")["layers"].as_u64() > Some(3),
+        "{}",
+        ra.0
+    );
 }
