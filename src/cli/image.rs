@@ -61,7 +61,7 @@ pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
             .expect("kiln bug: inspection is always serializable");
         crate::outln!("{json}")?;
     } else {
-        crate::out!("{inspection}")?;
+        crate::out!("{}", out::printable(&inspection.to_string()))?;
     }
     Ok(())
 }
@@ -81,11 +81,13 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
             .expect("kiln bug: a why answer is always serializable");
         crate::outln!("{json}")?;
     } else if answer.origin.is_some() {
-        crate::out!("{answer}")?;
+        crate::out!("{}", out::printable(&answer.to_string()))?;
     }
     match answer.origin {
         Some(_) => Ok(()),
-        None => Err(CliError::Failed(answer.to_string().trim_end().to_owned())),
+        None => Err(CliError::Failed(
+            out::printable(answer.to_string().trim_end()).into_owned(),
+        )),
     }
 }
 

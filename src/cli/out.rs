@@ -39,6 +39,21 @@ macro_rules! out {
     };
 }
 
+/// `text` as a terminal may show it: every control character but a newline
+/// or a tab becomes `�`. For text that holds what a stage or a base put in
+/// an image (file names, symlink targets, config values): a hostile one
+/// must not drive the user's terminal with escape sequences.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| c.is_control() && c != '\n' && c != '\t';
+    match text.chars().any(bad) {
+        false => std::borrow::Cow::Borrowed(text),
+        true => text
+            .chars()
+            .map(|c| if bad(c) { '\u{FFFD}' } else { c })
+            .collect(),
+    }
+}
+
 /// What a failed write to stdout means for the command.
 pub fn stdout_error(source: io::Error) -> CliError {
     match source.kind() {

@@ -32,7 +32,7 @@ pub enum ExportError {
     #[diagnostic(
         code(kiln::export::damaged_blob),
         help(
-            "`kiln store verify` names every damaged entry and blob; delete them (`chmod -R u+w`, then `rm -rf`) and kiln makes them again"
+            "`kiln store verify` names every damaged entry and blob; delete them (`find PATH -type d -exec chmod u+w {{}} +`, then `rm -rf PATH`) and kiln makes them again; not `chmod -R`: blobs are hard links other entries share"
         )
     )]
     DamagedBlob {

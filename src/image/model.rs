@@ -118,7 +118,7 @@ impl Origin {
         Origin {
             via,
             node: node.to_owned(),
-            file: spec.source.name().to_owned(),
+            file: spec.file_name().to_owned(),
             line: text.get(..start).unwrap_or_default().matches('\n').count() + 1,
             chain: Vec::new(),
         }

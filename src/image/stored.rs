@@ -62,6 +62,13 @@ pub fn write(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
         let to = blobs.join(layer.digest.hex());
         if !to.exists() {
             link_or_copy(&layer.blob, &to)?;
+            // Not packed just now (the layer cache's, a parent entry's):
+            // hashed, as the entry's output hash is taken over what it
+            // holds, and a blob damaged before this commit would pass
+            // `kiln store verify` ever after.
+            if layer.cached {
+                check(&to, layer)?;
+            }
         }
     }
     let record = Record {
@@ -128,6 +135,22 @@ pub fn read(dir: &Path, part: Part) -> Result<Assembled, ExportError> {
         origins,
         closure: record.closure,
         epoch: record.epoch,
+    })
+}
+
+/// An error naming where the blob came from if `blob` is not `layer`'s.
+fn check(blob: &Path, layer: &Layer) -> Result<(), ExportError> {
+    let file = fs_err::File::open(blob).map_err(ExportError::io(blob))?;
+    let hashing = crate::base::HashingReader::new(std::io::BufReader::new(file));
+    let (actual, size) = hashing.finish().map_err(ExportError::io(blob))?;
+    if actual == layer.digest && size == layer.size {
+        return Ok(());
+    }
+    Err(ExportError::DamagedBlob {
+        path: layer.blob.clone(),
+        expected: layer.digest,
+        actual,
+        size,
     })
 }
 

@@ -179,6 +179,14 @@ impl Image {
 }
 
 impl Spec {
+    /// The spec's file name without its directory (`kiln.kdl`): how an
+    /// image or base names it in its key and in what `kiln why` reports,
+    /// which must not depend on the path the file was named by (`-f`).
+    pub fn file_name(&self) -> &str {
+        let name = self.source.name();
+        name.rsplit('/').next().unwrap_or(name)
+    }
+
     pub fn lookup(&self, name: &str) -> Option<NodeRef<'_>> {
         let indexed = self.names.0.get_or_init(|| self.index()).get(name);
         match indexed.and_then(|&(kind, i)| self.node(kind, i)) {

@@ -24,6 +24,7 @@ mod fuzz_base_import;
 mod fuzz_spec;
 mod hermetic;
 mod hostile_input;
+mod image_attacks;
 mod image_cli;
 mod image_e2e;
 mod image_nodes;

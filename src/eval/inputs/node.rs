@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{Inputs, Node, platform};
 use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
-use crate::image::LayerSettings;
+use crate::image::{LayerSettings, Origin, Via};
 use crate::spec::{Base, Command, Content, ContentAttrs, Image, ImageRoot, Spanned, Spec};
 use crate::tree::Tree;
 
@@ -184,19 +184,18 @@ impl StableHash for BaseInputs {
     }
 }
 
-/// `kiln.kdl:12`: where a node is defined.
+/// `kiln.kdl:12`: where a node is defined (the file by its name only: the
+/// same spec named by another path is the same spec).
 fn line_of(spec: &Spec, span: miette::SourceSpan) -> String {
     let text = spec.source.inner();
     let before = text.get(..span.offset()).unwrap_or_default();
-    format!(
-        "{}:{}",
-        spec.source.name(),
-        before.matches('\n').count() + 1
-    )
+    format!("{}:{}", spec.file_name(), before.matches('\n').count() + 1)
 }
 
-/// One `copy` or `add`: what, where, how, and on which line (`kiln why`
-/// reports it). Values are JSON-quoted so no two read the same.
+/// One `copy` or `add`: what, where, how, and what `kiln why` reports of
+/// it (its line and text, as [`Origin::of_node`] takes them: the stored
+/// image holds them, so they are keyed). Values are JSON-quoted so no two
+/// read the same.
 fn content_input(spec: &Spec, content: &Content) -> String {
     let (what, attrs) = match content {
         Content::Copy { stage, path, attrs } => (
@@ -214,13 +213,16 @@ fn content_input(spec: &Spec, content: &Content) -> String {
         span,
     } = attrs;
     let mode = mode.map_or_else(|| "default".to_owned(), |m| format!("{m:o}"));
+    let origin = Origin::of_node(spec, *span, Via::Copy);
     format!(
-        "{what} to={} mode={mode} owner={}:{} closure={closure} closure-extra={} at={}",
+        "{what} to={} mode={mode} owner={}:{} closure={closure} closure-extra={} at={}:{} text={}",
         json(&to.value),
         owner.uid,
         owner.gid,
         json(closure_extra),
-        line_of(spec, *span),
+        origin.file,
+        origin.line,
+        json(&origin.node),
     )
 }
 
