@@ -125,7 +125,8 @@ impl<'a, 's> Scheduler<'a, 's> {
     /// all it waits on is recorded; returns the nodes left that are ready.
     fn take_cached(&self) -> Vec<usize> {
         for i in 0..self.ctx.plan.nodes.len() {
-            let outcome = (self.finished_dependencies(i)).and_then(|done| cached(&self.ctx, i, &done));
+            let outcome =
+                (self.finished_dependencies(i)).and_then(|done| cached(&self.ctx, i, &done));
             if let Some(outcome) = outcome {
                 self.finish(i, outcome);
             }

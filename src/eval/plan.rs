@@ -164,7 +164,10 @@ pub fn plan<'s>(
     let plan_one = |work: &Work<'s>| plan_one(spec, *work, env);
     let nodes = match order.len() < 32 {
         true => order.iter().map(plan_one).collect::<Result<Vec<_>, _>>()?,
-        false => order.par_iter().map(plan_one).collect::<Result<Vec<_>, _>>()?,
+        false => order
+            .par_iter()
+            .map(plan_one)
+            .collect::<Result<Vec<_>, _>>()?,
     };
     let positions: HashMap<&str, usize> = (order.iter().enumerate())
         .map(|(i, work)| (work.name().value.as_str(), i))

@@ -37,16 +37,16 @@ pub(super) fn hash_files<'a>(
     // unless there are so few that starting threads costs more.
     let stat = |path: &&'a Path| -> Result<(&'a Path, FileStat, bool), TreeError> {
         let path: &'a Path = path;
-            let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
-            if !meta.is_file() {
-                // Replaced since the walk saw a file there.
-                return Err(TreeError::Special {
-                    path: path.to_path_buf(),
-                });
-            }
-            let executable = meta.permissions().mode() & 0o111 != 0;
-            Ok((path, FileStat::of(&meta), executable))
-        };
+        let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
+        if !meta.is_file() {
+            // Replaced since the walk saw a file there.
+            return Err(TreeError::Special {
+                path: path.to_path_buf(),
+            });
+        }
+        let executable = meta.permissions().mode() & 0o111 != 0;
+        Ok((path, FileStat::of(&meta), executable))
+    };
     let stats: Vec<(&Path, FileStat, bool)> = match files.len() < PARALLEL_FROM {
         true => files.iter().map(stat).collect::<Result<_, _>>()?,
         false => files.par_iter().map(stat).collect::<Result<_, _>>()?,
@@ -58,7 +58,8 @@ pub(super) fn hash_files<'a>(
         }
         None => vec![None; stats.len()],
     };
-    let content = |(&(path, stat, executable), known): (&(&Path, FileStat, bool), Option<[u8; 32]>)| {
+    let content =
+        |(&(path, stat, executable), known): (&(&Path, FileStat, bool), Option<[u8; 32]>)| {
             let (size, content, fresh) = match known {
                 Some(content) => (stat.size, content, false),
                 None => hash_file(path, stat.size).map(|(size, c)| (size, c, true))?,
@@ -73,8 +74,14 @@ pub(super) fn hash_files<'a>(
             ))
         };
     let contents: Vec<(FileContent, bool)> = match stats.len() < PARALLEL_FROM {
-        true => stats.iter().zip(known).map(content).collect::<Result<_, _>>()?,
-        false => (stats.par_iter().zip(known)).map(content).collect::<Result<_, _>>()?,
+        true => stats
+            .iter()
+            .zip(known)
+            .map(content)
+            .collect::<Result<_, _>>()?,
+        false => (stats.par_iter().zip(known))
+            .map(content)
+            .collect::<Result<_, _>>()?,
     };
     if let Some((cache, scan_start)) = cache {
         // A size other than the stat's means the file changed while read.
