@@ -6,8 +6,7 @@
 //! context, the `--arg` overrides and kiln itself, plus one question to the
 //! filesystem: does every source (`src`, `add`, `archive`) exist inside the
 //! context? The first five make the key ([`SPEC`]); kiln itself is the
-//! running executable's identity (its file's device, inode, size, mtime and
-//! ctime: a rebuilt or replaced kiln misses), since the stored form of the
+//! running build's identity (`build.rs`), since the stored form of the
 //! model is whatever this build's serde makes of it. The filesystem
 //! question is asked again on every hit (`paths::resolve`, the check a load
 //! makes). Only specs are stored, never errors: on a miss, or any doubt (a
@@ -22,7 +21,6 @@
 //! running executable and resolves each source path.
 
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,6 +30,7 @@ use crate::hash::{KeyWriter, SPEC, StableHash};
 
 use super::paths::{Resolved, resolve};
 use super::{Base, Content, Image, Spec, SrcPath, Stage, stored};
+use build::Build;
 
 /// The cache file of the spec `source` in `context` with `overrides`, or
 /// `None` when kiln cannot tell which build of itself is running.
@@ -186,39 +185,6 @@ impl StableHash for Overrides<'_> {
     }
 }
 
-/// Which build of kiln is running: its version and its executable file's
-/// identity. Any rebuild writes a new file (new inode, mtime, ctime).
-struct Build {
-    version: &'static str,
-    file: [u64; 7],
-}
-
-impl Build {
-    fn running() -> Option<Build> {
-        let meta = std::fs::metadata("/proc/self/exe").ok()?;
-        let file = [
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime() as u64,
-            meta.mtime_nsec() as u64,
-            meta.ctime() as u64,
-            meta.ctime_nsec() as u64,
-        ];
-        Some(Build {
-            version: env!("CARGO_PKG_VERSION"),
-            file,
-        })
-    }
-}
-
-impl StableHash for Build {
-    fn write_key(&self, w: &mut KeyWriter) {
-        let Build { version, file } = self;
-        w.field("version", *version);
-        w.field("file", &file[..]);
-    }
-}
-
+mod build;
 #[cfg(test)]
 mod tests;
