@@ -122,9 +122,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Loads kiln.kdl with the `--arg` overrides.
+/// Loads kiln.kdl with the `--arg` overrides, through the store's spec
+/// cache (what a full load would return, without the parse when cached).
 fn load_spec(g: &Global) -> Result<Spec, CliError> {
-    Ok(crate::spec::load(&g.file, &g.args)?)
+    let root = g.store.clone().unwrap_or_else(Store::default_root);
+    let cache = Store::spec_cache_dir(&root);
+    Ok(crate::spec::load_cached(&g.file, &g.args, &cache)?)
 }
 
 /// Plans `targets` against `store`'s stat cache, images with `layers`.

@@ -44,6 +44,11 @@ pub const BASE: Family<Key> = Family::new("kiln base key", 1);
 /// copied stages' outputs and roots, its layer compression and epoch.
 pub const IMAGE: Family<Key> = Family::new("kiln image key", 1);
 
+/// A cached validated spec's key (`spec::load_cached`): kiln's own build,
+/// the spec file's name, text and context, and the `--arg` overrides.
+/// A `Key` because it names a store file as a stage key does.
+pub const SPEC: Family<Key> = Family::new("kiln spec cache key", 1);
+
 /// A file tree's hash (`tree::Tree::hash`): a stage output, a source tree,
 /// an unpacked root filesystem.
 /// v2: the `StableHash` encoding (variant names as tags, labelled fields).

@@ -11,8 +11,13 @@
 //! before the `kdl` crate sees it (`scan`) and when it is reported (`source`,
 //! at most [`MAX_SHOWN`] problems rendered). The language reference is
 //! `spec/language.md`.
+//!
+//! [`load_cached`] skips the parse when a directory of validated specs
+//! holds this one (`cache.rs`, `stored.rs`; written and read there, and
+//! every source checked again), since parsing dominates a no-op build.
 
 mod args;
+mod cache;
 mod content;
 mod cx;
 mod error;
@@ -26,6 +31,7 @@ mod read;
 mod scan;
 mod source;
 mod stage;
+mod stored;
 mod syntax;
 mod values;
 
@@ -50,6 +56,37 @@ const TOP_NODES: &[&str] = &["arg", "stage", "base", "fetch", "image"];
 /// Diagnostics name the file by `path` as given, so a relative path stays
 /// relative in what the user sees.
 pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Spec, SpecError> {
+    let (source, context) = read_source(path)?;
+    load_source(source, context, overrides)
+}
+
+/// What [`load`] returns, from the cache in `cache_dir` when it holds this
+/// spec (same text, name, context, overrides and kiln) and every source
+/// still resolves inside the context; else by [`load`]'s own checks, whose
+/// result is then cached if it is a spec and not an error (`cache.rs`).
+pub fn load_cached(
+    path: &Path,
+    overrides: &[(String, String)],
+    cache_dir: &Path,
+) -> Result<Spec, SpecError> {
+    let (source, context) = read_source(path)?;
+    let file = cache::file(cache_dir, &source, &context, overrides);
+    if let Some(spec) = file
+        .as_deref()
+        .and_then(|f| cache::lookup(f, &source, &context))
+    {
+        return Ok(spec);
+    }
+    let spec = load_source(source, context, overrides)?;
+    if let Some(file) = file {
+        cache::store(&file, &spec);
+    }
+    Ok(spec)
+}
+
+/// The text of the kiln.kdl at `path`, named by `path`, and its context
+/// (the canonical directory holding it).
+fn read_source(path: &Path) -> Result<(Arc<NamedSource<String>>, PathBuf), SpecError> {
     let name = path.display().to_string();
     let fail = |kind| {
         let empty = Arc::new(NamedSource::new(&name, String::new()));
@@ -75,7 +112,7 @@ pub fn load(path: &Path, overrides: &[(String, String)]) -> Result<Spec, SpecErr
             source,
         })
     })?;
-    load_str(&name, text, context, overrides)
+    Ok((Arc::new(NamedSource::new(&name, text)), context))
 }
 
 /// Validates spec `text` as if read from a file named `name` in the
@@ -88,11 +125,19 @@ pub fn load_str(
     context: PathBuf,
     overrides: &[(String, String)],
 ) -> Result<Spec, SpecError> {
-    let source = Arc::new(NamedSource::new(name, text));
+    load_source(Arc::new(NamedSource::new(name, text)), context, overrides)
+}
+
+/// [`load_str`] of the text `source` holds.
+fn load_source(
+    source: Arc<NamedSource<String>>,
+    context: PathBuf,
+    overrides: &[(String, String)],
+) -> Result<Spec, SpecError> {
     let one = |problem| Err(SpecError::new(source.clone(), vec![problem]));
     if source.inner().len() as u64 > MAX_SPEC_BYTES {
         let kind = ProblemKind::TooBig {
-            path: PathBuf::from(name),
+            path: PathBuf::from(source.name()),
             max: MAX_SPEC_BYTES,
         };
         return one(Problem::new(kind, vec![]));

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use miette::{NamedSource, SourceSpan};
+use serde::{Deserialize, Serialize};
 
 use crate::hash::Digest;
 
@@ -32,7 +33,8 @@ impl<T> std::ops::Deref for Spanned<T> {
 /// The name of a stage, base, fetch or image: `[A-Za-z_][A-Za-z0-9_-]*`.
 /// All four kinds share one namespace. Valid as a directory name, and as an
 /// environment variable name once dashes become underscores.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Name(String);
 
 impl Name {
@@ -64,7 +66,8 @@ impl fmt::Display for Name {
 /// A path relative to the build context (the directory holding kiln.kdl),
 /// normalized (`/`-separated, no `.`, no `..`, no trailing `/`, never empty:
 /// the context itself is `.`), and known to exist when the spec was loaded.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct SrcPath(String);
 
 impl SrcPath {
@@ -258,14 +261,14 @@ fn node_name(node: NodeRef<'_>) -> &str {
 }
 
 /// `arg NAME default="…"`, with its final value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arg {
     pub name: Spanned<Name>,
     pub value: String,
 }
 
 /// `stage NAME { … }`: a builder, a pure function of its declared inputs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     pub name: Spanned<Name>,
     /// `from host` when the stage has no `from` (span: the stage name).
@@ -291,7 +294,7 @@ pub struct Stage {
 }
 
 /// The root filesystem a stage runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Root {
     Host,
     /// A `base` (an imported image) of this spec.
@@ -301,7 +304,7 @@ pub enum Root {
 }
 
 /// `base NAME { archive "path.tar" digest="sha256:…" }`: an imported image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     pub name: Spanned<Name>,
     /// docker-archive, oci-archive tar, or OCI layout directory.
@@ -311,7 +314,7 @@ pub struct Base {
 }
 
 /// `fetch NAME url="…" sha256="…"`: a fixed-output download.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fetch {
     pub name: Spanned<Name>,
     pub url: Spanned<String>,
@@ -320,7 +323,7 @@ pub struct Fetch {
 }
 
 /// `image NAME { … }`: a runtime image, exported as OCI.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub name: Spanned<Name>,
     /// `from scratch` when absent.
@@ -344,7 +347,7 @@ pub struct Image {
 }
 
 /// The base of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ImageRoot {
     Scratch,
     Base(Name),
@@ -352,7 +355,7 @@ pub enum ImageRoot {
 }
 
 /// One `copy` or `add` line of an image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
     /// `copy STAGE "path" to="/dest" mode=0o755 owner="1000:1000" closure=#true`
     Copy {
@@ -369,7 +372,7 @@ pub enum Content {
 }
 
 /// Where and how copied or added files land in the image.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContentAttrs {
     /// Absolute path in the image, normalized.
     pub to: Spanned<String>,
@@ -383,18 +386,19 @@ pub struct ContentAttrs {
     /// the same root that ELF analysis cannot find.
     pub closure_extra: Vec<String>,
     /// The whole `copy`/`add` node, for diagnostics.
+    #[serde(with = "super::stored::span")]
     pub span: SourceSpan,
 }
 
 /// Numeric owner of files in a layer; `0:0` by default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Owner {
     pub uid: u32,
     pub gid: u32,
 }
 
 /// An `entrypoint` or `cmd`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// `entrypoint "/app/goapp" "--flag"`: an argv, run as is.
     Exec(Vec<String>),

@@ -3,6 +3,8 @@
 //! `volume`) are absolute and normalized. Reads the filesystem (`stat` and
 //! `canonicalize` only).
 
+use std::path::Path;
+
 use super::cx::Cx;
 use super::error::{Escape, ProblemKind, label};
 use super::{Spanned, SrcPath};
@@ -28,6 +30,24 @@ pub(crate) fn normalize_abs(path: &str) -> Result<String, AbsError> {
         }
     }
     Ok(format!("/{}", parts.join("/")))
+}
+
+/// Where a source path leads on disk, through any symlinks.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Resolved {
+    Inside,
+    Outside,
+    Missing,
+}
+
+/// The one check that a source exists inside `context` (canonical): made
+/// on every load, and again for every source of a cached spec (`cache.rs`).
+pub(crate) fn resolve(context: &Path, src: &SrcPath) -> Resolved {
+    match std::fs::canonicalize(src.on_disk(context)) {
+        Ok(real) if real.starts_with(context) => Resolved::Inside,
+        Ok(_) => Resolved::Outside,
+        Err(_) => Resolved::Missing,
+    }
 }
 
 impl Cx {
@@ -57,19 +77,18 @@ impl Cx {
             );
             return None;
         };
-        let on_disk = src.on_disk(&self.context);
         let missing = || ProblemKind::SourceMissing {
             path: path.value.clone(),
         };
-        match fs_err::canonicalize(&on_disk) {
-            Ok(real) if real.starts_with(&self.context) => {}
-            Ok(_) => {
+        match resolve(&self.context, &src) {
+            Resolved::Inside => {}
+            Resolved::Outside => {
                 let text = "resolves outside the build context";
                 self.report(outside(Escape::Symlink), vec![label(path.span, text)]);
                 return None;
             }
-            Err(_) => {
-                let text = if on_disk.symlink_metadata().is_ok() {
+            Resolved::Missing => {
+                let text = if src.on_disk(&self.context).symlink_metadata().is_ok() {
                     "a dangling symlink"
                 } else {
                     "not found"

@@ -79,7 +79,33 @@ pub(super) fn collect(
     }
     remove_orphans(layout, &mut swept)?;
     remove_stale_builds(layout, &mut swept)?;
+    remove_unused_specs(layout, keep, now, &mut swept);
     Ok(swept)
+}
+
+/// Cached specs (and a write's leftover temp file) unused for `keep`. Needs
+/// no lock: a spec deleted under a reader is only parsed again.
+fn remove_unused_specs(layout: &Layout, keep: Duration, now: SystemTime, swept: &mut Swept) {
+    let dir = layout.spec_cache_dir();
+    let names = match read_names(&dir) {
+        Ok(names) => names,
+        Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return;
+        }
+        Err(e) => return swept.fail(dir, e),
+    };
+    for name in names {
+        let file = dir.join(name);
+        let unused = std::fs::symlink_metadata(&file)
+            .and_then(|m| m.modified())
+            .map(|used| now.duration_since(used).unwrap_or_default() >= keep)
+            .at(&file);
+        let removed = unused.and_then(|old| match old {
+            true => remove_file(&file).map(|()| true),
+            false => Ok(false),
+        });
+        swept.note(file, removed);
+    }
 }
 
 /// The entry of `short` if unused for `keep` (or its meta, if it is garbage).

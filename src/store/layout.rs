@@ -100,6 +100,11 @@ impl Layout {
         self.root.join("tmp")
     }
 
+    /// Validated specs (`spec::load_cached`); made on the first write.
+    pub fn spec_cache_dir(&self) -> PathBuf {
+        self.root.join("cache").join("spec")
+    }
+
     pub fn stat_cache(&self) -> PathBuf {
         self.root.join("stat-cache")
     }

@@ -33,6 +33,8 @@
 //!     │                           mtime is last use
 //!     ├── rootfs/<config-hex>.tree  its tree hash when unpacked (verify)
 //!     ├── stat-cache              tree::StatCache
+//!     ├── cache/spec/<key>.json   validated specs (spec::load_cached);
+//!     │                           mtime is last use
 //!     └── tmp/<key>-<name>.<pid>/{src,out,tmp,root}
 //!                                 build dirs; `out` is renamed into store/
 //! ```
@@ -51,6 +53,8 @@
 //!   their metas and logs;
 //! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
 //!   unless their key is being built;
+//! - cached specs not used for N days (a spec read as it is deleted is
+//!   only parsed again);
 //! - blobs, import records, root filesystems and cached layers not used for
 //!   N days, and the leftovers of interrupted imports, unpacks and layer
 //!   writes (`base::collect`, `export::collect_layer_cache`): only while no
@@ -273,6 +277,13 @@ impl Store {
 
     pub fn log_path(&self, key: &Key, name: &Name) -> PathBuf {
         self.layout.log_file(&key.short(), name.as_str())
+    }
+
+    /// Where `spec::load_cached` keeps validated specs for the store at
+    /// `root`: a function of the root, not of an open store, because the
+    /// spec is loaded before the store is opened (and `kiln check` opens none).
+    pub fn spec_cache_dir(root: &Path) -> PathBuf {
+        Layout::new(root).spec_cache_dir()
     }
 
     pub fn stat_cache_path(&self) -> PathBuf {

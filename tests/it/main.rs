@@ -32,6 +32,7 @@ mod sandbox;
 mod sandbox_attacks;
 mod sandbox_leaks;
 mod sandbox_lifetime;
+mod spec_cache;
 mod spec_corpus;
 mod store;
 mod store_integrity;
