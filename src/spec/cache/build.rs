@@ -46,8 +46,8 @@ impl StableHash for Build {
             file,
         } = self;
         w.field("version", *version);
-        let id = build_id.as_deref().map(|id| blake3::hash(id).into());
-        w.field("build-id", &id.map(|h: blake3::Hash| *h.as_bytes()));
+        let id = build_id.as_deref().map(|id| *blake3::hash(id).as_bytes());
+        w.field("build-id", &id);
         w.field("file", &file[..]);
     }
 }
