@@ -12,15 +12,11 @@
 //! Adding a family: an identity type in `identity.rs` (one macro call), one
 //! constant below, and a `StableHash` impl for the value it keys.
 
-use std::collections::BTreeMap;
 use std::marker::PhantomData;
 
 use super::identity::{Key, LayerKey, OutputHash};
-use super::stable::StableHash;
-use super::writer::KeyWriter;
 
-/// What `kiln explain` shows of a key: label → display value, for each input.
-pub type Shown = BTreeMap<String, String>;
+use super::writer::{KeyWriter, Shown, StableHash};
 
 /// A kind of key: its domain tag, format version and identity type `K`.
 pub struct Family<K> {

@@ -24,7 +24,6 @@ pub(crate) mod testing;
 mod tests;
 mod writer;
 
-pub use family::{BASE, FETCH, Family, IMAGE, LAYER, SPEC, STAGE, STORED_FILE, Shown, TREE};
+pub use family::{BASE, FETCH, Family, IMAGE, LAYER, SPEC, STAGE, STORED_FILE, TREE};
 pub use identity::{Digest, HashParseError, Key, LayerKey, OutputHash};
-pub use stable::StableHash;
-pub use writer::KeyWriter;
+pub use writer::{KeyWriter, Shown, StableHash};

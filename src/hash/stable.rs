@@ -9,17 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::identity::{Digest, Key, LayerKey, OutputHash};
-use super::writer::KeyWriter;
-
-/// A value that can be part of a key, written through a [`KeyWriter`].
-///
-/// An impl for a struct starts by destructuring it without `..`
-/// (`let Entry { path, kind, mode, owner } = self;`), so that a field added
-/// later is a compile error here until it is keyed, or waived as `field: _`
-/// with a comment saying why it cannot change what the key stands for.
-pub trait StableHash {
-    fn write_key(&self, w: &mut KeyWriter);
-}
+use super::writer::{KeyWriter, StableHash};
 
 impl<T: StableHash + ?Sized> StableHash for &T {
     fn write_key(&self, w: &mut KeyWriter) {

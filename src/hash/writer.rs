@@ -13,8 +13,18 @@
 
 use std::fmt::{self, Write as _};
 
-use super::family::Shown;
-use super::stable::StableHash;
+/// A value that can be part of a key, written through a [`KeyWriter`].
+///
+/// An impl for a struct starts by destructuring it without `..`
+/// (`let Entry { path, kind, mode, owner } = self;`), so that a field added
+/// later is a compile error here until it is keyed, or waived as `field: _`
+/// with a comment saying why it cannot change what the key stands for.
+pub trait StableHash {
+    fn write_key(&self, w: &mut KeyWriter);
+}
+
+/// What `kiln explain` shows of a key: label → display value, for each input.
+pub type Shown = std::collections::BTreeMap<String, String>;
 
 /// Hashes a value's [`StableHash`] encoding; made by a `Family`.
 pub struct KeyWriter {

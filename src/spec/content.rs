@@ -6,7 +6,7 @@ use miette::SourceSpan;
 
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
-use super::names::Kind;
+use super::name_table::Kind;
 use super::values::{parse_mode, parse_owner};
 use super::{Content, ContentAttrs, Owner, Spanned, SrcPath};
 

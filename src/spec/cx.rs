@@ -12,7 +12,7 @@ use miette::{LabeledSpan, SourceSpan};
 use super::Spanned;
 use super::error::{Problem, ProblemKind, label};
 use super::help::suggest;
-use super::names::NameTable;
+use super::name_table::NameTable;
 
 /// Everything a check reads, and where it reports.
 pub(crate) struct Cx {

@@ -2,7 +2,7 @@
 //! after the cause, to know what to change.
 
 use super::error::{Escape, ProblemKind};
-use super::stage::RESERVED_ENV;
+use super::model::RESERVED_ENV;
 
 impl ProblemKind {
     /// The last segment of the diagnostic code, `kiln::spec::<code>`.

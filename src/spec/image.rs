@@ -9,7 +9,8 @@ use miette::SourceSpan;
 use super::content::node_span;
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
-use super::names::{Kind, node_name};
+use super::name_table::Kind;
+use super::names::node_name;
 use super::values::{check_tag, is_signal, is_user, parse_port};
 use super::{Command, Image, ImageRoot, Spanned};
 

@@ -25,6 +25,7 @@ mod graph;
 mod help;
 mod image;
 mod model;
+mod name_table;
 mod names;
 mod paths;
 mod read;

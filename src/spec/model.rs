@@ -267,6 +267,17 @@ pub struct Arg {
     pub value: String,
 }
 
+/// What kiln itself puts in every stage's environment.
+pub(crate) const RESERVED_ENV: [&str; 7] = [
+    "PATH",
+    "HOME",
+    "TZ",
+    "LC_ALL",
+    "SOURCE_DATE_EPOCH",
+    "out",
+    "TMPDIR",
+];
+
 /// `stage NAME { … }`: a builder, a pure function of its declared inputs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {

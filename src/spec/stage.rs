@@ -8,22 +8,14 @@ use miette::SourceSpan;
 
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
-use super::names::{Kind, node_name};
+use super::model::RESERVED_ENV;
+use super::name_table::Kind;
+use super::names::node_name;
 use super::{Base, Fetch, Root, Spanned, Stage};
 use crate::hash::Digest;
 
 const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
 
-/// What kiln itself puts in every stage's environment.
-pub(crate) const RESERVED_ENV: [&str; 7] = [
-    "PATH",
-    "HOME",
-    "TZ",
-    "LC_ALL",
-    "SOURCE_DATE_EPOCH",
-    "out",
-    "TMPDIR",
-];
 const MANY: usize = usize::MAX;
 
 /// Environment variable names: `[A-Za-z_][A-Za-z0-9_]*`.
