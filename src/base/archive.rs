@@ -226,7 +226,7 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let path = staged._dir.path().join(i.to_string());
                 let out = File::create(&path).map_err(BaseError::io(&path))?;
-                let mut w = super::image::HashingWriter::new(out);
+                let mut w = crate::hash::Sha256Writer::new(out);
                 super::image::copy(&mut entry, &mut w).map_err(|e| match e {
                     CopyFailed::Read(e) => BaseError::io(archive)(e),
                     CopyFailed::Write(e) => BaseError::io(&path)(e),

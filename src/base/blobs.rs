@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
 use super::error::BaseError;
-use super::image::{CopyFailed, HashingWriter, copy};
+use super::image::{CopyFailed, copy};
 use crate::hash::Digest;
+use crate::hash::Sha256Writer;
 
 pub(crate) struct BlobStore {
     root: PathBuf,
@@ -63,7 +64,7 @@ impl BlobStore {
         let tmp_dir = self.tmp_dir();
         let file = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
         let to = file.path().to_owned();
-        let mut w = HashingWriter::new(file);
+        let mut w = Sha256Writer::new(file);
         copy(r, &mut w).map_err(|e| match e {
             CopyFailed::Read(e) => BaseError::io(from)(e),
             CopyFailed::Write(e) => BaseError::io(&to)(e),

@@ -16,9 +16,10 @@ use super::archive::Source;
 use super::blobs::BlobStore;
 use super::error::BaseError;
 use super::formats::{self, BlobRef, Candidate};
-use super::image::{Compression, ImportedImage, Layer, hash_reader};
+use super::image::{Compression, ImportedImage, Layer};
 use super::index;
 use crate::hash::Digest;
+use crate::hash::sha256_of;
 
 /// Reads a docker-archive tar, an oci-archive tar or an OCI layout directory
 /// (tars may be gzip- or zstd-compressed); verifies every blob, each layer's
@@ -159,7 +160,7 @@ fn take_layer(
         _ => {
             let taken = source.take(archive, &blob.name, store)?;
             let (digest, size) = taken.digest();
-            check_descriptor(archive, blob, digest, size)?;
+            blob.verify(archive, digest, size)?;
             let path = store.commit(taken.path(), &digest)?;
             (digest, size, path)
         }
@@ -175,7 +176,7 @@ fn take_layer(
             let file = BufReader::new(File::open(&path).map_err(BaseError::io(&path))?);
             compression
                 .decoder(file)
-                .and_then(hash_reader)
+                .and_then(sha256_of)
                 .map(|(d, _)| d)
                 .map_err(|source| BaseError::BadTar {
                     blob: path.clone(),
@@ -199,32 +200,4 @@ fn take_layer(
         size,
         blob: path,
     })
-}
-
-fn check_descriptor(
-    archive: &Path,
-    blob: &BlobRef,
-    actual: Digest,
-    size: u64,
-) -> Result<(), BaseError> {
-    let Some((expected, expected_size)) = blob.expected else {
-        return Ok(());
-    };
-    if actual != expected {
-        return Err(BaseError::BlobChecksum {
-            archive: archive.to_owned(),
-            blob: blob.name.clone(),
-            expected,
-            actual,
-        });
-    }
-    if size != expected_size {
-        return Err(BaseError::BlobSize {
-            archive: archive.to_owned(),
-            blob: blob.name.clone(),
-            expected: expected_size,
-            actual: size,
-        });
-    }
-    Ok(())
 }

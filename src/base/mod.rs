@@ -27,7 +27,6 @@ mod maintenance;
 mod unpack;
 
 pub use error::{BaseError, Unsafe};
-pub(crate) use image::HashingReader;
 pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
 pub use maintenance::{collect, count, verify};

@@ -18,7 +18,8 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
-use super::image::{CopyFailed, HashingReader, ImportedImage, Layer};
+use super::image::{CopyFailed, ImportedImage, Layer};
+use crate::hash::Sha256Reader;
 
 const OPAQUE: &str = ".wh..wh..opq";
 const WHITEOUT: &str = ".wh.";
@@ -107,7 +108,7 @@ fn apply_layer(
     dirs: &mut BTreeMap<PathBuf, u32>,
 ) -> Result<(), BaseError> {
     let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
-    let mut hashing = HashingReader::new(BufReader::new(file));
+    let mut hashing = Sha256Reader::new(BufReader::new(file));
     let unpacked = entries_of(layer, &mut hashing, root, dirs);
     // A damaged blob is said to be one, whatever it made the tar reader do.
     let (actual, _) = hashing.finish().map_err(BaseError::io(&layer.blob))?;

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::base::HashingReader;
 use crate::hash::Digest;
+use crate::hash::Sha256Reader;
 use crate::image::config;
 use crate::image::{Assembled, ExportError};
 
@@ -39,7 +39,7 @@ impl Blob<'_> {
             Blob::File { path, size, digest } => {
                 let file = std::fs::File::open(path).map_err(ExportError::io(*path))?;
                 Box::new(Checked {
-                    inner: HashingReader::new(file.take(*size)),
+                    inner: Sha256Reader::new(file.take(*size)),
                     path,
                     size: *size,
                     digest: *digest,
@@ -52,7 +52,7 @@ impl Blob<'_> {
 /// A blob file read through a hash: at its end, an error if the bytes read
 /// are not `size` bytes with sha256 `digest`.
 struct Checked<'a, R> {
-    inner: HashingReader<io::Take<R>>,
+    inner: Sha256Reader<io::Take<R>>,
     path: &'a Path,
     size: u64,
     digest: Digest,

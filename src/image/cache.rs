@@ -22,8 +22,9 @@ use rayon::prelude::*;
 
 use super::error::ExportError;
 use super::model::Packed;
-use crate::base::{Compression, HashingReader};
+use crate::base::Compression;
 use crate::hash::LayerKey;
+use crate::hash::Sha256Reader;
 use crate::store::{Damage, Swept};
 
 fn dir(cache: &Path) -> PathBuf {
@@ -128,14 +129,12 @@ pub fn count(cache: &Path) -> usize {
 /// `Ok(Err(problem))` if the blob does not match; `Err` if it is missing.
 fn check_blob(blob: &Path, packed: &Packed) -> std::io::Result<Result<(), String>> {
     let file = std::fs::File::open(blob)?;
-    let mut raw = HashingReader::new(std::io::BufReader::new(file));
+    let mut raw = Sha256Reader::new(std::io::BufReader::new(file));
     let mut head = [0u8; 4];
     let n = std::io::Read::read(&mut raw, &mut head)?;
     let compression = Compression::sniff(&head[..n]);
     let inner = compression.decoder(std::io::Read::chain(&head[..n], &mut raw));
-    let diff_id = inner
-        .and_then(|r| HashingReader::new(r).finish())
-        .map(|(d, _)| d);
+    let diff_id = inner.and_then(crate::hash::sha256_of).map(|(d, _)| d);
     let (digest, size) = raw.finish()?;
     Ok(if digest != packed.digest || size != packed.size {
         Err(format!(

@@ -10,11 +10,9 @@
 
 use std::io::{self, Write};
 
-use sha2::Digest as _;
-
 use super::error::ExportError;
 use super::model::{Compression, Entry, Kind, Packed};
-use crate::hash::{Digest, KeyWriter, LAYER, LayerKey, StableHash};
+use crate::hash::{KeyWriter, LAYER, LayerKey, Sha256Writer, StableHash};
 use crate::spec::Owner;
 
 /// The cache key of a layer: the [`LAYER`] family's hash of everything
@@ -96,16 +94,16 @@ pub(crate) fn pack(
     out: impl Write,
 ) -> Result<Packed, ExportError> {
     let write_err = |source| ExportError::Write { source };
-    let compressed = Hashing::new(out);
+    let compressed = Sha256Writer::new(out);
     let compressor = Compressor::new(compression, compressed).map_err(write_err)?;
-    let mut tar = tar::Builder::new(Hashing::new(compressor));
+    let mut tar = tar::Builder::new(Sha256Writer::new(compressor));
     for entry in entries {
         append(&mut tar, entry, epoch)?;
     }
     let uncompressed = tar.into_inner().map_err(write_err)?;
-    let (diff_id, uncompressed_size, compressor) = uncompressed.finish();
+    let (compressor, diff_id, uncompressed_size) = uncompressed.finish();
     let compressed = compressor.finish().map_err(write_err)?;
-    let (digest, size, mut out) = compressed.finish();
+    let (mut out, digest, size) = compressed.finish();
     out.flush().map_err(write_err)?;
     Ok(Packed {
         digest,
@@ -142,44 +140,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
             h.set_entry_type(tar::EntryType::Symlink);
             tar.append_link(&mut h, &e.path, target).map_err(write_err)
         }
-    }
-}
-
-/// A writer that hashes (sha256) and counts what passes through it.
-pub(crate) struct Hashing<W> {
-    inner: W,
-    sha: sha2::Sha256,
-    len: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        Hashing {
-            inner,
-            sha: sha2::Sha256::new(),
-            len: 0,
-        }
-    }
-
-    pub(crate) fn finish(self) -> (Digest, u64, W) {
-        (
-            Digest::from_bytes(self.sha.finalize().into()),
-            self.len,
-            self.inner,
-        )
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use super::error::ExportError;
 use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin, Role, Via};
-use crate::base::{self, HashingReader, ImportedImage};
+use crate::base::{self, ImportedImage};
+use crate::hash::Sha256Reader;
 use crate::spec::{Base, Name, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
@@ -80,7 +81,7 @@ fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
         path: layer.blob.clone(),
         source,
     })?;
-    let mut hashing = HashingReader::new(std::io::BufReader::new(file));
+    let mut hashing = Sha256Reader::new(std::io::BufReader::new(file));
     let listing = list_from(layer, &mut hashing);
     let (actual, size) = hashing.finish().map_err(|source| ExportError::Io {
         path: layer.blob.clone(),
