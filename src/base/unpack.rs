@@ -12,13 +12,14 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions, Permissions};
-use std::io::BufReader;
+use std::io::{BufReader, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
 use super::image::{CopyFailed, ImportedImage, Layer};
+use crate::fsx::{AtomicFile, IoContext};
 use crate::hash::Sha256Reader;
 
 const OPAQUE: &str = ".wh..wh..opq";
@@ -76,13 +77,9 @@ fn record_tree(built: &Path, dest: &Path) -> Result<(), BaseError> {
         return Ok(());
     };
     let dir = record.parent().expect("kiln bug: a rootfs has a parent");
-    let tmp = tempfile::Builder::new()
-        .prefix(UNPACKING)
-        .tempfile_in(dir)
-        .map_err(BaseError::io(dir))?;
-    std::fs::write(tmp.path(), format!("{}\n", tree.hash())).map_err(BaseError::io(tmp.path()))?;
-    tmp.persist(&record)
-        .map_err(|e| BaseError::io(&record)(e.error))?;
+    let mut tmp = AtomicFile::create_in(&record, dir, UNPACKING)?;
+    writeln!(tmp, "{}", tree.hash()).at(tmp.tmp_path())?;
+    tmp.commit()?;
     Ok(())
 }
 

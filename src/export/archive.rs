@@ -191,10 +191,6 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
 /// place, so `dir` is never half written and holds no blobs of an earlier
 /// export. An existing `dir` is replaced only if it is an OCI layout.
 pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let occupied = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
@@ -203,24 +199,7 @@ pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
             dir: dir.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(parent).map_err(ExportError::io(parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-oci-")
-        .tempdir_in(parent)
-        .map_err(ExportError::io(parent))?;
-    fill_oci_dir(img, tmp.path())?;
-    let old = tempfile::Builder::new()
-        .prefix(".kiln-oci-old-")
-        .tempdir_in(parent)
-        .map_err(ExportError::io(parent))?;
-    if dir.exists() {
-        // Moved aside, then deleted when `old` drops.
-        std::fs::rename(dir, old.path().join("layout")).map_err(ExportError::io(dir))?;
-    }
-    std::fs::rename(tmp.path(), dir).map_err(ExportError::io(dir))?;
-    // The rename took the directory: nothing left for `tmp` to delete.
-    let _ = tmp.keep();
-    Ok(())
+    crate::fsx::replace_dir(dir, "oci", |tmp| fill_oci_dir(img, tmp))
 }
 
 fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {

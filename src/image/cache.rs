@@ -23,8 +23,8 @@ use rayon::prelude::*;
 use super::error::ExportError;
 use super::model::Packed;
 use crate::base::Compression;
-use crate::hash::LayerKey;
-use crate::hash::Sha256Reader;
+use crate::fsx::{AtomicFile, IoContext, write_atomic};
+use crate::hash::{LayerKey, Sha256Reader};
 use crate::store::{Damage, Swept};
 
 fn dir(cache: &Path) -> PathBuf {
@@ -64,34 +64,17 @@ pub(crate) fn insert(
 ) -> Result<Packed, ExportError> {
     let dir = dir(cache);
     std::fs::create_dir_all(&dir).map_err(ExportError::io(&dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(ExportError::io(&dir))?;
+    let tmp = AtomicFile::create(&blob_path(cache, key))?;
     let packed = {
         // 1 MiB: an uncompressed layer arrives in the tar's 8 KiB pieces.
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
         let packed = pack(&mut out)?;
-        out.flush().map_err(ExportError::io(tmp.path()))?;
+        out.flush().at(tmp.tmp_path())?;
         packed
     };
-    let blob = blob_path(cache, key);
-    tmp.persist(&blob).map_err(|e| ExportError::Io {
-        path: blob,
-        source: e.error,
-    })?;
-
-    let meta = meta_path(cache, key);
+    tmp.commit()?;
     let json = serde_json::to_vec(&packed).expect("kiln bug: Packed serializes");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(ExportError::io(&dir))?;
-    tmp.write_all(&json).map_err(ExportError::io(tmp.path()))?;
-    tmp.persist(&meta).map_err(|e| ExportError::Io {
-        path: meta,
-        source: e.error,
-    })?;
+    write_atomic(&meta_path(cache, key), &json)?;
     Ok(packed)
 }
 

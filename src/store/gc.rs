@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
-use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
+use super::layout::{Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
 use super::roots;
 use super::{Entry, Modified, StoreError, StorePath, Swept, read_meta};
+use crate::fsx::IoContext;
 
 /// Every committed entry, sorted by name then key.
 pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::StoreError;
-use super::layout::{IoContext, Layout, read_names, remove_file};
+use super::layout::{Layout, read_names, remove_file};
+use crate::fsx::IoContext;
 use crate::hash::Key;
 
 /// This store's roots: registered once per key, kept until it is dropped.
@@ -124,7 +125,8 @@ fn append(
     // One write of a whole line: a reader sees it whole or not at all (gc
     // reads only while it holds the gc lock, so never mid-write anyway).
     f.write_all(format!("{}\n", key.short()).as_bytes())
-        .at(path)
+        .at(path)?;
+    Ok(())
 }
 
 /// A new roots file of this process, locked exclusively.

@@ -68,7 +68,7 @@ pub(super) fn hash_files(
                 fresh,
             ))
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<_, TreeError>>()?;
     if let Some((cache, scan_start)) = cache {
         // A size other than the stat's means the file changed while read.
         let fresh: Vec<_> = (stats.iter().zip(&contents))
