@@ -85,6 +85,14 @@ impl AtomicFile {
     /// crash `path` holds the old file or the whole new one.
     pub fn commit(self) -> Result<(), PathError> {
         self.tmp.as_file().sync_all().at(self.tmp.path())?;
+        self.commit_unsynced()
+    }
+
+    /// Renames the file over `path` without syncing it first: for large
+    /// outputs (a layer, an exported archive) where a sync would cost about
+    /// as much as the write. Readers still never see a prefix; after a
+    /// crash `path` may hold a file whose bytes never reached the disk.
+    pub fn commit_unsynced(self) -> Result<(), PathError> {
         self.tmp.persist(&self.path).map_err(|e| PathError {
             path: self.path,
             source: e.error,

@@ -128,6 +128,7 @@ fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), 
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::Permissions::from_mode(0o644);
     tmp.file().set_permissions(mode).at(path)?;
-    tmp.commit()?;
+    // Unsynced: the archive is the size of the whole image.
+    tmp.commit_unsynced()?;
     Ok(())
 }

@@ -72,7 +72,8 @@ pub(crate) fn insert(
         out.flush().at(tmp.tmp_path())?;
         packed
     };
-    tmp.commit()?;
+    // Unsynced: the blob is as large as the layer (see `commit_unsynced`).
+    tmp.commit_unsynced()?;
     let json = serde_json::to_vec(&packed).expect("kiln bug: Packed serializes");
     write_atomic(&meta_path(cache, key), &json)?;
     Ok(packed)
