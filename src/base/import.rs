@@ -18,6 +18,7 @@ use super::error::BaseError;
 use super::formats::{self, BlobRef, Candidate};
 use super::image::{Compression, ImportedImage, Layer};
 use super::index;
+use crate::fsx::IoContext;
 use crate::hash::Digest;
 use crate::hash::sha256_of;
 
@@ -168,12 +169,12 @@ fn take_layer(
     let mut head = [0u8; 4];
     let n = File::open(&path)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(BaseError::io(&path))?;
+        .at(&path)?;
     let compression = Compression::sniff(&head[..n]);
     let actual = match compression {
         Compression::None => digest,
         _ => {
-            let file = BufReader::new(File::open(&path).map_err(BaseError::io(&path))?);
+            let file = BufReader::new(File::open(&path).at(&path)?);
             compression
                 .decoder(file)
                 .and_then(sha256_of)

@@ -86,7 +86,7 @@ pub(crate) fn record(
         return Ok(());
     };
     let record = Record {
-        stamps: stamps(archive).map_err(BaseError::io(archive))?,
+        stamps: stamps(archive).at(archive)?,
         config: image.config_digest,
         layers: image.layers.clone(),
     };

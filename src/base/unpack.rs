@@ -43,18 +43,17 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
         super::maintenance::touch(&dest);
         return Ok(dest);
     }
-    std::fs::create_dir_all(rootfs_dir).map_err(BaseError::io(rootfs_dir))?;
+    std::fs::create_dir_all(rootfs_dir).at(rootfs_dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(UNPACKING)
         .tempdir_in(rootfs_dir)
-        .map_err(BaseError::io(rootfs_dir))?;
+        .at(rootfs_dir)?;
     let mut dirs = BTreeMap::new();
     for layer in &image.layers {
         apply_layer(layer, tmp.path(), &mut dirs)?;
     }
     finish_dirs(tmp.path(), &dirs)?;
-    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
-        .map_err(BaseError::io(tmp.path()))?;
+    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755)).at(tmp.path())?;
     record_tree(tmp.path(), &dest)?;
     let built = tmp.keep();
     match std::fs::rename(&built, &dest) {
@@ -104,11 +103,11 @@ fn apply_layer(
     root: &Path,
     dirs: &mut BTreeMap<PathBuf, u32>,
 ) -> Result<(), BaseError> {
-    let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
+    let file = File::open(&layer.blob).at(&layer.blob)?;
     let mut hashing = Sha256Reader::new(BufReader::new(file));
     let unpacked = entries_of(layer, &mut hashing, root, dirs);
     // A damaged blob is said to be one, whatever it made the tar reader do.
-    let (actual, _) = hashing.finish().map_err(BaseError::io(&layer.blob))?;
+    let (actual, _) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
         return Err(BaseError::Damaged {
             blob: layer.blob.clone(),
@@ -168,7 +167,7 @@ fn entries_of(
             tar::EntryType::Directory => {
                 if !is_real_dir(&target) {
                     remove(&target)?;
-                    std::fs::create_dir(&target).map_err(BaseError::io(&target))?;
+                    std::fs::create_dir(&target).at(&target)?;
                 }
                 dirs.insert(rel.clone(), mode);
             }
@@ -179,14 +178,14 @@ fn entries_of(
                     .create_new(true)
                     .mode(0o600)
                     .open(&target)
-                    .map_err(BaseError::io(&target))?;
+                    .at(&target)?;
                 super::image::copy(&mut entry, &mut out).map_err(|e| match e {
                     CopyFailed::Read(e) => bad_tar(e),
                     CopyFailed::Write(e) => BaseError::io(&target)(e),
                 })?;
                 // setuid/setgid dropped: the file belongs to whoever runs kiln.
                 out.set_permissions(Permissions::from_mode(mode & 0o777 | 0o400))
-                    .map_err(BaseError::io(&target))?;
+                    .at(&target)?;
             }
             tar::EntryType::Symlink => {
                 let link = entry
@@ -196,7 +195,7 @@ fn entries_of(
                     .into_owned();
                 remove(&target)?;
                 // Kept as is: it is only ever resolved inside the sandbox.
-                std::os::unix::fs::symlink(&link, &target).map_err(BaseError::io(&target))?;
+                std::os::unix::fs::symlink(&link, &target).at(&target)?;
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -206,7 +205,7 @@ fn entries_of(
                     .into_owned();
                 let source = hardlink_source(root, &link, &ctx)?;
                 remove(&target)?;
-                std::fs::hard_link(&source, &target).map_err(BaseError::io(&target))?;
+                std::fs::hard_link(&source, &target).at(&target)?;
             }
             tar::EntryType::Char => return Err(ctx.refuse(Unsafe::Special("character device"))),
             tar::EntryType::Block => return Err(ctx.refuse(Unsafe::Special("block device"))),
@@ -249,7 +248,7 @@ fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathB
             }
             Ok(_) => return Err(ctx.refuse(Unsafe::ThroughNonDirectory(seen))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                std::fs::create_dir(&cur).map_err(BaseError::io(&cur))?;
+                std::fs::create_dir(&cur).at(&cur)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BaseError::io(cur)(e)),
@@ -292,8 +291,8 @@ fn remove(path: &Path) -> Result<(), BaseError> {
 /// An opaque directory: removes what lower layers put in `dir`, keeping
 /// what this layer already wrote there.
 fn clear_lower(dir: &Path, rel: &Path, written: &HashSet<PathBuf>) -> Result<(), BaseError> {
-    for child in std::fs::read_dir(dir).map_err(BaseError::io(dir))? {
-        let child = child.map_err(BaseError::io(dir))?;
+    for child in std::fs::read_dir(dir).at(dir)? {
+        let child = child.at(dir)?;
         let child_rel = rel.join(child.file_name());
         if !written.contains(&child_rel) {
             remove(&child.path())?;
@@ -318,7 +317,7 @@ fn finish_dirs(root: &Path, dirs: &BTreeMap<PathBuf, u32>) -> Result<(), BaseErr
         if walk(root, rel, false, &ctx).is_ok_and(|d| d.is_some()) {
             let path = root.join(rel);
             std::fs::set_permissions(&path, Permissions::from_mode(mode & 0o1777 | 0o700))
-                .map_err(BaseError::io(&path))?;
+                .at(&path)?;
         }
     }
     Ok(())

@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{ClosureError, Root};
+use crate::fsx::IoContext;
 
 /// The kernel's limit (MAXSYMLINKS) before ELOOP.
 const MAX_LINKS: usize = 40;
@@ -184,10 +185,8 @@ impl RootFs {
     ) -> Result<Option<Found>, ClosureError> {
         // Physical paths, so that the walk below starts where the kernel
         // would and every component after it is one kiln looked at.
-        let tree = tree.canonicalize().map_err(ClosureError::io(tree))?;
-        let start = disk_dir
-            .canonicalize()
-            .map_err(ClosureError::io(disk_dir))?;
+        let tree = tree.canonicalize().at(tree)?;
+        let start = disk_dir.canonicalize().at(disk_dir)?;
         let Ok(start) = start.strip_prefix(&tree) else {
             return Ok(None);
         };
@@ -293,7 +292,7 @@ fn symlink_metadata(path: &Path) -> Result<Option<std::fs::Metadata>, ClosureErr
 }
 
 fn read_link(path: &Path) -> Result<String, ClosureError> {
-    let target = std::fs::read_link(path).map_err(ClosureError::io(path))?;
+    let target = std::fs::read_link(path).at(path)?;
     target
         .into_os_string()
         .into_string()

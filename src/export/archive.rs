@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
+use crate::fsx::IoContext;
 use crate::hash::Digest;
 use crate::hash::Sha256Reader;
 use crate::image::config;
@@ -37,7 +38,7 @@ impl Blob<'_> {
         Ok(match self {
             Blob::Memory(bytes) => Box::new(*bytes),
             Blob::File { path, size, digest } => {
-                let file = std::fs::File::open(path).map_err(ExportError::io(*path))?;
+                let file = std::fs::File::open(path).at(*path)?;
                 Box::new(Checked {
                     inner: Sha256Reader::new(file.take(*size)),
                     path,
@@ -204,10 +205,10 @@ pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
 
 fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
+    std::fs::create_dir_all(&blobs).at(&blobs)?;
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
-        let mut file = std::fs::File::create(&dest).map_err(ExportError::io(&dest))?;
+        let mut file = std::fs::File::create(&dest).at(&dest)?;
         io::copy(&mut blob.open()?, &mut file).map_err(|e| match damage_of(&e) {
             Some(d) => d,
             None => ExportError::io(&dest)(e),
@@ -218,7 +219,7 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
             continue; // docker-archive's index; not part of an OCI layout
         }
         let dest = dir.join(path);
-        std::fs::write(&dest, bytes).map_err(ExportError::io(&dest))?;
+        std::fs::write(&dest, bytes).at(&dest)?;
     }
     Ok(())
 }

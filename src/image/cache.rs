@@ -63,7 +63,7 @@ pub(crate) fn insert(
     pack: impl FnOnce(&mut dyn Write) -> Result<Packed, ExportError>,
 ) -> Result<Packed, ExportError> {
     let dir = dir(cache);
-    std::fs::create_dir_all(&dir).map_err(ExportError::io(&dir))?;
+    std::fs::create_dir_all(&dir).at(&dir)?;
     let tmp = AtomicFile::create(&blob_path(cache, key))?;
     let packed = {
         // 1 MiB: an uncompressed layer arrives in the tar's 8 KiB pieces.

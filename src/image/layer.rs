@@ -12,6 +12,7 @@ use std::io::{self, Write};
 
 use super::error::ExportError;
 use super::model::{Compression, Entry, Kind, Packed};
+use crate::fsx::IoContext;
 use crate::hash::{KeyWriter, LAYER, LayerKey, Sha256Writer, StableHash};
 use crate::spec::Owner;
 
@@ -130,7 +131,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
         Kind::File { disk, size, .. } => {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(*size);
-            let file = std::fs::File::open(disk).map_err(ExportError::io(disk))?;
+            let file = std::fs::File::open(disk).at(disk)?;
             // `take`: a file that grew since planning must not corrupt the tar.
             // The buffer: `tar` copies in 8 KiB pieces, one `read` each without it.
             let data = io::BufReader::with_capacity(256 << 10, io::Read::take(file, *size));

@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use super::error::ExportError;
 use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin, Role, Via};
 use crate::base::{self, ImportedImage};
+use crate::fsx::IoContext;
 use crate::hash::Sha256Reader;
 use crate::spec::{Base, Name, Owner, Spec};
 
@@ -77,16 +78,10 @@ struct Listing {
 /// fails here, before anything is written, and is called damaged whatever
 /// the tar reader made of it.
 fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
-    let file = fs_err::File::open(&layer.blob).map_err(|source| ExportError::Io {
-        path: layer.blob.clone(),
-        source,
-    })?;
+    let file = fs_err::File::open(&layer.blob).at(&layer.blob)?;
     let mut hashing = Sha256Reader::new(std::io::BufReader::new(file));
     let listing = list_from(layer, &mut hashing);
-    let (actual, size) = hashing.finish().map_err(|source| ExportError::Io {
-        path: layer.blob.clone(),
-        source,
-    })?;
+    let (actual, size) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
         return Err(ExportError::DamagedBlob {
             path: layer.blob.clone(),

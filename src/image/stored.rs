@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ExportError;
 use super::model::{Assembled, ClosureSummary, ConfigSummary, FileSet, Layer, Origin};
+use crate::fsx::IoContext;
 use crate::hash::Digest;
 use crate::spec::Name;
 
@@ -57,7 +58,7 @@ pub enum Part {
 /// Writes `img` into `dir` (a build's output directory).
 pub fn write(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     let blobs = dir.join("blobs/sha256");
-    fs_err::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
+    fs_err::create_dir_all(&blobs).at(&blobs)?;
     for layer in &img.layers {
         let to = blobs.join(layer.digest.hex());
         if !to.exists() {
@@ -135,7 +136,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), ExportError> {
     if std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    fs_err::copy(from, to).map_err(ExportError::io(to))?;
+    fs_err::copy(from, to).at(to)?;
     Ok(())
 }
 
@@ -144,7 +145,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ExportError> {
-    let bytes = fs_err::read(path).map_err(ExportError::io(path))?;
+    let bytes = fs_err::read(path).at(path)?;
     serde_json::from_slice(&bytes).map_err(|_| damaged(path, "JSON kiln cannot read"))
 }
 
