@@ -19,11 +19,9 @@ use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
 use super::image::{CopyFailed, ImportedImage, Layer};
+use super::whiteout::{LayerPath, classify};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::hash::Sha256Reader;
-
-const OPAQUE: &str = ".wh..wh..opq";
-const WHITEOUT: &str = ".wh.";
 
 /// Prefix of a rootfs being unpacked (or deleted by gc): never used as one.
 pub(super) const UNPACKING: &str = ".unpacking-";
@@ -140,26 +138,22 @@ fn entries_of(
             entry: &raw,
         };
         let rel = relative(&raw).map_err(|r| ctx.refuse(r))?;
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            continue; // the root directory itself
+        let (parent, name) = match classify(&rel).map_err(|r| ctx.refuse(r))? {
+            LayerPath::Root => continue,
+            LayerPath::Opaque { dir: parent } => {
+                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                    clear_lower(&dir, parent, &written)?;
+                }
+                continue;
+            }
+            LayerPath::Whiteout { dir: parent, name } => {
+                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                    remove(&dir.join(name))?;
+                }
+                continue;
+            }
+            LayerPath::Entry { dir, name } => (dir, name),
         };
-        let name_bytes = name.as_bytes();
-        if name_bytes == OPAQUE.as_bytes() {
-            if let Some(dir) = walk(root, parent, false, &ctx)? {
-                clear_lower(&dir, parent, &written)?;
-            }
-            continue;
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
-            // `.wh..` and `.wh...` would delete the directory or its parent.
-            if matches!(hidden, b"" | b"." | b"..") {
-                return Err(ctx.refuse(Unsafe::WhiteoutOfParent));
-            }
-            if let Some(dir) = walk(root, parent, false, &ctx)? {
-                remove(&dir.join(OsStr::from_bytes(hidden)))?;
-            }
-            continue;
-        }
         let dir = walk(root, parent, true, &ctx)?.expect("kiln bug: walk creates missing parents");
         let target = dir.join(name);
         let mode = entry.header().mode().unwrap_or(0o644);
