@@ -39,7 +39,7 @@ enum Seen {
 
 /// A symlink met on the way to a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Link {
+pub struct Link {
     /// Its path in the image, whose parents are real directories.
     pub image: String,
     /// Where it is on disk now.
@@ -50,13 +50,19 @@ pub(super) struct Link {
 
 /// What a lookup led to: the real path and every symlink on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Found {
+pub struct Found {
     pub image: String,
     pub disk: PathBuf,
     pub links: Vec<Link>,
     /// Whether it ended inside the root (where `$ORIGIN` lookups are
     /// confined too) rather than beside a program.
     pub in_root: bool,
+}
+
+/// Resolves the absolute `path` inside the directory `root` (all of it),
+/// as [`RootFs::lookup`]: for `closure-extra` paths.
+pub fn lookup_in(root: &Path, path: &str) -> Result<Option<Found>, ClosureError> {
+    RootFs::new(root).lookup(path)
 }
 
 impl RootFs {
