@@ -10,7 +10,8 @@
 //! graph the build walks; `image` makes images (for the build, which stores
 //! them), `export` ships stored ones. `tree` (hashing and copying file
 //! trees) and `store` (the content-addressed cache on disk) serve several
-//! steps; `cli` only wires the steps together.
+//! steps; `fsx` holds the filesystem helpers they share (atomic writes,
+//! paths on IO errors); `cli` only wires the steps together.
 //! ARCHITECTURE.md walks through it.
 
 /// `eprintln!` that never panics. Progress and diagnostics go to stderr; if
@@ -32,6 +33,7 @@ pub mod closure;
 pub mod compression;
 pub mod eval;
 pub mod export;
+pub mod fsx;
 pub mod hash;
 pub mod image;
 pub mod spec;

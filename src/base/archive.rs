@@ -15,6 +15,7 @@ use super::blobs::BlobStore;
 use super::dir::{ImageDir, Refused};
 use super::error::{BaseError, Unsafe};
 use super::image::{Compression, CopyFailed};
+use crate::fsx::IoContext;
 use crate::hash::Digest;
 
 /// The files of an image archive, by their normalised path inside it.
@@ -67,9 +68,9 @@ const METADATA_MAX: u64 = 16 << 20;
 
 impl Source {
     pub(crate) fn open(archive: &Path, store: &BlobStore) -> Result<Source, BaseError> {
-        let meta = std::fs::metadata(archive).map_err(BaseError::io(archive))?;
+        let meta = std::fs::metadata(archive).at(archive)?;
         if meta.is_dir() {
-            let dir = ImageDir::open(archive).map_err(BaseError::io(archive))?;
+            let dir = ImageDir::open(archive).at(archive)?;
             return Ok(Source::Dir(dir));
         }
         stage_tar(archive, store).map(Source::Tar)
@@ -90,16 +91,13 @@ impl Source {
             Source::Dir(dir) => (open_in(dir, archive, name)?, archive.join(name)),
             Source::Tar(t) => {
                 let f = t.resolve(name).ok_or_else(|| missing(archive, name))?;
-                (
-                    File::open(&f.path).map_err(BaseError::io(&f.path))?,
-                    f.path.clone(),
-                )
+                (File::open(&f.path).at(&f.path)?, f.path.clone())
             }
         };
         let mut bytes = Vec::new();
         file.take(METADATA_MAX + 1)
             .read_to_end(&mut bytes)
-            .map_err(BaseError::io(path))?;
+            .at(path)?;
         if bytes.len() as u64 > METADATA_MAX {
             return Err(BaseError::TooLarge {
                 archive: archive.to_owned(),
@@ -200,12 +198,10 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
     let dir = tempfile::Builder::new()
         .prefix("archive-")
         .tempdir_in(&tmp_root)
-        .map_err(BaseError::io(&tmp_root))?;
-    let mut file = BufReader::new(File::open(archive).map_err(BaseError::io(archive))?);
-    let head = std::io::BufRead::fill_buf(&mut file).map_err(BaseError::io(archive))?;
-    let decoder = Compression::sniff(head)
-        .decoder(file)
-        .map_err(BaseError::io(archive))?;
+        .at(&tmp_root)?;
+    let mut file = BufReader::new(File::open(archive).at(archive)?);
+    let head = std::io::BufRead::fill_buf(&mut file).at(archive)?;
+    let decoder = Compression::sniff(head).decoder(file).at(archive)?;
     let mut tar = tar::Archive::new(decoder);
     let mut staged = Staged {
         files: BTreeMap::new(),
@@ -225,8 +221,8 @@ fn stage_tar(archive: &Path, store: &BlobStore) -> Result<Staged, BaseError> {
         match entry.header().entry_type() {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let path = staged._dir.path().join(i.to_string());
-                let out = File::create(&path).map_err(BaseError::io(&path))?;
-                let mut w = super::image::HashingWriter::new(out);
+                let out = File::create(&path).at(&path)?;
+                let mut w = crate::hash::Sha256Writer::new(out);
                 super::image::copy(&mut entry, &mut w).map_err(|e| match e {
                     CopyFailed::Read(e) => BaseError::io(archive)(e),
                     CopyFailed::Write(e) => BaseError::io(&path)(e),

@@ -18,8 +18,10 @@ use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
 use super::error::BaseError;
-use super::image::{CopyFailed, HashingWriter, copy};
+use super::image::{CopyFailed, copy};
+use crate::fsx::IoContext;
 use crate::hash::Digest;
+use crate::hash::Sha256Writer;
 
 pub(crate) struct BlobStore {
     root: PathBuf,
@@ -29,7 +31,7 @@ impl BlobStore {
     pub(crate) fn open(root: &Path) -> Result<BlobStore, BaseError> {
         for sub in ["sha256", "imports", "tmp"] {
             let dir = root.join(sub);
-            std::fs::create_dir_all(&dir).map_err(BaseError::io(&dir))?;
+            std::fs::create_dir_all(&dir).at(&dir)?;
         }
         Ok(BlobStore {
             root: root.to_owned(),
@@ -61,9 +63,9 @@ impl BlobStore {
         from: &Path,
     ) -> Result<(TempPath, Digest, u64), BaseError> {
         let tmp_dir = self.tmp_dir();
-        let file = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
+        let file = tempfile::NamedTempFile::new_in(&tmp_dir).at(&tmp_dir)?;
         let to = file.path().to_owned();
-        let mut w = HashingWriter::new(file);
+        let mut w = Sha256Writer::new(file);
         copy(r, &mut w).map_err(|e| match e {
             CopyFailed::Read(e) => BaseError::io(from)(e),
             CopyFailed::Write(e) => BaseError::io(&to)(e),

@@ -198,6 +198,15 @@ pub enum BaseError {
     },
 }
 
+impl From<crate::fsx::PathError> for BaseError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        BaseError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 /// Why an archive entry is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Unsafe {

@@ -27,6 +27,39 @@ pub(crate) struct BlobRef {
     pub(crate) expected: Option<(Digest, u64)>,
 }
 
+impl BlobRef {
+    /// Checks what was read against the descriptor's promise: checksum
+    /// first (a wrong blob usually has a wrong size too, and the checksum
+    /// says more), then size.
+    pub(crate) fn verify(
+        &self,
+        archive: &Path,
+        actual: Digest,
+        size: u64,
+    ) -> Result<(), BaseError> {
+        let Some((expected, expected_size)) = self.expected else {
+            return Ok(());
+        };
+        if actual != expected {
+            return Err(BaseError::BlobChecksum {
+                archive: archive.to_owned(),
+                blob: self.name.clone(),
+                expected,
+                actual,
+            });
+        }
+        if size != expected_size {
+            return Err(BaseError::BlobSize {
+                archive: archive.to_owned(),
+                blob: self.name.clone(),
+                expected: expected_size,
+                actual: size,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Candidate {
     /// The config digest this candidate claims (verified when the config is read).
     pub(crate) fn config_digest(&self) -> Option<Digest> {
@@ -127,25 +160,7 @@ pub(crate) fn read_verified(
     blob: &BlobRef,
 ) -> Result<Vec<u8>, BaseError> {
     let bytes = source.read(archive, &blob.name)?;
-    if let Some((expected, size)) = blob.expected {
-        let actual = Digest::of(&bytes);
-        if actual != expected {
-            return Err(BaseError::BlobChecksum {
-                archive: archive.to_owned(),
-                blob: blob.name.clone(),
-                expected,
-                actual,
-            });
-        }
-        if bytes.len() as u64 != size {
-            return Err(BaseError::BlobSize {
-                archive: archive.to_owned(),
-                blob: blob.name.clone(),
-                expected: size,
-                actual: bytes.len() as u64,
-            });
-        }
-    }
+    blob.verify(archive, Digest::of(&bytes), bytes.len() as u64)?;
     Ok(bytes)
 }
 

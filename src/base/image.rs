@@ -39,86 +39,6 @@ pub struct Layer {
 
 pub use crate::compression::Compression;
 
-/// A writer that computes the sha256 and length of what passes through it.
-pub(crate) struct HashingWriter<W> {
-    inner: W,
-    hasher: sha2::Sha256,
-    len: u64,
-}
-
-impl<W: Write> HashingWriter<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        use sha2::Digest as _;
-        HashingWriter {
-            inner,
-            hasher: sha2::Sha256::new(),
-            len: 0,
-        }
-    }
-
-    pub(crate) fn finish(self) -> (W, Digest, u64) {
-        use sha2::Digest as _;
-        let digest = Digest::from_bytes(self.hasher.finalize().into());
-        (self.inner, digest, self.len)
-    }
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A reader that computes the sha256 and length of what is read through it.
-pub(crate) struct HashingReader<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    len: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        use sha2::Digest as _;
-        HashingReader {
-            inner,
-            hasher: sha2::Sha256::new(),
-            len: 0,
-        }
-    }
-
-    /// The digest and length of what was read so far.
-    pub(crate) fn so_far(&self) -> (Digest, u64) {
-        use sha2::Digest as _;
-        let digest = Digest::from_bytes(self.hasher.clone().finalize().into());
-        (digest, self.len)
-    }
-
-    /// Reads what is left, then the digest and length of the whole stream.
-    pub(crate) fn finish(mut self) -> io::Result<(Digest, u64)> {
-        use sha2::Digest as _;
-        io::copy(&mut self, &mut io::sink())?;
-        Ok((Digest::from_bytes(self.hasher.finalize().into()), self.len))
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
-
 /// Which side of a [`copy`] failed.
 pub(crate) enum CopyFailed {
     Read(io::Error),
@@ -143,14 +63,6 @@ pub(crate) fn copy(mut r: impl Read, w: &mut impl Write) -> Result<u64, CopyFail
     }
 }
 
-/// sha256 and length of everything `r` yields.
-pub(crate) fn hash_reader(mut r: impl Read) -> io::Result<(Digest, u64)> {
-    let mut w = HashingWriter::new(io::sink());
-    io::copy(&mut r, &mut w)?;
-    let (_, digest, len) = w.finish();
-    Ok((digest, len))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,11 +83,5 @@ mod tests {
                 .expect("decodes");
             assert_eq!(out, b"layer");
         }
-    }
-
-    #[test]
-    fn hashing_writer_matches_digest_of() {
-        let (digest, len) = hash_reader(&b"kiln"[..]).expect("in memory");
-        assert_eq!((digest, len), (Digest::of(b"kiln"), 4));
     }
 }

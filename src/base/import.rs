@@ -16,9 +16,11 @@ use super::archive::Source;
 use super::blobs::BlobStore;
 use super::error::BaseError;
 use super::formats::{self, BlobRef, Candidate};
-use super::image::{Compression, ImportedImage, Layer, hash_reader};
+use super::image::{Compression, ImportedImage, Layer};
 use super::index;
+use crate::fsx::IoContext;
 use crate::hash::Digest;
+use crate::hash::sha256_of;
 
 /// Reads a docker-archive tar, an oci-archive tar or an OCI layout directory
 /// (tars may be gzip- or zstd-compressed); verifies every blob, each layer's
@@ -159,7 +161,7 @@ fn take_layer(
         _ => {
             let taken = source.take(archive, &blob.name, store)?;
             let (digest, size) = taken.digest();
-            check_descriptor(archive, blob, digest, size)?;
+            blob.verify(archive, digest, size)?;
             let path = store.commit(taken.path(), &digest)?;
             (digest, size, path)
         }
@@ -167,15 +169,15 @@ fn take_layer(
     let mut head = [0u8; 4];
     let n = File::open(&path)
         .and_then(|mut f| f.read(&mut head))
-        .map_err(BaseError::io(&path))?;
+        .at(&path)?;
     let compression = Compression::sniff(&head[..n]);
     let actual = match compression {
         Compression::None => digest,
         _ => {
-            let file = BufReader::new(File::open(&path).map_err(BaseError::io(&path))?);
+            let file = BufReader::new(File::open(&path).at(&path)?);
             compression
                 .decoder(file)
-                .and_then(hash_reader)
+                .and_then(sha256_of)
                 .map(|(d, _)| d)
                 .map_err(|source| BaseError::BadTar {
                     blob: path.clone(),
@@ -199,32 +201,4 @@ fn take_layer(
         size,
         blob: path,
     })
-}
-
-fn check_descriptor(
-    archive: &Path,
-    blob: &BlobRef,
-    actual: Digest,
-    size: u64,
-) -> Result<(), BaseError> {
-    let Some((expected, expected_size)) = blob.expected else {
-        return Ok(());
-    };
-    if actual != expected {
-        return Err(BaseError::BlobChecksum {
-            archive: archive.to_owned(),
-            blob: blob.name.clone(),
-            expected,
-            actual,
-        });
-    }
-    if size != expected_size {
-        return Err(BaseError::BlobSize {
-            archive: archive.to_owned(),
-            blob: blob.name.clone(),
-            expected: expected_size,
-            actual: size,
-        });
-    }
-    Ok(())
 }

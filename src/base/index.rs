@@ -7,12 +7,14 @@
 //! or a blob missing from the store is a miss, never an error: the archive is
 //! simply verified again.
 
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::blobs::BlobStore;
 use super::error::BaseError;
 use super::image::{ImportedImage, Layer};
+use crate::fsx::{AtomicFile, IoContext};
 use crate::hash::Digest;
 
 #[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq)]
@@ -84,17 +86,16 @@ pub(crate) fn record(
         return Ok(());
     };
     let record = Record {
-        stamps: stamps(archive).map_err(BaseError::io(archive))?,
+        stamps: stamps(archive).at(archive)?,
         config: image.config_digest,
         layers: image.layers.clone(),
     };
     let json =
         serde_json::to_vec_pretty(&record).expect("kiln bug: an import record always serialises");
-    let tmp_dir = store.tmp_dir();
-    let tmp = tempfile::NamedTempFile::new_in(&tmp_dir).map_err(BaseError::io(&tmp_dir))?;
-    std::fs::write(tmp.path(), json).map_err(BaseError::io(tmp.path()))?;
-    tmp.persist(&path)
-        .map_err(|e| BaseError::io(&path)(e.error))?;
+    // In the store's `tmp/`, which gc empties, not beside the records.
+    let mut tmp = AtomicFile::create_in(&path, &store.tmp_dir(), ".tmp")?;
+    tmp.write_all(&json).at(tmp.tmp_path())?;
+    tmp.commit()?;
     Ok(())
 }
 

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
-use super::image::hash_reader;
 use super::unpack::{TREE_EXT, UNPACKING};
+use crate::hash::sha256_of;
 use crate::hash::{Digest, OutputHash};
 use crate::store::{Damage, Swept};
 
@@ -56,8 +56,8 @@ fn verify_blob(path: &Path) -> Result<(), Damage> {
         ));
     };
     let file = std::fs::File::open(path).map_err(|e| damage(format!("unreadable: {e}")))?;
-    let (actual, _) = hash_reader(std::io::BufReader::new(file))
-        .map_err(|e| damage(format!("unreadable: {e}")))?;
+    let (actual, _) =
+        sha256_of(std::io::BufReader::new(file)).map_err(|e| damage(format!("unreadable: {e}")))?;
     if actual != named {
         return Err(damage(format!("its sha256 is {actual}, not {named}")));
     }

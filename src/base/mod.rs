@@ -25,10 +25,11 @@ mod import;
 mod index;
 mod maintenance;
 mod unpack;
+mod whiteout;
 
 pub use error::{BaseError, Unsafe};
-pub(crate) use image::HashingReader;
 pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
 pub use maintenance::{collect, count, verify};
 pub use unpack::rootfs;
+pub use whiteout::{LayerPath, classify};

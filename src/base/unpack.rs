@@ -12,16 +12,16 @@
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions, Permissions};
-use std::io::BufReader;
+use std::io::{BufReader, Write as _};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::error::{BaseError, Unsafe};
-use super::image::{CopyFailed, HashingReader, ImportedImage, Layer};
-
-const OPAQUE: &str = ".wh..wh..opq";
-const WHITEOUT: &str = ".wh.";
+use super::image::{CopyFailed, ImportedImage, Layer};
+use super::whiteout::{LayerPath, classify};
+use crate::fsx::{AtomicFile, IoContext};
+use crate::hash::Sha256Reader;
 
 /// Prefix of a rootfs being unpacked (or deleted by gc): never used as one.
 pub(super) const UNPACKING: &str = ".unpacking-";
@@ -41,18 +41,17 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
         super::maintenance::touch(&dest);
         return Ok(dest);
     }
-    std::fs::create_dir_all(rootfs_dir).map_err(BaseError::io(rootfs_dir))?;
+    std::fs::create_dir_all(rootfs_dir).at(rootfs_dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(UNPACKING)
         .tempdir_in(rootfs_dir)
-        .map_err(BaseError::io(rootfs_dir))?;
+        .at(rootfs_dir)?;
     let mut dirs = BTreeMap::new();
     for layer in &image.layers {
         apply_layer(layer, tmp.path(), &mut dirs)?;
     }
     finish_dirs(tmp.path(), &dirs)?;
-    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755))
-        .map_err(BaseError::io(tmp.path()))?;
+    std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755)).at(tmp.path())?;
     record_tree(tmp.path(), &dest)?;
     let built = tmp.keep();
     match std::fs::rename(&built, &dest) {
@@ -75,13 +74,9 @@ fn record_tree(built: &Path, dest: &Path) -> Result<(), BaseError> {
         return Ok(());
     };
     let dir = record.parent().expect("kiln bug: a rootfs has a parent");
-    let tmp = tempfile::Builder::new()
-        .prefix(UNPACKING)
-        .tempfile_in(dir)
-        .map_err(BaseError::io(dir))?;
-    std::fs::write(tmp.path(), format!("{}\n", tree.hash())).map_err(BaseError::io(tmp.path()))?;
-    tmp.persist(&record)
-        .map_err(|e| BaseError::io(&record)(e.error))?;
+    let mut tmp = AtomicFile::create_in(&record, dir, UNPACKING)?;
+    writeln!(tmp, "{}", tree.hash()).at(tmp.tmp_path())?;
+    tmp.commit()?;
     Ok(())
 }
 
@@ -106,11 +101,11 @@ fn apply_layer(
     root: &Path,
     dirs: &mut BTreeMap<PathBuf, u32>,
 ) -> Result<(), BaseError> {
-    let file = File::open(&layer.blob).map_err(BaseError::io(&layer.blob))?;
-    let mut hashing = HashingReader::new(BufReader::new(file));
+    let file = File::open(&layer.blob).at(&layer.blob)?;
+    let mut hashing = Sha256Reader::new(BufReader::new(file));
     let unpacked = entries_of(layer, &mut hashing, root, dirs);
     // A damaged blob is said to be one, whatever it made the tar reader do.
-    let (actual, _) = hashing.finish().map_err(BaseError::io(&layer.blob))?;
+    let (actual, _) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
         return Err(BaseError::Damaged {
             blob: layer.blob.clone(),
@@ -143,26 +138,22 @@ fn entries_of(
             entry: &raw,
         };
         let rel = relative(&raw).map_err(|r| ctx.refuse(r))?;
-        let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
-            continue; // the root directory itself
+        let (parent, name) = match classify(&rel).map_err(|r| ctx.refuse(r))? {
+            LayerPath::Root => continue,
+            LayerPath::Opaque { dir: parent } => {
+                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                    clear_lower(&dir, parent, &written)?;
+                }
+                continue;
+            }
+            LayerPath::Whiteout { dir: parent, name } => {
+                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                    remove(&dir.join(name))?;
+                }
+                continue;
+            }
+            LayerPath::Entry { dir, name } => (dir, name),
         };
-        let name_bytes = name.as_bytes();
-        if name_bytes == OPAQUE.as_bytes() {
-            if let Some(dir) = walk(root, parent, false, &ctx)? {
-                clear_lower(&dir, parent, &written)?;
-            }
-            continue;
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT.as_bytes()) {
-            // `.wh..` and `.wh...` would delete the directory or its parent.
-            if matches!(hidden, b"" | b"." | b"..") {
-                return Err(ctx.refuse(Unsafe::WhiteoutOfParent));
-            }
-            if let Some(dir) = walk(root, parent, false, &ctx)? {
-                remove(&dir.join(OsStr::from_bytes(hidden)))?;
-            }
-            continue;
-        }
         let dir = walk(root, parent, true, &ctx)?.expect("kiln bug: walk creates missing parents");
         let target = dir.join(name);
         let mode = entry.header().mode().unwrap_or(0o644);
@@ -170,7 +161,7 @@ fn entries_of(
             tar::EntryType::Directory => {
                 if !is_real_dir(&target) {
                     remove(&target)?;
-                    std::fs::create_dir(&target).map_err(BaseError::io(&target))?;
+                    std::fs::create_dir(&target).at(&target)?;
                 }
                 dirs.insert(rel.clone(), mode);
             }
@@ -181,14 +172,14 @@ fn entries_of(
                     .create_new(true)
                     .mode(0o600)
                     .open(&target)
-                    .map_err(BaseError::io(&target))?;
+                    .at(&target)?;
                 super::image::copy(&mut entry, &mut out).map_err(|e| match e {
                     CopyFailed::Read(e) => bad_tar(e),
                     CopyFailed::Write(e) => BaseError::io(&target)(e),
                 })?;
                 // setuid/setgid dropped: the file belongs to whoever runs kiln.
                 out.set_permissions(Permissions::from_mode(mode & 0o777 | 0o400))
-                    .map_err(BaseError::io(&target))?;
+                    .at(&target)?;
             }
             tar::EntryType::Symlink => {
                 let link = entry
@@ -198,7 +189,7 @@ fn entries_of(
                     .into_owned();
                 remove(&target)?;
                 // Kept as is: it is only ever resolved inside the sandbox.
-                std::os::unix::fs::symlink(&link, &target).map_err(BaseError::io(&target))?;
+                std::os::unix::fs::symlink(&link, &target).at(&target)?;
             }
             tar::EntryType::Link => {
                 let link = entry
@@ -208,7 +199,7 @@ fn entries_of(
                     .into_owned();
                 let source = hardlink_source(root, &link, &ctx)?;
                 remove(&target)?;
-                std::fs::hard_link(&source, &target).map_err(BaseError::io(&target))?;
+                std::fs::hard_link(&source, &target).at(&target)?;
             }
             tar::EntryType::Char => return Err(ctx.refuse(Unsafe::Special("character device"))),
             tar::EntryType::Block => return Err(ctx.refuse(Unsafe::Special("block device"))),
@@ -251,7 +242,7 @@ fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathB
             }
             Ok(_) => return Err(ctx.refuse(Unsafe::ThroughNonDirectory(seen))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-                std::fs::create_dir(&cur).map_err(BaseError::io(&cur))?;
+                std::fs::create_dir(&cur).at(&cur)?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BaseError::io(cur)(e)),
@@ -294,8 +285,8 @@ fn remove(path: &Path) -> Result<(), BaseError> {
 /// An opaque directory: removes what lower layers put in `dir`, keeping
 /// what this layer already wrote there.
 fn clear_lower(dir: &Path, rel: &Path, written: &HashSet<PathBuf>) -> Result<(), BaseError> {
-    for child in std::fs::read_dir(dir).map_err(BaseError::io(dir))? {
-        let child = child.map_err(BaseError::io(dir))?;
+    for child in std::fs::read_dir(dir).at(dir)? {
+        let child = child.at(dir)?;
         let child_rel = rel.join(child.file_name());
         if !written.contains(&child_rel) {
             remove(&child.path())?;
@@ -320,7 +311,7 @@ fn finish_dirs(root: &Path, dirs: &BTreeMap<PathBuf, u32>) -> Result<(), BaseErr
         if walk(root, rel, false, &ctx).is_ok_and(|d| d.is_some()) {
             let path = root.join(rel);
             std::fs::set_permissions(&path, Permissions::from_mode(mode & 0o1777 | 0o700))
-                .map_err(BaseError::io(&path))?;
+                .at(&path)?;
         }
     }
     Ok(())

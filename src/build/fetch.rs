@@ -1,12 +1,10 @@
 //! Fixed-output fetches: the one step that may use the network, and only
 //! because its result is pinned by a sha256 checked before it is stored.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read};
 use std::path::Path;
 
-use sha2::Digest as _;
-
-use crate::hash::Digest;
+use crate::hash::{Digest, Sha256Writer};
 use crate::spec::Fetch;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +39,7 @@ pub fn fetch(fetch: &Fetch, out_dir: &Path) -> Result<(), FetchError> {
         path: dest.clone(),
         source,
     };
-    let mut reader: Box<dyn Read> = match url.strip_prefix("file://") {
+    let reader: Box<dyn Read> = match url.strip_prefix("file://") {
         Some(path) => Box::new(fs_err::File::open(path).map_err(io)?),
         None => {
             let response = ureq::get(url).call().map_err(|e| FetchError::Http {
@@ -51,18 +49,12 @@ pub fn fetch(fetch: &Fetch, out_dir: &Path) -> Result<(), FetchError> {
             Box::new(response.into_body().into_reader())
         }
     };
-    let mut file = fs_err::File::create(&dest).map_err(io)?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        file.write_all(&buf[..n]).map_err(io)?;
-    }
-    let actual = Digest::from_bytes(hasher.finalize().into());
+    let file = fs_err::File::create(&dest).map_err(io)?;
+    let mut hashing = Sha256Writer::new(file);
+    // 64 KiB pieces: `io::copy` reads through a `BufReader`'s own buffer.
+    let mut reader = BufReader::with_capacity(64 << 10, reader);
+    std::io::copy(&mut reader, &mut hashing).map_err(io)?;
+    let (_, actual, _) = hashing.finish();
     if actual != fetch.sha256.value {
         let _ = fs_err::remove_file(&dest);
         return Err(FetchError::Mismatch {

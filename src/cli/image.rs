@@ -6,6 +6,7 @@ use std::io::Write;
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, out};
 use crate::export::{self, Engine};
+use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
 use crate::image::{self, Assembled};
 use crate::spec::Spec;
@@ -123,29 +124,13 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
 /// Writes the archive next to `path` and renames it into place, so a failed
 /// export never leaves a truncated archive where a good one was.
 fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_error(path, e))?;
-    let mut out = std::io::BufWriter::new(tmp);
-    export::write_archive(img, &mut out)?;
-    let tmp = out
-        .into_inner()
-        .map_err(|e| io_error(path, e.into_error()))?;
+    let tmp = AtomicFile::create(path)?;
+    export::write_archive(img, tmp.file())?;
     // A temp file is private (0600); the archive is an ordinary file.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::Permissions::from_mode(0o644);
-    tmp.as_file()
-        .set_permissions(mode)
-        .map_err(|e| io_error(path, e))?;
-    tmp.persist(path).map_err(|e| io_error(path, e.error))?;
+    tmp.file().set_permissions(mode).at(path)?;
+    // Unsynced: the archive is the size of the whole image.
+    tmp.commit_unsynced()?;
     Ok(())
-}
-
-fn io_error(path: &std::path::Path, source: std::io::Error) -> CliError {
-    CliError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
 }

@@ -69,6 +69,15 @@ pub enum CliError {
     Refused(String),
 }
 
+impl From<crate::fsx::PathError> for CliError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        CliError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl CliError {
     fn exit_code(&self) -> u8 {
         match self {

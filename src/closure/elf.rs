@@ -7,6 +7,7 @@ use goblin::elf::Elf;
 use goblin::elf::header::{ET_DYN, ET_EXEC};
 
 use super::ClosureError;
+use crate::fsx::IoContext;
 
 /// What ld.so reads from an object's headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,7 +50,7 @@ impl ElfInfo {
 /// Reads `path`: `None` when it is not an ELF executable or shared object
 /// (a script, a data file, a relocatable object), which needs nothing.
 pub(super) fn read(path: &Path) -> Result<Option<ElfInfo>, ClosureError> {
-    let mut file = std::fs::File::open(path).map_err(ClosureError::io(path))?;
+    let mut file = std::fs::File::open(path).at(path)?;
     let mut magic = [0u8; 4];
     match file.read_exact(&mut magic) {
         Ok(()) if magic == *b"\x7fELF" => {}
@@ -61,7 +62,7 @@ pub(super) fn read(path: &Path) -> Result<Option<ElfInfo>, ClosureError> {
     // the loader needs only their headers and dynamic section.
     // SAFETY: the map is read-only and dropped before this returns; a file
     // truncated meanwhile can at worst make the parse fail (data, then).
-    let bytes = unsafe { memmap2::Mmap::map(&file) }.map_err(ClosureError::io(path))?;
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.at(path)?;
     // ld.so cannot load what does not parse either: a truncated or corrupt
     // file that starts like an ELF (a test fixture, say) is data.
     let Ok(elf) = Elf::parse(&bytes) else {

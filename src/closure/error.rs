@@ -62,6 +62,15 @@ pub enum ClosureError {
     },
 }
 
+impl From<crate::fsx::PathError> for ClosureError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        ClosureError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl ClosureError {
     pub(super) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();

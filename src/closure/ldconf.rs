@@ -8,6 +8,7 @@
 
 use super::ClosureError;
 use super::rootfs::{RootFs, normalize_image};
+use crate::fsx::IoContext;
 
 /// ldconfig's own limit on nested includes, which also stops cycles.
 const MAX_DEPTH: usize = 16;
@@ -35,7 +36,7 @@ fn read_file(
     if !found.disk.is_file() {
         return Ok(());
     }
-    let text = std::fs::read(&found.disk).map_err(ClosureError::io(&found.disk))?;
+    let text = std::fs::read(&found.disk).at(&found.disk)?;
     let text = String::from_utf8_lossy(&text);
     let here = normalize_image(&format!("{}/..", found.image));
     for line in text.lines() {
@@ -89,7 +90,7 @@ fn glob(fs: &RootFs, pattern: &str) -> Result<Vec<String>, ClosureError> {
     };
     let mut names = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(ClosureError::io(&found.disk))?;
+        let entry = entry.at(&found.disk)?;
         if let Some(name) = entry.file_name().to_str().filter(|n| !n.starts_with('.'))
             && matcher.is_match(name)
         {

@@ -42,3 +42,4 @@ mod rootfs;
 pub use error::ClosureError;
 pub use model::{Closure, Needed, NeededKind, Program, Root};
 pub use resolve::resolve;
+pub use rootfs::{Found, Link, lookup_in};

@@ -11,6 +11,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::{ClosureError, Root};
+use crate::fsx::IoContext;
 
 /// The kernel's limit (MAXSYMLINKS) before ELOOP.
 const MAX_LINKS: usize = 40;
@@ -38,7 +39,7 @@ enum Seen {
 
 /// A symlink met on the way to a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Link {
+pub struct Link {
     /// Its path in the image, whose parents are real directories.
     pub image: String,
     /// Where it is on disk now.
@@ -49,13 +50,19 @@ pub(super) struct Link {
 
 /// What a lookup led to: the real path and every symlink on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Found {
+pub struct Found {
     pub image: String,
     pub disk: PathBuf,
     pub links: Vec<Link>,
     /// Whether it ended inside the root (where `$ORIGIN` lookups are
     /// confined too) rather than beside a program.
     pub in_root: bool,
+}
+
+/// Resolves the absolute `path` inside the directory `root` (all of it),
+/// as [`RootFs::lookup`]: for `closure-extra` paths.
+pub fn lookup_in(root: &Path, path: &str) -> Result<Option<Found>, ClosureError> {
+    RootFs::new(root).lookup(path)
 }
 
 impl RootFs {
@@ -184,10 +191,8 @@ impl RootFs {
     ) -> Result<Option<Found>, ClosureError> {
         // Physical paths, so that the walk below starts where the kernel
         // would and every component after it is one kiln looked at.
-        let tree = tree.canonicalize().map_err(ClosureError::io(tree))?;
-        let start = disk_dir
-            .canonicalize()
-            .map_err(ClosureError::io(disk_dir))?;
+        let tree = tree.canonicalize().at(tree)?;
+        let start = disk_dir.canonicalize().at(disk_dir)?;
         let Ok(start) = start.strip_prefix(&tree) else {
             return Ok(None);
         };
@@ -293,7 +298,7 @@ fn symlink_metadata(path: &Path) -> Result<Option<std::fs::Metadata>, ClosureErr
 }
 
 fn read_link(path: &Path) -> Result<String, ClosureError> {
-    let target = std::fs::read_link(path).map_err(ClosureError::io(path))?;
+    let target = std::fs::read_link(path).at(path)?;
     target
         .into_os_string()
         .into_string()

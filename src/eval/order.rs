@@ -50,14 +50,13 @@ impl<'s> Work<'s> {
     }
 }
 
-/// The node `name` resolves to. Spec validation has checked every reference.
+/// The node `name` resolves to, as a unit of work.
 pub(crate) fn node<'s>(spec: &'s Spec, name: &Name) -> Work<'s> {
-    match spec.lookup(name.as_str()) {
-        Some(NodeRef::Stage(stage)) => Work::Run(stage),
-        Some(NodeRef::Fetch(fetch)) => Work::Fetch(fetch),
-        Some(NodeRef::Base(base)) => Work::Import(base),
-        Some(NodeRef::Image(image)) => Work::Assemble(image),
-        None => unreachable!("kiln bug: spec validation let `{name}` through unresolved"),
+    match spec.resolve(name) {
+        NodeRef::Stage(stage) => Work::Run(stage),
+        NodeRef::Fetch(fetch) => Work::Fetch(fetch),
+        NodeRef::Base(base) => Work::Import(base),
+        NodeRef::Image(image) => Work::Assemble(image),
     }
 }
 

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::base::HashingReader;
+use crate::fsx::IoContext;
 use crate::hash::Digest;
+use crate::hash::Sha256Reader;
 use crate::image::config;
 use crate::image::{Assembled, ExportError};
 
@@ -37,9 +38,9 @@ impl Blob<'_> {
         Ok(match self {
             Blob::Memory(bytes) => Box::new(*bytes),
             Blob::File { path, size, digest } => {
-                let file = std::fs::File::open(path).map_err(ExportError::io(*path))?;
+                let file = std::fs::File::open(path).at(*path)?;
                 Box::new(Checked {
-                    inner: HashingReader::new(file.take(*size)),
+                    inner: Sha256Reader::new(file.take(*size)),
                     path,
                     size: *size,
                     digest: *digest,
@@ -52,7 +53,7 @@ impl Blob<'_> {
 /// A blob file read through a hash: at its end, an error if the bytes read
 /// are not `size` bytes with sha256 `digest`.
 struct Checked<'a, R> {
-    inner: HashingReader<io::Take<R>>,
+    inner: Sha256Reader<io::Take<R>>,
     path: &'a Path,
     size: u64,
     digest: Digest,
@@ -191,10 +192,6 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
 /// place, so `dir` is never half written and holds no blobs of an earlier
 /// export. An existing `dir` is replaced only if it is an OCI layout.
 pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let occupied = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
@@ -203,32 +200,15 @@ pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
             dir: dir.to_path_buf(),
         });
     }
-    std::fs::create_dir_all(parent).map_err(ExportError::io(parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".kiln-oci-")
-        .tempdir_in(parent)
-        .map_err(ExportError::io(parent))?;
-    fill_oci_dir(img, tmp.path())?;
-    let old = tempfile::Builder::new()
-        .prefix(".kiln-oci-old-")
-        .tempdir_in(parent)
-        .map_err(ExportError::io(parent))?;
-    if dir.exists() {
-        // Moved aside, then deleted when `old` drops.
-        std::fs::rename(dir, old.path().join("layout")).map_err(ExportError::io(dir))?;
-    }
-    std::fs::rename(tmp.path(), dir).map_err(ExportError::io(dir))?;
-    // The rename took the directory: nothing left for `tmp` to delete.
-    let _ = tmp.keep();
-    Ok(())
+    crate::fsx::replace_dir(dir, "oci", |tmp| fill_oci_dir(img, tmp))
 }
 
 fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
+    std::fs::create_dir_all(&blobs).at(&blobs)?;
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
-        let mut file = std::fs::File::create(&dest).map_err(ExportError::io(&dest))?;
+        let mut file = std::fs::File::create(&dest).at(&dest)?;
         io::copy(&mut blob.open()?, &mut file).map_err(|e| match damage_of(&e) {
             Some(d) => d,
             None => ExportError::io(&dest)(e),
@@ -239,7 +219,7 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
             continue; // docker-archive's index; not part of an OCI layout
         }
         let dest = dir.join(path);
-        std::fs::write(&dest, bytes).map_err(ExportError::io(&dest))?;
+        std::fs::write(&dest, bytes).at(&dest)?;
     }
     Ok(())
 }

@@ -13,10 +13,15 @@
 //! versioned, and optionally recorded as `label → value` for `kiln explain`.
 //! The families, with their tags and versions, are in `family.rs`.
 //!
-//! Pure data and hashing, no IO.
+//! [`Sha256Writer`] and [`Sha256Reader`] hash and count a stream on its way
+//! through (a blob being stored, a layer being packed or checked).
+//!
+//! Pure data and hashing; no IO of its own (the sha256 adapters wrap a
+//! reader or writer that does).
 
 mod family;
 mod identity;
+mod sha256;
 mod stable;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -26,4 +31,5 @@ mod writer;
 
 pub use family::{BASE, FETCH, Family, IMAGE, LAYER, SPEC, STAGE, STORED_FILE, TREE};
 pub use identity::{Digest, HashParseError, Key, LayerKey, OutputHash};
+pub use sha256::{Sha256Reader, Sha256Writer, sha256_of};
 pub use writer::{KeyWriter, Shown, StableHash};

@@ -22,8 +22,9 @@ use rayon::prelude::*;
 
 use super::error::ExportError;
 use super::model::Packed;
-use crate::base::{Compression, HashingReader};
-use crate::hash::LayerKey;
+use crate::base::Compression;
+use crate::fsx::{AtomicFile, IoContext, write_atomic};
+use crate::hash::{LayerKey, Sha256Reader};
 use crate::store::{Damage, Swept};
 
 fn dir(cache: &Path) -> PathBuf {
@@ -62,35 +63,19 @@ pub(crate) fn insert(
     pack: impl FnOnce(&mut dyn Write) -> Result<Packed, ExportError>,
 ) -> Result<Packed, ExportError> {
     let dir = dir(cache);
-    std::fs::create_dir_all(&dir).map_err(ExportError::io(&dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(ExportError::io(&dir))?;
+    std::fs::create_dir_all(&dir).at(&dir)?;
+    let tmp = AtomicFile::create(&blob_path(cache, key))?;
     let packed = {
         // 1 MiB: an uncompressed layer arrives in the tar's 8 KiB pieces.
-        let mut out = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        let mut out = BufWriter::with_capacity(1 << 20, tmp.file());
         let packed = pack(&mut out)?;
-        out.flush().map_err(ExportError::io(tmp.path()))?;
+        out.flush().at(tmp.tmp_path())?;
         packed
     };
-    let blob = blob_path(cache, key);
-    tmp.persist(&blob).map_err(|e| ExportError::Io {
-        path: blob,
-        source: e.error,
-    })?;
-
-    let meta = meta_path(cache, key);
+    // Unsynced: the blob is as large as the layer (see `commit_unsynced`).
+    tmp.commit_unsynced()?;
     let json = serde_json::to_vec(&packed).expect("kiln bug: Packed serializes");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(&dir)
-        .map_err(ExportError::io(&dir))?;
-    tmp.write_all(&json).map_err(ExportError::io(tmp.path()))?;
-    tmp.persist(&meta).map_err(|e| ExportError::Io {
-        path: meta,
-        source: e.error,
-    })?;
+    write_atomic(&meta_path(cache, key), &json)?;
     Ok(packed)
 }
 
@@ -128,14 +113,12 @@ pub fn count(cache: &Path) -> usize {
 /// `Ok(Err(problem))` if the blob does not match; `Err` if it is missing.
 fn check_blob(blob: &Path, packed: &Packed) -> std::io::Result<Result<(), String>> {
     let file = std::fs::File::open(blob)?;
-    let mut raw = HashingReader::new(std::io::BufReader::new(file));
+    let mut raw = Sha256Reader::new(std::io::BufReader::new(file));
     let mut head = [0u8; 4];
     let n = std::io::Read::read(&mut raw, &mut head)?;
     let compression = Compression::sniff(&head[..n]);
     let inner = compression.decoder(std::io::Read::chain(&head[..n], &mut raw));
-    let diff_id = inner
-        .and_then(|r| HashingReader::new(r).finish())
-        .map(|(d, _)| d);
+    let diff_id = inner.and_then(crate::hash::sha256_of).map(|(d, _)| d);
     let (digest, size) = raw.finish()?;
     Ok(if digest != packed.digest || size != packed.size {
         Err(format!(

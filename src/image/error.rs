@@ -241,6 +241,15 @@ pub enum ExportError {
     },
 }
 
+impl From<crate::fsx::PathError> for ExportError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        ExportError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl ExportError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ExportError {
         let path = path.into();

@@ -2,12 +2,13 @@
 //! kernel resolves them after `chroot(root)`: `..` stops at the root and an
 //! absolute symlink target starts again at the root, so nothing outside it
 //! is read. Every symlink met on the way is kept, as the closure keeps its
-//! own, so the path works in the image as it did in the root.
+//! own, so the path works in the image as it did in the root. The walk is
+//! `closure`'s (`closure::lookup_in`), the one the closure's own lookups
+//! use; this says what it found in the terms of an image. Reads the disk.
 
 use std::path::{Path, PathBuf};
 
-/// Linux's MAXSYMLINKS.
-const MAX_LINKS: usize = 40;
+use crate::closure::{self, ClosureError};
 
 /// Where an extra path led: each symlink on the way, then the real path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,45 +24,19 @@ pub(super) enum Failure {
     Loop,
 }
 
-/// Resolves the absolute `path` inside `root`.
+/// Resolves the absolute `path` inside `root` (`closure`'s rooted lookup).
+/// A path kiln cannot read (unreadable, not UTF-8) is missing too: what
+/// the image gets is only what the lookup could follow.
 pub(super) fn lookup(root: &Path, path: &str) -> Result<Lookup, Failure> {
-    let mut pending: Vec<String> = components(path).rev().collect();
-    let mut real: Vec<String> = Vec::new();
-    let mut steps = Vec::new();
-    while let Some(part) = pending.pop() {
-        if part == ".." {
-            real.pop();
-            continue;
-        }
-        real.push(part);
-        let image = format!("/{}", real.join("/"));
-        let disk = root.join(image.trim_start_matches('/'));
-        let meta = std::fs::symlink_metadata(&disk).map_err(|_| Failure::Missing)?;
-        if !meta.file_type().is_symlink() {
-            continue;
-        }
-        if steps.len() == MAX_LINKS {
-            return Err(Failure::Loop);
-        }
-        let target = std::fs::read_link(&disk).map_err(|_| Failure::Missing)?;
-        let target = target.to_string_lossy().into_owned();
-        real.pop();
-        if target.starts_with('/') {
-            real.clear();
-        }
-        pending.extend(components(&target).rev());
-        steps.push((image, disk));
-    }
-    let image = format!("/{}", real.join("/"));
-    let disk = root.join(image.trim_start_matches('/'));
-    steps.push((image, disk));
-    Ok(Lookup { steps })
-}
-
-fn components(path: &str) -> impl DoubleEndedIterator<Item = String> + '_ {
-    path.split('/')
-        .filter(|c| !c.is_empty() && *c != ".")
-        .map(str::to_owned)
+    let found = match closure::lookup_in(root, path) {
+        Ok(Some(found)) => found,
+        Err(ClosureError::SymlinkLoop { .. }) => return Err(Failure::Loop),
+        Ok(None) | Err(_) => return Err(Failure::Missing),
+    };
+    let links = found.links.into_iter().map(|l| (l.image, l.disk));
+    Ok(Lookup {
+        steps: links.chain([(found.image, found.disk)]).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -10,11 +10,10 @@
 
 use std::io::{self, Write};
 
-use sha2::Digest as _;
-
 use super::error::ExportError;
 use super::model::{Compression, Entry, Kind, Packed};
-use crate::hash::{Digest, KeyWriter, LAYER, LayerKey, StableHash};
+use crate::fsx::IoContext;
+use crate::hash::{KeyWriter, LAYER, LayerKey, Sha256Writer, StableHash};
 use crate::spec::Owner;
 
 /// The cache key of a layer: the [`LAYER`] family's hash of everything
@@ -96,16 +95,16 @@ pub(crate) fn pack(
     out: impl Write,
 ) -> Result<Packed, ExportError> {
     let write_err = |source| ExportError::Write { source };
-    let compressed = Hashing::new(out);
+    let compressed = Sha256Writer::new(out);
     let compressor = Compressor::new(compression, compressed).map_err(write_err)?;
-    let mut tar = tar::Builder::new(Hashing::new(compressor));
+    let mut tar = tar::Builder::new(Sha256Writer::new(compressor));
     for entry in entries {
         append(&mut tar, entry, epoch)?;
     }
     let uncompressed = tar.into_inner().map_err(write_err)?;
-    let (diff_id, uncompressed_size, compressor) = uncompressed.finish();
+    let (compressor, diff_id, uncompressed_size) = uncompressed.finish();
     let compressed = compressor.finish().map_err(write_err)?;
-    let (digest, size, mut out) = compressed.finish();
+    let (mut out, digest, size) = compressed.finish();
     out.flush().map_err(write_err)?;
     Ok(Packed {
         digest,
@@ -132,7 +131,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
         Kind::File { disk, size, .. } => {
             h.set_entry_type(tar::EntryType::Regular);
             h.set_size(*size);
-            let file = std::fs::File::open(disk).map_err(ExportError::io(disk))?;
+            let file = std::fs::File::open(disk).at(disk)?;
             // `take`: a file that grew since planning must not corrupt the tar.
             // The buffer: `tar` copies in 8 KiB pieces, one `read` each without it.
             let data = io::BufReader::with_capacity(256 << 10, io::Read::take(file, *size));
@@ -142,44 +141,6 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, e: &Entry, epoch: u64) -> Result<
             h.set_entry_type(tar::EntryType::Symlink);
             tar.append_link(&mut h, &e.path, target).map_err(write_err)
         }
-    }
-}
-
-/// A writer that hashes (sha256) and counts what passes through it.
-pub(crate) struct Hashing<W> {
-    inner: W,
-    sha: sha2::Sha256,
-    len: u64,
-}
-
-impl<W: Write> Hashing<W> {
-    pub(crate) fn new(inner: W) -> Self {
-        Hashing {
-            inner,
-            sha: sha2::Sha256::new(),
-            len: 0,
-        }
-    }
-
-    pub(crate) fn finish(self) -> (Digest, u64, W) {
-        (
-            Digest::from_bytes(self.sha.finalize().into()),
-            self.len,
-            self.inner,
-        )
-    }
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

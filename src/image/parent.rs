@@ -6,11 +6,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::ExportError;
 use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin, Role, Via};
-use crate::base::{self, HashingReader, ImportedImage};
+use crate::base::{self, BaseError, ImportedImage, LayerPath};
+use crate::fsx::IoContext;
+use crate::hash::Sha256Reader;
 use crate::spec::{Base, Name, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
@@ -32,8 +34,15 @@ pub fn from_base(
     let mut files = FileSet::default();
     let mut origins = BTreeMap::new();
     let mut layers = Vec::new();
+    // A layer kiln refuses to unpack is refused here too.
+    let refused = |cause| ExportError::Base {
+        base: name.clone(),
+        src: spec.source.clone(),
+        span: decl.digest.span,
+        cause: vec![cause],
+    };
     for layer in &imported.layers {
-        let listing = list(layer)?;
+        let listing = list(layer, &refused)?;
         for gone in &listing.whiteouts {
             files.remove(gone);
         }
@@ -64,6 +73,9 @@ pub fn from_base(
     })
 }
 
+/// Makes a refused layer entry the error of the `base` node.
+type Refused<'a> = dyn Fn(BaseError) -> ExportError + 'a;
+
 /// What one layer tar holds, and what it deletes from the layers below.
 struct Listing {
     entries: Vec<Entry>,
@@ -75,17 +87,11 @@ struct Listing {
 /// Lists `layer`, hashing its blob on the way: a blob damaged in the store
 /// fails here, before anything is written, and is called damaged whatever
 /// the tar reader made of it.
-fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
-    let file = fs_err::File::open(&layer.blob).map_err(|source| ExportError::Io {
-        path: layer.blob.clone(),
-        source,
-    })?;
-    let mut hashing = HashingReader::new(std::io::BufReader::new(file));
-    let listing = list_from(layer, &mut hashing);
-    let (actual, size) = hashing.finish().map_err(|source| ExportError::Io {
-        path: layer.blob.clone(),
-        source,
-    })?;
+fn list(layer: &base::Layer, refused: &Refused) -> Result<Listing, ExportError> {
+    let file = fs_err::File::open(&layer.blob).at(&layer.blob)?;
+    let mut hashing = Sha256Reader::new(std::io::BufReader::new(file));
+    let listing = list_from(layer, &mut hashing, refused);
+    let (actual, size) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
         return Err(ExportError::DamagedBlob {
             path: layer.blob.clone(),
@@ -97,7 +103,11 @@ fn list(layer: &base::Layer) -> Result<Listing, ExportError> {
     listing
 }
 
-fn list_from(layer: &base::Layer, blob: &mut impl Read) -> Result<Listing, ExportError> {
+fn list_from(
+    layer: &base::Layer,
+    blob: &mut impl Read,
+    refused: &Refused,
+) -> Result<Listing, ExportError> {
     let io = |source| ExportError::Io {
         path: layer.blob.clone(),
         source,
@@ -121,21 +131,22 @@ fn list_from(layer: &base::Layer, blob: &mut impl Read) -> Result<Listing, Expor
             .trim_start_matches('/')
             .trim_end_matches('/')
             .to_owned();
-        let (dir, base) = path.rsplit_once('/').unwrap_or(("", &path));
-        if base == ".wh..wh..opq" {
-            listing.opaque.push(dir.to_owned());
-            continue;
-        }
-        if let Some(gone) = base.strip_prefix(".wh.") {
-            listing.whiteouts.push(if dir.is_empty() {
-                gone.to_owned()
-            } else {
-                format!("{dir}/{gone}")
-            });
-            continue;
-        }
-        if path.is_empty() {
-            continue;
+        let refuse = |reason| BaseError::UnsafeEntry {
+            within: format!("layer {}", layer.digest),
+            entry: PathBuf::from(&path),
+            reason,
+        };
+        match base::classify(Path::new(&path)).map_err(|r| refused(refuse(r)))? {
+            LayerPath::Root => continue,
+            LayerPath::Opaque { dir } => {
+                listing.opaque.push(lossy(dir));
+                continue;
+            }
+            LayerPath::Whiteout { dir, name } => {
+                listing.whiteouts.push(lossy(&dir.join(name)));
+                continue;
+            }
+            LayerPath::Entry { .. } => {}
         }
         let header = entry.header();
         let kind = match header.entry_type() {
@@ -219,6 +230,10 @@ fn config_of(image: &ImportedImage) -> ConfigSummary {
     }
 }
 
+fn lossy(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
 /// A reader that counts the bytes through it: the layer's uncompressed size.
 struct Counted<R> {
     inner: R,
@@ -230,5 +245,64 @@ impl<R: Read> Read for Counted<R> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::hash::Digest;
+
+    /// A layer whose tar holds `names` (empty files), stored in `dir`.
+    fn layer_of(dir: &Path, names: &[&str]) -> base::Layer {
+        let mut b = tar::Builder::new(Vec::new());
+        for name in names {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(0);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, &[][..]).expect("in memory");
+        }
+        let tar = b.into_inner().expect("in memory");
+        let blob = dir.join("blob");
+        std::fs::write(&blob, &tar).expect("write blob");
+        base::Layer {
+            digest: Digest::of(&tar),
+            diff_id: Digest::of(&tar),
+            media_type: base::Compression::None.media_type().to_owned(),
+            compression: base::Compression::None,
+            size: tar.len() as u64,
+            blob,
+        }
+    }
+
+    #[test]
+    fn a_base_layer_with_a_whiteout_of_its_parent_is_refused_as_unpacking_refuses_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let refused = |cause| ExportError::Base {
+            base: Name::new("b").expect("a name"),
+            src: Arc::new(miette::NamedSource::new("kiln.kdl", String::new())),
+            span: (0, 0).into(),
+            cause: vec![cause],
+        };
+        let listed = list(&layer_of(dir.path(), &["d/.wh.x", "d/y"]), &refused);
+        let listing = listed.map_err(|e| e.to_string()).expect("lists");
+        assert_eq!(listing.whiteouts, ["d/x"]);
+        let Err(ExportError::Base { cause, .. }) =
+            list(&layer_of(dir.path(), &["d/.wh.."]), &refused)
+        else {
+            panic!("`d/.wh..` listed");
+        };
+        assert!(
+            matches!(
+                &cause[..],
+                [BaseError::UnsafeEntry {
+                    reason: base::Unsafe::WhiteoutOfParent,
+                    ..
+                }]
+            ),
+            "{cause:?}"
+        );
     }
 }

@@ -23,6 +23,7 @@ use super::extra::{self, Failure};
 use super::model::{Entry, FileSet, Kind, Origin, Planned, Role, Via};
 use super::{plan, walk};
 use crate::closure::{self, Program, Root};
+use crate::fsx::IoContext;
 use crate::spec::{Content, ContentAttrs, Owner, Spec};
 
 /// A `copy` whose closure the image wants.
@@ -135,7 +136,7 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
 /// programs need nothing (static, or not ELF), which resolving them in an
 /// empty root tells; an error otherwise, rather than a guess at the root.
 fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
-    let empty = tempfile::tempdir().map_err(ExportError::io(std::env::temp_dir()))?;
+    let empty = tempfile::tempdir().at(std::env::temp_dir())?;
     let programs = programs(w.entries, w.output);
     let needs = closure::resolve(&Root::Image(empty.path().to_path_buf()), &programs)
         .map_or(true, |c| !c.files.is_empty());

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ExportError;
 use super::model::{Assembled, ClosureSummary, ConfigSummary, FileSet, Layer, Origin};
+use crate::fsx::IoContext;
 use crate::hash::Digest;
 use crate::spec::Name;
 
@@ -57,7 +58,7 @@ pub enum Part {
 /// Writes `img` into `dir` (a build's output directory).
 pub fn write(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     let blobs = dir.join("blobs/sha256");
-    fs_err::create_dir_all(&blobs).map_err(ExportError::io(&blobs))?;
+    fs_err::create_dir_all(&blobs).at(&blobs)?;
     for layer in &img.layers {
         let to = blobs.join(layer.digest.hex());
         if !to.exists() {
@@ -141,8 +142,8 @@ pub fn read(dir: &Path, part: Part) -> Result<Assembled, ExportError> {
 /// An error naming where the blob came from if `blob` is not `layer`'s.
 fn check(blob: &Path, layer: &Layer) -> Result<(), ExportError> {
     let file = fs_err::File::open(blob).map_err(ExportError::io(blob))?;
-    let hashing = crate::base::HashingReader::new(std::io::BufReader::new(file));
-    let (actual, size) = hashing.finish().map_err(ExportError::io(blob))?;
+    let (actual, size) =
+        crate::hash::sha256_of(std::io::BufReader::new(file)).map_err(ExportError::io(blob))?;
     if actual == layer.digest && size == layer.size {
         return Ok(());
     }
@@ -158,7 +159,7 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), ExportError> {
     if std::fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    fs_err::copy(from, to).map_err(ExportError::io(to))?;
+    fs_err::copy(from, to).at(to)?;
     Ok(())
 }
 
@@ -167,7 +168,7 @@ fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ExportError> {
-    let bytes = fs_err::read(path).map_err(ExportError::io(path))?;
+    let bytes = fs_err::read(path).at(path)?;
     serde_json::from_slice(&bytes).map_err(|_| damaged(path, "JSON kiln cannot read"))
 }
 

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 
 use super::error::ExportError;
 use super::model::{Entry, Kind};
+use crate::fsx::IoContext;
 use crate::hash::{KeyWriter, OutputHash, STORED_FILE, StableHash};
 use crate::spec::{ContentAttrs, Owner};
 
@@ -90,7 +91,7 @@ fn collect(
     out: &mut Vec<Entry>,
 ) -> Result<(), ExportError> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::symlink_metadata(disk).map_err(ExportError::io(disk))?;
+    let meta = std::fs::symlink_metadata(disk).at(disk)?;
     let ft = meta.file_type();
     let entry = |kind, mode| Entry {
         path: path.to_owned(),
@@ -99,7 +100,7 @@ fn collect(
         owner: attrs.owner,
     };
     if ft.is_symlink() {
-        let target = std::fs::read_link(disk).map_err(ExportError::io(disk))?;
+        let target = std::fs::read_link(disk).at(disk)?;
         let target = target.to_string_lossy().into_owned();
         out.push(entry(Kind::Symlink { target }, 0o777));
     } else if ft.is_file() {
@@ -116,9 +117,9 @@ fn collect(
         if !path.is_empty() {
             out.push(entry(Kind::Dir, 0o755));
         }
-        let read = std::fs::read_dir(disk).map_err(ExportError::io(disk))?;
+        let read = std::fs::read_dir(disk).at(disk)?;
         for child in read {
-            let child = child.map_err(ExportError::io(disk))?;
+            let child = child.at(disk)?;
             let name = child.file_name();
             let name = name.to_string_lossy();
             let sub = if path.is_empty() {
@@ -175,9 +176,7 @@ impl StableHash for StoredFile<'_> {
 fn hash_content(entry: &mut Entry) -> Result<(), ExportError> {
     if let Kind::File { disk, content, .. } = &mut entry.kind {
         let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_mmap(&*disk)
-            .map_err(ExportError::io(&*disk))?;
+        hasher.update_mmap(&*disk).at(&*disk)?;
         *content = *hasher.finalize().as_bytes();
     }
     Ok(())

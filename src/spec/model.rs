@@ -190,6 +190,17 @@ impl Spec {
         name.rsplit('/').next().unwrap_or(name)
     }
 
+    /// The node a reference of this spec (a `from`, a `use`, a `copy`'s
+    /// stage) names. Validation checked that every reference resolves, so
+    /// this is the one place that says so; a name from the user (a target
+    /// on the command line) is looked up with [`Spec::lookup`] instead.
+    pub fn resolve(&self, name: &Name) -> NodeRef<'_> {
+        self.lookup(name.as_str()).unwrap_or_else(|| {
+            unreachable!("kiln bug: spec validation let `{name}` through unresolved")
+        })
+    }
+
+    /// The node called `name`, if any.
     pub fn lookup(&self, name: &str) -> Option<NodeRef<'_>> {
         let indexed = self.names.0.get_or_init(|| self.index()).get(name);
         match indexed.and_then(|&(kind, i)| self.node(kind, i)) {

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
 
-use super::layout::{IoContext, Layout, read_names, remove_file, remove_tree, short_key_of};
+use super::layout::{Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
 use super::roots;
 use super::{Entry, Modified, StoreError, StorePath, Swept, read_meta};
+use crate::fsx::IoContext;
 
 /// Every committed entry, sorted by name then key.
 pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {
@@ -99,7 +100,8 @@ fn remove_unused_specs(layout: &Layout, keep: Duration, now: SystemTime, swept: 
         let unused = std::fs::symlink_metadata(&file)
             .and_then(|m| m.modified())
             .map(|used| now.duration_since(used).unwrap_or_default() >= keep)
-            .at(&file);
+            .at(&file)
+            .map_err(StoreError::from);
         let removed = unused.and_then(|old| match old {
             true => remove_file(&file).map(|()| true),
             false => Ok(false),

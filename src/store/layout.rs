@@ -2,10 +2,11 @@
 //! the small IO helpers every part of the store shares.
 
 use std::ffi::OsString;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::StoreError;
+use crate::fsx::IoContext;
 
 /// The version in the root name: a layout change bumps it, and an old kiln
 /// never misreads a new store.
@@ -169,34 +170,6 @@ pub(super) fn short_key_of(file_name: &str) -> Option<&str> {
         .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     let sep = matches!(file_name.as_bytes().get(32), Some(b'-' | b'.'));
     (hex && sep).then_some(short)
-}
-
-/// Attaches the path to an IO error.
-pub(super) trait IoContext<T> {
-    fn at(self, path: &Path) -> Result<T, StoreError>;
-}
-
-impl<T> IoContext<T> for std::io::Result<T> {
-    fn at(self, path: &Path) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Io {
-            path: path.to_owned(),
-            source,
-        })
-    }
-}
-
-/// Writes `bytes` to `path` all at once or not at all: readers see the old
-/// file or the new one, never a prefix.
-pub(super) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().expect("kiln bug: store files have a parent");
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(path).map_err(|e| StoreError::Io {
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    Ok(())
 }
 
 /// Deletes the tree at `dir`, read-only or not; a missing `dir` is fine.

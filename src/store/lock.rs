@@ -26,7 +26,8 @@ use std::fs::{File, TryLockError};
 use std::path::Path;
 
 use super::StoreError;
-use super::layout::{IoContext, Layout};
+use super::layout::Layout;
+use crate::fsx::IoContext;
 use crate::hash::Key;
 
 /// Held while building a key; dropping it releases the lock.
@@ -97,11 +98,12 @@ pub(super) fn try_exclusive(path: &Path) -> Result<Option<File>, StoreError> {
 
 pub(super) fn open(path: &Path) -> Result<File, StoreError> {
     // Never truncated: the file's content is irrelevant, only its lock.
-    File::options()
+    let file = File::options()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .open(path)
-        .at(path)
+        .at(path)?;
+    Ok(file)
 }

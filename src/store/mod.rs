@@ -84,7 +84,8 @@ use std::time::SystemTime;
 use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
 
-use layout::{IoContext, Layout, write_atomic};
+use crate::fsx::{IoContext, write_atomic};
+use layout::Layout;
 
 pub use lock::{Hold, KeyLock};
 pub use pending::Pending;
@@ -136,6 +137,15 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Tree(#[from] crate::tree::TreeError),
+}
+
+impl From<crate::fsx::PathError> for StoreError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        StoreError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
 }
 
 /// An open store: the `v2/` layout under a root directory.
@@ -312,7 +322,8 @@ impl Store {
         }
         let dir = self.ref_dir(context);
         std::fs::create_dir_all(&dir).at(&dir)?;
-        write_atomic(&dir.join(stage.as_str()), format!("{key}\n").as_bytes())
+        write_atomic(&dir.join(stage.as_str()), format!("{key}\n").as_bytes())?;
+        Ok(())
     }
 
     /// The key `stage` of the project at `context` last built as, if known.
@@ -476,5 +487,6 @@ fn touch(meta_file: &Path) -> Result<(), StoreError> {
         .write(true)
         .open(meta_file)
         .at(meta_file)?;
-    file.set_modified(SystemTime::now()).at(meta_file)
+    file.set_modified(SystemTime::now()).at(meta_file)?;
+    Ok(())
 }

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use super::layout::{IoContext, Layout, read_names, remove_tree, short_key_of, write_atomic};
+use super::layout::{Layout, read_names, remove_tree, short_key_of};
 use super::{Entry, KeyLock, Meta, StoreError, StorePath};
+use crate::fsx::{IoContext, write_atomic};
 use crate::hash::Key;
 use crate::spec::Name;
 
@@ -151,5 +152,6 @@ fn remove_leftovers(layout: &Layout, short: &str) -> Result<(), StoreError> {
 }
 
 fn set_mode(dir: &Path, mode: u32) -> Result<(), StoreError> {
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).at(dir)
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).at(dir)?;
+    Ok(())
 }

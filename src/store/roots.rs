@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::StoreError;
-use super::layout::{IoContext, Layout, read_names, remove_file};
+use super::layout::{Layout, read_names, remove_file};
+use crate::fsx::IoContext;
 use crate::hash::Key;
 
 /// This store's roots: registered once per key, kept until it is dropped.
@@ -203,7 +204,8 @@ fn append(
     // One write of a whole line: a reader sees it whole or not at all (gc
     // reads only while it holds the gc lock, so never mid-write anyway).
     f.write_all(format!("{}\n", key.short()).as_bytes())
-        .at(path)
+        .at(path)?;
+    Ok(())
 }
 
 /// A new roots file of this process, locked exclusively.
@@ -220,7 +222,7 @@ fn append_all(
         .as_mut()
         .expect("kiln bug: the roots file was just made");
     let lines: String = keys.iter().map(|k| format!("{}\n", k.short())).collect();
-    f.write_all(lines.as_bytes()).at(path)
+    Ok(f.write_all(lines.as_bytes()).at(path)?)
 }
 
 fn create(layout: &Layout) -> Result<(PathBuf, File), StoreError> {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat};
 
 use super::TreeError;
+use crate::fsx::IoContext;
 
 /// One step of [`walk`]. `rel` is the entry's path under the root, `/`-separated.
 pub(super) enum Visit<'a> {
@@ -213,7 +214,7 @@ pub(super) fn own_ids() -> (u32, u32) {
 /// read-only a build left it (each directory gets `u+rwx` before it is
 /// read). A missing `path` is an error of kind `NotFound`.
 pub fn remove_tree(path: &Path) -> Result<(), TreeError> {
-    let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
+    let meta = std::fs::symlink_metadata(path).at(path)?;
     if !meta.is_dir() {
         return std::fs::remove_file(path).map_err(TreeError::write(path));
     }

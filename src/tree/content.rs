@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::statcache::FileStat;
 use super::{StatCache, TreeError};
+use crate::fsx::IoContext;
 
 /// From this size on, mmap and a multi-threaded hash beat a plain read.
 const BIG_FILE: u64 = 128 * 1024;
@@ -37,7 +38,7 @@ pub(super) fn hash_files<'a>(
     // unless there are so few that starting threads costs more.
     let stat = |path: &&'a Path| -> Result<(&'a Path, FileStat, bool), TreeError> {
         let path: &'a Path = path;
-        let meta = std::fs::symlink_metadata(path).map_err(TreeError::io(path))?;
+        let meta = std::fs::symlink_metadata(path).at(path)?;
         if !meta.is_file() {
             // Replaced since the walk saw a file there.
             return Err(TreeError::Special {
@@ -64,7 +65,7 @@ pub(super) fn hash_files<'a>(
                 Some(content) => (stat.size, content, false),
                 None => hash_file(path, stat.size).map(|(size, c)| (size, c, true))?,
             };
-            Ok((
+            Ok::<_, TreeError>((
                 FileContent {
                     executable,
                     size,
@@ -106,14 +107,14 @@ pub(super) fn hash_at(
     let fd = rustix::fs::openat(parent, name, flags, Mode::empty())
         .map_err(|e| TreeError::io(path)(e.into()))?;
     let file = std::fs::File::from(fd);
-    let meta = file.metadata().map_err(TreeError::io(path))?;
+    let meta = file.metadata().at(path)?;
     if !meta.is_file() {
         return Err(TreeError::Special {
             path: path.to_path_buf(),
         });
     }
     let mut hasher = blake3::Hasher::new();
-    hasher.update_reader(&file).map_err(TreeError::io(path))?;
+    hasher.update_reader(&file).at(path)?;
     Ok(FileContent {
         executable: meta.permissions().mode() & 0o111 != 0,
         size: hasher.count(),
@@ -126,11 +127,9 @@ pub(super) fn hash_at(
 fn hash_file(path: &Path, size_hint: u64) -> Result<(u64, [u8; 32]), TreeError> {
     let mut hasher = blake3::Hasher::new();
     if size_hint >= BIG_FILE {
-        hasher
-            .update_mmap_rayon(path)
-            .map_err(TreeError::io(path))?;
+        hasher.update_mmap_rayon(path).at(path)?;
     } else {
-        let data = std::fs::read(path).map_err(TreeError::io(path))?;
+        let data = std::fs::read(path).at(path)?;
         hasher.update(&data);
     }
     Ok((hasher.count(), *hasher.finalize().as_bytes()))

@@ -9,6 +9,7 @@ use rustix::fs::FileType;
 
 use super::at::{self, Visit};
 use super::{EntryKind, Tree, TreeError};
+use crate::fsx::IoContext;
 
 /// Copies exactly the entries of `tree` (as scanned under `context`) to `dest`,
 /// writable, keeping executable bits and symlinks.
@@ -44,10 +45,7 @@ pub fn copy_tree(tree: &Tree, context: &Path, dest: &Path) -> Result<(), TreeErr
                 ..
             } => {
                 let from = context.join(&entry.path);
-                std::fs::copy(&from, &to).map_err(|source| TreeError::Io {
-                    path: from.clone(),
-                    source,
-                })?;
+                std::fs::copy(&from, &to).at(&from)?;
                 // The key was computed from the file as scanned; a file edited
                 // since must not be built (and stored) under that key.
                 let mut copied = blake3::Hasher::new();
@@ -83,11 +81,7 @@ pub fn set_readonly(dir: &Path, readonly: bool) -> Result<(), TreeError> {
         (true, false) => 0o444,
         (false, _) => mode | 0o200,
     };
-    let root_mode = std::fs::symlink_metadata(dir)
-        .map_err(TreeError::io(dir))?
-        .permissions()
-        .mode()
-        & 0o7777;
+    let root_mode = std::fs::symlink_metadata(dir).at(dir)?.permissions().mode() & 0o7777;
     if !readonly {
         // Before the walk reads it.
         set_mode(dir, root_mode, dir_mode(root_mode))?;
@@ -180,7 +174,7 @@ pub fn not_read_only(dir: &Path) -> Result<Vec<(String, String)>, TreeError> {
             (true, false) => Some((path(), format!("owner {}:{}", ids.0, ids.1))),
         }
     };
-    let meta = std::fs::symlink_metadata(dir).map_err(TreeError::io(dir))?;
+    let meta = std::fs::symlink_metadata(dir).at(dir)?;
     let root_ids = (meta.uid(), meta.gid());
     let mut found: Vec<_> = check(b"", FileType::Directory, meta.mode() & 0o7777, root_ids)
         .into_iter()

@@ -32,6 +32,15 @@ pub enum TreeError {
     },
 }
 
+impl From<crate::fsx::PathError> for TreeError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        TreeError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
 impl TreeError {
     pub(super) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TreeError {
         let path = path.into();

@@ -30,7 +30,6 @@
 
 use std::collections::HashMap;
 use std::fs::Metadata;
-use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -120,17 +119,12 @@ impl StatCache {
             .entries
             .retain(|_, c| c.day.saturating_add(KEEP_DAYS) >= today);
         let bytes = encode(&state.entries);
-        let dir = match self.file.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        std::fs::create_dir_all(dir).map_err(TreeError::write(dir))?;
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(TreeError::write(dir))?;
-        tmp.write_all(&bytes)
-            .map_err(TreeError::write(tmp.path()))?;
-        tmp.persist(&self.file).map_err(|e| TreeError::Write {
-            path: self.file.clone(),
-            source: e.error,
+        if let Some(dir) = self.file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(TreeError::write(dir))?;
+        }
+        crate::fsx::write_atomic(&self.file, &bytes).map_err(|e| TreeError::Write {
+            path: e.path,
+            source: e.source,
         })?;
         state.dirty = false;
         Ok(())

@@ -23,6 +23,7 @@ use super::at::{self, Visit};
 use super::content::{FileContent, hash_at, hash_files};
 use super::statcache::now_ns;
 use super::{Entry, EntryKind, StatCache, Tree, TreeError};
+use crate::fsx::IoContext;
 use crate::spec::SrcPath;
 
 const IGNORE_FILES: [&str; 2] = [".gitignore", ".kilnignore"];
@@ -155,7 +156,7 @@ fn find_src(context: &Path, src: &SrcPath, found: &mut Vec<Found>) -> Result<(),
         let parents: Vec<&str> = src.as_str().split('/').collect();
         for (i, name) in parents[..parents.len() - 1].iter().enumerate() {
             dir.push(name);
-            let meta = std::fs::symlink_metadata(&dir).map_err(TreeError::io(&dir))?;
+            let meta = std::fs::symlink_metadata(&dir).at(&dir)?;
             if !meta.is_dir() {
                 return Err(TreeError::NotADir { path: dir });
             }
@@ -167,7 +168,7 @@ fn find_src(context: &Path, src: &SrcPath, found: &mut Vec<Found>) -> Result<(),
             rules.extend(ignore_rules(&dir)?);
         }
     }
-    let meta = std::fs::symlink_metadata(&abs).map_err(TreeError::io(&abs))?;
+    let meta = std::fs::symlink_metadata(&abs).at(&abs)?;
     if meta.is_dir() {
         walk(context, &abs, Some(rules), found)
     } else {
@@ -324,7 +325,7 @@ fn found_entry(
     let kind = if file_type.is_dir() {
         FoundKind::Dir
     } else if file_type.is_symlink() {
-        let target = std::fs::read_link(&abs).map_err(TreeError::io(&abs))?;
+        let target = std::fs::read_link(&abs).at(&abs)?;
         let target = target
             .into_os_string()
             .into_string()
