@@ -12,7 +12,7 @@ use crate::image::{self, Assembled};
 use crate::spec::Spec;
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image)?;
+    let (_, img) = assemble(g, &a.image, Part::Record)?;
     let summary = format!("{} ({} layer(s))", img.digest(), img.layers().len());
     match (&a.format, a.output.to_str()) {
         (ExportFormat::Oci, _) => {
@@ -43,7 +43,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
 }
 
 pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image)?;
+    let (_, img) = assemble(g, &a.image, Part::Record)?;
     let engine = match a.engine.as_str() {
         "podman" => Engine::Podman,
         _ => Engine::Docker,
@@ -55,7 +55,7 @@ pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
 }
 
 pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image)?;
+    let (_, img) = assemble(g, &a.image, Part::Record)?;
     let inspection = export::inspect(&img);
     if a.json {
         let json = serde_json::to_string_pretty(&inspection)
@@ -75,7 +75,7 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
             help: format!("paths in an image start with `/`: `/{}`", a.path),
         });
     }
-    let (_, img) = assemble(g, &a.image)?;
+    let (_, img) = assemble(g, &a.image, Part::WithFiles)?;
     let answer = export::why(&img, &a.path);
     if a.json {
         let json = serde_json::to_string_pretty(&answer)
@@ -93,8 +93,9 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
 }
 
 /// Builds `image` and what it needs (a no-op when it is stored), then
-/// reads what the build stored: nothing is packed or resolved here.
-fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
+/// reads what the build stored (its file list only for `why`): nothing is
+/// packed or resolved here.
+fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<(Spec, Assembled), CliError> {
     let spec = load_spec(g)?;
     if spec.image(&a.image).is_none() {
         let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
@@ -117,7 +118,7 @@ fn assemble(g: &Global, a: &ImageArgs) -> Result<(Spec, Assembled), CliError> {
     // The report's holds keep the entry from gc until it is read.
     let stored = report.output(&a.image);
     let path = stored.expect("kiln bug: a built image has an entry");
-    let img = image::stored::read(path.as_path(), Part::WithFiles)?;
+    let img = image::stored::read(path.as_path(), part)?;
     Ok((spec, img))
 }
 
