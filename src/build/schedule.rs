@@ -80,6 +80,8 @@ pub fn run_with(
         // FIFO: ready nodes start in plan (file) order; rayon's default is LIFO.
         pool.scope_fifo(|scope| ready.into_iter().for_each(|i| sched.spawn(scope, i)));
     }
+    // Only `kiln explain` reads refs: failing to write them fails nothing.
+    let _ = store.save_refs();
     let state = sched
         .state
         .into_inner()

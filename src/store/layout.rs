@@ -89,7 +89,7 @@ impl Layout {
         self.root.join("locks")
     }
 
-    fn refs_dir(&self) -> PathBuf {
+    pub fn refs_dir(&self) -> PathBuf {
         self.root.join("refs")
     }
 
@@ -151,10 +151,10 @@ impl Layout {
             .join(format!("{short}-{name}.{}", std::process::id()))
     }
 
-    /// `refs/<context-id>`, which holds a file per stage: the same project
+    /// `refs/<context-id>`, the refs of one project: the same project
     /// directory gets the same id however it is spelled (relative, through a
     /// symlink).
-    pub fn ref_dir(&self, context: &Path) -> PathBuf {
+    pub fn ref_file(&self, context: &Path) -> PathBuf {
         let canonical = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
         let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
         let id = &hash.to_hex()[..16];

@@ -23,7 +23,8 @@
 //!     ├── locks/store.lock        flock: shared by every open Store (caches)
 //!     ├── roots/<pid>-<n>         the short keys an open Store uses, one a
 //!                                 line; flock: held while it is open (roots.rs)
-//!     ├── refs/<context-id>/<stage>  last key built for a stage of a project (explain)
+//!     ├── refs/<context-id>       `name key` lines: the last key each node of a
+//!                                 project was built as (explain; refs.rs)
 //!     ├── layers/v1/<key>.{blob,json}  export's compressed-layer cache
 //!     │                           (export::cache; the .json's mtime is last use)
 //!     ├── blobs/sha256/<hex>      imported base image blobs (base::import);
@@ -72,6 +73,7 @@ mod gc;
 mod layout;
 mod lock;
 mod pending;
+mod refs;
 mod roots;
 #[cfg(test)]
 mod tests;
@@ -84,7 +86,7 @@ use std::time::SystemTime;
 use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
 
-use crate::fsx::{IoContext, write_atomic};
+use crate::fsx::IoContext;
 use layout::Layout;
 
 pub use lock::{Hold, KeyLock};
@@ -157,9 +159,8 @@ pub struct Store {
     user: std::sync::Arc<std::fs::File>,
     /// The entries this store has used: gc keeps them while it is open.
     roots: std::sync::Arc<roots::Roots>,
-    /// The last project whose refs were read or written, and its refs dir:
-    /// a build sets one ref per stage, all in the same directory.
-    refs: std::sync::Arc<std::sync::Mutex<Option<(PathBuf, PathBuf)>>>,
+    /// The refs of the project being built, read once, written once.
+    refs: std::sync::Arc<refs::Refs>,
 }
 
 /// The caches of a store locked for gc: no other kiln process has the store
@@ -202,9 +203,9 @@ impl Store {
         user.lock_shared().at(&path)?;
         Ok(Store {
             roots: std::sync::Arc::new(roots::Roots::new(&layout)),
+            refs: std::sync::Arc::new(refs::Refs::new(&layout)),
             layout,
             user: std::sync::Arc::new(user),
-            refs: std::sync::Arc::default(),
         })
     }
 
@@ -314,48 +315,21 @@ impl Store {
         self.layout.root().join("rootfs")
     }
 
-    /// Remembers that `stage` of the project at `context` last built as `key`.
-    /// A ref that already says so is left alone: a no-op build writes none.
+    /// Remembers that `stage` of the project at `context` last built as
+    /// `key`; written by [`Store::save_refs`].
     pub fn set_ref(&self, context: &Path, stage: &Name, key: &Key) -> Result<(), StoreError> {
-        if self.get_ref(context, stage)? == Some(*key) {
-            return Ok(());
-        }
-        let dir = self.ref_dir(context);
-        std::fs::create_dir_all(&dir).at(&dir)?;
-        write_atomic(&dir.join(stage.as_str()), format!("{key}\n").as_bytes())?;
-        Ok(())
+        self.refs.set(context, stage, key)
     }
 
     /// The key `stage` of the project at `context` last built as, if known.
     pub fn get_ref(&self, context: &Path, stage: &Name) -> Result<Option<Key>, StoreError> {
-        use std::io::Read;
-        let file = self.ref_dir(context).join(stage.as_str());
-        // A key and a newline: one read of a buffer that holds more.
-        let mut buf = [0u8; 128];
-        let read = std::fs::File::open(&file).and_then(|mut f| f.read(&mut buf));
-        match read {
-            // A ref is only a hint for `explain`, rewritten by the next build:
-            // an unreadable one is as good as none.
-            Ok(n) => Ok(std::str::from_utf8(&buf[..n])
-                .ok()
-                .and_then(|text| text.trim().parse().ok())),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(StoreError::Io { path: file, source }),
-        }
+        self.refs.get(context, stage)
     }
 
-    /// The refs directory of the project at `context`, canonicalized once
-    /// per project rather than once per stage.
-    fn ref_dir(&self, context: &Path) -> PathBuf {
-        let mut last = (self.refs.lock()).unwrap_or_else(std::sync::PoisonError::into_inner);
-        match &*last {
-            Some((seen, dir)) if seen == context => dir.clone(),
-            _ => {
-                let dir = self.layout.ref_dir(context);
-                *last = Some((context.to_owned(), dir.clone()));
-                dir
-            }
-        }
+    /// Writes the refs this store has set, if any changed: once, at the end
+    /// of a build.
+    pub fn save_refs(&self) -> Result<(), StoreError> {
+        self.refs.save()
     }
 
     /// Every committed entry, sorted by name then key.
@@ -461,8 +435,10 @@ fn read_meta(file: &Path) -> Result<Option<(Meta, bool)>, StoreError> {
     };
     let stat = f.metadata().map_err(io)?;
     let stale = (stat.modified().map_err(io)?.elapsed()).map_or(true, |age| age > USE_MARK_EVERY);
-    // Sized from the stat: one read, and no seek to learn the size again.
-    let mut bytes = vec![0; usize::try_from(stat.len()).unwrap_or(0) + 1];
+    // Sized from the stat: one read, and no seek to learn the size again. A
+    // meta is written once, atomically; one that read short does not parse,
+    // and a meta that does not parse is a miss.
+    let mut bytes = vec![0; usize::try_from(stat.len()).unwrap_or(0)];
     let mut n = 0;
     while n < bytes.len() {
         match f.read(&mut bytes[n..]).map_err(io)? {
