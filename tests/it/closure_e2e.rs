@@ -55,25 +55,14 @@ fn zlib_project(spec: &str) -> Project {
     p
 }
 
-/// `kiln ARGS`, asserting success; its stdout.
-fn kiln_ok(p: &Project, args: &[&str]) -> String {
-    let out = p.kiln(args);
-    assert!(
-        out.status.success(),
-        "kiln {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
 fn inspect(p: &Project, image: &str) -> serde_json::Value {
-    let out = kiln_ok(p, &["inspect", image, "--json"]);
+    let out = p.ok(&["inspect", image, "--json"]);
     serde_json::from_str(&out).expect("inspect JSON")
 }
 
 fn export(p: &Project, image: &str) -> PathBuf {
     let file = format!("{image}.tar");
-    kiln_ok(p, &["export", image, "-o", &file]);
+    p.ok(&["export", image, "-o", &file]);
     p.root().join(file)
 }
 
@@ -226,18 +215,16 @@ fn kiln_why_names_the_copy_the_add_and_the_library_chain() {
         return;
     }
     let p = zlib_project(ZLIB_SPEC);
-    let why = |image: &str, path: &str| kiln_ok(&p, &["why", image, path]);
+    let why = |image: &str, path: &str| p.ok(&["why", image, path]);
     crate::snapshot!(
         "why_closure",
         &p,
         why("zimg", "/usr/lib/x86_64-linux-gnu/libz.so.1")
     );
     crate::snapshot!("why_add", &p, why("himg", "/etc/motd"));
-    let json: serde_json::Value = serde_json::from_str(&kiln_ok(
-        &p,
-        &["why", "zimg", "/lib64/ld-linux-x86-64.so.2", "--json"],
-    ))
-    .expect("why JSON");
+    let json: serde_json::Value =
+        serde_json::from_str(&p.ok(&["why", "zimg", "/lib64/ld-linux-x86-64.so.2", "--json"]))
+            .expect("why JSON");
     assert_eq!(
         json["resolved"],
         "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
@@ -281,7 +268,7 @@ fn closure_false_leaves_the_libraries_out_and_closure_extra_adds_files() {
     let paths = image_paths(&export(&p, "zimg"));
     assert!(paths.contains("etc/os-release"), "{paths:?}");
     assert!(paths.contains("usr/lib/os-release"), "{paths:?}");
-    let why = kiln_ok(&p, &["why", "zimg", "/usr/lib/os-release"]);
+    let why = p.ok(&["why", "zimg", "/usr/lib/os-release"]);
     crate::snapshot!("why_closure_extra", &p, why);
 }
 
@@ -365,10 +352,7 @@ fn a_cgo_sqlite_program_from_scratch_answers_a_query_in_docker() {
     engine.docker_ok(&["load", "-i", tar.to_str().expect("utf-8 path")]);
     let out = engine.docker_ok(&["run", "--rm", "--network", "none", "kiln-e2e-sqlite:v1"]);
     assert!(out.starts_with("kiln on sqlite 3."), "{out}");
-    let why = kiln_ok(
-        &p,
-        &["why", "sqlimg", "/lib/x86_64-linux-gnu/libsqlite3.so.0"],
-    );
+    let why = p.ok(&["why", "sqlimg", "/lib/x86_64-linux-gnu/libsqlite3.so.0"]);
     assert!(
         why.contains("needed through /app/sqlapp → libsqlite3.so.0"),
         "{why}"

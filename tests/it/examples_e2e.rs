@@ -45,13 +45,7 @@ impl Example {
 
     /// `kiln ARGS`, asserting success; its stdout.
     fn kiln_ok(&self, args: &[&str]) -> String {
-        let out = self.kiln(args);
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        crate::common::ok(self.kiln(args), args)
     }
 
     /// `kiln build --json ARGS`: its exit code and report, success or not.

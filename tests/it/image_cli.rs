@@ -41,21 +41,10 @@ pub fn words_project() -> Project {
     p
 }
 
-/// `kiln ARGS`, asserting success; its stdout.
-fn stdout_of(p: &Project, args: &[&str]) -> String {
-    let out = p.kiln(args);
-    assert!(
-        out.status.success(),
-        "kiln {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
 #[test]
 fn inspect_shows_layers_sizes_contents_and_config() {
     let p = words_project();
-    crate::snapshot!("inspect_text", &p, stdout_of(&p, &["inspect", "words"]));
+    crate::snapshot!("inspect_text", &p, p.ok(&["inspect", "words"]));
 }
 
 #[test]
@@ -64,13 +53,9 @@ fn why_names_the_copy_or_add_that_put_a_path_there() {
     crate::snapshot!(
         "why_copy",
         &p,
-        stdout_of(&p, &["why", "words", "/data/gen/sorted.txt"])
+        p.ok(&["why", "words", "/data/gen/sorted.txt"])
     );
-    crate::snapshot!(
-        "why_add",
-        &p,
-        stdout_of(&p, &["why", "words", "/etc/notes"])
-    );
+    crate::snapshot!("why_add", &p, p.ok(&["why", "words", "/etc/notes"]));
     let out = p.kiln(&["why", "words", "/etc/passwd"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(

@@ -55,6 +55,11 @@ impl Project {
         self.cmd(args).output().expect("run kiln")
     }
 
+    /// `kiln ARGS`, asserting success; its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        ok(self.kiln(args), args)
+    }
+
     /// `kiln build --json ARGS`, asserting success; the parsed report.
     pub fn build(&self, args: &[&str]) -> Report {
         let mut all = vec!["build", "--json"];
@@ -125,6 +130,16 @@ impl Report {
         names.sort();
         names
     }
+}
+
+/// `out` of `kiln ARGS`, asserting success; its stdout.
+pub fn ok(out: Output, args: &[&str]) -> String {
+    assert!(
+        out.status.success(),
+        "kiln {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn read(path: &Path) -> String {
