@@ -66,10 +66,16 @@ pub enum Command {
     Build(BuildArgs),
     /// Validate kiln.kdl without building anything.
     Check,
-    /// Print the stage graph.
+    /// Print the graph of stages, fetches, bases and images.
     Graph(GraphArgs),
-    /// Say why a stage is not cached: which inputs changed since its last build.
-    Explain { stage: String },
+    /// Say why a stage or image is not cached: which inputs changed since its last build.
+    Explain {
+        /// The stage or image.
+        stage: String,
+        /// How its images were built (`kiln build --compression`).
+        #[command(flatten)]
+        layers: LayerArgs,
+    },
     /// Build an image and write it as an archive (or an OCI layout directory).
     Export(ExportArgs),
     /// Build an image and load it into Docker (or podman).
@@ -122,8 +128,13 @@ pub enum StoreCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print the store path of a stage's current build.
-    Path { stage: String },
+    /// Print the store path of a stage's (or image's) current build.
+    Path {
+        stage: String,
+        /// How its images were built (`kiln build --compression`).
+        #[command(flatten)]
+        layers: LayerArgs,
+    },
     /// Re-hash every entry and report any that changed.
     Verify,
     /// Delete entries no build has used for a while.

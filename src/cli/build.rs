@@ -273,10 +273,10 @@ fn edges(spec: &Spec) -> Vec<(String, String, &'static str)> {
 
 /// `kiln explain NODE`: whether a stage or image is cached, and if not,
 /// which of its inputs changed since it was last built here.
-pub fn explain(g: &Global, name: &str) -> Result<(), CliError> {
+pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let store = open_store(g)?;
-    let layers = super::default_layer_settings()?;
+    let layers = super::layer_settings(layers)?;
     let plan = plan(&spec, &store, &[name.to_owned()], layers)?;
     let resolved = build::resolve(&plan, &store)?;
     let idx = (plan.nodes.iter())

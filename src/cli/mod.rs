@@ -122,7 +122,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Build(a) => build::build(g, a),
         Command::Check => build::check(g),
         Command::Graph(a) => build::graph(g, a),
-        Command::Explain { stage } => build::explain(g, stage),
+        Command::Explain { stage, layers } => build::explain(g, stage, layers),
         Command::Export(a) => image::export(g, a),
         Command::Load(a) => image::load(g, a),
         Command::Inspect(a) => image::inspect(g, a),
@@ -173,13 +173,6 @@ fn layer_settings(a: &args::LayerArgs) -> Result<crate::image::LayerSettings, Cl
         args::CompressionArg::None => crate::image::Compression::None,
     };
     Ok(crate::image::LayerSettings { compression, epoch })
-}
-
-/// The settings of a command that does not say: gzip, SOURCE_DATE_EPOCH.
-fn default_layer_settings() -> Result<crate::image::LayerSettings, CliError> {
-    layer_settings(&args::LayerArgs {
-        compression: args::CompressionArg::Gzip,
-    })
 }
 
 fn open_store(g: &Global) -> Result<Store, CliError> {

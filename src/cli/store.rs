@@ -26,9 +26,9 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                 }
             }
         }
-        StoreCommand::Path { stage } => {
+        StoreCommand::Path { stage, layers } => {
             let spec = load_spec(g)?;
-            let layers = super::default_layer_settings()?;
+            let layers = super::layer_settings(layers)?;
             let plan = plan(&spec, &store, std::slice::from_ref(stage), layers)?;
             let resolved = crate::build::resolve(&plan, &store)?;
             let entry = (plan.nodes.iter().zip(&resolved))

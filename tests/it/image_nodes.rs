@@ -129,6 +129,11 @@ fn layer_compression_and_source_date_epoch_are_part_of_an_images_key() {
     assert_ne!(g["digest"], z["digest"]);
     // The config (and so what a stage running in it sees) is the same.
     assert_eq!(g["config_digest"], z["config_digest"]);
+    // explain and store path find the image built with the same settings.
+    let explained = p.ok(&["explain", "app", "--compression", "zstd"]);
+    assert!(explained.starts_with("image `app` is cached"), "{explained}");
+    let path = p.ok(&["store", "path", "app", "--compression", "zstd"]);
+    assert_eq!(path.trim(), z["output"].as_str().expect("output"));
     let mut cmd = p.cmd(&["build", "--json", "app"]);
     cmd.env("SOURCE_DATE_EPOCH", "1700000000");
     let epoch = crate::common::built(cmd);
