@@ -53,7 +53,7 @@ pub enum BaseError {
     #[diagnostic(
         code(kiln::base::damaged_blob),
         help(
-            "Delete it (`rm -f` the path) and kiln imports it again from the archive; `kiln store verify` checks the whole store"
+            "Under `blobs/`: delete it (`rm -f` the path) and kiln imports it again from the archive. Inside a stored image: `kiln store verify` names the entry; delete it (`find ENTRY -type d -exec chmod u+w {{}} +`, then `rm -rf ENTRY`) and kiln makes it again"
         )
     )]
     Damaged {
