@@ -16,12 +16,14 @@ pub(crate) struct Produced {
     pub config: Option<Digest>,
 }
 
-/// The key of node `i` and its full labelled inputs; `None` when a node it
-/// needs has produced nothing (not built, or failed).
+/// The key of node `i`, and with `shown` its full labelled inputs (what a
+/// commit records for `kiln explain`; a cache hit does not need them);
+/// `None` when a node it needs has produced nothing (not built, or failed).
 pub(crate) fn key(
     plan: &Plan<'_>,
     i: usize,
     produced: impl Fn(usize) -> Option<Produced>,
+    shown: bool,
 ) -> Option<(Key, BTreeMap<String, String>)> {
     let planned = &plan.nodes[i];
     let mut inputs = planned.inputs.clone();
@@ -42,5 +44,8 @@ pub(crate) fn key(
     for &r in &planned.closure_roots {
         inputs.set_closure_root(plan.nodes[r].name(), produced(r)?.config?);
     }
-    Some(inputs.key(&deps))
+    Some(match shown {
+        true => inputs.key(&deps),
+        false => (inputs.key_only(&deps), BTreeMap::new()),
+    })
 }

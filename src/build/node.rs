@@ -123,7 +123,7 @@ pub(super) fn find_or_build(
     ctx: &Ctx<'_, '_>,
     planned: &PlannedNode<'_>,
     key: &Key,
-    manifest: BTreeMap<String, String>,
+    manifest: impl FnOnce() -> BTreeMap<String, String>,
     produce: impl FnOnce(&Pending) -> Result<(), NodeError>,
 ) -> Result<(Status, Entry, Hold), NodeError> {
     // Held from before the lookup until the command ends, so gc cannot take
@@ -152,7 +152,7 @@ pub(super) fn find_or_build(
         .and_then(|pending| {
             produce(&pending)?;
             let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-            Ok(pending.commit(manifest, started, ms)?)
+            Ok(pending.commit(manifest(), started, ms)?)
         });
     let status = match result.is_ok() {
         true => Status::Built,

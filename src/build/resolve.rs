@@ -24,7 +24,7 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.nodes.len());
     let mut produced: Vec<Option<Produced>> = Vec::with_capacity(plan.nodes.len());
     for (i, planned) in plan.nodes.iter().enumerate() {
-        let resolved = match keys::key(plan, i, |d| produced[d]) {
+        let resolved = match keys::key(plan, i, |d| produced[d], true) {
             Some((key, manifest)) => Some(Resolved {
                 entry: store.lookup(&key)?,
                 key,

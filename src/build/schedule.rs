@@ -172,8 +172,14 @@ impl<'a, 's> Scheduler<'a, 's> {
 
 fn build_node(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Outcome {
     let planned = &ctx.plan.nodes[i];
-    let Some((key, manifest)) = node_key(ctx, i, done) else {
+    let Some((key, _)) = node_key(ctx, i, done, false) else {
         return Outcome::skipped();
+    };
+    // What a commit records for `kiln explain`: only needed on a miss.
+    let manifest = || {
+        node_key(ctx, i, done, true)
+            .map(|(_, shown)| shown)
+            .unwrap_or_default()
     };
     let result = find_or_build(ctx, planned, &key, manifest, |pending| {
         produce(ctx, i, done, &key, pending)
@@ -192,22 +198,28 @@ fn build_node(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Outcome {
 /// without a job or a lock, so a no-op build starts no thread. `None`
 /// leaves the node to the pool (which also reports any error).
 fn cached(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Option<Outcome> {
-    let (key, _) = node_key(ctx, i, done)?;
+    let (key, _) = node_key(ctx, i, done, false)?;
     let hold = ctx.store.hold(&key).ok()?;
     let entry = ctx.store.lookup(&key).ok()??;
     found(ctx, i, key, Status::Cached, entry, hold).ok()
 }
 
 /// Node `i`'s key, from what the nodes it waits on produced.
-fn node_key(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Option<(Key, crate::hash::Shown)> {
-    keys::key(ctx.plan, i, |d: usize| {
+fn node_key(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    done: &Done,
+    shown: bool,
+) -> Option<(Key, crate::hash::Shown)> {
+    let produced = |d: usize| {
         let f = done.get(&d)?;
         let config = f.image.as_ref().map(|img| img.config_digest());
         Some(Produced {
             hash: f.hash,
             config,
         })
-    })
+    };
+    keys::key(ctx.plan, i, produced, shown)
 }
 
 /// The outcome of node `i` found (or just built) in the store as `entry`.

@@ -300,7 +300,7 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     }
     let target = plan.nodes[idx].name();
     let previous = store.get_ref(&spec.context, target)?;
-    let Some(old) = previous.map(|k| store.lookup(&k)).transpose()?.flatten() else {
+    let Some(old) = previous.map(|k| store.meta(&k)).transpose()?.flatten() else {
         crate::outln!(
             "{kind} `{name}` has never been built here (key {})",
             now.key
@@ -310,9 +310,9 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     crate::outln!(
         "{kind} `{name}` is not cached: key {} was {}",
         now.key,
-        old.meta.key
+        old.key
     )?;
-    print_diff(&old.meta.inputs, &now.manifest)
+    print_diff(&old.inputs, &now.manifest)
 }
 
 fn print_diff(

@@ -140,26 +140,35 @@ impl Inputs {
     /// The final key and what went into it, label → value: these inputs
     /// plus one `output NAME` per used stage, holding its output hash.
     pub fn key(&self, deps: &[(&Name, OutputHash)]) -> (Key, Shown) {
+        self.keyed(deps, true)
+    }
+
+    /// The same key as [`Inputs::key`], without recording what went in.
+    pub fn key_only(&self, deps: &[(&Name, OutputHash)]) -> Key {
+        self.keyed(deps, false).0
+    }
+
+    fn keyed(&self, deps: &[(&Name, OutputHash)], shown: bool) -> (Key, Shown) {
         match &self.0 {
             Node::Stage(inputs) => {
                 let outputs = (deps.iter())
                     .map(|(name, output)| (name.to_string(), *output))
                     .collect();
-                STAGE.key_shown(&StageKey { inputs, outputs })
+                STAGE.key_maybe_shown(&StageKey { inputs, outputs }, shown)
             }
             Node::Fetch(inputs) => {
                 assert!(deps.is_empty(), "kiln bug: a fetch uses no stage");
-                FETCH.key_shown(inputs)
+                FETCH.key_maybe_shown(inputs, shown)
             }
             Node::Base(inputs) => {
                 assert!(deps.is_empty(), "kiln bug: a base uses no stage");
-                BASE.key_shown(inputs)
+                BASE.key_maybe_shown(inputs, shown)
             }
             Node::Image(inputs) => {
                 let outputs = (deps.iter())
                     .map(|(name, output)| (name.to_string(), *output))
                     .collect();
-                IMAGE.key_shown(&ImageKey { inputs, outputs })
+                IMAGE.key_maybe_shown(&ImageKey { inputs, outputs }, shown)
             }
         }
     }

@@ -85,6 +85,15 @@ impl<K: From<blake3::Hash>> Family<K> {
         K::from(w.finish().0)
     }
 
+    /// [`Family::key_shown`] when `shown`, else [`Family::key`] and nothing
+    /// shown: the same key either way.
+    pub fn key_maybe_shown<T: StableHash + ?Sized>(&self, value: &T, shown: bool) -> (K, Shown) {
+        match shown {
+            true => self.key_shown(value),
+            false => (self.key(value), Shown::new()),
+        }
+    }
+
     /// The key of `value`, and what each labelled input was, for `explain`.
     /// The format version is shown as `kiln`.
     pub fn key_shown<T: StableHash + ?Sized>(&self, value: &T) -> (K, Shown) {

@@ -141,7 +141,7 @@ fn collect_key(
 
 /// The entry whose meta is `meta/<short>.json`, if committed and readable.
 fn entry_of(layout: &Layout, short: &str) -> Result<Option<Entry>, StoreError> {
-    let Some((meta, _)) = read_meta(&layout.meta_file(short))? else {
+    let Some((meta, _)) = read_meta::<super::Meta>(&layout.meta_file(short))? else {
         return Ok(None);
     };
     let path = layout.entry_dir(short, &meta.name);

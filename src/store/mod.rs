@@ -116,10 +116,45 @@ pub struct Meta {
     pub kiln_version: String,
 }
 
+/// A meta without its inputs: what a cache hit reads (serde skips the
+/// inputs map without building it; `explain` reads it with [`Store::meta`]).
+#[derive(serde::Deserialize)]
+struct MetaHead {
+    key: Key,
+    name: String,
+    output_hash: OutputHash,
+    started: u64,
+    duration_ms: u64,
+    kiln_version: String,
+}
+
+impl From<MetaHead> for Meta {
+    fn from(head: MetaHead) -> Meta {
+        let MetaHead {
+            key,
+            name,
+            output_hash,
+            started,
+            duration_ms,
+            kiln_version,
+        } = head;
+        Meta {
+            key,
+            name,
+            output_hash,
+            inputs: BTreeMap::new(),
+            started,
+            duration_ms,
+            kiln_version,
+        }
+    }
+}
+
 /// A committed entry.
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub path: StorePath,
+    /// From [`Store::lookup`], without its inputs (see [`Store::meta`]).
     pub meta: Meta,
 }
 
@@ -238,9 +273,10 @@ impl Store {
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
         self.roots.add(key)?;
         let meta_file = self.layout.meta_file(&key.short());
-        let Some((meta, stale)) = read_meta(&meta_file)? else {
+        let Some((head, stale)) = read_meta::<MetaHead>(&meta_file)? else {
             return Ok(None);
         };
+        let meta = Meta::from(head);
         if meta.key != *key {
             // Two keys sharing 128 bits: never seen, but not this entry.
             return Ok(None);
@@ -265,6 +301,15 @@ impl Store {
     /// are recorded in one write. Waits only while a gc deletes.
     pub fn pin_roots(&self) -> Result<roots::Pin<'_>, StoreError> {
         self.roots.pin()
+    }
+
+    /// The whole meta of `key`'s entry, its inputs included (a lookup
+    /// leaves them out): what `kiln explain` compares.
+    pub fn meta(&self, key: &Key) -> Result<Option<Meta>, StoreError> {
+        let file = self.layout.meta_file(&key.short());
+        Ok(read_meta::<Meta>(&file)?
+            .map(|(meta, _)| meta)
+            .filter(|m| m.key == *key))
     }
 
     /// Blocks until this process holds `key`'s build lock.
@@ -422,7 +467,7 @@ pub fn days(n: u64) -> std::time::Duration {
 /// The meta at `file`; `None` if it is missing or does not parse.
 /// The meta in `file`, and whether its last-use mark is older than
 /// [`USE_MARK_EVERY`] (so a hit should renew it).
-fn read_meta(file: &Path) -> Result<Option<(Meta, bool)>, StoreError> {
+fn read_meta<M: serde::de::DeserializeOwned>(file: &Path) -> Result<Option<(M, bool)>, StoreError> {
     use std::io::Read;
     let io = |source| StoreError::Io {
         path: file.to_owned(),

@@ -131,7 +131,10 @@ fn layer_compression_and_source_date_epoch_are_part_of_an_images_key() {
     assert_eq!(g["config_digest"], z["config_digest"]);
     // explain and store path find the image built with the same settings.
     let explained = p.ok(&["explain", "app", "--compression", "zstd"]);
-    assert!(explained.starts_with("image `app` is cached"), "{explained}");
+    assert!(
+        explained.starts_with("image `app` is cached"),
+        "{explained}"
+    );
     let path = p.ok(&["store", "path", "app", "--compression", "zstd"]);
     assert_eq!(path.trim(), z["output"].as_str().expect("output"));
     let mut cmd = p.cmd(&["build", "--json", "app"]);
