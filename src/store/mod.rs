@@ -72,16 +72,14 @@
 mod gc;
 mod layout;
 mod lock;
+mod meta;
 mod pending;
 mod refs;
 mod roots;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
@@ -90,6 +88,8 @@ use crate::fsx::IoContext;
 use layout::Layout;
 
 pub use lock::{Hold, KeyLock};
+pub use meta::Meta;
+use meta::{MetaHead, read_meta, touch};
 pub use pending::Pending;
 
 /// The path of a committed store entry.
@@ -99,54 +99,6 @@ pub struct StorePath(PathBuf);
 impl StorePath {
     pub fn as_path(&self) -> &Path {
         &self.0
-    }
-}
-
-/// What kiln records about a committed entry.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Meta {
-    pub key: Key,
-    pub name: String,
-    pub output_hash: OutputHash,
-    /// Every input that went into `key`, label → value (see eval::Inputs).
-    pub inputs: BTreeMap<String, String>,
-    /// Unix seconds when the build started, and how long it took.
-    pub started: u64,
-    pub duration_ms: u64,
-    pub kiln_version: String,
-}
-
-/// A meta without its inputs: what a cache hit reads (serde skips the
-/// inputs map without building it; `explain` reads it with [`Store::meta`]).
-#[derive(serde::Deserialize)]
-struct MetaHead {
-    key: Key,
-    name: String,
-    output_hash: OutputHash,
-    started: u64,
-    duration_ms: u64,
-    kiln_version: String,
-}
-
-impl From<MetaHead> for Meta {
-    fn from(head: MetaHead) -> Meta {
-        let MetaHead {
-            key,
-            name,
-            output_hash,
-            started,
-            duration_ms,
-            kiln_version,
-        } = head;
-        Meta {
-            key,
-            name,
-            output_hash,
-            inputs: BTreeMap::new(),
-            started,
-            duration_ms,
-            kiln_version,
-        }
     }
 }
 
@@ -462,52 +414,4 @@ impl Swept {
 /// `n` days.
 pub fn days(n: u64) -> std::time::Duration {
     std::time::Duration::from_secs(n.saturating_mul(24 * 60 * 60))
-}
-
-/// The meta at `file`; `None` if it is missing or does not parse.
-/// The meta in `file`, and whether its last-use mark is older than
-/// [`USE_MARK_EVERY`] (so a hit should renew it).
-fn read_meta<M: serde::de::DeserializeOwned>(file: &Path) -> Result<Option<(M, bool)>, StoreError> {
-    use std::io::Read;
-    let io = |source| StoreError::Io {
-        path: file.to_owned(),
-        source,
-    };
-    let mut f = match std::fs::File::open(file) {
-        Ok(f) => f,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io(e)),
-    };
-    let stat = f.metadata().map_err(io)?;
-    let stale = (stat.modified().map_err(io)?.elapsed()).map_or(true, |age| age > USE_MARK_EVERY);
-    // Sized from the stat: one read, and no seek to learn the size again. A
-    // meta is written once, atomically; one that read short does not parse,
-    // and a meta that does not parse is a miss.
-    let mut bytes = vec![0; usize::try_from(stat.len()).unwrap_or(0)];
-    let mut n = 0;
-    while n < bytes.len() {
-        match f.read(&mut bytes[n..]).map_err(io)? {
-            0 => break,
-            read => n += read,
-        }
-    }
-    bytes.truncate(n);
-    Ok(serde_json::from_slice(&bytes)
-        .ok()
-        .map(|meta| (meta, stale)))
-}
-
-/// How often a hit renews an entry's last-use mark: gc ages entries by
-/// days, so an hour-old mark is as good as a new one, and a no-op build of
-/// many stages does not write to every meta.
-const USE_MARK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
-
-/// Records a use of an entry: its meta's mtime is what gc ages.
-fn touch(meta_file: &Path) -> Result<(), StoreError> {
-    let file = std::fs::File::options()
-        .write(true)
-        .open(meta_file)
-        .at(meta_file)?;
-    file.set_modified(SystemTime::now()).at(meta_file)?;
-    Ok(())
 }
