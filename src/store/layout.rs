@@ -151,14 +151,15 @@ impl Layout {
             .join(format!("{short}-{name}.{}", std::process::id()))
     }
 
-    /// `refs/<context-id>`, the refs of one project: the same project
+    /// `refs/<context-id>.refs`, the refs of one project: the same project
     /// directory gets the same id however it is spelled (relative, through a
     /// symlink).
     pub fn ref_file(&self, context: &Path) -> PathBuf {
         let canonical = std::fs::canonicalize(context).unwrap_or_else(|_| context.to_owned());
         let hash = blake3::hash(canonical.as_os_str().as_encoded_bytes());
         let id = &hash.to_hex()[..16];
-        self.refs_dir().join(id)
+        // `.refs`: an earlier layout kept a directory per project at `<id>`.
+        self.refs_dir().join(format!("{id}.refs"))
     }
 }
 

@@ -23,7 +23,7 @@
 //!     ├── locks/store.lock        flock: shared by every open Store (caches)
 //!     ├── roots/<pid>-<n>         the short keys an open Store uses, one a
 //!                                 line; flock: held while it is open (roots.rs)
-//!     ├── refs/<context-id>       `name key` lines: the last key each node of a
+//!     ├── refs/<context-id>.refs  `name key` lines: the last key each node of a
 //!                                 project was built as (explain; refs.rs)
 //!     ├── layers/v1/<key>.{blob,json}  export's compressed-layer cache
 //!     │                           (export::cache; the .json's mtime is last use)

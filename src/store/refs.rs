@@ -1,6 +1,6 @@
 //! Refs: the key each node of a project was last built as, which `kiln
 //! explain` compares against. Hints only, so cheap: one file per project
-//! (`refs/<context-id>`, a `name key` line each), read once per command and
+//! (`refs/<context-id>.refs`, a `name key` line each), read once per command and
 //! written once, atomically, when the build is done ([`Refs::save`]); a
 //! no-op build writes nothing. Two builds of one project finishing at once
 //! keep the names the last one built, as with any hint.
