@@ -38,20 +38,6 @@ pub struct KeyLock {
     _file: File,
 }
 
-/// Proof that a key is a root of the store that made it (see `roots.rs`):
-/// gc keeps the key's entry until that store, every clone of it, is
-/// dropped. Dropping the proof changes nothing.
-#[derive(Debug)]
-pub struct Hold {
-    _private: (),
-}
-
-impl Hold {
-    pub(super) fn new() -> Hold {
-        Hold { _private: () }
-    }
-}
-
 impl KeyLock {
     /// Blocks until this caller holds `key`'s build lock: at most until
     /// whoever builds the key now has finished.

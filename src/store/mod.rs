@@ -87,10 +87,11 @@ use crate::spec::Name;
 use crate::fsx::IoContext;
 use layout::Layout;
 
-pub use lock::{Hold, KeyLock};
+pub use lock::KeyLock;
 pub use meta::Meta;
 use meta::{MetaHead, read_meta, touch};
 pub use pending::Pending;
+pub use roots::Hold;
 
 /// The path of a committed store entry.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -270,11 +271,12 @@ impl Store {
     }
 
     /// Makes `key` a root of this store (as [`Store::lookup`] does): gc
-    /// will not delete its entry while the store is open. Takes no per-key
+    /// will not delete its entry while the store or the returned hold lives
+    /// (a hold outlives the store it came from). Takes no per-key
     /// lock; waits only while a gc deletes entries.
     pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
         self.roots.add(key)?;
-        Ok(Hold::new())
+        Ok(Hold::new(&self.roots))
     }
 
     /// A fresh build directory for `key` (caller holds its lock); removes

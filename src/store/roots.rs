@@ -61,6 +61,24 @@ struct State {
     pending: Vec<Key>,
 }
 
+/// Proof that a key is a root of the store that made it: gc keeps the
+/// key's entry while the proof, or that store, lives. It shares the
+/// store's roots file, which is removed (and its lock let go) only when
+/// the last of them is dropped: a command may drop the store it built
+/// with and still read what the build handed it.
+#[derive(Debug)]
+pub struct Hold {
+    _roots: std::sync::Arc<Roots>,
+}
+
+impl Hold {
+    pub(super) fn new(roots: &std::sync::Arc<Roots>) -> Hold {
+        Hold {
+            _roots: roots.clone(),
+        }
+    }
+}
+
 /// Holds the roots pinned (see [`Roots::pin`]) until dropped.
 pub struct Pin<'a> {
     roots: &'a Roots,

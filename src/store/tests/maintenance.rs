@@ -200,6 +200,25 @@ fn gc_keeps_what_another_open_store_looked_up_until_that_store_is_dropped() {
     assert_eq!(store.gc(0).unwrap().entries.len(), 1);
 }
 
+/// `kiln export` builds (opening and dropping a store), then reads the
+/// image it was handed: the report's hold must outlive that store.
+#[test]
+fn a_hold_keeps_its_entry_from_gc_after_its_store_is_dropped() {
+    let (dir, store) = open_temp();
+    build(&store, &key("used"), "used", "x");
+    let user = Store::open(dir.path()).unwrap();
+    let hold = user.hold(&key("used")).unwrap();
+    assert!(user.lookup(&key("used")).unwrap().is_some());
+    drop(user);
+    age(&store, &key("used"), 10);
+    assert!(
+        store.gc(0).unwrap().entries.is_empty(),
+        "gc took a held entry"
+    );
+    drop(hold);
+    assert_eq!(store.gc(0).unwrap().entries.len(), 1);
+}
+
 #[test]
 fn a_hit_waits_for_no_builder_and_a_hold_blocks_no_builder() {
     let (dir, store) = open_temp();
