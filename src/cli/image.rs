@@ -2,6 +2,7 @@
 //! image needs, assemble it, and hand it out or describe it.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
 use super::{CliError, Global, load_spec, out};
@@ -9,10 +10,9 @@ use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
 use crate::image::{self, Assembled};
-use crate::spec::Spec;
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image, Part::Record)?;
+    let img = assemble(g, &a.image, Part::Record)?;
     let summary = format!("{} ({} layer(s))", img.digest(), img.layers().len());
     match (&a.format, a.output.to_str()) {
         (ExportFormat::Oci, _) => {
@@ -43,7 +43,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
 }
 
 pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image, Part::Record)?;
+    let img = assemble(g, &a.image, Part::Record)?;
     let engine = match a.engine.as_str() {
         "podman" => Engine::Podman,
         _ => Engine::Docker,
@@ -55,7 +55,7 @@ pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
 }
 
 pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
-    let (_, img) = assemble(g, &a.image, Part::Record)?;
+    let img = assemble(g, &a.image, Part::Record)?;
     let inspection = export::inspect(&img);
     if a.json {
         let json = serde_json::to_string_pretty(&inspection)
@@ -75,7 +75,7 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
             help: format!("paths in an image start with `/`: `/{}`", a.path),
         });
     }
-    let (_, img) = assemble(g, &a.image, Part::WithFiles)?;
+    let img = assemble(g, &a.image, Part::WithFiles)?;
     let answer = export::why(&img, &a.path);
     if a.json {
         let json = serde_json::to_string_pretty(&answer)
@@ -92,10 +92,10 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
     }
 }
 
-/// Builds `image` and what it needs (a no-op when it is stored), then
-/// reads what the build stored (its file list only for `why`): nothing is
-/// packed or resolved here.
-fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<(Spec, Assembled), CliError> {
+/// Builds `image` and what it needs (a no-op when it is stored), and
+/// returns the record the build read of it (with its file list, read now,
+/// only for `why`): nothing is packed or resolved here.
+fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, CliError> {
     let spec = load_spec(g)?;
     if spec.image(&a.image).is_none() {
         let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
@@ -115,11 +115,14 @@ fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<(Spec, Assembled), 
         ..g.clone()
     };
     super::build::finish(&quiet, &mut report)?;
-    // The report's holds keep the entry from gc until it is read.
-    let stored = report.output(&a.image);
-    let path = stored.expect("kiln bug: a built image has an entry");
-    let img = image::stored::read(path.as_path(), part)?;
-    Ok((spec, img))
+    let node = report.node(&a.image);
+    let built = node.and_then(|n| Some((n.output.as_ref()?, n.image.clone()?)));
+    let ((path, _), record) = built.expect("kiln bug: a built image has an entry and a record");
+    Ok(match part {
+        Part::Record => record,
+        // The report's holds keep the entry from gc while it is read.
+        Part::WithFiles => Arc::new(image::stored::read(path.as_path(), part)?),
+    })
 }
 
 /// Writes the archive next to `path` and renames it into place, so a failed
