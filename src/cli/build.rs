@@ -107,7 +107,7 @@ pub(super) fn finish(g: &Global, report: &mut BuildReport) -> Result<(), CliErro
                     node.name,
                     img.digest(),
                     img.layers().len(),
-                    human_size(img.size()),
+                    crate::export::human_size(img.size()),
                     img.tags().join(" ")
                 );
             }
@@ -133,14 +133,6 @@ fn summary(report: &BuildReport) -> String {
         s += &format!(", failed {failed}, skipped {skipped}");
     }
     format!("{s} ({secs:.2}s)")
-}
-
-fn human_size(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
-    }
 }
 
 fn json_report(report: &BuildReport) -> serde_json::Value {

@@ -133,7 +133,7 @@ impl fmt::Display for Inspection {
 }
 
 /// `1.2 MiB`-style sizes.
-fn bytes(n: u64) -> String {
+pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut size = n as f64;
     let mut unit = 0;

@@ -11,6 +11,6 @@ mod load;
 mod why;
 
 pub use archive::{check_blobs, write_archive, write_oci_dir};
-pub use inspect::{Inspection, LayerSummary, inspect};
+pub use inspect::{Inspection, LayerSummary, bytes as human_size, inspect};
 pub use load::{Engine, load};
 pub use why::{Why, why};

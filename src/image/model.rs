@@ -119,7 +119,7 @@ impl Origin {
             via,
             node: node.to_owned(),
             file: spec.file_name().to_owned(),
-            line: text.get(..start).unwrap_or_default().matches('\n').count() + 1,
+            line: spec.line(span),
             chain: Vec::new(),
         }
     }

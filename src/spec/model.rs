@@ -190,6 +190,13 @@ impl Spec {
         name.rsplit('/').next().unwrap_or(name)
     }
 
+    /// The 1-based line of kiln.kdl that `span` starts on.
+    pub fn line(&self, span: miette::SourceSpan) -> usize {
+        let text = self.source.inner();
+        let start = span.offset().min(text.len());
+        text.get(..start).unwrap_or_default().matches('\n').count() + 1
+    }
+
     /// The node a reference of this spec (a `from`, a `use`, a `copy`'s
     /// stage) names. Validation checked that every reference resolves, so
     /// this is the one place that says so; a name from the user (a target

@@ -187,9 +187,7 @@ impl StableHash for BaseInputs {
 /// `kiln.kdl:12`: where a node is defined (the file by its name only: the
 /// same spec named by another path is the same spec).
 fn line_of(spec: &Spec, span: miette::SourceSpan) -> String {
-    let text = spec.source.inner();
-    let before = text.get(..span.offset()).unwrap_or_default();
-    format!("{}:{}", spec.file_name(), before.matches('\n').count() + 1)
+    format!("{}:{}", spec.file_name(), spec.line(span))
 }
 
 /// One `copy` or `add`: what, where, how, and what `kiln why` reports of
