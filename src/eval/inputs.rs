@@ -45,8 +45,9 @@ struct StageInputs {
     env: BTreeMap<String, String>,
     runs: Vec<String>,
     run_args: BTreeMap<String, String>,
-    /// The declared sources as scanned.
-    sources: Tree,
+    /// The declared sources as scanned; shared, because every key is
+    /// finished on a copy of the inputs.
+    sources: std::sync::Arc<Tree>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl Inputs {
             env: env.clone(),
             runs: runs.iter().map(|r| r.value.clone()).collect(),
             run_args: run_args.clone(),
-            sources: sources.clone(),
+            sources: std::sync::Arc::new(sources.clone()),
         }))
     }
 
@@ -204,7 +205,7 @@ impl StableHash for StageKey<'_> {
         w.field("env", env);
         w.field("run", runs);
         w.field("arg", run_args);
-        w.field("file", sources);
+        w.field("file", &**sources);
         w.field("output", outputs);
     }
 }

@@ -43,7 +43,8 @@ pub(super) struct ImageInputs {
     compression: String,
     epoch: u64,
     /// What it `add`s, as scanned.
-    sources: Tree,
+    /// Shared: a key is computed from a copy of the inputs, per build.
+    sources: std::sync::Arc<Tree>,
     /// Name of a root a copied stage ran in → its config digest.
     pub(super) closure_roots: BTreeMap<String, Digest>,
 }
@@ -114,7 +115,7 @@ impl Inputs {
             max_layers: *max_layers,
             compression: compression.name().to_owned(),
             epoch: *epoch,
-            sources: sources.clone(),
+            sources: std::sync::Arc::new(sources.clone()),
             closure_roots: BTreeMap::new(),
         })))
     }
@@ -169,7 +170,7 @@ impl StableHash for ImageKey<'_> {
         w.field("layers max", max_layers);
         w.field("compression", compression);
         w.field("source-date-epoch", epoch);
-        w.field("file", sources);
+        w.field("file", &**sources);
         w.field("root", closure_roots);
         w.field("output", outputs);
     }
