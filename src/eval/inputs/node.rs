@@ -42,8 +42,7 @@ pub(super) struct ImageInputs {
     max_layers: u32,
     compression: String,
     epoch: u64,
-    /// What it `add`s, as scanned.
-    /// Shared: a key is computed from a copy of the inputs, per build.
+    /// What it `add`s, as scanned; shared, as a stage's sources are.
     sources: std::sync::Arc<Tree>,
     /// Name of a root a copied stage ran in → its config digest.
     pub(super) closure_roots: BTreeMap<String, Digest>,
