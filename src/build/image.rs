@@ -84,10 +84,8 @@ fn closure_root(ctx: &Ctx<'_, '_>, d: usize, done: &Done) -> Result<Root, NodeEr
 /// The stored image `root` unpacked (once per config digest) into a
 /// directory a stage can run in.
 pub(super) fn rootfs(ctx: &Ctx<'_, '_>, root: &Finished) -> Result<PathBuf, NodeError> {
-    let record = match &root.image {
-        Some(record) => record.clone(),
-        None => std::sync::Arc::new(stored::read(root.path.as_path(), Part::Record)?),
-    };
-    let imported = stored::as_imported(&record)?;
+    let record = (root.image.as_ref())
+        .expect("kiln bug: a root is an image or base node, whose outcome carries its record");
+    let imported = stored::as_imported(record)?;
     Ok(crate::base::rootfs(&imported, &ctx.store.rootfs_dir())?)
 }
