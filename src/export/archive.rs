@@ -4,19 +4,19 @@
 //! sorted entries, mtime = source date epoch, root-owned, fixed modes.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::fsx::IoContext;
-use crate::hash::Digest;
-use crate::hash::Sha256Reader;
+use crate::hash::{Digest, sha256_of};
 use crate::image::config;
 use crate::image::{Assembled, ExportError};
 
-/// Where a blob's bytes are. A file (a base layer, a cached layer) is
-/// hashed as it is copied out and must match the digest the manifest
-/// gives it: the store's copy may have been damaged since it was verified,
-/// and an image must never carry a layer that does not match its digest.
+/// Where a blob's bytes are. A file (a base layer, a cached layer) must
+/// match the digest the manifest gives it: the store's copy may have been
+/// damaged since it was verified, and an image must never carry a layer
+/// that does not match its digest.
 enum Blob<'a> {
     Memory(&'a [u8]),
     File {
@@ -26,84 +26,62 @@ enum Blob<'a> {
     },
 }
 
-impl Blob<'_> {
-    fn size(&self) -> u64 {
+/// A blob's bytes once checked: a file is mapped, and hashed before any of
+/// it is written, so the bytes written are the bytes hashed and a damaged
+/// blob stops the export before its first byte. (Mapped, not read through
+/// a buffer: no copy into kiln and one hash pass over the page cache.)
+enum Checked<'a> {
+    Memory(&'a [u8]),
+    Mapped(memmap2::Mmap),
+}
+
+impl std::ops::Deref for Checked<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
         match self {
-            Blob::Memory(bytes) => bytes.len() as u64,
-            Blob::File { size, .. } => *size,
+            Checked::Memory(bytes) => bytes,
+            Checked::Mapped(map) => map,
         }
     }
+}
 
-    fn open(&self) -> Result<Box<dyn Read + '_>, ExportError> {
-        Ok(match self {
-            Blob::Memory(bytes) => Box::new(*bytes),
-            Blob::File { path, size, digest } => {
-                let file = std::fs::File::open(path).at(*path)?;
-                Box::new(Checked {
-                    inner: Sha256Reader::new(file.take(*size)),
-                    path,
-                    size: *size,
-                    digest: *digest,
-                })
-            }
-        })
+impl Blob<'_> {
+    fn checked(&self) -> Result<Checked<'_>, ExportError> {
+        let (path, size, digest) = match *self {
+            Blob::Memory(bytes) => return Ok(Checked::Memory(bytes)),
+            Blob::File { path, size, digest } => (path, size, digest),
+        };
+        let file = File::open(path).at(path)?;
+        let len = file.metadata().at(path)?.len();
+        // A file of another size is damaged; it is not mapped (a mapping
+        // longer than its file faults when read past the end).
+        if len != size || size == 0 {
+            let (actual, len) = sha256_of(&file).at(path)?;
+            return match (actual, len) == (digest, size) {
+                true => Ok(Checked::Memory(&[])),
+                false => Err(damaged(path, digest, actual, len)),
+            };
+        }
+        // SAFETY: the file is a store blob, read-only and never written in
+        // place (entries are made aside and renamed in); its length was
+        // checked above.
+        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.at(path)?;
+        let actual = Digest::of(&map);
+        match actual == digest {
+            true => Ok(Checked::Mapped(map)),
+            false => Err(damaged(path, digest, actual, size)),
+        }
     }
 }
 
-/// A blob file read through a hash: at its end, an error if the bytes read
-/// are not `size` bytes with sha256 `digest`.
-struct Checked<'a, R> {
-    inner: Sha256Reader<io::Take<R>>,
-    path: &'a Path,
-    size: u64,
-    digest: Digest,
-}
-
-impl<R: Read> Read for Checked<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n > 0 || buf.is_empty() {
-            return Ok(n);
-        }
-        let (actual, len) = self.inner.so_far();
-        if actual == self.digest && len == self.size {
-            return Ok(0);
-        }
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            Damaged {
-                path: self.path.to_path_buf(),
-                expected: self.digest,
-                actual,
-                size: len,
-            },
-        ))
+fn damaged(path: &Path, expected: Digest, actual: Digest, size: u64) -> ExportError {
+    ExportError::DamagedBlob {
+        path: path.to_path_buf(),
+        expected,
+        actual,
+        size,
     }
-}
-
-/// What [`Checked`] found, carried through the tar writer's `io::Error`.
-#[derive(Debug, thiserror::Error)]
-#[error("`{path}` does not match its digest")]
-struct Damaged {
-    path: PathBuf,
-    expected: Digest,
-    actual: Digest,
-    size: u64,
-}
-
-/// The export error for a failed copy of a blob into the archive.
-fn copy_err(e: io::Error) -> ExportError {
-    damage_of(&e).unwrap_or(ExportError::Write { source: e })
-}
-
-fn damage_of(e: &io::Error) -> Option<ExportError> {
-    let d = e.get_ref()?.downcast_ref::<Damaged>()?;
-    Some(ExportError::DamagedBlob {
-        path: d.path.clone(),
-        expected: d.expected,
-        actual: d.actual,
-        size: d.size,
-    })
 }
 
 /// Every file of the OCI layout plus docker's `manifest.json`, by path.
@@ -143,49 +121,97 @@ fn indexes(img: &Assembled) -> [(&'static str, Vec<u8>); 3] {
 /// a stream (`-o -`, `kiln load`), where bytes once written cannot be taken
 /// back, a damaged blob must fail the export before its first byte goes
 /// out. (A file or directory output is written aside and renamed, so a
-/// blob found damaged while copying leaves nothing.)
+/// blob found damaged half way leaves nothing.)
 pub fn check_blobs(img: &Assembled) -> Result<(), ExportError> {
     for blob in files(img).values() {
-        if let Blob::File { .. } = blob {
-            io::copy(&mut blob.open()?, &mut io::sink()).map_err(copy_err)?;
-        }
+        blob.checked()?;
     }
     Ok(())
 }
 
-/// Writes the combined OCI layout + docker-archive tar to `out`.
+/// Writes the combined OCI layout + docker-archive tar to `out`, in few
+/// writes: headers and small files are gathered, a layer is written
+/// straight from its mapping.
 pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError> {
-    let write_err = |source| ExportError::Write { source };
-    // Layers are copied through this buffer (io::copy reads straight into
-    // it): 1 MiB, not 8 KiB, makes the copy of a cached layer cheap.
-    let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
-    let header = |mode: u32, size: u64, kind: tar::EntryType| {
+    let mut tar = TarWriter {
+        out,
+        pending: Vec::with_capacity(64 << 10),
+        epoch: img.epoch,
+    };
+    for dir in ["blobs/", "blobs/sha256/"] {
+        tar.entry(dir, tar::EntryType::Directory, 0o755, &[])?;
+    }
+    for (path, blob) in files(img) {
+        tar.entry(&path, tar::EntryType::Regular, 0o644, &blob.checked()?)?;
+    }
+    for (path, bytes) in indexes(img) {
+        tar.entry(path, tar::EntryType::Regular, 0o644, &bytes)?;
+    }
+    tar.finish()
+}
+
+/// A tar stream of deterministic entries (mtime = source date epoch,
+/// root-owned, given modes), the same bytes `tar::Builder` writes.
+struct TarWriter<W> {
+    out: W,
+    pending: Vec<u8>,
+    epoch: u64,
+}
+
+impl<W: Write> TarWriter<W> {
+    const BLOCK: usize = 512;
+
+    fn entry(
+        &mut self,
+        path: &str,
+        kind: tar::EntryType,
+        mode: u32,
+        bytes: &[u8],
+    ) -> Result<(), ExportError> {
         let mut h = tar::Header::new_gnu();
-        h.set_mtime(img.epoch);
+        h.set_path(path)
+            .map_err(|source| ExportError::Write { source })?;
+        h.set_mtime(self.epoch);
         h.set_uid(0);
         h.set_gid(0);
         h.set_mode(mode);
-        h.set_size(size);
+        h.set_size(bytes.len() as u64);
         h.set_entry_type(kind);
-        h
-    };
-    for dir in ["blobs/", "blobs/sha256/"] {
-        let mut h = header(0o755, 0, tar::EntryType::Directory);
-        tar.append_data(&mut h, dir, io::empty())
-            .map_err(write_err)?;
+        h.set_cksum();
+        self.pending.extend_from_slice(h.as_bytes());
+        if bytes.len() <= self.pending.capacity() - self.pending.len() {
+            self.pending.extend_from_slice(bytes);
+        } else {
+            self.flush()?;
+            self.write(bytes)?;
+        }
+        let padding = bytes.len().next_multiple_of(Self::BLOCK) - bytes.len();
+        self.pending.resize(self.pending.len() + padding, 0);
+        Ok(())
     }
-    for (path, blob) in files(img) {
-        let mut h = header(0o644, blob.size(), tar::EntryType::Regular);
-        tar.append_data(&mut h, path, blob.open()?)
-            .map_err(copy_err)?;
+
+    /// Two zero blocks end the archive.
+    fn finish(mut self) -> Result<(), ExportError> {
+        self.pending.resize(self.pending.len() + 2 * Self::BLOCK, 0);
+        self.flush()?;
+        self.out
+            .flush()
+            .map_err(|source| ExportError::Write { source })
     }
-    for (path, bytes) in indexes(img) {
-        let mut h = header(0o644, bytes.len() as u64, tar::EntryType::Regular);
-        tar.append_data(&mut h, path, bytes.as_slice())
-            .map_err(write_err)?;
+
+    fn flush(&mut self) -> Result<(), ExportError> {
+        let pending = std::mem::take(&mut self.pending);
+        self.write(&pending)?;
+        self.pending = pending;
+        self.pending.clear();
+        Ok(())
     }
-    let mut out = tar.into_inner().map_err(write_err)?;
-    out.flush().map_err(write_err)
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
+        self.out
+            .write_all(bytes)
+            .map_err(|source| ExportError::Write { source })
+    }
 }
 
 /// Writes the OCI image layout as `dir`: built beside it and renamed into
@@ -208,11 +234,7 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     std::fs::create_dir_all(&blobs).at(&blobs)?;
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
-        let mut file = std::fs::File::create(&dest).at(&dest)?;
-        io::copy(&mut blob.open()?, &mut file).map_err(|e| match damage_of(&e) {
-            Some(d) => d,
-            None => ExportError::io(&dest)(e),
-        })?;
+        std::fs::write(&dest, &*blob.checked()?).at(&dest)?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

@@ -89,7 +89,7 @@ use layout::Layout;
 
 pub use lock::KeyLock;
 pub use meta::Meta;
-use meta::{MetaHead, read_meta, touch};
+use meta::{read_meta, touch};
 pub use pending::Pending;
 pub use roots::Hold;
 
@@ -142,6 +142,7 @@ impl From<crate::fsx::PathError> for StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     layout: Layout,
+    dirs: std::sync::Arc<meta::Dirs>,
     /// Shared on `locks/store.lock` while this store is open: the caches
     /// (blobs, root filesystems, layers) are in use (see [`Store::lock_caches`]).
     user: std::sync::Arc<std::fs::File>,
@@ -192,6 +193,7 @@ impl Store {
         Ok(Store {
             roots: std::sync::Arc::new(roots::Roots::new(&layout)),
             refs: std::sync::Arc::new(refs::Refs::new(&layout)),
+            dirs: std::sync::Arc::new(meta::Dirs::open(&layout)?),
             layout,
             user: std::sync::Arc::new(user),
         })
@@ -225,8 +227,9 @@ impl Store {
     /// meta reads as a miss, so the key is rebuilt and the entry replaced.
     pub fn lookup(&self, key: &Key) -> Result<Option<Entry>, StoreError> {
         self.roots.add(key)?;
-        let meta_file = self.layout.meta_file(&key.short());
-        let Some((head, stale)) = read_meta::<MetaHead>(&meta_file)? else {
+        let short = key.short();
+        let meta_file = self.layout.meta_file(&short);
+        let Some((head, stale)) = self.dirs.read_head(&short, &meta_file)? else {
             return Ok(None);
         };
         let meta = Meta::from(head);
@@ -234,10 +237,10 @@ impl Store {
             // Two keys sharing 128 bits: never seen, but not this entry.
             return Ok(None);
         }
-        let path = self.layout.entry_dir(&key.short(), &meta.name);
-        if !path.is_dir() {
+        if !self.dirs.has_entry(&short, &meta.name) {
             return Ok(None);
         }
+        let path = self.layout.entry_dir(&short, &meta.name);
         // Only gc reads the mark: a store kiln may read but not write (shared,
         // read-only) still serves cached entries.
         if stale {

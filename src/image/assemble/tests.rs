@@ -290,6 +290,49 @@ fn the_archive_is_an_oci_layout_and_a_docker_archive_over_the_same_blobs() {
     assert!(files.contains_key(&format!("blobs/sha256/{}", img.config_digest().hex())));
 }
 
+#[test]
+fn the_archive_frames_its_entries_as_tar_builder_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (bytes, _) = archive_of(dir.path(), &LayerSettings::default(), 0);
+    let mut rebuilt = tar::Builder::new(Vec::new());
+    let mut archive = tar::Archive::new(bytes.as_slice());
+    for e in archive.entries().unwrap() {
+        let mut e = e.unwrap();
+        let (mut header, path) = (e.header().clone(), e.path().unwrap().into_owned());
+        let mut data = Vec::new();
+        e.read_to_end(&mut data).unwrap();
+        rebuilt
+            .append_data(&mut header, path, data.as_slice())
+            .unwrap();
+    }
+    // Padding, checksums and the two end blocks, byte for byte.
+    assert!(rebuilt.into_inner().unwrap() == bytes);
+}
+
+#[test]
+fn a_layer_blob_cut_short_fails_the_export_before_a_byte_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, img) = archive_of(dir.path(), &LayerSettings::default(), 0);
+    let layer = &img.layers()[0];
+    let blob = std::fs::read(&layer.blob).unwrap();
+    let writable = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(&layer.blob, writable).unwrap();
+    std::fs::write(&layer.blob, &blob[..blob.len() / 2]).unwrap();
+    let mut out = Vec::new();
+    let err = write_archive(&img, &mut out).unwrap_err();
+    match err {
+        ExportError::DamagedBlob { size, actual, .. } => {
+            assert_eq!(
+                (size, actual),
+                (blob.len() as u64 / 2, Digest::of(&blob[..blob.len() / 2]))
+            );
+        }
+        other => panic!("expected a damaged blob, got {other:?}"),
+    }
+    // Blobs are written in digest order: nothing of a damaged one goes out.
+    assert!(!out.windows(64).any(|w| w == &blob[..64]));
+}
+
 /// The assembly as the build runs it for an image of `spec`: its parent
 /// image assembled first, every copied stage's root unknown.
 fn assemble(
