@@ -100,14 +100,7 @@ fn choose(
 
 /// `linux/<GOARCH>` of this machine, as OCI platforms spell it.
 fn host_platform() -> String {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    };
-    format!("linux/{arch}")
+    crate::spec::Platform::host().to_string()
 }
 
 fn verify(
@@ -166,6 +159,20 @@ fn take_layer(
             (digest, size, path)
         }
     };
+    layer_of(archive, &blob.name, digest, size, path, diff_id)
+}
+
+/// The layer stored at `path` (sha256 `digest`, `size` bytes), once its
+/// uncompressed tar is found to hash to `diff_id`, the config's claim: the
+/// check every import and pull makes. `source` and `name` are for messages.
+pub(crate) fn layer_of(
+    source: &Path,
+    name: &str,
+    digest: Digest,
+    size: u64,
+    path: std::path::PathBuf,
+    diff_id: &str,
+) -> Result<Layer, BaseError> {
     let mut head = [0u8; 4];
     let n = File::open(&path)
         .and_then(|mut f| f.read(&mut head))
@@ -187,8 +194,8 @@ fn take_layer(
     };
     if diff_id.parse::<Digest>() != Ok(actual) {
         return Err(BaseError::DiffId {
-            archive: archive.to_owned(),
-            blob: blob.name.clone(),
+            archive: source.to_owned(),
+            blob: name.to_owned(),
             expected: diff_id.to_owned(),
             actual,
         });

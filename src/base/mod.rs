@@ -27,9 +27,11 @@ mod maintenance;
 mod unpack;
 mod whiteout;
 
+pub(crate) use blobs::BlobStore;
 pub use error::{BaseError, Unsafe};
 pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
+pub(crate) use import::layer_of;
 pub use maintenance::{collect, count, verify};
 pub use unpack::rootfs;
 pub use whiteout::{LayerPath, classify};

@@ -7,11 +7,38 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::node::{Ctx, Done, Finished, NodeError};
+use crate::base::ImportedImage;
 use crate::closure::Root;
 use crate::eval::Work;
 use crate::image::stored::{self, Part};
 use crate::image::{self, ExportError, StageOutput};
+use crate::spec::{Base, BaseSource, Platform};
 use crate::store::Pending;
+
+/// A base's verified image, its blobs in the store: read from its archive
+/// or pulled from its registry.
+fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<ImportedImage, NodeError> {
+    let blobs = ctx.store.blobs_dir();
+    match &base.source {
+        BaseSource::Archive { path, digest } => {
+            let archive = path.value.on_disk(&ctx.spec.context);
+            crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
+                NodeError::Image(ExportError::Base {
+                    base: base.name.value.clone(),
+                    src: ctx.spec.source.clone(),
+                    span: digest.span,
+                    cause: vec![cause],
+                })
+            })
+        }
+        BaseSource::Registry { image, platform } => {
+            let platform = platform
+                .as_ref()
+                .map_or_else(Platform::host, |p| p.value.clone());
+            Ok(crate::registry::pull(&image.value, &platform, &blobs)?)
+        }
+    }
+}
 
 /// Imports or assembles node `i` into `pending`. `done`: what it waits on.
 pub(super) fn produce(
@@ -22,19 +49,7 @@ pub(super) fn produce(
 ) -> Result<(), NodeError> {
     let planned = &ctx.plan.nodes[i];
     let img = match planned.work {
-        Work::Import(base) => {
-            let archive = base.archive.value.on_disk(&ctx.spec.context);
-            let imported =
-                crate::base::import(&archive, &base.digest.value, &ctx.store.blobs_dir()).map_err(
-                    |cause| ExportError::Base {
-                        base: base.name.value.clone(),
-                        src: ctx.spec.source.clone(),
-                        span: base.digest.span,
-                        cause: vec![cause],
-                    },
-                )?;
-            image::from_base(ctx.spec, base, &imported)?
-        }
+        Work::Import(base) => image::from_base(ctx.spec, base, &import(ctx, base)?)?,
         Work::Assemble(spec_image) => {
             let parent = match planned.root {
                 Some(r) => Some(stored::read(done[&r].path.as_path(), Part::WithFiles)?),

@@ -71,6 +71,24 @@ pub enum Failure {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Image(#[from] ExportError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Pull(#[from] PullFailure),
+}
+
+/// A registry base that could not be pulled: the registry's answer, at the
+/// reference in kiln.kdl.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("Base `{base}` could not be pulled")]
+#[diagnostic(code(kiln::build::pull))]
+pub struct PullFailure {
+    pub base: crate::spec::Name,
+    #[source_code]
+    pub src: std::sync::Arc<miette::NamedSource<String>>,
+    #[label("pulled from here")]
+    pub span: miette::SourceSpan,
+    #[related]
+    pub cause: Vec<crate::registry::RegistryError>,
 }
 
 impl Failure {
@@ -116,6 +134,8 @@ pub(super) enum NodeError {
     Base(#[from] crate::base::BaseError),
     #[error(transparent)]
     Image(#[from] ExportError),
+    #[error(transparent)]
+    Pull(#[from] crate::registry::RegistryError),
 }
 
 /// The store entry for `key`: found, or produced now under the key's lock.

@@ -269,6 +269,15 @@ fn produce(
 fn failure(ctx: &Ctx<'_, '_>, planned: &PlannedNode<'_>, key: &Key, e: NodeError) -> Failure {
     match e {
         NodeError::Image(e) => Failure::Image(e),
+        NodeError::Pull(e) => Failure::Pull(super::node::PullFailure {
+            base: planned.name().clone(),
+            src: ctx.spec.source.clone(),
+            span: match planned.work {
+                crate::eval::Work::Import(base) => base.pin_span(),
+                _ => planned.work.name().span,
+            },
+            cause: vec![e],
+        }),
         e => Failure::Stage(super::stage::failure(ctx, planned, key, e)),
     }
 }

@@ -80,6 +80,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Build an image and load it into Docker (or podman).
     Load(LoadArgs),
+    /// Build an image and push it to a registry: to the REFs given, else to
+    /// the image's tags. Prints `REF@DIGEST` for each.
+    Push(PushArgs),
     /// Show an image's layers, sizes, contents and config.
     Inspect(InspectArgs),
     /// Say why a path is in an image: which `copy` or `add` put it there, or
@@ -187,6 +190,15 @@ pub struct LoadArgs {
     /// The engine to load into (`docker` honours DOCKER_HOST).
     #[arg(long, default_value = "docker", value_parser = ["docker", "podman"])]
     pub engine: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub image: ImageArgs,
+    /// Where to push, `host[:port]/repository[:tag]`; the image's `tag`s if
+    /// none is given.
+    pub refs: Vec<String>,
 }
 
 #[derive(Debug, Args)]

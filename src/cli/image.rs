@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, WhyArgs};
+use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, PushArgs, WhyArgs};
 use super::{CliError, Global, load_spec, out};
 use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
 use crate::image::{self, Assembled};
+use crate::registry::PushTarget;
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
     let img = assemble(g, &a.image, Part::Record)?;
@@ -50,6 +51,34 @@ pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
     };
     for tag in export::load(&img, engine)? {
         crate::outln!("{tag}")?;
+    }
+    Ok(())
+}
+
+/// `kiln push`: every target is parsed before anything is built or sent.
+pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
+    let spec = load_spec(g)?;
+    let named: Vec<String> = match a.refs.is_empty() {
+        false => a.refs.clone(),
+        true => spec
+            .image(&a.image.image)
+            .map(|i| i.tags.iter().map(|t| t.value.clone()).collect())
+            .unwrap_or_default(),
+    };
+    if named.is_empty() && spec.image(&a.image.image).is_some() {
+        return Err(CliError::Usage {
+            message: format!("Image `{}` has no tag to push to", a.image.image),
+            help: "name a target: `kiln push IMAGE host:port/repository:tag`".to_owned(),
+        });
+    }
+    let targets = named
+        .iter()
+        .map(|r| r.parse::<PushTarget>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let img = assemble(g, &a.image, Part::Record)?;
+    for target in &targets {
+        let digest = crate::registry::push(&img, target)?;
+        crate::outln!("{target}@{digest}")?;
     }
     Ok(())
 }

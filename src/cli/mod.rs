@@ -40,6 +40,9 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Base(#[from] crate::base::BaseError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error("Failed to write `{}`", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -84,11 +87,13 @@ impl CliError {
             CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
             CliError::Refused(_) => 2,
             CliError::Export(e) if e.is_spec_error() => 2,
+            CliError::Registry(crate::registry::RegistryError::BadTarget { .. }) => 2,
             CliError::Store(_)
             | CliError::Failed(_)
             | CliError::Export(_)
             | CliError::Sandbox(_)
             | CliError::Base(_)
+            | CliError::Registry(_)
             | CliError::Io { .. }
             | CliError::Stdout { .. } => 1,
             CliError::StdoutClosed => 0,
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Explain { stage, layers } => build::explain(g, stage, layers),
         Command::Export(a) => image::export(g, a),
         Command::Load(a) => image::load(g, a),
+        Command::Push(a) => image::push(g, a),
         Command::Inspect(a) => image::inspect(g, a),
         Command::Why(a) => image::why(g, a),
         Command::Store { command } => store::run(g, command),

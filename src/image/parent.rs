@@ -38,7 +38,7 @@ pub fn from_base(
     let refused = |cause| ExportError::Base {
         base: name.clone(),
         src: spec.source.clone(),
-        span: decl.digest.span,
+        span: decl.pin_span(),
         cause: vec![cause],
     };
     for layer in &imported.layers {

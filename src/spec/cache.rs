@@ -29,7 +29,7 @@ use miette::NamedSource;
 use crate::hash::{KeyWriter, SPEC, StableHash};
 
 use super::paths::{Resolved, resolve};
-use super::{Base, Content, Image, Spec, SrcPath, Stage, stored};
+use super::{BaseSource, Content, Image, Spec, SrcPath, Stage, stored};
 use build::Build;
 
 /// The cache file of the spec `source` in `context` with `overrides`, or
@@ -109,13 +109,9 @@ fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
         } = stage;
         srcs.iter().map(|src| &src.value)
     });
-    let bases = spec.bases.iter().map(|base| {
-        let Base {
-            name: _,
-            archive,
-            digest: _,
-        } = base;
-        &archive.value
+    let bases = spec.bases.iter().filter_map(|base| match &base.source {
+        BaseSource::Archive { path, digest: _ } => Some(&path.value),
+        BaseSource::Registry { .. } => None,
     });
     stages
         .chain(bases)

@@ -339,6 +339,13 @@ pub enum ProblemKind {
         value: String,
         reason: HashParseError,
     },
+    #[error("Invalid image reference `{value}`: {reason}")]
+    BadReference {
+        value: String,
+        reason: super::RefError,
+    },
+    #[error("Invalid platform `{value}`: {reason}")]
+    BadPlatform { value: String, reason: String },
     #[error("Invalid `sha256` `{value}`: {reason}")]
     BadSha256 {
         value: String,

@@ -39,6 +39,8 @@ impl ProblemKind {
             SourceMissing { .. } => "source_missing",
             SourceOutside { .. } => "source_outside_context",
             BadDigest { .. } => "bad_digest",
+            BadReference { .. } => "bad_reference",
+            BadPlatform { .. } => "bad_platform",
             BadSha256 { .. } => "bad_sha256",
             BadUrl { .. } => "bad_url",
             NotAbsolute { .. } => "not_absolute",
@@ -143,6 +145,17 @@ impl ProblemKind {
             }
             .into(),
             BadDigest { .. } => "Write `digest=\"sha256:<64 lowercase hex digits>\"`".into(),
+            BadReference {
+                reason: super::RefError::Unpinned,
+                value,
+            } => format!(
+                "Pin it by its manifest or index digest, as `{value}@sha256:…`; \
+                 `skopeo inspect docker://{value}` prints it as `Digest`"
+            ),
+            BadReference { .. } => {
+                "Write `[host[:port]/]repository[:tag]@sha256:<64 lowercase hex digits>`".into()
+            }
+            BadPlatform { .. } => "Write `os/architecture[/variant]`, e.g. `linux/arm64`".into(),
             BadSha256 { .. } => "Write `sha256=\"<64 lowercase hex digits>\"`".into(),
             BadUrl { .. } => "A fetch url starts with `https://`, `http://` or `file://`".into(),
             NotAbsolute { .. } => "Start the path with `/`".into(),

@@ -24,6 +24,7 @@ mod error;
 mod graph;
 mod help;
 mod image;
+mod image_ref;
 mod model;
 mod name_table;
 mod names;
@@ -37,6 +38,7 @@ mod syntax;
 mod values;
 
 pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
+pub use image_ref::{ImageRef, Platform, RefError};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;
 pub use values::parse_duration;

@@ -332,14 +332,40 @@ pub enum Root {
     Image(Name),
 }
 
-/// `base NAME { archive "path.tar" digest="sha256:…" }`: an imported image.
+/// `base NAME { archive "path.tar" digest="sha256:…" }` or
+/// `base NAME { image "host/repo:tag@sha256:…" }`: an imported image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     pub name: Spanned<Name>,
-    /// docker-archive, oci-archive tar, or OCI layout directory.
-    pub archive: Spanned<SrcPath>,
-    /// The image's config digest (its image ID).
-    pub digest: Spanned<Digest>,
+    pub source: BaseSource,
+}
+
+/// Where a base's bytes come from, and the digest that pins them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BaseSource {
+    /// A docker-archive, oci-archive tar, or OCI layout directory, pinned by
+    /// the image's config digest (its image ID).
+    Archive {
+        path: Spanned<SrcPath>,
+        digest: Spanned<Digest>,
+    },
+    /// A registry image pinned by its manifest or index digest; an index
+    /// resolves to `platform` (this machine's when not given).
+    Registry {
+        image: Spanned<super::ImageRef>,
+        platform: Option<Spanned<super::Platform>>,
+    },
+}
+
+impl Base {
+    /// The span of what pins the base: the digest an error about its bytes
+    /// points at.
+    pub fn pin_span(&self) -> miette::SourceSpan {
+        match &self.source {
+            BaseSource::Archive { digest, .. } => digest.span,
+            BaseSource::Registry { image, .. } => image.span,
+        }
+    }
 }
 
 /// `fetch NAME url="…" sha256="…"`: a fixed-output download.

@@ -11,7 +11,7 @@ use super::error::{ProblemKind, label};
 use super::model::RESERVED_ENV;
 use super::name_table::Kind;
 use super::names::node_name;
-use super::{Base, Fetch, Root, Spanned, Stage};
+use super::{Base, BaseSource, Fetch, ImageRef, Platform, Root, Spanned, Stage};
 use crate::hash::Digest;
 
 const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
@@ -243,32 +243,83 @@ impl Cx {
     pub fn base(&mut self, node: &KdlNode) -> Option<Base> {
         let name = node_name(&self.names, node)?;
         self.check_props(node, &[]);
-        let mut archive = None;
+        let mut source = None;
         let mut seen = None;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
-            if child.name().value() != "archive" {
-                self.unknown_node(child, "a base", &["archive"]);
-            } else if self.once(&mut seen, child, "a base") {
-                archive = self.archive(child);
+            let read = match child.name().value() {
+                "archive" => Self::archive,
+                "image" => Self::registry_image,
+                _ => {
+                    self.unknown_node(child, "a base", &["archive", "image"]);
+                    continue;
+                }
+            };
+            if self.once(&mut seen, child, "a base") {
+                source = read(self, child);
             }
         }
         if seen.is_none() {
             let kind = ProblemKind::Missing {
                 node: "base".to_owned(),
-                what: "an `archive` child".to_owned(),
-                example: "base golang { archive \"golang.tar\" digest=\"sha256:…\" }",
+                what: "an `archive` or `image` child".to_owned(),
+                example: "base golang { image \"golang:1.19@sha256:…\" }",
             };
-            self.report(kind, vec![label(name.span, "no archive")]);
+            self.report(kind, vec![label(name.span, "no archive or image")]);
         }
-        let (archive, digest) = archive?;
         Some(Base {
             name,
-            archive,
-            digest,
+            source: source?,
         })
     }
 
-    fn archive(&mut self, node: &KdlNode) -> Option<(Spanned<super::SrcPath>, Spanned<Digest>)> {
+    /// `image "host/repo:tag@sha256:…" platform="linux/arm64"`.
+    fn registry_image(&mut self, node: &KdlNode) -> Option<BaseSource> {
+        self.check_props(node, &["platform"]);
+        self.no_children(node);
+        let example = "image \"registry.example/library/golang:1.19@sha256:…\"";
+        let args = self.args(node, (1, 1), "a reference", example);
+        let text = args.first().and_then(|e| self.string(node, e));
+        let platform = match self.prop(node, "platform") {
+            Some(entry) => match self.string(node, entry) {
+                Some(p) => match Platform::from_str(&p.value) {
+                    Ok(value) => Some(Spanned {
+                        value,
+                        span: p.span,
+                    }),
+                    Err(reason) => {
+                        let kind = ProblemKind::BadPlatform {
+                            value: p.value.clone(),
+                            reason,
+                        };
+                        self.report(kind, vec![label(p.span, "invalid platform")]);
+                        return None;
+                    }
+                },
+                None => return None,
+            },
+            None => None,
+        };
+        let text = text?;
+        match ImageRef::from_str(&text.value) {
+            Ok(value) => Some(BaseSource::Registry {
+                image: Spanned {
+                    value,
+                    span: text.span,
+                },
+                platform,
+            }),
+            Err(reason) => {
+                let kind = ProblemKind::BadReference {
+                    value: text.value.clone(),
+                    reason,
+                };
+                self.report(kind, vec![label(text.span, "not a pinned reference")]);
+                None
+            }
+        }
+    }
+
+    fn archive(&mut self, node: &KdlNode) -> Option<BaseSource> {
         self.check_props(node, &["digest"]);
         self.no_children(node);
         let example = "archive \"vendor/golang.tar\" digest=\"sha256:…\"";
@@ -278,13 +329,13 @@ impl Cx {
         let digest = self.required(node, "digest", example);
         let digest = digest.and_then(|e| self.string(node, e))?;
         match Digest::from_str(&digest.value) {
-            Ok(value) => Some((
-                path?,
-                Spanned {
+            Ok(value) => Some(BaseSource::Archive {
+                path: path?,
+                digest: Spanned {
                     value,
                     span: digest.span,
                 },
-            )),
+            }),
             Err(reason) => {
                 let kind = ProblemKind::BadDigest {
                     value: digest.value.clone(),

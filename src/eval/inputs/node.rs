@@ -6,16 +6,29 @@ use std::collections::BTreeMap;
 use super::{Inputs, Node, platform};
 use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
 use crate::image::{LayerSettings, Origin, Via};
-use crate::spec::{Base, Command, Content, ContentAttrs, Image, ImageRoot, Spanned, Spec};
+use crate::spec::{
+    Base, BaseSource, Command, Content, ContentAttrs, Image, ImageRoot, Platform, Spanned, Spec,
+};
 use crate::tree::Tree;
 
-/// A base: its pinned digest. The archive is only where those bytes are.
+/// A base: its pinned digest. The archive or registry is only where those
+/// bytes are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct BaseInputs {
     name: String,
-    digest: Digest,
+    pin: Pin,
     /// `kiln.kdl:12`: what `kiln why` says about the base's files names it.
     at: String,
+}
+
+/// What pins a base's bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pin {
+    /// An archive's image: its config digest.
+    Config(Digest),
+    /// A registry image: its manifest or index digest, and the platform an
+    /// index resolves to.
+    Manifest { digest: Digest, platform: String },
 }
 
 /// An image's definition after substitution, what it adds, how its layers
@@ -51,15 +64,22 @@ pub(super) struct ImageInputs {
 impl Inputs {
     /// A base is keyed by its pinned digest, its name and its line.
     pub(in crate::eval) fn of_base(spec: &Spec, base: &Base) -> Self {
-        let Base {
-            name,
-            // Where the pinned bytes are read from: a copy elsewhere is the same base.
-            archive: _,
-            digest,
-        } = base;
+        let Base { name, source } = base;
+        // Where the pinned bytes are read from (a path, a registry and
+        // repository) is not keyed: a copy elsewhere is the same base.
+        let pin = match source {
+            BaseSource::Archive { path: _, digest } => Pin::Config(digest.value),
+            BaseSource::Registry { image, platform } => Pin::Manifest {
+                digest: image.value.digest,
+                platform: match platform {
+                    Some(p) => p.value.to_string(),
+                    None => Platform::host().to_string(),
+                },
+            },
+        };
         Inputs(Node::Base(BaseInputs {
             name: name.value.to_string(),
-            digest: digest.value,
+            pin,
             at: line_of(spec, name.span),
         }))
     }
@@ -177,9 +197,15 @@ impl StableHash for ImageKey<'_> {
 
 impl StableHash for BaseInputs {
     fn write_key(&self, w: &mut KeyWriter) {
-        let BaseInputs { name, digest, at } = self;
+        let BaseInputs { name, pin, at } = self;
         w.field("name", name);
-        w.field("digest", digest);
+        match pin {
+            Pin::Config(digest) => w.field("digest", digest),
+            Pin::Manifest { digest, platform } => {
+                w.field("manifest", digest);
+                w.field("platform", platform);
+            }
+        }
         w.field("at", at);
     }
 }

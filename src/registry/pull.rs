@@ -1,0 +1,267 @@
+//! `pull`: a pinned registry image → verified blobs in the blob store, the
+//! same [`ImportedImage`] an archive import gives.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use futures_util::{StreamExt, TryStreamExt};
+use oci_client::Reference;
+use oci_spec::image::ImageConfiguration;
+use rayon::prelude::*;
+
+use super::RegistryError;
+use super::client::Registry;
+use crate::base::{BlobStore, ImportedImage};
+use crate::fsx::IoContext;
+use crate::hash::{Digest, Sha256Writer};
+use crate::spec::{ImageRef, Platform};
+
+/// Manifests kiln reads: OCI and Docker, single and multi-platform.
+const MANIFEST_TYPES: &[&str] = &[
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+];
+
+/// Layers fetched at once: enough to fill a link, few enough for a
+/// registry's per-client limits.
+const PARALLEL_LAYERS: usize = 4;
+
+/// Pulls `image` (resolving an index to `platform`) into `blobs_dir`,
+/// verifying every digest on the way; blobs the store has are not fetched.
+pub fn pull(
+    image: &ImageRef,
+    platform: &Platform,
+    blobs_dir: &Path,
+) -> Result<ImportedImage, RegistryError> {
+    let registry = Registry::connect(&image.registry)?;
+    let store = BlobStore::open(blobs_dir)?;
+    let shown = image.to_string();
+    let at = |digest: &Digest| {
+        Reference::with_digest(
+            image.registry.clone(),
+            image.repository.clone(),
+            digest.to_string(),
+        )
+    };
+    let top = manifest(&registry, &at(&image.digest), &shown, "the manifest")?;
+    let manifest = match top.get("manifests") {
+        Some(entries) => {
+            let digest = choose(entries, platform, &shown)?;
+            manifest(&registry, &at(&digest), &shown, "the platform's manifest")?
+        }
+        None => top,
+    };
+    let config_digest = descriptor_digest(&manifest["config"], &shown)?;
+    let config_json = registry
+        .run(fetch_small(&registry, &at(&config_digest), &config_digest))
+        .map_err(|e| RegistryError::of(&shown, e))?;
+    check(
+        &shown,
+        "the config",
+        config_digest,
+        Digest::of(&config_json),
+    )?;
+    let config: ImageConfiguration =
+        serde_json::from_slice(&config_json).map_err(|e| RegistryError::NotAnImage {
+            reference: shown.clone(),
+            reason: format!("its config does not parse: {e}"),
+        })?;
+    let (tmp, digest, _) = store.write(&config_json[..], Path::new(&shown))?;
+    store.commit(&tmp, &digest)?;
+
+    let layers = manifest["layers"].as_array().cloned().unwrap_or_default();
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != layers.len() {
+        return Err(RegistryError::NotAnImage {
+            reference: shown,
+            reason: format!(
+                "its config lists {} layer(s), its manifest {}",
+                diff_ids.len(),
+                layers.len()
+            ),
+        });
+    }
+    let blobs: Vec<(Digest, u64)> = layers
+        .iter()
+        .map(|l| {
+            Ok((
+                descriptor_digest(l, &shown)?,
+                l["size"].as_u64().unwrap_or(0),
+            ))
+        })
+        .collect::<Result<_, RegistryError>>()?;
+    let stored = registry.run(fetch_layers(&registry, &store, &blobs, &at, &shown))?;
+    let source = PathBuf::from(&shown);
+    let layers = (stored
+        .into_par_iter()
+        .zip(blobs.par_iter())
+        .zip(diff_ids.par_iter()))
+    .map(|((path, &(digest, size)), diff_id)| {
+        crate::base::layer_of(&source, &digest.to_string(), digest, size, path, diff_id)
+    })
+    .collect::<Result<Vec<_>, _>>()?;
+    Ok(ImportedImage {
+        config_digest,
+        config,
+        config_json,
+        layers,
+    })
+}
+
+/// The manifest or index at `reference` (pinned by digest), checked
+/// against that digest and parsed.
+fn manifest(
+    registry: &Registry,
+    reference: &Reference,
+    shown: &str,
+    what: &str,
+) -> Result<serde_json::Value, RegistryError> {
+    let (bytes, _) = registry
+        .run(
+            registry
+                .client
+                .pull_manifest_raw(reference, &registry.auth, MANIFEST_TYPES),
+        )
+        .map_err(|e| RegistryError::of(shown, e))?;
+    let expected: Digest = reference
+        .digest()
+        .and_then(|d| d.parse().ok())
+        .expect("kiln bug: manifests are fetched by digest");
+    check(shown, what, expected, Digest::of(&bytes))?;
+    serde_json::from_slice(&bytes).map_err(|e| RegistryError::NotAnImage {
+        reference: shown.to_owned(),
+        reason: format!("{what} does not parse: {e}"),
+    })
+}
+
+/// The index entry for `platform`; failing that, an error listing what the
+/// index has.
+fn choose(
+    entries: &serde_json::Value,
+    platform: &Platform,
+    shown: &str,
+) -> Result<Digest, RegistryError> {
+    let entries = entries.as_array().map(Vec::as_slice).unwrap_or_default();
+    let platform_of = |e: &serde_json::Value| {
+        let p = &e["platform"];
+        Platform {
+            os: p["os"].as_str().unwrap_or_default().to_owned(),
+            architecture: p["architecture"].as_str().unwrap_or_default().to_owned(),
+            variant: p["variant"].as_str().map(str::to_owned),
+        }
+    };
+    // A variant the user did not ask for does not disqualify an entry.
+    let fits = |p: &Platform| {
+        p.os == platform.os
+            && p.architecture == platform.architecture
+            && (platform.variant.is_none() || p.variant == platform.variant)
+    };
+    match entries.iter().find(|e| fits(&platform_of(e))) {
+        Some(entry) => descriptor_digest(entry, shown),
+        None => Err(RegistryError::NoPlatform {
+            reference: shown.to_owned(),
+            platform: platform.to_string(),
+            available: (entries.iter())
+                .map(|e| platform_of(e).to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+fn descriptor_digest(d: &serde_json::Value, shown: &str) -> Result<Digest, RegistryError> {
+    d["digest"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| RegistryError::NotAnImage {
+            reference: shown.to_owned(),
+            reason: format!("a descriptor has no sha256 digest: {d}"),
+        })
+}
+
+fn check(shown: &str, what: &str, expected: Digest, actual: Digest) -> Result<(), RegistryError> {
+    match expected == actual {
+        true => Ok(()),
+        false => Err(RegistryError::DigestMismatch {
+            reference: shown.to_owned(),
+            what: what.to_owned(),
+            expected,
+            actual,
+        }),
+    }
+}
+
+async fn fetch_small(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &Digest,
+) -> oci_client::errors::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let digest = digest.to_string();
+    registry
+        .client
+        .pull_blob(reference, digest.as_str(), &mut bytes)
+        .await?;
+    Ok(bytes)
+}
+
+/// Every layer blob into the store (those it lacks fetched, a few at a
+/// time), each hashed as it is written and committed only if it matches;
+/// the stored paths, in layer order.
+async fn fetch_layers(
+    registry: &Registry,
+    store: &BlobStore,
+    blobs: &[(Digest, u64)],
+    at: &impl Fn(&Digest) -> Reference,
+    shown: &str,
+) -> Result<Vec<PathBuf>, RegistryError> {
+    futures_util::stream::iter(blobs)
+        .map(|&(digest, size)| async move {
+            if store.contains(&digest) {
+                return Ok(store.path(&digest));
+            }
+            fetch_layer(registry, store, &at(&digest), digest, size, shown).await
+        })
+        .buffered(PARALLEL_LAYERS)
+        .try_collect()
+        .await
+}
+
+async fn fetch_layer(
+    registry: &Registry,
+    store: &BlobStore,
+    reference: &Reference,
+    digest: Digest,
+    size: u64,
+    shown: &str,
+) -> Result<PathBuf, RegistryError> {
+    let named = digest.to_string();
+    let mut stream = registry
+        .client
+        .pull_blob_stream(reference, named.as_str())
+        .await
+        .map_err(|e| RegistryError::of(shown, e))?;
+    let tmp_dir = store.tmp_dir();
+    let file = tempfile::NamedTempFile::new_in(&tmp_dir).at(&tmp_dir)?;
+    let tmp = file.path().to_owned();
+    let mut out = Sha256Writer::new(file);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| RegistryError::Failed {
+            reference: shown.to_owned(),
+            message: format!("reading layer {digest}: {e}"),
+        })?;
+        out.write_all(&chunk).at(&tmp)?;
+    }
+    let (file, actual, len) = out.finish();
+    check(shown, &format!("layer {digest}"), digest, actual)?;
+    if len != size {
+        return Err(RegistryError::NotAnImage {
+            reference: shown.to_owned(),
+            reason: format!("layer {digest} is {len} bytes, its descriptor says {size}"),
+        });
+    }
+    let tmp = file.into_temp_path();
+    Ok(store.commit(&tmp, &digest)?)
+}

@@ -1,0 +1,122 @@
+//! `push`: a stored image → a registry, blob by blob. Blobs the repository
+//! has are not sent again, so a second push sends only the manifest.
+
+use std::io::Read;
+use std::str::FromStr;
+
+use oci_client::Reference;
+
+use super::RegistryError;
+use super::client::Registry;
+use crate::hash::Digest;
+use crate::image::Assembled;
+
+/// Where to push: `host[:port]/repository[:tag]` (tag `latest` if none).
+#[derive(Debug, Clone)]
+pub struct PushTarget(Reference);
+
+impl FromStr for PushTarget {
+    type Err = RegistryError;
+
+    fn from_str(s: &str) -> Result<PushTarget, RegistryError> {
+        let bad = |reason: String| RegistryError::BadTarget {
+            reference: s.to_owned(),
+            reason,
+        };
+        let parsed = Reference::from_str(s).map_err(|e| bad(e.to_string()))?;
+        if parsed.digest().is_some() {
+            return Err(bad(
+                "a push names a tag, not a digest (the digest is the image's)".into(),
+            ));
+        }
+        Ok(PushTarget(parsed))
+    }
+}
+
+impl std::fmt::Display for PushTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.0;
+        write!(
+            f,
+            "{}/{}:{}",
+            r.registry(),
+            r.repository(),
+            r.tag().unwrap_or("latest")
+        )
+    }
+}
+
+/// The bytes a layer is read in and sent as (one PATCH each).
+const CHUNK: usize = 8 << 20;
+
+/// Pushes `img` to `target`; its manifest digest (the image's digest).
+pub fn push(img: &Assembled, target: &PushTarget) -> Result<Digest, RegistryError> {
+    let reference = &target.0;
+    let shown = target.to_string();
+    let registry = Registry::connect(reference.registry())?;
+    let failed = |e| RegistryError::of(&shown, e);
+    registry.run(async {
+        // Authenticates for push once (the token flow), before the blobs.
+        registry
+            .client
+            .store_auth_if_needed(reference.resolve_registry(), &registry.auth)
+            .await;
+        for layer in &img.layers {
+            let digest = layer.digest.to_string();
+            if registry
+                .client
+                .blob_exists(reference, &digest)
+                .await
+                .map_err(failed)?
+            {
+                continue;
+            }
+            let file = std::fs::File::open(&layer.blob).map_err(|source| RegistryError::Io {
+                path: layer.blob.clone(),
+                source,
+            })?;
+            registry
+                .client
+                .push_blob_stream(reference, chunks(file), &digest, Some(layer.size))
+                .await
+                .map_err(failed)?;
+        }
+        let config = img.config_digest.to_string();
+        if !registry
+            .client
+            .blob_exists(reference, &config)
+            .await
+            .map_err(failed)?
+        {
+            registry
+                .client
+                .push_blob(reference, img.config_json.clone(), &config)
+                .await
+                .map_err(failed)?;
+        }
+        let media_type = "application/vnd.oci.image.manifest.v1+json"
+            .parse()
+            .expect("kiln bug: a constant header value");
+        registry
+            .client
+            .push_manifest_raw(reference, img.manifest_json.clone(), media_type)
+            .await
+            .map_err(failed)?;
+        Ok(img.manifest_digest)
+    })
+}
+
+/// The file as a stream of chunks, read as the upload asks for them.
+fn chunks(
+    file: std::fs::File,
+) -> impl futures_util::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
+    futures_util::stream::unfold(Some(file), |file| async move {
+        let mut file = file?;
+        let mut buf = Vec::with_capacity(CHUNK);
+        match (&mut file).take(CHUNK as u64).read_to_end(&mut buf) {
+            Ok(0) => None,
+            Ok(_) => Some((Ok(bytes::Bytes::from(buf)), Some(file))),
+            Err(e) => Some((Err(e.into()), None)),
+        }
+    })
+}
