@@ -28,6 +28,7 @@ mod image_attacks;
 mod image_cli;
 mod image_e2e;
 mod image_nodes;
+mod registry;
 mod sandbox;
 mod sandbox_attacks;
 mod sandbox_leaks;
