@@ -1,7 +1,8 @@
 //! kiln's integration tests, as one test binary (one compile, one link),
 //! with one module per area and the shared helpers in `common`: a temporary
 //! project with its own store, the real `kiln` binary, a private Docker
-//! engine, hand-written image fixtures and the skip policy.
+//! engine, a private registry, hand-written image fixtures and the skip
+//! policy.
 //!
 //! Run one area with `cargo test --test it MODULE::` (for example
 //! `cargo test --test it store::`). Data the tests read stays where it was:
