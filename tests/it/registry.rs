@@ -375,6 +375,36 @@ fn a_tampered_layer_blob_is_refused_and_nothing_of_it_is_stored() {
     assert_eq!(read(&report.output("hi").join("hi")), "hi\n");
 }
 
+/// The registry answers for a digest with whatever its storage holds: a
+/// manifest that is not the pinned one must be refused before anything it
+/// names is fetched.
+#[test]
+fn a_manifest_that_does_not_match_its_digest_is_refused() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let digest = push_busybox(&registry);
+    let path = registry.blob(&digest);
+    let mut manifest = std::fs::read(&path).expect("the manifest blob");
+    manifest.extend_from_slice(b"\n");
+    std::fs::write(&path, &manifest).expect("tamper");
+    let served = registry.raw_manifest(&format!("bb@{digest}"));
+    assert_eq!(served, manifest, "the registry serves it as stored");
+
+    let p = Project::new(&from_registry(&format!(
+        "{}/bb:1@{digest}",
+        registry.host()
+    )));
+    let out = p.kiln(&["build"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&digest.to_string()), "pinned digest in: {err}");
+    assert!(
+        err.contains(&Digest::of(&manifest).to_string()),
+        "actual digest in: {err}"
+    );
+}
+
 // ---- kiln push ---------------------------------------------------------
 
 /// A scratch image: the host's static busybox (and `sh`) copied from a
