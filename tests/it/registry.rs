@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::common::engine::DockerEngine;
 use crate::common::images::{Compress, busybox_image_with, write_docker_archive};
-use crate::common::registry::{Registry, agent, arch_image, skopeo};
+use crate::common::registry::{Registry, StartError, agent, arch_image, skopeo};
 use crate::common::skip::{require, require_sandbox};
 use crate::common::{Project, read};
 use kiln::hash::Digest;
@@ -218,6 +218,28 @@ fn tamper_gzip_mtime(registry: &Registry, digest: &Digest) -> Vec<u8> {
     bytes
 }
 
+/// A port taken by a plain listener, or by another registry (which answers
+/// `GET /v2/` with 200 too), is a taken port, not a started registry.
+#[test]
+fn harness_a_taken_port_is_told_apart_from_a_started_registry() {
+    let Some(other) = Registry::start() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listener_port = listener.local_addr().expect("addr").port();
+    let registry_port: u16 = (other.host().rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    for port in [listener_port, registry_port] {
+        let result = Registry::start_on(port);
+        assert!(
+            matches!(result, Err(StartError::PortTaken)),
+            "port {port}: {:?}",
+            result.err()
+        );
+    }
+}
+
 // ---- pulling bases -----------------------------------------------------
 
 fn from_registry(reference: &str) -> String {
@@ -310,6 +332,18 @@ image child {{
     assert_eq!(inherited_arch(&p).as_deref(), Some(host));
 
     let p = Project::new(&spec(&format!(" platform=\"linux/{other}\"")));
+    assert_eq!(inherited_arch(&p).as_deref(), Some(other));
+
+    // A manifest of the index pinned by its own digest: that one, whatever
+    // the tag (which names the index) resolves to.
+    let pinned = if other == "arm64" {
+        pushed.arm64
+    } else {
+        pushed.amd64
+    };
+    let p = Project::new(
+        &spec("").replace(&reference, &format!("{}/multi:1@{pinned}", registry.host())),
+    );
     assert_eq!(inherited_arch(&p).as_deref(), Some(other));
 }
 

@@ -26,40 +26,49 @@ pub struct Registry {
 
 /// Why a start failed: the port was taken between picking and binding it
 /// (try another), or anything else.
-enum StartError {
+#[derive(Debug)]
+pub enum StartError {
     PortTaken,
     Other(String),
 }
 
 impl Registry {
     /// A running registry, or `None` (after printing why) when the test
-    /// should be skipped (a failure under `KILN_E2E=1`).
+    /// should be skipped (a failure under `KILN_E2E=1`). A registry that is
+    /// installed but does not start fails the test: it needs no privilege
+    /// this machine could lack.
     #[track_caller]
     pub fn start() -> Option<Registry> {
         if !require_all(&["docker-registry", "skopeo"]) {
             return None;
         }
-        let mut last = String::new();
         for _ in 0..5 {
-            match Self::try_start() {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            match Self::start_on(port) {
                 Ok(registry) => return Some(registry),
-                Err(StartError::PortTaken) => last = "its port was taken".into(),
+                Err(StartError::PortTaken) => continue,
                 Err(StartError::Other(why)) => panic!("the registry did not start: {why}"),
             }
         }
-        panic!("the registry did not start in 5 tries: {last}");
+        panic!("the registry did not start: 5 free ports were taken before it bound them");
     }
 
-    fn try_start() -> Result<Registry, StartError> {
+    /// A registry on 127.0.0.1:`port`.
+    pub fn start_on(port: u16) -> Result<Registry, StartError> {
         let other = |e: std::io::Error| StartError::Other(e.to_string());
         let dir = tempfile::Builder::new()
             .prefix("kiln-registry-")
             .tempdir_in("/tmp")
             .map_err(other)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(other)?
-            .port();
+        // Every answer carries this header: a registry of another test that
+        // got the port first cannot pass for this one.
+        let id = (dir.path().file_name())
+            .expect("a temp dir name")
+            .to_string_lossy()
+            .into_owned();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -67,7 +76,8 @@ impl Registry {
                 "version: 0.1\n\
                  log:\n  level: warn\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: kiln-tests\n",
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: kiln-tests\n  \
+                 headers:\n    X-Kiln-Registry: [{id}]\n",
                 dir.path().join("storage").display()
             ),
         )
@@ -95,13 +105,16 @@ impl Registry {
                     StartError::Other(format!("it exited ({status}); its log:\n{log}"))
                 });
             }
-            if agent.get(&url).call().is_ok_and(|r| r.status() == 200) {
+            let ours = |r: &ureq::http::Response<ureq::Body>| {
+                r.status() == 200 && r.headers().get("X-Kiln-Registry").is_some_and(|h| h == &id)
+            };
+            if agent.get(&url).call().is_ok_and(|r| ours(&r)) {
                 return Ok(registry);
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(StartError::Other(format!(
-            "GET {url} did not answer 200 within 30s; its log:\n{}",
+            "GET {url} did not answer 200 (with X-Kiln-Registry: {id}) within 30s; its log:\n{}",
             registry.log()
         )))
     }
