@@ -1,7 +1,7 @@
 //! End-to-end against a private registry (`common::registry`): bases pulled
 //! by digest (`base NAME { image "HOST/REPO:TAG@sha256:…" }`, a manifest or
 //! an index resolved to a platform), pulls that must be refused (a digest
-//! the registry lacks, a tampered blob), and `kiln push` read back by
+//! the registry lacks, a tampered blob or manifest), and `kiln push` read back by
 //! skopeo, a fresh store, Docker and podman. The `harness_` tests check the
 //! registry helpers themselves, without kiln.
 
@@ -271,7 +271,7 @@ fn a_base_pulled_by_manifest_digest_builds_and_is_reused_without_the_registry() 
     )));
     let report = p.build(&[]);
     assert_eq!(read(&report.output("hi").join("hi")), "hi\n");
-    // Another stage needs the base's rootfs again: it comes from the store.
+    // The stage, changed, runs in the base's rootfs again: from the store.
     drop(registry);
     p.write(
         "kiln.kdl",
