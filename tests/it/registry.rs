@@ -1,9 +1,9 @@
 //! End-to-end against a private registry (`common::registry`): bases pulled
 //! by digest (`base NAME { image "HOST/REPO:TAG@sha256:…" }`, a manifest or
 //! an index resolved to a platform), pulls that must be refused (a digest
-//! the registry lacks, a tampered blob or manifest), and `kiln push` read back by
-//! skopeo, a fresh store, Docker and podman. The `harness_` tests check the
-//! registry helpers themselves, without kiln.
+//! the registry lacks, a tampered blob or manifest), and `kiln push` read
+//! back by skopeo, a fresh store, Docker and podman. The `harness_` tests
+//! check the registry helpers themselves, without kiln.
 
 use std::path::Path;
 use std::process::{Command, Output};
