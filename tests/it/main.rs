@@ -1,7 +1,8 @@
 //! kiln's integration tests, as one test binary (one compile, one link),
 //! with one module per area and the shared helpers in `common`: a temporary
 //! project with its own store, the real `kiln` binary, a private Docker
-//! engine, hand-written image fixtures and the skip policy.
+//! engine, a private registry, hand-written image fixtures and the skip
+//! policy.
 //!
 //! Run one area with `cargo test --test it MODULE::` (for example
 //! `cargo test --test it store::`). Data the tests read stays where it was:
@@ -28,6 +29,7 @@ mod image_attacks;
 mod image_cli;
 mod image_e2e;
 mod image_nodes;
+mod registry;
 mod sandbox;
 mod sandbox_attacks;
 mod sandbox_leaks;

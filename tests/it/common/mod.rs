@@ -4,6 +4,7 @@
 pub mod engine;
 pub mod images;
 pub mod nobody;
+pub mod registry;
 pub mod skip;
 pub mod snapshot;
 
