@@ -35,7 +35,12 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<ImportedImage, NodeError> {
             let platform = platform
                 .as_ref()
                 .map_or_else(Platform::host, |p| p.value.clone());
-            Ok(crate::registry::pull(&image.value, &platform, &blobs)?)
+            Ok(crate::registry::pull(
+                &image.value,
+                &platform,
+                &blobs,
+                ctx.registry,
+            )?)
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct BuildOptions {
     pub quiet: bool,
     /// How long a stage without its own `timeout` may run.
     pub timeout: Option<std::time::Duration>,
+    /// How registries are reached (bases pulled from one).
+    pub registry: crate::registry::Access,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -25,6 +25,7 @@ pub(super) struct Ctx<'a, 's> {
     pub progress: &'a Progress,
     /// For stages without a `timeout` of their own.
     pub timeout: Option<std::time::Duration>,
+    pub registry: &'a crate::registry::Access,
 }
 
 /// What a finished node left for the nodes that need it.

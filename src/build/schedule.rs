@@ -59,6 +59,7 @@ pub fn run_with(
             executor,
             progress: &progress,
             timeout: opts.timeout,
+            registry: &opts.registry,
         },
         dependents,
         state: Mutex::new(State {

@@ -48,6 +48,13 @@ pub struct Global {
     pub verbose: bool,
 }
 
+impl Global {
+    /// How registries are reached, from the registry options.
+    pub fn registry_access(&self) -> crate::registry::Access {
+        crate::registry::Access {}
+    }
+}
+
 fn parse_arg(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))

@@ -40,6 +40,7 @@ pub(super) fn build_targets(
         live: std::io::stderr().is_terminal(),
         quiet: g.quiet,
         timeout: g.timeout,
+        registry: g.registry_access(),
     };
     let executor: Box<dyn build::Executor> = match g.sandbox {
         // Asked for explicitly: check now and fail before building anything.

@@ -77,7 +77,7 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
         .collect::<Result<Vec<_>, _>>()?;
     let img = assemble(g, &a.image, Part::Record)?;
     for target in &targets {
-        let digest = crate::registry::push(&img, target)?;
+        let digest = crate::registry::push(&img, target, &g.registry_access())?;
         crate::outln!("{target}@{digest}")?;
     }
     Ok(())

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
-use super::RegistryError;
+use super::{Access, RegistryError};
 
 pub(super) struct Registry {
     pub client: oci_client::Client,
@@ -16,7 +16,8 @@ pub(super) struct Registry {
 
 impl Registry {
     /// A client for `host` (`registry.example:5000`, `docker.io`).
-    pub fn connect(host: &str) -> Result<Registry, RegistryError> {
+    pub fn connect(host: &str, access: &Access) -> Result<Registry, RegistryError> {
+        let Access {} = access;
         let config = ClientConfig {
             protocol: match is_loopback(host) {
                 true => ClientProtocol::Http,

@@ -18,5 +18,10 @@ mod pull;
 mod push;
 
 pub use error::RegistryError;
+
+/// How registries are reached beyond the defaults (loopback over HTTP,
+/// the rest over HTTPS with the system's roots): set from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Access {}
 pub use pull::pull;
 pub use push::{PushTarget, push};

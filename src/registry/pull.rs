@@ -9,8 +9,8 @@ use oci_client::Reference;
 use oci_spec::image::ImageConfiguration;
 use rayon::prelude::*;
 
-use super::RegistryError;
 use super::client::Registry;
+use super::{Access, RegistryError};
 use crate::base::{BlobStore, ImportedImage};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Writer};
@@ -34,8 +34,9 @@ pub fn pull(
     image: &ImageRef,
     platform: &Platform,
     blobs_dir: &Path,
+    access: &Access,
 ) -> Result<ImportedImage, RegistryError> {
-    let registry = Registry::connect(&image.registry)?;
+    let registry = Registry::connect(&image.registry, access)?;
     let store = BlobStore::open(blobs_dir)?;
     let shown = image.to_string();
     let at = |digest: &Digest| {

@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use oci_client::Reference;
 
-use super::RegistryError;
 use super::client::Registry;
+use super::{Access, RegistryError};
 use crate::hash::Digest;
 use crate::image::Assembled;
 
@@ -50,10 +50,14 @@ impl std::fmt::Display for PushTarget {
 const CHUNK: usize = 8 << 20;
 
 /// Pushes `img` to `target`; its manifest digest (the image's digest).
-pub fn push(img: &Assembled, target: &PushTarget) -> Result<Digest, RegistryError> {
+pub fn push(
+    img: &Assembled,
+    target: &PushTarget,
+    access: &Access,
+) -> Result<Digest, RegistryError> {
     let reference = &target.0;
     let shown = target.to_string();
-    let registry = Registry::connect(reference.registry())?;
+    let registry = Registry::connect(reference.registry(), access)?;
     let failed = |e| RegistryError::of(&shown, e);
     registry.run(async {
         // Authenticates for push once (the token flow), before the blobs.
