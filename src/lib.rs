@@ -28,6 +28,7 @@ macro_rules! errln {
 
 pub mod base;
 pub mod build;
+pub mod cache;
 pub mod cli;
 pub mod closure;
 pub mod compression;

@@ -65,6 +65,16 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
     }
 }
 
+/// Unpacks one layer into `root`, an existing empty directory, with the
+/// same checks as a rootfs (the blob's digest, every path): for a tree
+/// that arrives as a layer from a source kiln does not trust (the remote
+/// cache).
+pub fn unpack_layer(layer: &Layer, root: &Path) -> Result<(), BaseError> {
+    let mut dirs = BTreeMap::new();
+    apply_layer(layer, root, &mut dirs)?;
+    finish_dirs(root, &dirs)
+}
+
 /// Writes the tree hash of `built` as the record of `dest`, before `dest`
 /// exists (a record without its rootfs is garbage gc removes). A tree kiln
 /// cannot hash (a name that is not UTF-8) gets no record: verify reports it.

@@ -42,6 +42,8 @@ pub struct BuildOptions {
     pub timeout: Option<std::time::Duration>,
     /// How registries are reached (bases pulled from one).
     pub registry: crate::registry::Access,
+    /// The remote cache stages are pulled from (and pushed to), if any.
+    pub cache: Option<crate::cache::Remote>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -49,6 +51,8 @@ pub struct BuildOptions {
 pub enum Status {
     Built,
     Cached,
+    /// Taken from the remote cache instead of being built.
+    Pulled,
     Failed,
     /// Not run: a dependency failed, or `--fail-fast` stopped the build.
     Skipped,
@@ -88,7 +92,7 @@ impl BuildReport {
     pub fn succeeded(&self) -> bool {
         self.nodes
             .iter()
-            .all(|s| matches!(s.status, Status::Built | Status::Cached))
+            .all(|s| matches!(s.status, Status::Built | Status::Cached | Status::Pulled))
     }
 
     pub fn count(&self, status: Status) -> usize {

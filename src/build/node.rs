@@ -26,6 +26,7 @@ pub(super) struct Ctx<'a, 's> {
     /// For stages without a `timeout` of their own.
     pub timeout: Option<std::time::Duration>,
     pub registry: &'a crate::registry::Access,
+    pub cache: Option<&'a crate::cache::Remote>,
 }
 
 /// What a finished node left for the nodes that need it.
@@ -161,11 +162,16 @@ pub(super) fn find_or_build(
         return Ok((Status::Cached, entry, hold));
     }
     let name = planned.name();
+    // Stages and fetches: images are made from them, the same everywhere.
+    let shared = ctx.cache.filter(|_| !planned.work.is_image());
+    if let Some(cache) = shared
+        && let Some(entry) = pull(ctx, cache, key, name, &lock)?
+    {
+        return Ok((Status::Pulled, entry, hold));
+    }
     let running = ctx.progress.start(name.as_str());
     let clock = Instant::now();
-    let started = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let inputs = manifest();
     let result = ctx
         .store
         .begin(key, name, &lock)
@@ -173,7 +179,7 @@ pub(super) fn find_or_build(
         .and_then(|pending| {
             produce(&pending)?;
             let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-            Ok(pending.commit(manifest(), started, ms)?)
+            Ok(pending.commit(inputs.clone(), unix_now(), ms)?)
         });
     let status = match result.is_ok() {
         true => Status::Built,
@@ -183,5 +189,58 @@ pub(super) fn find_or_build(
         .finish(running, name.as_str(), status, clock.elapsed());
     // Released now, not at the end of the command: only the hold stays.
     drop(lock);
-    Ok((Status::Built, result?, hold))
+    let entry = result?;
+    if let Some(cache) = shared.filter(|c| c.pushes())
+        && let Err(e) = cache.push(key, &entry, inputs, &std::env::temp_dir())
+    {
+        ctx.progress
+            .warn(&format!("`{name}` was not pushed to the cache: {e}"));
+    }
+    Ok((Status::Built, entry, hold))
+}
+
+/// The entry for `key` from the remote cache, committed, if the cache has
+/// one kiln may use; a warning (and `None`: build it here) for one it
+/// cannot use.
+fn pull(
+    ctx: &Ctx<'_, '_>,
+    cache: &crate::cache::Remote,
+    key: &Key,
+    name: &crate::spec::Name,
+    lock: &crate::store::KeyLock,
+) -> Result<Option<Entry>, NodeError> {
+    let clock = Instant::now();
+    let pending = ctx.store.begin(key, name, lock)?;
+    let record = match cache.pull(key, &pending) {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(None),
+        Err(e) => {
+            ctx.progress
+                .warn(&format!("cache: {e}; building `{name}` here"));
+            return Ok(None);
+        }
+    };
+    let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let committed = pending.commit_verified(&record.output_hash, record.inputs, unix_now(), ms)?;
+    match committed {
+        Ok(entry) => {
+            ctx.progress
+                .done(name.as_str(), Status::Pulled, clock.elapsed());
+            Ok(Some(entry))
+        }
+        Err(actual) => {
+            ctx.progress.warn(&format!(
+                "cache entry for `{name}` ({key}) does not match its recorded output hash \
+                 {} (its files hash to {actual}); building it here",
+                record.output_hash
+            ));
+            Ok(None)
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

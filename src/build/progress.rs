@@ -39,10 +39,27 @@ impl Progress {
         Running(Some(bar))
     }
 
+    /// A problem that fails nothing (a cache entry kiln could not use).
+    pub fn warn(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bars {
+            Some(bars) => bars.suspend(|| crate::errln!("warning: {message}")),
+            None => crate::errln!("warning: {message}"),
+        }
+    }
+
     pub fn finish(&self, running: Running, name: &str, status: Status, elapsed: Duration) {
         if let Some(bar) = running.0 {
             bar.finish_and_clear();
         }
+        self.done(name, status, elapsed);
+    }
+
+    /// The line of a node that finished without a line of its own (pulled
+    /// from the cache, not run).
+    pub fn done(&self, name: &str, status: Status, elapsed: Duration) {
         if self.quiet {
             return;
         }

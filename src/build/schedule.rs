@@ -60,6 +60,7 @@ pub fn run_with(
             progress: &progress,
             timeout: opts.timeout,
             registry: &opts.registry,
+            cache: opts.cache.as_ref(),
         },
         dependents,
         state: Mutex::new(State {

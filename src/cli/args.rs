@@ -46,6 +46,43 @@ pub struct Global {
     /// Print more: each stage's status, key and store path.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// The remote build cache (see README, "Registries").
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Pull stages from this registry repository (`host[:port]/repository`)
+    /// before building them.
+    #[arg(
+        long = "cache",
+        global = true,
+        env = "KILN_CACHE",
+        value_name = "REPOSITORY"
+    )]
+    pub repository: Option<String>,
+    /// Push what this build built to the cache (CI).
+    #[arg(long = "cache-push", global = true, env = "KILN_CACHE_PUSH")]
+    pub push: bool,
+    /// Sign pushed entries with this secret key file (`kiln cache keygen`).
+    #[arg(
+        long = "cache-sign-key",
+        global = true,
+        env = "KILN_CACHE_SIGN_KEY",
+        value_name = "FILE"
+    )]
+    pub sign_key: Option<PathBuf>,
+    /// Use only entries signed by one of these public keys (`name:base64`;
+    /// comma-separated in the variable).
+    #[arg(
+        long = "cache-trust",
+        global = true,
+        env = "KILN_CACHE_TRUST",
+        value_delimiter = ',',
+        value_name = "KEY"
+    )]
+    pub trust: Vec<String>,
 }
 
 impl Global {
@@ -99,6 +136,24 @@ pub enum Command {
     Store {
         #[command(subcommand)]
         command: StoreCommand,
+    },
+    /// Keys for the remote build cache.
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Make a signing key pair: the secret key goes to FILE (mode 0600), the
+    /// public key (`name:base64`, for `--cache-trust`) to stdout.
+    Keygen {
+        /// The key's name, e.g. `team-ci-1`.
+        name: String,
+        /// Where to write the secret key.
+        #[arg(short, long)]
+        output: PathBuf,
     },
 }
 

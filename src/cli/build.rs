@@ -41,6 +41,7 @@ pub(super) fn build_targets(
         quiet: g.quiet,
         timeout: g.timeout,
         registry: g.registry_access(),
+        cache: super::cache::remote(g)?,
     };
     let executor: Box<dyn build::Executor> = match g.sandbox {
         // Asked for explicitly: check now and fail before building anything.
@@ -120,9 +121,10 @@ pub(super) fn finish(g: &Global, report: &mut BuildReport) -> Result<(), CliErro
 
 fn summary(report: &BuildReport) -> String {
     let (built, cached) = (report.count(Status::Built), report.count(Status::Cached));
+    let pulled = report.count(Status::Pulled);
     let (failed, skipped) = (report.count(Status::Failed), report.count(Status::Skipped));
     let secs = report.elapsed.as_secs_f64();
-    if built == 0 && failed == 0 && skipped == 0 {
+    if built == 0 && pulled == 0 && failed == 0 && skipped == 0 {
         let images = report.nodes.iter().filter(|n| n.kind == "image").count();
         let others = cached - images;
         return format!(
@@ -130,6 +132,9 @@ fn summary(report: &BuildReport) -> String {
         );
     }
     let mut s = format!("built {built}, cached {cached}");
+    if pulled > 0 {
+        s += &format!(", pulled {pulled}");
+    }
     if failed > 0 || skipped > 0 {
         s += &format!(", failed {failed}, skipped {skipped}");
     }
@@ -174,6 +179,7 @@ fn json_report(report: &BuildReport) -> serde_json::Value {
         "bases": of_kind("base"),
         "built": report.count(Status::Built),
         "cached": report.count(Status::Cached),
+        "pulled": report.count(Status::Pulled),
         "failed": report.count(Status::Failed),
         "skipped": report.count(Status::Skipped),
         "elapsed_ms": report.elapsed.as_millis() as u64,

@@ -5,6 +5,7 @@
 
 mod args;
 mod build;
+mod cache;
 mod image;
 pub mod out;
 mod store;
@@ -134,6 +135,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Inspect(a) => image::inspect(g, a),
         Command::Why(a) => image::why(g, a),
         Command::Store { command } => store::run(g, command),
+        Command::Cache { command } => cache::run(command),
     }
 }
 

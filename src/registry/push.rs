@@ -111,7 +111,7 @@ pub fn push(
 }
 
 /// The file as a stream of chunks, read as the upload asks for them.
-fn chunks(
+pub(super) fn chunks(
     file: std::fs::File,
 ) -> impl futures_util::Stream<Item = oci_client::errors::Result<bytes::Bytes>> + Send + 'static {
     futures_util::stream::unfold(Some(file), |file| async move {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use super::layout::{Layout, read_names, remove_tree, short_key_of};
 use super::{Entry, KeyLock, Meta, StoreError, StorePath};
 use crate::fsx::{IoContext, write_atomic};
-use crate::hash::Key;
+use crate::hash::{Key, OutputHash};
 use crate::spec::Name;
 
 /// A build in progress: a temporary directory that becomes a store entry on
@@ -95,6 +95,33 @@ impl Pending {
         duration_ms: u64,
     ) -> Result<Entry, StoreError> {
         let output_hash = crate::tree::scan_dir(&self.out)?.hash();
+        self.commit_hashed(output_hash, inputs, started, duration_ms)
+    }
+
+    /// Commits `out` only if it hashes to `expected` (a tree from elsewhere
+    /// that says what it is); else `Ok(Err(actual))` and nothing is stored.
+    pub fn commit_verified(
+        self,
+        expected: &OutputHash,
+        inputs: BTreeMap<String, String>,
+        started: u64,
+        duration_ms: u64,
+    ) -> Result<Result<Entry, OutputHash>, StoreError> {
+        let actual = crate::tree::scan_dir(&self.out)?.hash();
+        if actual != *expected {
+            return Ok(Err(actual));
+        }
+        self.commit_hashed(actual, inputs, started, duration_ms)
+            .map(Ok)
+    }
+
+    fn commit_hashed(
+        self,
+        output_hash: OutputHash,
+        inputs: BTreeMap<String, String>,
+        started: u64,
+        duration_ms: u64,
+    ) -> Result<Entry, StoreError> {
         crate::tree::set_readonly(&self.out, true)?;
         // Moving a directory to another parent rewrites its `..`, which needs
         // write permission on it: the top stays writable until it is in place.

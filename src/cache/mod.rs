@@ -1,0 +1,133 @@
+//! The remote build cache: store entries shared through an OCI registry
+//! repository, so that a machine with an empty store pulls what another
+//! built instead of building it (Nix's binary caches, over the registry a
+//! team already runs). Network IO through `registry::Repository`; writes
+//! only into the `Pending` entry it is given.
+//!
+//! An entry is an OCI artifact tagged by the node's key: a config (the
+//! [`Record`]: key, output hash, the key's inputs for `kiln explain`, and
+//! signatures) and one layer, the output tree as a zstd tar. A pulled tree
+//! is unpacked as untrusted input (`base::unpack_layer`) and committed only
+//! if it hashes to the recorded output hash; with trusted keys configured,
+//! only entries signed by one of them are used. Pulling never fails a
+//! build: an entry kiln cannot use is a warning, and the node is built.
+
+mod entry;
+mod keys;
+mod pack;
+
+use std::path::Path;
+
+pub use entry::Record;
+pub use keys::{PublicKey, SecretKey, keygen};
+
+use crate::hash::Key;
+use crate::registry::{Access, RegistryError, Repository};
+use crate::store::{Entry, Pending};
+
+/// What `--cache`, `--cache-push`, `--cache-sign-key` and `--cache-trust` say.
+pub struct Remote {
+    repo: Repository,
+    push: bool,
+    signer: Option<SecretKey>,
+    trusted: Vec<PublicKey>,
+}
+
+/// Why an entry was not used or not pushed: said as a warning.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("entry {tag} of {repo}: {reason}")]
+    Refused {
+        repo: String,
+        tag: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Tree(#[from] crate::tree::TreeError),
+    #[error(transparent)]
+    Base(#[from] crate::base::BaseError),
+    #[error("I/O failed at `{}`", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<crate::fsx::PathError> for CacheError {
+    fn from(e: crate::fsx::PathError) -> Self {
+        CacheError::Io {
+            path: e.path,
+            source: e.source,
+        }
+    }
+}
+
+impl Remote {
+    /// The cache at `repository` (`host[:port]/repository`). No network IO yet.
+    pub fn new(
+        repository: &str,
+        access: &Access,
+        push: bool,
+        signer: Option<SecretKey>,
+        trusted: Vec<PublicKey>,
+    ) -> Result<Remote, RegistryError> {
+        Ok(Remote {
+            repo: Repository::connect(repository, access)?,
+            push,
+            signer,
+            trusted,
+        })
+    }
+
+    /// Whether built entries are pushed.
+    pub fn pushes(&self) -> bool {
+        self.push
+    }
+
+    /// Fills `pending` from the cache's entry for `key`, if it has one kiln
+    /// may use: `Ok(None)` when it has none, an error (to warn about) when
+    /// it has one that cannot be used. The caller commits.
+    pub fn pull(&self, key: &Key, pending: &Pending) -> Result<Option<Record>, CacheError> {
+        let tag = entry::tag(key);
+        let Some(manifest) = self.repo.manifest(&tag, entry::MANIFEST_TYPE)? else {
+            return Ok(None);
+        };
+        let refuse = |reason: String| CacheError::Refused {
+            repo: self.repo.name(),
+            tag: tag.clone(),
+            reason,
+        };
+        let (config, tree) = entry::parse_manifest(&manifest).map_err(refuse)?;
+        let record = Record::parse(&self.repo.blob(&config)?).map_err(refuse)?;
+        record.check(key, &tree, &self.trusted).map_err(refuse)?;
+        let blob = pending.tmp_dir().join("cache-entry.tar.zst");
+        self.repo.blob_to_file(&tree.digest, &blob)?;
+        pack::unpack(&blob, &tree, pending.out_dir())?;
+        std::fs::remove_file(&blob).map_err(|source| CacheError::Io { path: blob, source })?;
+        Ok(Some(record))
+    }
+
+    /// Pushes `entry` (just built under `key`, its inputs `inputs`).
+    pub fn push(
+        &self,
+        key: &Key,
+        entry: &Entry,
+        inputs: std::collections::BTreeMap<String, String>,
+        scratch: &Path,
+    ) -> Result<(), CacheError> {
+        let packed = pack::pack(entry.path.as_path(), scratch)?;
+        self.repo
+            .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
+        let record = Record::new(key, entry, inputs, &packed.layer, self.signer.as_ref());
+        let config = self.repo.push_blob(&record.to_json())?;
+        let manifest = entry::manifest(&config, record.to_json().len() as u64, &packed.layer);
+        self.repo
+            .push_manifest(&entry::tag(key), &manifest, entry::MANIFEST_TYPE)?;
+        Ok(())
+    }
+}

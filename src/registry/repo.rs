@@ -1,0 +1,211 @@
+//! One repository of a registry, as a store of blobs and tagged manifests:
+//! the operations kiln's remote cache is made of (`cache` builds entries
+//! from them). Network IO; blobs read from and written to files.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use futures_util::StreamExt;
+use oci_client::Reference;
+
+use super::client::Registry;
+use super::{Access, RegistryError};
+use crate::fsx::IoContext;
+use crate::hash::{Digest, Sha256Writer};
+
+/// `host[:port]/repository`, connected.
+pub struct Repository {
+    registry: Registry,
+    registry_host: String,
+    repository: String,
+}
+
+impl Repository {
+    /// Connects to `name` (`host[:port]/repository`, no tag).
+    pub fn connect(name: &str, access: &Access) -> Result<Repository, RegistryError> {
+        let bad = |reason: String| RegistryError::BadTarget {
+            reference: name.to_owned(),
+            reason,
+        };
+        let parsed = Reference::from_str(name).map_err(|e| bad(e.to_string()))?;
+        if parsed.tag().is_some_and(|t| t != "latest") || parsed.digest().is_some() {
+            return Err(bad("name a repository, without a tag or digest".to_owned()));
+        }
+        Ok(Repository {
+            registry: Registry::connect(parsed.registry(), access)?,
+            registry_host: parsed.registry().to_owned(),
+            repository: parsed.repository().to_owned(),
+        })
+    }
+
+    /// `host/repository`, for messages.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry_host, self.repository)
+    }
+
+    fn at_tag(&self, tag: &str) -> Reference {
+        Reference::with_tag(
+            self.registry_host.clone(),
+            self.repository.clone(),
+            tag.to_owned(),
+        )
+    }
+
+    fn at_digest(&self, digest: &Digest) -> Reference {
+        Reference::with_digest(
+            self.registry_host.clone(),
+            self.repository.clone(),
+            digest.to_string(),
+        )
+    }
+
+    /// The manifest tagged `tag`, its bytes; `None` if there is none.
+    pub fn manifest(&self, tag: &str, media_type: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+        let reference = self.at_tag(tag);
+        let shown = reference.whole();
+        let got = self.registry.run(self.registry.client.pull_manifest_raw(
+            &reference,
+            &self.registry.auth,
+            &[media_type],
+        ));
+        match got.map_err(|e| RegistryError::of(&shown, e)) {
+            Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A small blob (a config), checked against `digest`.
+    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+        let reference = self.at_digest(digest);
+        let mut bytes = Vec::new();
+        let named = digest.to_string();
+        self.registry
+            .run(
+                self.registry
+                    .client
+                    .pull_blob(&reference, named.as_str(), &mut bytes),
+            )
+            .map_err(|e| RegistryError::of(&reference.whole(), e))?;
+        check(&reference.whole(), *digest, Digest::of(&bytes))?;
+        Ok(bytes)
+    }
+
+    /// The blob `digest` written to `file` (created), hashed as it is
+    /// written: an error, and a file to discard, unless it matches.
+    pub fn blob_to_file(&self, digest: &Digest, file: &Path) -> Result<u64, RegistryError> {
+        let reference = self.at_digest(digest);
+        let shown = reference.whole();
+        let named = digest.to_string();
+        let out = std::fs::File::create(file).at(file)?;
+        let (actual, len) = self.registry.run(async {
+            let mut stream = self
+                .registry
+                .client
+                .pull_blob_stream(&reference, named.as_str())
+                .await
+                .map_err(|e| RegistryError::of(&shown, e))?;
+            let mut out = Sha256Writer::new(out);
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| RegistryError::Failed {
+                    reference: shown.clone(),
+                    message: e.to_string(),
+                })?;
+                std::io::Write::write_all(&mut out, &chunk).at(file)?;
+            }
+            let (_, actual, len) = out.finish();
+            Ok::<_, RegistryError>((actual, len))
+        })?;
+        check(&shown, *digest, actual)?;
+        Ok(len)
+    }
+
+    /// Sends the blob in `file` (sha256 `digest`, `size` bytes) unless the
+    /// repository has it.
+    pub fn push_blob_file(
+        &self,
+        file: &Path,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        let reference = self.at_tag("latest");
+        let named = digest.to_string();
+        let failed = |e| RegistryError::of(&self.name(), e);
+        self.registry.run(async {
+            if self
+                .registry
+                .client
+                .blob_exists(&reference, &named)
+                .await
+                .map_err(failed)?
+            {
+                return Ok(());
+            }
+            let f = std::fs::File::open(file).at(file)?;
+            self.registry
+                .client
+                .push_blob_stream(&reference, super::push::chunks(f), &named, Some(size))
+                .await
+                .map_err(failed)?;
+            Ok(())
+        })
+    }
+
+    /// Sends a small blob unless the repository has it.
+    pub fn push_blob(&self, bytes: &[u8]) -> Result<Digest, RegistryError> {
+        let reference = self.at_tag("latest");
+        let digest = Digest::of(bytes);
+        let named = digest.to_string();
+        let failed = |e| RegistryError::of(&self.name(), e);
+        self.registry.run(async {
+            if !self
+                .registry
+                .client
+                .blob_exists(&reference, &named)
+                .await
+                .map_err(failed)?
+            {
+                self.registry
+                    .client
+                    .push_blob(&reference, bytes.to_vec(), &named)
+                    .await
+                    .map_err(failed)?;
+            }
+            Ok(digest)
+        })
+    }
+
+    /// Tags `manifest` (of `media_type`) as `tag`.
+    pub fn push_manifest(
+        &self,
+        tag: &str,
+        manifest: &[u8],
+        media_type: &str,
+    ) -> Result<(), RegistryError> {
+        let reference = self.at_tag(tag);
+        let content_type = media_type.parse().map_err(|_| RegistryError::BadTarget {
+            reference: self.name(),
+            reason: format!("`{media_type}` is not a media type"),
+        })?;
+        self.registry
+            .run(self.registry.client.push_manifest_raw(
+                &reference,
+                manifest.to_vec(),
+                content_type,
+            ))
+            .map_err(|e| RegistryError::of(&reference.whole(), e))?;
+        Ok(())
+    }
+}
+
+fn check(shown: &str, expected: Digest, actual: Digest) -> Result<(), RegistryError> {
+    match expected == actual {
+        true => Ok(()),
+        false => Err(RegistryError::DigestMismatch {
+            reference: shown.to_owned(),
+            what: "a blob".to_owned(),
+            expected,
+            actual,
+        }),
+    }
+}
