@@ -13,6 +13,7 @@ mod common;
 mod base_attacks;
 mod base_import;
 mod build;
+mod cache;
 mod cli_errors;
 mod closure;
 mod closure_attacks;

@@ -1,0 +1,318 @@
+//! End-to-end: the remote build cache through a private registry
+//! (`common::registry`). Two projects with their own stores share one
+//! cache repository; what one built and pushed, the other pulls instead of
+//! running. Entries kiln must not use (a record that lies about its tree,
+//! a damaged tree blob, an unsigned or foreign-signed entry when keys are
+//! trusted, an unreachable cache) are warnings, and the stage is built.
+
+use std::process::Output;
+use std::time::Duration;
+
+use crate::common::registry::{Registry, agent};
+use crate::common::{Project, Report};
+use kiln::hash::Digest;
+
+/// A stage whose output differs on every run (the time in nanoseconds): if
+/// a second store has the first one's bytes, it pulled them. And an image
+/// made from it.
+const SPEC: &str = r#"
+stage stamp {
+    run "date +%s%N > $out/stamp && mkdir $out/bin && printf '#!/bin/sh\necho hi\n' > $out/bin/hi && chmod +x $out/bin/hi && ln -s bin/hi $out/hi"
+}
+stage copy { use stamp; run "cp $stamp/stamp $out/again" }
+image app {
+    from scratch
+    copy stamp "." to="/stamp"
+    copy copy "again" to="/again"
+}
+"#;
+
+fn build(p: &Project, args: &[&str]) -> (Report, String) {
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.kiln(&all);
+    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
+    (Report::parse(&out.stdout), stderr(&out))
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stamp(report: &Report) -> String {
+    let out = report.0["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == "stamp"))
+        .and_then(|s| s["output"].as_str())
+        .expect("stamp's output");
+    std::fs::read_to_string(format!("{out}/stamp")).expect("stamp file")
+}
+
+fn image_digest(report: &Report) -> String {
+    report.0["images"][0]["digest"]
+        .as_str()
+        .expect("image digest")
+        .to_owned()
+}
+
+#[test]
+fn a_second_store_pulls_every_stage_and_makes_the_same_image() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/team/cache", registry.host());
+    let first = Project::new(SPEC);
+    let (built, _) = build(&first, &["--cache", &cache, "--cache-push"]);
+    assert_eq!(
+        (built.status("stamp"), built.status("copy")),
+        ("built".into(), "built".into())
+    );
+
+    let second = Project::new(SPEC);
+    let (pulled, _) = build(&second, &["--cache", &cache]);
+    assert_eq!(pulled.status("stamp"), "pulled", "{}", pulled.0);
+    assert_eq!(pulled.status("copy"), "pulled");
+    // The image is assembled here (from the pulled stages): no stage runs.
+    assert_eq!(pulled.0["pulled"], 2);
+    assert_eq!(pulled.0["images"][0]["status"], "built");
+    assert_eq!(stamp(&pulled), stamp(&built), "the first store's bytes");
+    assert_eq!(
+        image_digest(&pulled),
+        image_digest(&built),
+        "byte-identical image"
+    );
+    // Pulled entries are ordinary entries: the next build is a no-op, and
+    // `store verify` finds them sound (the executable bit and the symlink
+    // came through).
+    let (again, _) = build(&second, &[]);
+    assert_eq!(again.status("stamp"), "cached");
+    second.ok(&["store", "verify"]);
+    let root = again.0["stages"][0]["output"]
+        .as_str()
+        .expect("output")
+        .to_owned();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(format!("{root}/bin/hi"))
+            .expect("bin/hi")
+            .permissions(),
+    );
+    assert_ne!(mode & 0o111, 0, "bin/hi is executable");
+    assert_eq!(
+        std::fs::read_link(format!("{root}/hi"))
+            .expect("hi")
+            .to_str(),
+        Some("bin/hi")
+    );
+}
+
+#[test]
+fn without_cache_push_nothing_is_pushed() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    build(&Project::new(SPEC), &["--cache", &cache]);
+    let (report, _) = build(&Project::new(SPEC), &["--cache", &cache]);
+    assert_eq!(report.status("stamp"), "built");
+}
+
+/// The manifest of `stage`'s entry (tag `kiln1-<key>`) in `repo`.
+fn entry_manifest(registry: &Registry, repo: &str, key: &str) -> serde_json::Value {
+    let url = format!("http://{}/v2/{repo}/manifests/kiln1-{key}", registry.host());
+    let mut r = (agent(Duration::from_secs(10)).get(&url))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("entry manifest");
+    serde_json::from_slice(&r.body_mut().read_to_vec().expect("body")).expect("manifest JSON")
+}
+
+fn get_blob(registry: &Registry, repo: &str, digest: &str) -> Vec<u8> {
+    let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
+    let mut r = agent(Duration::from_secs(10))
+        .get(&url)
+        .call()
+        .expect("blob");
+    r.body_mut().read_to_vec().expect("blob body")
+}
+
+/// Uploads `bytes` as a blob of `repo` (monolithic: POST, then PUT).
+fn put_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> Digest {
+    let http = agent(Duration::from_secs(10));
+    let host = registry.host();
+    let started = (http.post(&format!("http://{host}/v2/{repo}/blobs/uploads/")))
+        .send_empty()
+        .expect("start upload");
+    let location = started
+        .headers()
+        .get("Location")
+        .expect("Location")
+        .to_str()
+        .expect("ascii");
+    let location = match location.starts_with('/') {
+        true => format!("http://{host}{location}"),
+        false => location.to_owned(),
+    };
+    let digest = Digest::of(bytes);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    (http.put(&format!("{location}{sep}digest={digest}")))
+        .header("Content-Type", "application/octet-stream")
+        .send(bytes)
+        .expect("finish upload");
+    digest
+}
+
+#[test]
+fn an_entry_whose_record_lies_about_its_output_is_refused_and_built_here() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let repo = "cache";
+    let cache = format!("{}/{repo}", registry.host());
+    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    let key = built.key("stamp");
+    // Rewrite the record to claim another output hash (the tree is intact).
+    let mut manifest = entry_manifest(&registry, repo, &key);
+    let config = manifest["config"]["digest"]
+        .as_str()
+        .expect("config")
+        .to_owned();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&get_blob(&registry, repo, &config)).expect("record");
+    record["output_hash"] = serde_json::json!("ab".repeat(32));
+    let forged = serde_json::to_vec(&record).expect("JSON");
+    let digest = put_blob(&registry, repo, &forged);
+    manifest["config"]["digest"] = serde_json::json!(digest.to_string());
+    manifest["config"]["size"] = serde_json::json!(forged.len());
+    let url = format!("http://{}/v2/{repo}/manifests/kiln1-{key}", registry.host());
+    (agent(Duration::from_secs(10)).put(&url))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(serde_json::to_vec(&manifest).expect("JSON").as_slice())
+        .expect("put forged manifest");
+
+    let (report, warnings) = build(&Project::new(SPEC), &["--cache", &cache]);
+    assert_eq!(report.status("stamp"), "built", "{warnings}");
+    assert!(
+        warnings.contains("does not match its recorded output hash"),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains(&key) && warnings.contains("`stamp`"),
+        "{warnings}"
+    );
+    // `copy` (whose key covers stamp's new output) is not in the cache either.
+    assert_eq!(report.status("copy"), "built");
+}
+
+#[test]
+fn a_damaged_tree_blob_is_refused_and_built_here() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    let manifest = entry_manifest(&registry, "cache", &built.key("stamp"));
+    let tree: Digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("tree")
+        .parse()
+        .expect("digest");
+    std::fs::write(registry.blob(&tree), b"not a zstd tar").expect("tamper");
+
+    let second = Project::new(SPEC);
+    let (report, warnings) = build(&second, &["--cache", &cache]);
+    assert_eq!(report.status("stamp"), "built", "{warnings}");
+    assert!(
+        warnings.contains("warning") && warnings.contains(&tree.to_string()),
+        "{warnings}"
+    );
+    second.ok(&["store", "verify"]);
+}
+
+#[test]
+fn with_trusted_keys_only_entries_signed_by_one_are_used() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("temp dir");
+    let keygen = |name: &str| {
+        let file = keys.path().join(name);
+        let out =
+            Project::new("").ok(&["cache", "keygen", name, "-o", file.to_str().expect("utf-8")]);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&file).expect("key file").permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "a secret key is private");
+        (file, out.trim().to_owned())
+    };
+    let (team_secret, team_public) = keygen("team-1");
+    let (_, other_public) = keygen("other-1");
+    assert!(team_public.starts_with("team-1:"), "{team_public}");
+
+    let signed = format!("{}/signed", registry.host());
+    let sign = team_secret.to_str().expect("utf-8");
+    build(
+        &Project::new(SPEC),
+        &["--cache", &signed, "--cache-push", "--cache-sign-key", sign],
+    );
+    let unsigned = format!("{}/unsigned", registry.host());
+    build(&Project::new(SPEC), &["--cache", &unsigned, "--cache-push"]);
+
+    let (trusted, _) = build(
+        &Project::new(SPEC),
+        &["--cache", &signed, "--cache-trust", &team_public],
+    );
+    assert_eq!(trusted.status("stamp"), "pulled");
+    let (foreign, warnings) = build(
+        &Project::new(SPEC),
+        &["--cache", &signed, "--cache-trust", &other_public],
+    );
+    assert_eq!(foreign.status("stamp"), "built");
+    assert!(
+        warnings.contains("not signed by a trusted key (signed by: team-1)"),
+        "{warnings}"
+    );
+    let (bare, warnings) = build(
+        &Project::new(SPEC),
+        &["--cache", &unsigned, "--cache-trust", &team_public],
+    );
+    assert_eq!(bare.status("stamp"), "built");
+    assert!(warnings.contains("it is not signed"), "{warnings}");
+    // Without trusted keys, a signed entry is used like any other.
+    let (open, _) = build(&Project::new(SPEC), &["--cache", &signed]);
+    assert_eq!(open.status("stamp"), "pulled");
+}
+
+#[test]
+fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let cache = format!("127.0.0.1:{port}/cache");
+    let (report, warnings) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    assert_eq!(report.status("stamp"), "built");
+    assert!(warnings.contains("warning: cache:"), "{warnings}");
+    assert!(
+        warnings.contains("was not pushed to the cache"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn a_bad_trusted_key_is_a_usage_error() {
+    let p = Project::new(SPEC);
+    let out = p.kiln(&[
+        "build",
+        "--cache",
+        "127.0.0.1:1/c",
+        "--cache-trust",
+        "nameless",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a public key"),
+        "{}",
+        stderr(&out)
+    );
+}
