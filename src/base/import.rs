@@ -192,6 +192,26 @@ pub(crate) fn layer_of(
                 })?
         }
     };
+    checked_layer(
+        source,
+        name,
+        (digest, size, path),
+        diff_id,
+        compression,
+        actual,
+    )
+}
+
+/// The layer stored at `path`, once `actual` (the sha256 of its tar,
+/// however it was computed) is found to be `diff_id`.
+pub(crate) fn checked_layer(
+    source: &Path,
+    name: &str,
+    (digest, size, path): (Digest, u64, std::path::PathBuf),
+    diff_id: &str,
+    compression: Compression,
+    actual: Digest,
+) -> Result<Layer, BaseError> {
     if diff_id.parse::<Digest>() != Ok(actual) {
         return Err(BaseError::DiffId {
             archive: source.to_owned(),

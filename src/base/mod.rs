@@ -31,7 +31,7 @@ pub(crate) use blobs::BlobStore;
 pub use error::{BaseError, Unsafe};
 pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
-pub(crate) use import::layer_of;
+pub(crate) use import::{checked_layer, layer_of};
 pub use maintenance::{collect, count, verify};
 pub use unpack::{rootfs, unpack_layer};
 pub use whiteout::{LayerPath, classify};

@@ -13,6 +13,7 @@
 
 mod auth;
 mod client;
+mod diff_id;
 mod error;
 mod pull;
 mod push;

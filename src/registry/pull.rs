@@ -10,8 +10,9 @@ use oci_spec::image::ImageConfiguration;
 use rayon::prelude::*;
 
 use super::client::Registry;
+use super::diff_id::DiffIdHasher;
 use super::{Access, RegistryError};
-use crate::base::{BlobStore, ImportedImage};
+use crate::base::{BlobStore, Compression, ImportedImage};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Writer};
 use crate::spec::{ImageRef, Platform};
@@ -99,8 +100,23 @@ pub fn pull(
         .into_par_iter()
         .zip(blobs.par_iter())
         .zip(diff_ids.par_iter()))
-    .map(|((path, &(digest, size)), diff_id)| {
-        crate::base::layer_of(&source, &digest.to_string(), digest, size, path, diff_id)
+    .map(|((fetched, &(digest, size)), diff_id)| {
+        let name = digest.to_string();
+        match fetched {
+            // Hashed as it arrived.
+            Fetched::Now {
+                path,
+                compression,
+                tar,
+            } => {
+                let stored = (digest, size, path);
+                crate::base::checked_layer(&source, &name, stored, diff_id, compression, tar)
+            }
+            // In the store already (another image's): read once more.
+            Fetched::Before(path) => {
+                crate::base::layer_of(&source, &name, digest, size, path, diff_id)
+            }
+        }
     })
     .collect::<Result<Vec<_>, _>>()?;
     Ok(ImportedImage {
@@ -208,20 +224,31 @@ async fn fetch_small(
     Ok(bytes)
 }
 
+/// A layer blob in the store: fetched now (and its tar hashed on the way),
+/// or there before.
+enum Fetched {
+    Now {
+        path: PathBuf,
+        compression: Compression,
+        tar: Digest,
+    },
+    Before(PathBuf),
+}
+
 /// Every layer blob into the store (those it lacks fetched, a few at a
-/// time), each hashed as it is written and committed only if it matches;
-/// the stored paths, in layer order.
+/// time), each hashed as it is written and committed only if it matches,
+/// in layer order.
 async fn fetch_layers(
     registry: &Registry,
     store: &BlobStore,
     blobs: &[(Digest, u64)],
     at: &impl Fn(&Digest) -> Reference,
     shown: &str,
-) -> Result<Vec<PathBuf>, RegistryError> {
+) -> Result<Vec<Fetched>, RegistryError> {
     futures_util::stream::iter(blobs)
         .map(|&(digest, size)| async move {
             if store.contains(&digest) {
-                return Ok(store.path(&digest));
+                return Ok(Fetched::Before(store.path(&digest)));
             }
             fetch_layer(registry, store, &at(&digest), digest, size, shown).await
         })
@@ -237,7 +264,7 @@ async fn fetch_layer(
     digest: Digest,
     size: u64,
     shown: &str,
-) -> Result<PathBuf, RegistryError> {
+) -> Result<Fetched, RegistryError> {
     let named = digest.to_string();
     let mut stream = registry
         .client
@@ -248,12 +275,15 @@ async fn fetch_layer(
     let file = tempfile::NamedTempFile::new_in(&tmp_dir).at(&tmp_dir)?;
     let tmp = file.path().to_owned();
     let mut out = Sha256Writer::new(file);
+    let tar = DiffIdHasher::start();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::Failed {
             reference: shown.to_owned(),
             message: format!("reading layer {digest}: {e}"),
         })?;
         out.write_all(&chunk).at(&tmp)?;
+        // A layer that stops decompressing is told by `finish` below.
+        tar.feed(chunk).await;
     }
     let (file, actual, len) = out.finish();
     check(shown, &format!("layer {digest}"), digest, actual)?;
@@ -263,6 +293,17 @@ async fn fetch_layer(
             reason: format!("layer {digest} is {len} bytes, its descriptor says {size}"),
         });
     }
+    let (compression, tar) = tar
+        .finish()
+        .map_err(|source| crate::base::BaseError::BadTar {
+            blob: tmp.clone(),
+            source,
+        })?;
     let tmp = file.into_temp_path();
-    Ok(store.commit(&tmp, &digest)?)
+    let path = store.commit(&tmp, &digest)?;
+    Ok(Fetched::Now {
+        path,
+        compression,
+        tar,
+    })
 }
