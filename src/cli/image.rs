@@ -10,7 +10,7 @@ use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
 use crate::image::{self, Assembled};
-use crate::registry::PushTarget;
+use crate::registry::{PushTarget, Sources};
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
     let img = assemble(g, &a.image, Part::Record)?;
@@ -76,8 +76,9 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
         .map(|r| r.parse::<PushTarget>())
         .collect::<Result<Vec<_>, _>>()?;
     let img = assemble(g, &a.image, Part::Record)?;
+    let sources = Sources::at(&super::open_store(g)?.blobs_dir());
     for target in &targets {
-        let digest = crate::registry::push(&img, target, &g.registry_access())?;
+        let digest = crate::registry::push(&img, target, &g.registry_access(), &sources)?;
         crate::outln!("{target}@{digest}")?;
     }
     Ok(())

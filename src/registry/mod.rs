@@ -18,6 +18,7 @@ mod error;
 mod pull;
 mod push;
 mod repo;
+mod sources;
 
 pub use error::RegistryError;
 
@@ -28,3 +29,4 @@ pub struct Access {}
 pub use pull::pull;
 pub use push::{PushTarget, push};
 pub use repo::Repository;
+pub use sources::Sources;

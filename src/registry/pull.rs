@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use super::client::Registry;
 use super::diff_id::DiffIdHasher;
+use super::sources::Sources;
 use super::{Access, RegistryError};
 use crate::base::{BlobStore, Compression, ImportedImage};
 use crate::fsx::IoContext;
@@ -94,7 +95,14 @@ pub fn pull(
             ))
         })
         .collect::<Result<_, RegistryError>>()?;
-    let stored = registry.run(fetch_layers(&registry, &store, &blobs, &at, &shown))?;
+    let sources = Sources::at(blobs_dir);
+    let fetch = Fetch {
+        registry: &registry,
+        store: &store,
+        sources: &sources,
+        shown: &shown,
+    };
+    let stored = registry.run(fetch_layers(&fetch, &blobs, &at))?;
     let source = PathBuf::from(&shown);
     let layers = (stored
         .into_par_iter()
@@ -239,32 +247,43 @@ enum Fetched {
 /// time), each hashed as it is written and committed only if it matches,
 /// in layer order.
 async fn fetch_layers(
-    registry: &Registry,
-    store: &BlobStore,
+    fetch: &Fetch<'_>,
     blobs: &[(Digest, u64)],
     at: &impl Fn(&Digest) -> Reference,
-    shown: &str,
 ) -> Result<Vec<Fetched>, RegistryError> {
     futures_util::stream::iter(blobs)
         .map(|&(digest, size)| async move {
-            if store.contains(&digest) {
-                return Ok(Fetched::Before(store.path(&digest)));
+            if fetch.store.contains(&digest) {
+                return Ok(Fetched::Before(fetch.store.path(&digest)));
             }
-            fetch_layer(registry, store, &at(&digest), digest, size, shown).await
+            fetch_layer(fetch, &at(&digest), digest, size).await
         })
         .buffered(PARALLEL_LAYERS)
         .try_collect()
         .await
 }
 
+/// What every layer download of one pull shares.
+struct Fetch<'a> {
+    registry: &'a Registry,
+    store: &'a BlobStore,
+    sources: &'a Sources,
+    /// The pulled reference, for messages.
+    shown: &'a str,
+}
+
 async fn fetch_layer(
-    registry: &Registry,
-    store: &BlobStore,
+    fetch: &Fetch<'_>,
     reference: &Reference,
     digest: Digest,
     size: u64,
-    shown: &str,
 ) -> Result<Fetched, RegistryError> {
+    let Fetch {
+        registry,
+        store,
+        sources,
+        shown,
+    } = *fetch;
     let named = digest.to_string();
     let mut stream = registry
         .client
@@ -301,6 +320,10 @@ async fn fetch_layer(
         })?;
     let tmp = file.into_temp_path();
     let path = store.commit(&tmp, &digest)?;
+    sources.add(
+        &digest,
+        &format!("{}/{}", reference.registry(), reference.repository()),
+    );
     Ok(Fetched::Now {
         path,
         compression,

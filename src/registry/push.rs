@@ -7,6 +7,7 @@ use std::str::FromStr;
 use oci_client::Reference;
 
 use super::client::Registry;
+use super::sources::Sources;
 use super::{Access, RegistryError};
 use crate::hash::Digest;
 use crate::image::Assembled;
@@ -50,13 +51,17 @@ impl std::fmt::Display for PushTarget {
 const CHUNK: usize = 8 << 20;
 
 /// Pushes `img` to `target`; its manifest digest (the image's digest).
+/// A layer the repository lacks is mounted from another repository of the
+/// same registry that `sources` says has it, else uploaded.
 pub fn push(
     img: &Assembled,
     target: &PushTarget,
     access: &Access,
+    sources: &Sources,
 ) -> Result<Digest, RegistryError> {
     let reference = &target.0;
     let shown = target.to_string();
+    let here = format!("{}/{}", reference.registry(), reference.repository());
     let registry = Registry::connect(reference.registry(), access)?;
     let failed = |e| RegistryError::of(&shown, e);
     registry.run(async {
@@ -73,31 +78,33 @@ pub fn push(
                 .await
                 .map_err(failed)?
             {
+                sources.add(&layer.digest, &here);
                 continue;
             }
-            let file = std::fs::File::open(&layer.blob).map_err(|source| RegistryError::Io {
-                path: layer.blob.clone(),
-                source,
-            })?;
-            registry
-                .client
-                .push_blob_stream(reference, chunks(file), &digest, Some(layer.size))
-                .await
-                .map_err(failed)?;
+            if !mount(&registry, reference, &layer.digest, sources).await {
+                let file =
+                    std::fs::File::open(&layer.blob).map_err(|source| RegistryError::Io {
+                        path: layer.blob.clone(),
+                        source,
+                    })?;
+                registry
+                    .client
+                    .push_blob_stream(reference, chunks(file), &digest, Some(layer.size))
+                    .await
+                    .map_err(failed)?;
+            }
+            sources.add(&layer.digest, &here);
         }
         let config = img.config_digest.to_string();
-        if !registry
-            .client
-            .blob_exists(reference, &config)
-            .await
-            .map_err(failed)?
-        {
+        let present = (registry.client.blob_exists(reference, &config).await).map_err(failed)?;
+        if !present && !mount(&registry, reference, &img.config_digest, sources).await {
             registry
                 .client
                 .push_blob(reference, img.config_json.clone(), &config)
                 .await
                 .map_err(failed)?;
         }
+        sources.add(&img.config_digest, &here);
         let media_type = "application/vnd.oci.image.manifest.v1+json"
             .parse()
             .expect("kiln bug: a constant header value");
@@ -108,6 +115,42 @@ pub fn push(
             .map_err(failed)?;
         Ok(img.manifest_digest)
     })
+}
+
+/// Whether the registry mounted `digest` into `reference`'s repository from
+/// another of its repositories known to have it. A registry that will not
+/// (another host, no permission, not there after all) answers no; the
+/// caller uploads.
+async fn mount(
+    registry: &Registry,
+    reference: &Reference,
+    digest: &Digest,
+    sources: &Sources,
+) -> bool {
+    let prefix = format!("{}/", reference.registry());
+    for known in sources.of(digest) {
+        let Some(repository) = known.strip_prefix(&prefix) else {
+            continue;
+        };
+        if repository == reference.repository() {
+            continue;
+        }
+        let from = Reference::with_tag(
+            reference.registry().to_owned(),
+            repository.to_owned(),
+            "latest".to_owned(),
+        );
+        let named = digest.to_string();
+        if registry
+            .client
+            .mount_blob(reference, &from, &named)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// The file as a stream of chunks, read as the upload asks for them.

@@ -586,3 +586,29 @@ fn podman_pulls_and_runs_what_kiln_pushed() {
     ];
     assert_eq!(podman(&run), "hello from a pushed image\n");
 }
+
+#[test]
+fn a_push_to_another_repository_mounts_the_layers_instead_of_sending_them() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let host = registry.host();
+    let p = app_project(&format!("{host}/app:tagged"));
+    p.ok(&["push", "app", &format!("{host}/first:v1")]);
+    let before = registry.log().len();
+    p.ok(&["push", "app", &format!("{host}/second:v1")]);
+    let log = registry.log()[before..].to_owned();
+    let mounts = (log.lines())
+        .filter(|l| l.contains("POST /v2/second/blobs/uploads/?mount=sha256%3A"))
+        .filter(|l| l.contains("from=first") && l.contains("HTTP/1.1\" 201"))
+        .count();
+    assert_eq!(mounts, 2, "the layer and the config are mounted:\n{log}");
+    assert!(
+        !log.contains("\"PATCH /v2/second/"),
+        "a layer was uploaded:\n{log}"
+    );
+    assert_eq!(
+        registry.manifest_digest("second:v1"),
+        registry.manifest_digest("first:v1")
+    );
+}
