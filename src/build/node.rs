@@ -162,8 +162,8 @@ pub(super) fn find_or_build(
         return Ok((Status::Cached, entry, hold));
     }
     let name = planned.name();
-    // Stages and fetches: images are made from them, the same everywhere.
-    let shared = ctx.cache.filter(|_| !planned.work.is_image());
+    // Not bases: their bytes come from where they are pinned to.
+    let shared = ctx.cache.filter(|_| !matches!(planned.work, crate::eval::Work::Import(_)));
     if let Some(cache) = shared
         && let Some(entry) = pull(ctx, cache, key, name, &lock)?
     {
