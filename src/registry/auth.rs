@@ -27,7 +27,10 @@ pub(super) enum Source {
     /// The `auths` entry `key` of `config`.
     Auths { key: String, config: PathBuf },
     /// Anonymous, because of `why`.
-    Nothing { config: Option<PathBuf>, why: Missing },
+    Nothing {
+        config: Option<PathBuf>,
+        why: Missing,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,9 +41,13 @@ pub(super) enum Missing {
     /// The file exists but cannot be read or is not JSON.
     Unreadable,
     /// No entry names the host (`key` is how it was looked up).
-    NoEntry { key: String },
+    NoEntry {
+        key: String,
+    },
     /// The helper `program` failed, and `auths` has nothing for the host.
-    HelperFailed { program: String },
+    HelperFailed {
+        program: String,
+    },
 }
 
 impl fmt::Display for Source {
@@ -91,9 +98,8 @@ impl fmt::Display for Source {
 /// The credentials for `registry` (`host[:port]`) and where they came
 /// from; anonymous when none is configured or a helper fails.
 pub(super) fn for_registry(registry: &str) -> (RegistryAuth, Source) {
-    let anonymous = |config: Option<PathBuf>, why| {
-        (RegistryAuth::Anonymous, Source::Nothing { config, why })
-    };
+    let anonymous =
+        |config: Option<PathBuf>, why| (RegistryAuth::Anonymous, Source::Nothing { config, why });
     let Some(path) = config_path() else {
         return anonymous(None, Missing::NoConfigDir);
     };
@@ -139,7 +145,8 @@ pub(super) fn for_registry(registry: &str) -> (RegistryAuth, Source) {
             None => failed = Some(program),
         }
     }
-    if let Some((key, auth)) = (keys.iter()).find_map(|k| Some((k, from_auths(&config["auths"][k])?)))
+    if let Some((key, auth)) =
+        (keys.iter()).find_map(|k| Some((k, from_auths(&config["auths"][k])?)))
     {
         let source = Source::Auths {
             key: key.clone(),

@@ -82,7 +82,11 @@ impl Registry {
 
     /// The error for a failed request about `reference` over this
     /// connection.
-    pub fn error(&self, reference: &str, e: oci_client::errors::OciDistributionError) -> RegistryError {
+    pub fn error(
+        &self,
+        reference: &str,
+        e: oci_client::errors::OciDistributionError,
+    ) -> RegistryError {
         RegistryError::of(reference, &self.host, &self.source, e)
     }
 }

@@ -138,6 +138,13 @@ impl RegistryError {
                 reference,
                 message: e.to_string(),
             },
+            // `error_for_status` on a refused request (a push's upload).
+            E::RequestError(ref r)
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied(e.to_string())
+            }
             E::RequestError(ref r) => {
                 let message = chain(r);
                 if let Some(tls) = tls_failure(r) {
@@ -198,21 +205,18 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// The TLS failure behind a request error, if that is what it was. rustls's
-/// error reaches reqwest wrapped in an `io::Error`, whose `source` skips
-/// it, so each `io::Error` of the chain is looked into too.
+/// error reaches reqwest wrapped in `io::Error`s, whose `source` skips what
+/// they wrap, so each `io::Error` of the chain is looked into too.
 fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut next = Some(e);
-    while let Some(e) = next {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls.to_string());
-        }
-        if let Some(tls) = (e.downcast_ref::<std::io::Error>())
-            .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        {
-            return Some(tls.to_string());
-        }
-        next = e.source();
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
     }
-    None
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(tls) = tls_failure(inner)
+    {
+        return Some(tls);
+    }
+    tls_failure(e.source()?)
 }

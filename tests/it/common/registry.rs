@@ -149,8 +149,7 @@ impl Registry {
             // 401: a registry with auth asks for credentials even here.
             let ready = if secured.auth.is_some() { 401 } else { 200 };
             let ours = |r: &ureq::http::Response<ureq::Body>| {
-                r.status() == ready
-                    && r.headers().get("X-Kiln-Registry").is_some_and(|h| h == &id)
+                r.status() == ready && r.headers().get("X-Kiln-Registry").is_some_and(|h| h == &id)
             };
             if agent.get(&url).call().is_ok_and(|r| ours(&r)) {
                 return Ok(registry);
@@ -207,14 +206,14 @@ impl Registry {
     /// The raw manifest or index bytes `REPO:TAG` names here.
     pub fn raw_manifest(&self, reference: &str) -> Vec<u8> {
         let mut args = vec!["inspect".to_owned(), "--raw".to_owned()];
-        args.extend(self.skopeo_flags(""));
+        args.extend(self.skopeo_flags("--"));
         args.push(format!("docker://{}/{reference}", self.host()));
         skopeo(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// skopeo's flags to reach this registry (CA or no TLS, credentials)
     /// as the source (`--src-`), the destination (`--dest-`) of a copy, or
-    /// for `inspect` (``).
+    /// for `inspect` (`--`).
     pub fn skopeo_flags(&self, prefix: &str) -> Vec<String> {
         self.secured
             .skopeo_flags(prefix, &self.dir.path().join("certs"))

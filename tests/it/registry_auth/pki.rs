@@ -17,13 +17,28 @@ pub struct Ca {
 
 impl Ca {
     pub fn new(dir: &Path, name: &str) -> Ca {
-        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (cert, key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         openssl(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", &format!("/CN=kiln test CA {name}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout", path(&key), "-out", path(&cert),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=kiln test CA {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            path(&key),
+            "-out",
+            path(&cert),
         ]);
         Ca { cert, key }
     }
@@ -44,13 +59,33 @@ impl Ca {
         )
         .expect("write the extensions");
         openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
-            "-keyout", path(&key), "-out", path(&csr),
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            path(&key),
+            "-out",
+            path(&csr),
         ]);
         openssl(&[
-            "x509", "-req", "-days", "2", "-in", path(&csr),
-            "-CA", path(&self.cert), "-CAkey", path(&self.key), "-CAcreateserial",
-            "-extfile", path(&ext), "-out", path(&cert),
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            path(&csr),
+            "-CA",
+            path(&self.cert),
+            "-CAkey",
+            path(&self.key),
+            "-CAcreateserial",
+            "-extfile",
+            path(&ext),
+            "-out",
+            path(&cert),
         ]);
         Tls {
             cert,
@@ -65,9 +100,19 @@ impl Ca {
 pub fn token_signer(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("token.crt"), dir.join("token.key"));
     openssl(&[
-        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        "-subj", "/CN=kiln test token issuer",
-        "-keyout", path(&key), "-out", path(&cert),
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln test token issuer",
+        "-keyout",
+        path(&key),
+        "-out",
+        path(&cert),
     ]);
     (cert, key)
 }
@@ -84,7 +129,11 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
         .args(["-Bbn", user, password])
         .output()
         .expect("run htpasswd");
-    assert!(out.status.success(), "htpasswd: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "htpasswd: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = dir.join("htpasswd");
     std::fs::write(&file, &out.stdout).expect("write htpasswd");
     file
@@ -92,7 +141,10 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
 
 /// `openssl ARGS…`, panicking with its stderr when it fails; its stdout.
 pub fn openssl(args: &[&str]) -> Vec<u8> {
-    let out = Command::new("openssl").args(args).output().expect("run openssl");
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("run openssl");
     assert!(
         out.status.success(),
         "openssl {args:?}: {}",

@@ -115,7 +115,10 @@ fn serve(conn: TcpStream, issuer: &Issuer) -> std::io::Result<bool> {
         .and_then(|b| String::from_utf8(b).ok())
         .filter(|creds| *creds == format!("{}:{}", issuer.user, issuer.password));
     let (status, body) = match user {
-        None => ("401 Unauthorized", r#"{"details":"bad credentials"}"#.to_owned()),
+        None => (
+            "401 Unauthorized",
+            r#"{"details":"bad credentials"}"#.to_owned(),
+        ),
         Some(_) => {
             let scopes: Vec<String> = (query.split('&'))
                 .filter_map(|kv| kv.split_once('='))

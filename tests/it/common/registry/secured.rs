@@ -89,8 +89,8 @@ impl Secured {
         }
     }
 
-    /// skopeo's flags for the source (`prefix` "--src-" or "") or the
-    /// destination ("--dest-") of a copy, or for `inspect` (""): the CA
+    /// skopeo's flags for the source (`prefix` "--src-") or the
+    /// destination ("--dest-") of a copy, or for `inspect` ("--"): the CA
     /// (in a directory of its own, as `--cert-dir` wants) or no TLS, and
     /// the credentials.
     pub fn skopeo_flags(&self, prefix: &str, cert_dir: &std::path::Path) -> Vec<String> {
