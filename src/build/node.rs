@@ -163,7 +163,9 @@ pub(super) fn find_or_build(
     }
     let name = planned.name();
     // Not bases: their bytes come from where they are pinned to.
-    let shared = ctx.cache.filter(|_| !matches!(planned.work, crate::eval::Work::Import(_)));
+    let shared = ctx
+        .cache
+        .filter(|_| !matches!(planned.work, crate::eval::Work::Import(_)));
     if let Some(cache) = shared
         && let Some(entry) = pull(ctx, cache, key, name, &lock)?
     {

@@ -46,6 +46,31 @@ pub struct Global {
     /// Print more: each stage's status, key and store path.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// Speak plain HTTP to this registry (repeatable; a name without a port
+    /// covers every port). Registries on this machine without a CA
+    /// configured get HTTP anyway.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        value_name = "HOST[:PORT]",
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    pub insecure_registries: Vec<String>,
+    /// Trust this PEM CA for every registry (repeatable), besides the
+    /// system's roots and `<certs.d>/HOST[:PORT]/*.crt`.
+    #[arg(long, global = true, value_name = "FILE", env = "KILN_REGISTRY_CA")]
+    pub registry_ca: Vec<PathBuf>,
+    /// Docker's per-registry CA directory: `DIR/HOST[:PORT]/*.crt` is
+    /// trusted for that registry.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "KILN_CERTS_D",
+        default_value = crate::registry::DOCKER_CERTS_D
+    )]
+    pub registry_certs_d: PathBuf,
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -88,7 +113,11 @@ pub struct CacheArgs {
 impl Global {
     /// How registries are reached, from the registry options.
     pub fn registry_access(&self) -> crate::registry::Access {
-        crate::registry::Access {}
+        crate::registry::Access {
+            insecure: self.insecure_registries.clone(),
+            ca_files: self.registry_ca.clone(),
+            certs_d: self.registry_certs_d.clone(),
+        }
     }
 }
 

@@ -14,16 +14,41 @@ pub enum RegistryError {
     )]
     Unreachable { reference: String, message: String },
 
-    #[error("The registry refused `{reference}` ({message})")]
+    #[error("The registry refused `{reference}` ({message}); credentials tried: {source_tried}")]
     #[diagnostic(
         code(kiln::registry::denied),
-        help("credentials come from {source_tried}; `docker login HOST` stores them there")
+        help(
+            "kiln reads Docker's config.json ($DOCKER_CONFIG, else ~/.docker): `credHelpers`, `credsStore`, `auths`; `docker login HOST` stores credentials there"
+        )
     )]
     Denied {
         reference: String,
         message: String,
+        /// Where the credentials came from ([`super::auth::Source`]); never
+        /// a secret.
         source_tried: String,
     },
+
+    #[error("Cannot verify the TLS certificate of `{host}` (for `{reference}`): {message}")]
+    #[diagnostic(
+        code(kiln::registry::tls),
+        help(
+            "trust the registry's CA with `--registry-ca FILE` or in {}/{host}/ca.crt; for a registry without TLS, `--insecure-registry {host}`",
+            super::DOCKER_CERTS_D
+        )
+    )]
+    Tls {
+        reference: String,
+        host: String,
+        message: String,
+    },
+
+    #[error("Cannot use `{}` as a registry CA: {reason}", path.display())]
+    #[diagnostic(
+        code(kiln::registry::bad_ca),
+        help("a CA file is PEM: one or more `-----BEGIN CERTIFICATE-----` blocks")
+    )]
+    BadCa { path: PathBuf, reason: String },
 
     #[error("`{reference}` is not in the registry ({message})")]
     #[diagnostic(code(kiln::registry::not_found))]
@@ -91,30 +116,56 @@ impl From<crate::fsx::PathError> for RegistryError {
 }
 
 impl RegistryError {
-    /// The error for a failed request about `reference`, sorted by what the
-    /// registry said (or could not be asked).
-    pub(super) fn of(reference: &str, e: oci_client::errors::OciDistributionError) -> Self {
+    /// The error for a failed request about `reference` to `host`, sorted
+    /// by what the registry said (or could not be asked); `source`: where
+    /// the credentials sent came from.
+    pub(super) fn of(
+        reference: &str,
+        host: &str,
+        source: &super::auth::Source,
+        e: oci_client::errors::OciDistributionError,
+    ) -> Self {
         use oci_client::errors::OciDistributionError as E;
         let reference = reference.to_owned();
-        let message = e.to_string();
+        let denied = |message| RegistryError::Denied {
+            reference: reference.clone(),
+            message,
+            source_tried: source.to_string(),
+        };
         match e {
-            E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => RegistryError::Denied {
+            E::AuthenticationFailure(_) | E::UnauthorizedError { .. } => denied(e.to_string()),
+            E::ImageManifestNotFoundError(_) => RegistryError::NotFound {
                 reference,
-                message,
-                source_tried: super::auth::SOURCES.to_owned(),
+                message: e.to_string(),
             },
-            E::ImageManifestNotFoundError(_) => RegistryError::NotFound { reference, message },
-            E::RequestError(ref r) if r.is_connect() || r.is_timeout() => {
-                RegistryError::Unreachable { reference, message }
+            // `error_for_status` on a refused request (a push's upload).
+            E::RequestError(ref r)
+                if r.status()
+                    .is_some_and(|s| s.as_u16() == 401 || s.as_u16() == 403) =>
+            {
+                denied(e.to_string())
             }
-            E::ServerError { code: 404, .. } => RegistryError::NotFound { reference, message },
+            E::RequestError(ref r) => {
+                let message = chain(r);
+                if let Some(tls) = tls_failure(r) {
+                    RegistryError::Tls {
+                        reference,
+                        host: host.to_owned(),
+                        message: tls,
+                    }
+                } else if r.is_connect() || r.is_timeout() {
+                    RegistryError::Unreachable { reference, message }
+                } else {
+                    RegistryError::Failed { reference, message }
+                }
+            }
+            E::ServerError { code: 404, .. } => RegistryError::NotFound {
+                reference,
+                message: e.to_string(),
+            },
             E::ServerError {
                 code: 401 | 403, ..
-            } => RegistryError::Denied {
-                reference,
-                message,
-                source_tried: super::auth::SOURCES.to_owned(),
-            },
+            } => denied(e.to_string()),
             E::RegistryError { ref envelope, .. }
                 if envelope.errors.iter().any(|e| {
                     matches!(
@@ -125,9 +176,47 @@ impl RegistryError {
                     )
                 }) =>
             {
-                RegistryError::NotFound { reference, message }
+                RegistryError::NotFound {
+                    reference,
+                    message: e.to_string(),
+                }
             }
-            _ => RegistryError::Failed { reference, message },
+            _ => RegistryError::Failed {
+                reference,
+                message: e.to_string(),
+            },
         }
     }
+}
+
+/// The error and its causes, `: `-joined (reqwest's own message is only
+/// "error sending request for url (…)"), each said once.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
+/// The TLS failure behind a request error, if that is what it was. rustls's
+/// error reaches reqwest wrapped in `io::Error`s, whose `source` skips what
+/// they wrap, so each `io::Error` of the chain is looked into too.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+        return Some(tls.to_string());
+    }
+    if let Some(inner) = e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        && let Some(tls) = tls_failure(inner)
+    {
+        return Some(tls);
+    }
+    tls_failure(e.source()?)
 }

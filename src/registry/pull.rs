@@ -59,7 +59,7 @@ pub fn pull(
     let config_digest = descriptor_digest(&manifest["config"], &shown)?;
     let config_json = registry
         .run(fetch_small(&registry, &at(&config_digest), &config_digest))
-        .map_err(|e| RegistryError::of(&shown, e))?;
+        .map_err(|e| registry.error(&shown, e))?;
     check(
         &shown,
         "the config",
@@ -149,7 +149,7 @@ fn manifest(
                 .client
                 .pull_manifest_raw(reference, &registry.auth, MANIFEST_TYPES),
         )
-        .map_err(|e| RegistryError::of(shown, e))?;
+        .map_err(|e| registry.error(shown, e))?;
     let expected: Digest = reference
         .digest()
         .and_then(|d| d.parse().ok())
@@ -289,7 +289,7 @@ async fn fetch_layer(
         .client
         .pull_blob_stream(reference, named.as_str())
         .await
-        .map_err(|e| RegistryError::of(shown, e))?;
+        .map_err(|e| registry.error(shown, e))?;
     let tmp_dir = store.tmp_dir();
     let file = tempfile::NamedTempFile::new_in(&tmp_dir).at(&tmp_dir)?;
     let tmp = file.path().to_owned();

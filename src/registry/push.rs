@@ -63,7 +63,7 @@ pub fn push(
     let shown = target.to_string();
     let here = format!("{}/{}", reference.registry(), reference.repository());
     let registry = Registry::connect(reference.registry(), access)?;
-    let failed = |e| RegistryError::of(&shown, e);
+    let failed = |e| registry.error(&shown, e);
     registry.run(async {
         // Authenticates for push once (the token flow), before the blobs.
         registry

@@ -68,7 +68,7 @@ impl Repository {
             &self.registry.auth,
             &[media_type],
         ));
-        match got.map_err(|e| RegistryError::of(&shown, e)) {
+        match got.map_err(|e| self.registry.error(&shown, e)) {
             Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
             Err(RegistryError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -86,7 +86,7 @@ impl Repository {
                     .client
                     .pull_blob(&reference, named.as_str(), &mut bytes),
             )
-            .map_err(|e| RegistryError::of(&reference.whole(), e))?;
+            .map_err(|e| self.registry.error(&reference.whole(), e))?;
         check(&reference.whole(), *digest, Digest::of(&bytes))?;
         Ok(bytes)
     }
@@ -104,7 +104,7 @@ impl Repository {
                 .client
                 .pull_blob_stream(&reference, named.as_str())
                 .await
-                .map_err(|e| RegistryError::of(&shown, e))?;
+                .map_err(|e| self.registry.error(&shown, e))?;
             let mut out = Sha256Writer::new(out);
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| RegistryError::Failed {
@@ -130,7 +130,7 @@ impl Repository {
     ) -> Result<(), RegistryError> {
         let reference = self.at_tag("latest");
         let named = digest.to_string();
-        let failed = |e| RegistryError::of(&self.name(), e);
+        let failed = |e| self.registry.error(&self.name(), e);
         self.registry.run(async {
             if self
                 .registry
@@ -156,7 +156,7 @@ impl Repository {
         let reference = self.at_tag("latest");
         let digest = Digest::of(bytes);
         let named = digest.to_string();
-        let failed = |e| RegistryError::of(&self.name(), e);
+        let failed = |e| self.registry.error(&self.name(), e);
         self.registry.run(async {
             if !self
                 .registry
@@ -193,7 +193,7 @@ impl Repository {
                 manifest.to_vec(),
                 content_type,
             ))
-            .map_err(|e| RegistryError::of(&reference.whole(), e))?;
+            .map_err(|e| self.registry.error(&reference.whole(), e))?;
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ mod image_cli;
 mod image_e2e;
 mod image_nodes;
 mod registry;
+mod registry_auth;
 mod sandbox;
 mod sandbox_attacks;
 mod sandbox_leaks;

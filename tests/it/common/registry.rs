@@ -8,6 +8,13 @@
 //! and digests come out of `skopeo inspect --raw`: the sha256 of the raw
 //! manifest or index bytes, which is what a `…@sha256:` reference pins.
 //! Tests that tamper with blobs find them under [`Registry::blob`].
+//!
+//! [`Registry::start_secured`] adds HTTPS and auth ([`Secured`]); the
+//! skopeo helpers then pass its CA and credentials.
+
+mod secured;
+
+pub use secured::{Auth, Secured, Tls};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +29,7 @@ pub struct Registry {
     dir: tempfile::TempDir,
     child: Child,
     port: u16,
+    secured: Secured,
 }
 
 /// Why a start failed: the port was taken between picking and binding it
@@ -39,6 +47,12 @@ impl Registry {
     /// this machine could lack.
     #[track_caller]
     pub fn start() -> Option<Registry> {
+        Self::start_secured(Secured::default())
+    }
+
+    /// [`Registry::start`], with TLS and auth as `secured` says.
+    #[track_caller]
+    pub fn start_secured(secured: Secured) -> Option<Registry> {
         if !require_all(&["docker-registry", "skopeo"]) {
             return None;
         }
@@ -47,7 +61,7 @@ impl Registry {
                 .and_then(|l| l.local_addr())
                 .expect("a free loopback port")
                 .port();
-            match Self::start_on(port) {
+            match Self::start_on_secured(port, &secured) {
                 Ok(registry) => return Some(registry),
                 Err(StartError::PortTaken) => continue,
                 Err(StartError::Other(why)) => panic!("the registry did not start: {why}"),
@@ -58,6 +72,11 @@ impl Registry {
 
     /// A registry on 127.0.0.1:`port`.
     pub fn start_on(port: u16) -> Result<Registry, StartError> {
+        Self::start_on_secured(port, &Secured::default())
+    }
+
+    /// A registry on 127.0.0.1:`port`, secured as `secured` says.
+    pub fn start_on_secured(port: u16, secured: &Secured) -> Result<Registry, StartError> {
         let other = |e: std::io::Error| StartError::Other(e.to_string());
         let dir = tempfile::Builder::new()
             .prefix("kiln-registry-")
@@ -77,11 +96,17 @@ impl Registry {
                  log:\n  level: warn\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: kiln-tests\n  \
-                 headers:\n    X-Kiln-Registry: [{id}]\n",
-                dir.path().join("storage").display()
+                 headers:\n    X-Kiln-Registry: [{id}]\n{}",
+                dir.path().join("storage").display(),
+                secured.config()
             ),
         )
         .map_err(other)?;
+        if let Some(tls) = &secured.tls {
+            // skopeo's `--cert-dir` wants a directory of `*.crt` CAs.
+            std::fs::create_dir(dir.path().join("certs")).map_err(other)?;
+            std::fs::copy(&tls.ca, dir.path().join("certs/ca.crt")).map_err(other)?;
+        }
         // distribution 2.8 logs (and writes its access log) to stderr only.
         let log = std::fs::File::create(dir.path().join("registry.log")).map_err(other)?;
         let child = Command::new("docker-registry")
@@ -92,9 +117,25 @@ impl Registry {
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| StartError::Other(format!("cannot run `docker-registry`: {e}")))?;
-        let mut registry = Registry { dir, child, port };
-        let agent = agent(Duration::from_secs(1));
-        let url = format!("http://{}/v2/", registry.host());
+        let mut registry = Registry {
+            dir,
+            child,
+            port,
+            secured: secured.clone(),
+        };
+        // Readiness only: which registry answers is told by the header,
+        // so the certificate need not be checked here.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(1)))
+            .http_status_as_error(false)
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .disable_verification(true)
+                    .build(),
+            )
+            .build()
+            .into();
+        let url = format!("{}://{}/v2/", secured.scheme(), registry.host());
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = registry.child.try_wait() {
@@ -105,8 +146,10 @@ impl Registry {
                     StartError::Other(format!("it exited ({status}); its log:\n{log}"))
                 });
             }
+            // 401: a registry with auth asks for credentials even here.
+            let ready = if secured.auth.is_some() { 401 } else { 200 };
             let ours = |r: &ureq::http::Response<ureq::Body>| {
-                r.status() == 200 && r.headers().get("X-Kiln-Registry").is_some_and(|h| h == &id)
+                r.status() == ready && r.headers().get("X-Kiln-Registry").is_some_and(|h| h == &id)
             };
             if agent.get(&url).call().is_ok_and(|r| ours(&r)) {
                 return Ok(registry);
@@ -114,7 +157,8 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(StartError::Other(format!(
-            "GET {url} did not answer 200 (with X-Kiln-Registry: {id}) within 30s; its log:\n{}",
+            "GET {url} did not answer {} (with X-Kiln-Registry: {id}) within 30s; its log:\n{}",
+            if secured.auth.is_some() { 401 } else { 200 },
             registry.log()
         )))
     }
@@ -161,12 +205,18 @@ impl Registry {
 
     /// The raw manifest or index bytes `REPO:TAG` names here.
     pub fn raw_manifest(&self, reference: &str) -> Vec<u8> {
-        skopeo(&[
-            "inspect",
-            "--tls-verify=false",
-            "--raw",
-            &format!("docker://{}/{reference}", self.host()),
-        ])
+        let mut args = vec!["inspect".to_owned(), "--raw".to_owned()];
+        args.extend(self.skopeo_flags("--"));
+        args.push(format!("docker://{}/{reference}", self.host()));
+        skopeo(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// skopeo's flags to reach this registry (CA or no TLS, credentials)
+    /// as the source (`--src-`), the destination (`--dest-`) of a copy, or
+    /// for `inspect` (`--`).
+    pub fn skopeo_flags(&self, prefix: &str) -> Vec<String> {
+        self.secured
+            .skopeo_flags(prefix, &self.dir.path().join("certs"))
     }
 
     /// Pushes a two-platform image index to `REPO:TAG`: `amd` for
@@ -200,7 +250,9 @@ impl Registry {
     }
 
     fn skopeo_copy(&self, source: &[&str], repo_tag: &str) {
-        let mut args = vec!["copy", "-q", "--dest-tls-verify=false"];
+        let flags = self.skopeo_flags("--dest-");
+        let mut args = vec!["copy", "-q"];
+        args.extend(flags.iter().map(String::as_str));
         args.extend_from_slice(source);
         let dest = format!("docker://{}/{repo_tag}", self.host());
         args.push(&dest);
