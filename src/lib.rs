@@ -36,6 +36,7 @@ pub mod export;
 pub mod fsx;
 pub mod hash;
 pub mod image;
+pub mod lock;
 pub mod registry;
 pub mod spec;
 pub mod store;

@@ -16,6 +16,7 @@ mod client;
 mod error;
 mod pull;
 mod push;
+mod resolve;
 
 pub use error::RegistryError;
 
@@ -25,3 +26,4 @@ pub use error::RegistryError;
 pub struct Access {}
 pub use pull::pull;
 pub use push::{PushTarget, push};
+pub use resolve::resolve;
