@@ -78,3 +78,6 @@ fn io(path: &Path, source: std::io::Error) -> LockError {
         source,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -248,7 +248,7 @@ mod tests {
             Err(RefError::Invalid(_))
         ));
         assert!(matches!(
-            "UPPER/case:x".parse::<RegistryRef>(),
+            "golang:bad!tag".parse::<RegistryRef>(),
             Err(RefError::Invalid(_))
         ));
     }
