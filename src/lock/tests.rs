@@ -7,7 +7,7 @@ use std::str::FromStr;
 use super::*;
 use crate::eval::{EvalError, PlanEnv};
 use crate::hash::Digest;
-use crate::spec::{BaseSource, Name, SrcPath, Spec};
+use crate::spec::{BaseSource, Name, Spec, SrcPath};
 use crate::tree::StatCache;
 
 fn digest(byte: char) -> Digest {
@@ -48,8 +48,14 @@ fn a_lock_reads_back_as_written_and_is_sorted_line_by_line() {
         lines,
         [
             "version 1".to_owned(),
-            format!("base \"deb\" archive=\"vendor/a \\\"b\\\"\\\\c.tar\" digest=\"{}\"", digest('b')),
-            format!("base \"go\" image=\"127.0.0.1:5000/golang:1.19\" digest=\"{}\"", digest('a')),
+            format!(
+                "base \"deb\" archive=\"vendor/a \\\"b\\\"\\\\c.tar\" digest=\"{}\"",
+                digest('b')
+            ),
+            format!(
+                "base \"go\" image=\"127.0.0.1:5000/golang:1.19\" digest=\"{}\"",
+                digest('a')
+            ),
             format!("fetch \"zlib\" sha256=\"{}\"", digest('c').hex()),
             format!("tool \"cc\" blake3=\"{}\"", h(b"cc")),
             format!("tool \"gcc\" blake3=\"{}\"", h(b"gcc")),
@@ -82,7 +88,10 @@ fn writing_an_unchanged_lock_leaves_the_file_alone() {
     let before = std::fs::metadata(&path).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert!(!write(&path, &sample()).unwrap(), "same lock");
-    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().modified().unwrap(),
+        before
+    );
     assert_eq!(read(&path).unwrap(), Some(sample()));
     assert_eq!(read(&dir.path().join("none.lock")).unwrap(), None);
     assert_eq!(
@@ -107,19 +116,71 @@ fn malformed(text: &str) -> (String, String) {
 fn a_malformed_lock_is_a_diagnostic_pointing_at_the_mistake() {
     let d = digest('a');
     let cases: Vec<(String, &str, &str)> = vec![
-        ("base \"x\" image=\"a\" digest=\"x\"\n".into(), "must start with `version 1`", "base"),
-        ("version 2\n".into(), "version 2; this kiln reads version 1", "2"),
-        ("version 1\nstage \"x\"\n".into(), "unknown kind `stage`", "stage"),
-        (format!("version 1\nbase \"x\" image=\"a\" digest=\"{d}\" os=\"l\"\n"), "`base` has no `os`", "os=\"l\""),
-        ("version 1\nfetch \"f\" sha256=\"12\"\n".into(), "invalid digest", "sha256=\"12\""),
-        ("version 1\ntool \"t\" blake3=\"XY\"\n".into(), "invalid blake3 `XY`", "blake3=\"XY\""),
-        ("version 1\ntool \"t\"\n".into(), "`tool t` has no `blake3`", "tool \"t\""),
-        (format!("version 1\nbase \"1x\" image=\"a\" digest=\"{d}\"\n"), "`1x` is not a name", "\"1x\""),
-        (format!("version 1\nbase \"x\" digest=\"{d}\"\n"), "one of `image` or `archive`", "base"),
-        (format!("version 1\nbase \"x\" archive=\"../a\" digest=\"{d}\"\n"), "not a normalized", "archive=\"../a\""),
-        ("version 1\nfetch \"f\" sha256=\"ab\n".into(), "not closed", "\"ab"),
-        ("version 1\nfetch \"f\" sha256=\"\\q\"\n".into(), "invalid escape", "\\q"),
-        ("version 1\nversion 1\n".into(), "`version` is given twice", "version"),
+        (
+            "base \"x\" image=\"a\" digest=\"x\"\n".into(),
+            "must start with `version 1`",
+            "base",
+        ),
+        (
+            "version 2\n".into(),
+            "version 2; this kiln reads version 1",
+            "2",
+        ),
+        (
+            "version 1\nstage \"x\"\n".into(),
+            "unknown kind `stage`",
+            "stage",
+        ),
+        (
+            format!("version 1\nbase \"x\" image=\"a\" digest=\"{d}\" os=\"l\"\n"),
+            "`base` has no `os`",
+            "os=\"l\"",
+        ),
+        (
+            "version 1\nfetch \"f\" sha256=\"12\"\n".into(),
+            "invalid digest",
+            "sha256=\"12\"",
+        ),
+        (
+            "version 1\ntool \"t\" blake3=\"XY\"\n".into(),
+            "invalid blake3 `XY`",
+            "blake3=\"XY\"",
+        ),
+        (
+            "version 1\ntool \"t\"\n".into(),
+            "`tool t` has no `blake3`",
+            "tool \"t\"",
+        ),
+        (
+            format!("version 1\nbase \"1x\" image=\"a\" digest=\"{d}\"\n"),
+            "`1x` is not a name",
+            "\"1x\"",
+        ),
+        (
+            format!("version 1\nbase \"x\" digest=\"{d}\"\n"),
+            "one of `image` or `archive`",
+            "base",
+        ),
+        (
+            format!("version 1\nbase \"x\" archive=\"../a\" digest=\"{d}\"\n"),
+            "not a normalized",
+            "archive=\"../a\"",
+        ),
+        (
+            "version 1\nfetch \"f\" sha256=\"ab\n".into(),
+            "not closed",
+            "\"ab",
+        ),
+        (
+            "version 1\nfetch \"f\" sha256=\"\\q\"\n".into(),
+            "invalid escape",
+            "\\q",
+        ),
+        (
+            "version 1\nversion 1\n".into(),
+            "`version` is given twice",
+            "version",
+        ),
         ("// only a comment\n".into(), "no `version 1` line", ""),
     ];
     for (text, message, at) in cases {
@@ -136,7 +197,10 @@ fn a_malformed_lock_is_a_diagnostic_pointing_at_the_mistake() {
     );
     assert_eq!(
         malformed(&twice),
-        ("kiln.lock is malformed: `fetch f` appears twice".into(), "\"f\"".into())
+        (
+            "kiln.lock is malformed: `fetch f` appears twice".into(),
+            "\"f\"".into()
+        )
     );
 }
 
@@ -171,13 +235,17 @@ fn a_tag_is_pinned_by_its_entry_for_the_same_reference_and_refused_without_one()
     };
     let go = Name::new("go").unwrap();
     // The lock pins another tag of the same base: not this one.
-    lock.bases.insert(go.clone(), entry("127.0.0.1:5000/golang:1.20"));
+    lock.bases
+        .insert(go.clone(), entry("127.0.0.1:5000/golang:1.20"));
     let mut spec = spec_in(dir.path(), TAGGED);
     pin(&mut spec, &lock);
     assert!(matches!(spec.bases[0].source, BaseSource::Tagged { .. }));
     match plan(&spec, dir.path()) {
         Err(e @ EvalError::Unlocked { span, .. }) => {
-            assert_eq!(&TAGGED[span.offset()..][..span.len()], "\"127.0.0.1:5000/golang:1.19\"");
+            assert_eq!(
+                &TAGGED[span.offset()..][..span.len()],
+                "\"127.0.0.1:5000/golang:1.19\""
+            );
             assert!(e.to_string().contains("Base `go` is given by tag"), "{e}");
         }
         other => panic!("{other:?}"),
@@ -226,13 +294,22 @@ stage t {{ from deb; run "true"; }}
             other => panic!("{other:?}"),
         };
         assert!(e.is_user_error());
-        (e.to_string(), text[span.offset()..][..span.len()].to_owned())
+        (
+            e.to_string(),
+            text[span.offset()..][..span.len()].to_owned(),
+        )
     };
     let (message, at) = failure(&|l| {
         l.tools.insert("sh".into(), blake3::hash(b"other"));
     });
-    assert!(message.starts_with("`--locked`: host tool `sh` (`/"), "{message}");
-    assert!(message.ends_with("no longer matches kiln.lock"), "{message}");
+    assert!(
+        message.starts_with("`--locked`: host tool `sh` (`/"),
+        "{message}"
+    );
+    assert!(
+        message.ends_with("no longer matches kiln.lock"),
+        "{message}"
+    );
     assert_eq!(at, "\"sh\"");
     let (message, at) = failure(&|l| {
         l.tools.clear();
@@ -242,11 +319,17 @@ stage t {{ from deb; run "true"; }}
     let (message, at) = failure(&|l| {
         l.fetches.insert(Name::new("f").unwrap(), digest('c'));
     });
-    assert_eq!(message, "`--locked`: the sha256 of fetch `f` no longer matches kiln.lock");
+    assert_eq!(
+        message,
+        "`--locked`: the sha256 of fetch `f` no longer matches kiln.lock"
+    );
     assert_eq!(at, format!("sha256=\"{}\"", digest('b').hex()));
     let (message, at) = failure(&|l| {
         l.bases.values_mut().for_each(|b| b.digest = digest('e'));
     });
-    assert_eq!(message, "`--locked`: base `deb` no longer matches kiln.lock");
+    assert_eq!(
+        message,
+        "`--locked`: base `deb` no longer matches kiln.lock"
+    );
     assert_eq!(at, format!("digest=\"{}\"", digest('a')));
 }
