@@ -1,7 +1,8 @@
 //! `kiln lock`: resolves every base given by tag through its registry
 //! (`registry::resolve`), plans every stage to hash its host tools as a
 //! build keys them, and writes kiln.lock beside kiln.kdl when that changes
-//! it. Network IO for the tags; writes only kiln.lock.
+//! it (with `--locked`, fails instead). Network IO for the tags; writes
+//! only kiln.lock.
 
 use super::args::LockArgs;
 use super::{CliError, Global};
@@ -61,6 +62,17 @@ pub fn lock(g: &Global, a: &LockArgs) -> Result<(), CliError> {
     };
     let plan = super::plan(&unlocked, &spec, &store, &[], layers)?;
     let lock = Lockfile::of(&spec, &plan);
+    // `kiln lock --locked` checks, as `cargo generate-lockfile --locked`
+    // does: the lock must already say this.
+    if g.locked && old.as_ref() != Some(&lock) {
+        return Err(CliError::Usage {
+            message: format!(
+                "`{}` is not up to date, and `--locked` forbids changing it",
+                path.display()
+            ),
+            help: "run `kiln lock` without `--locked` to update it".into(),
+        });
+    }
     let wrote = crate::lock::write(&path, &lock)?;
     if !g.quiet {
         crate::errln!(

@@ -182,7 +182,10 @@ pub fn parse(name: &str, text: &str) -> Result<Lockfile, LockError> {
                         rewrite,
                     )
                 })?;
-                if arg.is_empty() || lock.tools.insert(arg.to_owned(), hash).is_some() {
+                if arg.is_empty() {
+                    return Err(fail(arg_span, "a tool's name is empty".into(), rewrite));
+                }
+                if lock.tools.insert(arg.to_owned(), hash).is_some() {
                     return Err(duplicate());
                 }
             }

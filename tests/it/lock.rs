@@ -77,7 +77,9 @@ fn kiln_lock_pins_a_tag_and_builds_keep_it_until_kiln_lock_runs_again() {
     let first = p.build(&[]);
     assert_eq!(read(&first.output("v").join("v")), "one\n");
 
-    // Nothing changed: the same bytes, the file not even rewritten.
+    // Nothing changed: the same bytes, the file not even rewritten; and
+    // `--locked` agrees.
+    p.ok(&["lock", "--locked"]);
     let path = p.root().join("kiln.lock");
     let (bytes, mtime) = (
         read(&path),
@@ -94,7 +96,16 @@ fn kiln_lock_pins_a_tag_and_builds_keep_it_until_kiln_lock_runs_again() {
     assert_eq!(again.status("v"), "cached");
     assert_eq!(read(&again.output("v").join("v")), "one\n");
 
-    // `kiln lock` again: the new digest, and the stage runs in it.
+    // `kiln lock` again: `--locked` refuses to change the lock; without it,
+    // the new digest, and the stage runs in it.
+    let out = p.kiln(&["lock", "--locked"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`--locked` forbids changing it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(lock_lines(&p), ["version 1".to_owned(), entry(&one)]);
     p.ok(&["lock", "--update", "bb"]);
     assert_eq!(lock_lines(&p), ["version 1".to_owned(), entry(&two)]);
     let moved = p.build(&[]);
