@@ -37,6 +37,7 @@ pub mod export;
 pub mod fsx;
 pub mod hash;
 pub mod image;
+pub mod lock;
 pub mod registry;
 pub mod spec;
 pub mod store;

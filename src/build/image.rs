@@ -42,6 +42,9 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<ImportedImage, NodeError> {
                 ctx.registry,
             )?)
         }
+        BaseSource::Tagged { .. } => {
+            unreachable!("kiln bug: planning refuses a base by tag that kiln.lock does not pin")
+        }
     }
 }
 

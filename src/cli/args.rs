@@ -40,6 +40,11 @@ pub struct Global {
     /// own `timeout`; none by default.
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
+    /// Fail (exit 2) before building anything when an input no longer
+    /// matches kiln.lock (a tool, a fetch's sha256, a base's digest), or
+    /// there is no kiln.lock, as `cargo --locked` does.
+    #[arg(long, global = true)]
+    pub locked: bool,
     /// Print only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -139,6 +144,10 @@ pub enum Command {
     Build(BuildArgs),
     /// Validate kiln.kdl without building anything.
     Check,
+    /// Resolve every base given by tag to its digest and write kiln.lock
+    /// beside kiln.kdl, with every base's digest, fetch's sha256 and host
+    /// tool's hash.
+    Lock(LockArgs),
     /// Print the graph of stages, fetches, bases and images.
     Graph(GraphArgs),
     /// Say why a stage or image is not cached: which inputs changed since its last build.
@@ -198,6 +207,14 @@ pub struct BuildArgs {
     pub json: bool,
     #[command(flatten)]
     pub layers: LayerArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Re-resolve only these bases' tags (repeatable); the others keep
+    /// what kiln.lock has. Every tag is resolved again when none is named.
+    #[arg(long, value_name = "BASE")]
+    pub update: Vec<String>,
 }
 
 /// How image layers are written (part of each image's key).

@@ -31,7 +31,7 @@ pub(super) fn build_targets(
     layers: LayerSettings,
 ) -> Result<BuildReport, CliError> {
     let store = open_store(g)?;
-    let plan = plan(spec, &store, targets, layers)?;
+    let plan = plan(g, spec, &store, targets, layers)?;
     let opts = BuildOptions {
         jobs: g
             .jobs
@@ -276,7 +276,7 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     let spec = load_spec(g)?;
     let store = open_store(g)?;
     let layers = super::layer_settings(layers)?;
-    let plan = plan(&spec, &store, &[name.to_owned()], layers)?;
+    let plan = plan(g, &spec, &store, &[name.to_owned()], layers)?;
     let resolved = build::resolve(&plan, &store)?;
     let idx = (plan.nodes.iter())
         .position(|p| p.name().as_str() == name)

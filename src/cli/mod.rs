@@ -7,6 +7,7 @@ mod args;
 mod build;
 mod cache;
 mod image;
+mod lock;
 pub mod out;
 mod store;
 
@@ -44,6 +45,9 @@ pub enum CliError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Registry(#[from] crate::registry::RegistryError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lock(#[from] crate::lock::LockError),
     #[error("Failed to write `{}`", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -89,12 +93,14 @@ impl CliError {
             CliError::Refused(_) => 2,
             CliError::Export(e) if e.is_spec_error() => 2,
             CliError::Registry(crate::registry::RegistryError::BadTarget { .. }) => 2,
+            CliError::Lock(e) if e.is_user_error() => 2,
             CliError::Store(_)
             | CliError::Failed(_)
             | CliError::Export(_)
             | CliError::Sandbox(_)
             | CliError::Base(_)
             | CliError::Registry(_)
+            | CliError::Lock(_)
             | CliError::Io { .. }
             | CliError::Stdout { .. } => 1,
             CliError::StdoutClosed => 0,
@@ -127,6 +133,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Build(a) => build::build(g, a),
         Command::Check => build::check(g),
+        Command::Lock(a) => lock::lock(g, a),
         Command::Graph(a) => build::graph(g, a),
         Command::Explain { stage, layers } => build::explain(g, stage, layers),
         Command::Export(a) => image::export(g, a),
@@ -140,15 +147,30 @@ fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Loads kiln.kdl with the `--arg` overrides, through the store's spec
-/// cache (what a full load would return, without the parse when cached).
+/// cache (what a full load would return, without the parse when cached),
+/// and pins its bases by tag with kiln.lock's digests.
 fn load_spec(g: &Global) -> Result<Spec, CliError> {
+    let mut spec = load_unlocked(g)?;
+    let path = crate::lock::path_beside(&g.file);
+    match crate::lock::read(&path)? {
+        Some(lock) => crate::lock::pin(&mut spec, &lock),
+        None if g.locked => return Err(crate::lock::LockError::Missing { path }.into()),
+        None => {}
+    }
+    Ok(spec)
+}
+
+/// kiln.kdl as written: bases by tag not pinned (what `kiln lock` resolves).
+fn load_unlocked(g: &Global) -> Result<Spec, CliError> {
     let root = g.store.clone().unwrap_or_else(Store::default_root);
     let cache = Store::spec_cache_dir(&root);
     Ok(crate::spec::load_cached(&g.file, &g.args, &cache)?)
 }
 
-/// Plans `targets` against `store`'s stat cache, images with `layers`.
+/// Plans `targets` against `store`'s stat cache, images with `layers`;
+/// with `--locked`, fails when a planned input no longer matches kiln.lock.
 fn plan<'s>(
+    g: &Global,
     spec: &'s Spec,
     store: &Store,
     targets: &[String],
@@ -162,6 +184,13 @@ fn plan<'s>(
     let plan = crate::eval::plan(spec, targets, &env)?;
     // A cache that failed to save only costs re-reading files next time.
     let _ = stat_cache.save();
+    if g.locked {
+        // `load_spec` refused a missing lock already; read again rather than
+        // thread the lock through every command that plans.
+        let path = crate::lock::path_beside(&g.file);
+        let lock = crate::lock::read(&path)?.ok_or(crate::lock::LockError::Missing { path })?;
+        crate::lock::verify(spec, &plan, &lock)?;
+    }
     Ok(plan)
 }
 

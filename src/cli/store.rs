@@ -29,7 +29,7 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
         StoreCommand::Path { stage, layers } => {
             let spec = load_spec(g)?;
             let layers = super::layer_settings(layers)?;
-            let plan = plan(&spec, &store, std::slice::from_ref(stage), layers)?;
+            let plan = plan(g, &spec, &store, std::slice::from_ref(stage), layers)?;
             let resolved = crate::build::resolve(&plan, &store)?;
             let entry = (plan.nodes.iter().zip(&resolved))
                 .find(|(p, _)| p.name().as_str() == stage)

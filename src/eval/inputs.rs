@@ -109,6 +109,16 @@ impl Inputs {
         }))
     }
 
+    /// A stage's host tools: name → blake3 (hex) of the program found on
+    /// PATH, as keyed (what kiln.lock records); empty for other nodes.
+    pub fn tool_hashes(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        match &self.0 {
+            Node::Stage(stage) => &stage.tools,
+            Node::Fetch(_) | Node::Base(_) | Node::Image(_) => &NONE,
+        }
+    }
+
     /// The root a stage runs in, or the parent an image is stacked on, as
     /// planned: `host`, `scratch`, `base NAME`, `image NAME`.
     pub fn root(&self) -> Option<&str> {

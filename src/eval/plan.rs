@@ -12,7 +12,7 @@ use miette::{NamedSource, SourceSpan};
 use super::inputs::Inputs;
 use super::order::{Order, Work, copied, image_parent, node, stage_root};
 use crate::image::LayerSettings;
-use crate::spec::{Content, NodeRef, Root, Spec};
+use crate::spec::{BaseSource, Content, NodeRef, Root, Spec};
 use crate::tree::{self, StatCache, Tree};
 
 /// The nodes to build, dependencies before dependents.
@@ -117,6 +117,22 @@ pub enum EvalError {
         #[source_code]
         src: Arc<NamedSource<String>>,
         #[label("host programs")]
+        span: SourceSpan,
+    },
+
+    #[error("Base `{base}` is given by tag (`{reference}`) and kiln.lock does not pin it")]
+    #[diagnostic(
+        code(kiln::eval::unlocked_base),
+        help(
+            "run `kiln lock` to resolve the tag to its digest and record it in kiln.lock (or pin it here: `{reference}@sha256:…`)"
+        )
+    )]
+    Unlocked {
+        base: String,
+        reference: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("a tag that kiln.lock does not pin")]
         span: SourceSpan,
     },
 
@@ -232,6 +248,16 @@ fn plan_one<'s>(
             ));
         }
         Work::Import(base) => {
+            // `lock::pin` replaced every tag kiln.lock pins; one left here
+            // has no digest to be keyed or pulled by.
+            if let BaseSource::Tagged { image, .. } = &base.source {
+                return Err(EvalError::Unlocked {
+                    base: base.name.value.to_string(),
+                    reference: image.value.to_string(),
+                    src: spec.source.clone(),
+                    span: image.span,
+                });
+            }
             return Ok(planned(
                 Inputs::of_base(spec, base),
                 Tree::default(),

@@ -19,6 +19,7 @@ mod error;
 mod pull;
 mod push;
 mod repo;
+mod resolve;
 mod sources;
 
 use std::path::PathBuf;
@@ -58,4 +59,5 @@ pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 pub use pull::pull;
 pub use push::{PushTarget, push};
 pub use repo::Repository;
+pub use resolve::resolve;
 pub use sources::Sources;

@@ -19,7 +19,7 @@ use crate::hash::{Digest, Sha256Writer};
 use crate::spec::{ImageRef, Platform};
 
 /// Manifests kiln reads: OCI and Docker, single and multi-platform.
-const MANIFEST_TYPES: &[&str] = &[
+pub(super) const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",

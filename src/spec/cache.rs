@@ -111,7 +111,7 @@ fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
     });
     let bases = spec.bases.iter().filter_map(|base| match &base.source {
         BaseSource::Archive { path, digest: _ } => Some(&path.value),
-        BaseSource::Registry { .. } => None,
+        BaseSource::Registry { .. } | BaseSource::Tagged { .. } => None,
     });
     stages
         .chain(bases)

@@ -145,15 +145,10 @@ impl ProblemKind {
             }
             .into(),
             BadDigest { .. } => "Write `digest=\"sha256:<64 lowercase hex digits>\"`".into(),
-            BadReference {
-                reason: super::RefError::Unpinned,
-                value,
-            } => format!(
-                "Pin it by its manifest or index digest, as `{value}@sha256:…`; \
-                 `skopeo inspect docker://{value}` prints it as `Digest`"
-            ),
             BadReference { .. } => {
-                "Write `[host[:port]/]repository[:tag]@sha256:<64 lowercase hex digits>`".into()
+                "Write `[host[:port]/]repository[:tag][@sha256:<64 lowercase hex digits>]`; \
+                 a reference by tag alone is pinned by `kiln lock`"
+                    .into()
             }
             BadPlatform { .. } => "Write `os/architecture[/variant]`, e.g. `linux/arm64`".into(),
             BadSha256 { .. } => "Write `sha256=\"<64 lowercase hex digits>\"`".into(),

@@ -1,7 +1,8 @@
 //! What a registry base names: `image "host/repo:tag@sha256:…"` parsed by
 //! Docker's rules (`golang` is `docker.io/library/golang`), pinned by the
-//! digest of its manifest or index, and the platform an index resolves to.
-//! Pure: no network.
+//! digest of its manifest or index ([`ImageRef`]) or named by tag only
+//! ([`TaggedRef`], pinned through kiln.lock), and the platform an index
+//! resolves to. Pure: no network.
 
 use std::fmt;
 use std::str::FromStr;
@@ -46,6 +47,72 @@ impl FromStr for ImageRef {
             tag: parsed.tag().map(str::to_owned),
             digest,
         })
+    }
+}
+
+/// A registry image named by tag alone (`host/repo:tag`): what kiln.kdl
+/// may say when kiln.lock holds the digest the tag resolved to. Never
+/// pulled or keyed as is: [`TaggedRef::pin`] makes the [`ImageRef`] that is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaggedRef {
+    pub registry: String,
+    pub repository: String,
+    /// `latest` when the reference names none, as Docker reads it.
+    pub tag: String,
+}
+
+impl TaggedRef {
+    /// The reference pinned by `digest` (what the lock says the tag was).
+    pub fn pin(&self, digest: Digest) -> ImageRef {
+        ImageRef {
+            registry: self.registry.clone(),
+            repository: self.repository.clone(),
+            tag: Some(self.tag.clone()),
+            digest,
+        }
+    }
+}
+
+/// A reference as kiln.kdl may write it: pinned, or by tag for the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryRef {
+    Pinned(ImageRef),
+    Tagged(TaggedRef),
+}
+
+impl FromStr for RegistryRef {
+    type Err = RefError;
+
+    fn from_str(s: &str) -> Result<RegistryRef, RefError> {
+        match ImageRef::from_str(s) {
+            Ok(pinned) => Ok(RegistryRef::Pinned(pinned)),
+            Err(RefError::Unpinned) => TaggedRef::from_str(s).map(RegistryRef::Tagged),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl FromStr for TaggedRef {
+    type Err = RefError;
+
+    /// Refuses a reference with a digest: that one is an [`ImageRef`].
+    fn from_str(s: &str) -> Result<TaggedRef, RefError> {
+        let parsed = oci_spec::distribution::Reference::from_str(s)
+            .map_err(|e| RefError::Invalid(e.to_string()))?;
+        if parsed.digest().is_some() {
+            return Err(RefError::Invalid("it is pinned by digest".to_owned()));
+        }
+        Ok(TaggedRef {
+            registry: parsed.registry().to_owned(),
+            repository: parsed.repository().to_owned(),
+            tag: parsed.tag().unwrap_or("latest").to_owned(),
+        })
+    }
+}
+
+impl fmt::Display for TaggedRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}:{}", self.registry, self.repository, self.tag)
     }
 }
 
@@ -150,6 +217,38 @@ mod tests {
         ));
         assert!(matches!(
             "UPPER/case@sha256:x".parse::<ImageRef>(),
+            Err(RefError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn a_tag_alone_is_a_tagged_ref_in_docker_form_and_pins_to_an_image_ref() {
+        let tagged = |s: &str| match s.parse::<RegistryRef>() {
+            Ok(RegistryRef::Tagged(t)) => t,
+            other => panic!("{s}: {other:?}"),
+        };
+        assert_eq!(
+            tagged("golang:1.19").to_string(),
+            "docker.io/library/golang:1.19"
+        );
+        assert_eq!(
+            tagged("127.0.0.1:5000/app").to_string(),
+            "127.0.0.1:5000/app:latest"
+        );
+        let digest: Digest = format!("sha256:{HEX}").parse().unwrap();
+        let pinned = tagged("127.0.0.1:5000/app:v1").pin(digest);
+        assert_eq!(
+            pinned.to_string(),
+            format!("127.0.0.1:5000/app:v1@sha256:{HEX}")
+        );
+        let by_digest = format!("golang:1.19@sha256:{HEX}").parse::<RegistryRef>();
+        assert!(matches!(by_digest, Ok(RegistryRef::Pinned(_))));
+        assert!(matches!(
+            format!("golang@sha256:{HEX}").parse::<TaggedRef>(),
+            Err(RefError::Invalid(_))
+        ));
+        assert!(matches!(
+            "golang:bad!tag".parse::<RegistryRef>(),
             Err(RefError::Invalid(_))
         ));
     }

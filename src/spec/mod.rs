@@ -38,7 +38,7 @@ mod syntax;
 mod values;
 
 pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
-pub use image_ref::{ImageRef, Platform, RefError};
+pub use image_ref::{ImageRef, Platform, RefError, RegistryRef, TaggedRef};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;
 pub use values::parse_duration;

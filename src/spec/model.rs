@@ -332,8 +332,10 @@ pub enum Root {
     Image(Name),
 }
 
-/// `base NAME { archive "path.tar" digest="sha256:…" }` or
-/// `base NAME { image "host/repo:tag@sha256:…" }`: an imported image.
+/// `base NAME { archive "path.tar" digest="sha256:…" }`,
+/// `base NAME { image "host/repo:tag@sha256:…" }` or
+/// `base NAME { image "host/repo:tag" }` (pinned by kiln.lock): an
+/// imported image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     pub name: Spanned<Name>,
@@ -355,6 +357,14 @@ pub enum BaseSource {
         image: Spanned<super::ImageRef>,
         platform: Option<Spanned<super::Platform>>,
     },
+    /// A registry image by tag alone: kiln.kdl does not pin it, kiln.lock
+    /// does. `lock::pin` turns it into [`BaseSource::Registry`] with the
+    /// locked digest; planning refuses one left unpinned, so nothing after
+    /// planning sees this variant.
+    Tagged {
+        image: Spanned<super::TaggedRef>,
+        platform: Option<Spanned<super::Platform>>,
+    },
 }
 
 impl Base {
@@ -364,6 +374,7 @@ impl Base {
         match &self.source {
             BaseSource::Archive { digest, .. } => digest.span,
             BaseSource::Registry { image, .. } => image.span,
+            BaseSource::Tagged { image, .. } => image.span,
         }
     }
 }

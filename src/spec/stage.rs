@@ -11,7 +11,7 @@ use super::error::{ProblemKind, label};
 use super::model::RESERVED_ENV;
 use super::name_table::Kind;
 use super::names::node_name;
-use super::{Base, BaseSource, Fetch, ImageRef, Platform, Root, Spanned, Stage};
+use super::{Base, BaseSource, Fetch, Platform, RegistryRef, Root, Spanned, Stage};
 use crate::hash::Digest;
 
 const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
@@ -272,7 +272,8 @@ impl Cx {
         })
     }
 
-    /// `image "host/repo:tag@sha256:…" platform="linux/arm64"`.
+    /// `image "host/repo:tag@sha256:…" platform="linux/arm64"`, or by tag
+    /// alone (`image "host/repo:tag"`), which kiln.lock pins.
     fn registry_image(&mut self, node: &KdlNode) -> Option<BaseSource> {
         self.check_props(node, &["platform"]);
         self.no_children(node);
@@ -300,12 +301,14 @@ impl Cx {
             None => None,
         };
         let text = text?;
-        match ImageRef::from_str(&text.value) {
-            Ok(value) => Some(BaseSource::Registry {
-                image: Spanned {
-                    value,
-                    span: text.span,
-                },
+        let span = text.span;
+        match RegistryRef::from_str(&text.value) {
+            Ok(RegistryRef::Pinned(value)) => Some(BaseSource::Registry {
+                image: Spanned { value, span },
+                platform,
+            }),
+            Ok(RegistryRef::Tagged(value)) => Some(BaseSource::Tagged {
+                image: Spanned { value, span },
                 platform,
             }),
             Err(reason) => {
@@ -313,7 +316,7 @@ impl Cx {
                     value: text.value.clone(),
                     reason,
                 };
-                self.report(kind, vec![label(text.span, "not a pinned reference")]);
+                self.report(kind, vec![label(span, "invalid reference")]);
                 None
             }
         }

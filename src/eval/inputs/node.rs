@@ -76,6 +76,9 @@ impl Inputs {
                     None => Platform::host().to_string(),
                 },
             },
+            BaseSource::Tagged { .. } => {
+                unreachable!("kiln bug: planning refuses a base by tag that kiln.lock does not pin")
+            }
         };
         Inputs(Node::Base(BaseInputs {
             name: name.value.to_string(),
