@@ -171,6 +171,8 @@ pub fn plan<'s>(
         match spec.lookup(target) {
             Some(NodeRef::Stage(stage)) => order.add(Work::Run(stage)),
             Some(NodeRef::Image(image)) => order.add(Work::Assemble(image)),
+            // Imported or pulled ahead of the stages that will need it.
+            Some(NodeRef::Base(base)) => order.add(Work::Import(base)),
             _ => return Err(unknown_target(spec, target)),
         }
     }
@@ -350,7 +352,8 @@ fn unknown_target(spec: &Spec, target: &str) -> EvalError {
         .stages
         .iter()
         .map(|s| &s.name)
-        .chain(spec.images.iter().map(|i| &i.name));
+        .chain(spec.images.iter().map(|i| &i.name))
+        .chain(spec.bases.iter().map(|b| &b.name));
     let names: Vec<&str> = names.map(|n| n.value.as_str()).collect();
     let best = names
         .iter()

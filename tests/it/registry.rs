@@ -612,3 +612,30 @@ fn a_push_to_another_repository_mounts_the_layers_instead_of_sending_them() {
         registry.manifest_digest("first:v1")
     );
 }
+
+#[test]
+fn kiln_build_of_a_base_pulls_it_ahead_of_the_stages_that_need_it() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let digest = push_busybox(&registry);
+    let p = Project::new(&from_registry(&format!(
+        "{}/bb:1@{digest}",
+        registry.host()
+    )));
+    let report = p.build(&["bb"]);
+    let bases = report.0["bases"].as_array().expect("bases");
+    assert_eq!(
+        (bases.len(), &bases[0]["status"]),
+        (1, &serde_json::json!("built"))
+    );
+    assert!(
+        report.0["stages"].as_array().expect("stages").is_empty(),
+        "{}",
+        report.0
+    );
+    drop(registry);
+    // Pulled: the registry is no longer needed.
+    let again = p.build(&["bb"]);
+    assert_eq!(again.0["bases"][0]["status"], "cached");
+}
