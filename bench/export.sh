@@ -27,38 +27,12 @@ export SOURCE_DATE_EPOCH=0
 proj="$work/proj"
 mkdir -p "$proj"
 
-# The generator: seeded, so every run (and machine) gets the same tree.
-# Text files are slices of an 8 MiB word soup (a window larger than zstd -3's
-# keeps them from compressing better than real text would); random files are
-# random bytes. Sizes: 4 x 32 MiB, 40 x 4 MiB, 3,000 files of 256 B-512 KiB
-# (log-uniform), alternating text and random.
-cat >"$proj/gen.py" <<'PY'
-import os, random, sys
-
-rng = random.Random(2024)
-out = sys.argv[1]
-letters = "etaoinshrdlucmfwypvbgkqjxz"
-words = ["".join(rng.choices(letters, k=rng.randint(2, 10))) for _ in range(5000)]
-soup = " ".join(rng.choices(words, k=1_400_000)).encode()
-
-def text(n):
-    parts, left = [], n
-    while left > 0:
-        at = rng.randrange(len(soup) - 4096)
-        take = min(left, rng.randint(256, 4096))
-        parts.append(soup[at:at + take])
-        left -= take
-    return b"".join(parts)
-
-sizes = [32 << 20] * 4 + [4 << 20] * 40
-sizes += [int(2 ** rng.uniform(8, 19)) for _ in range(3000)]
-for i, size in enumerate(sizes):
-    d = f"{out}/d{i % 40:02}"
-    os.makedirs(d, exist_ok=True)
-    data = text(size) if i % 2 == 0 else rng.randbytes(size)
-    with open(f"{d}/f{i:04}.{'txt' if i % 2 == 0 else 'bin'}", "wb") as f:
-        f.write(data)
-PY
+# The generator (bench/gen-tree.py): seeded, so every run (and machine) gets
+# the same tree. Text files are slices of an 8 MiB word soup (a window larger
+# than zstd -3's keeps them from compressing better than real text would);
+# random files are random bytes. Sizes: 4 x 32 MiB, 40 x 4 MiB, 3,000 files
+# of 256 B-512 KiB (log-uniform), alternating text and random.
+cp bench/gen-tree.py "$proj/gen.py"
 cat >"$proj/kiln.kdl" <<'KDL'
 stage data {
     tools "python3"
