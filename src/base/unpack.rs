@@ -140,6 +140,9 @@ fn entries_of(
     let mut tar = tar::Archive::new(layer.compression.decoder(blob).map_err(bad_tar)?);
     // Paths this layer wrote: an opaque marker hides lower layers only.
     let mut written: HashSet<PathBuf> = HashSet::new();
+    // Directories this layer found real (or made): not checked again for
+    // every entry below them. Whatever removes a path forgets them all.
+    let mut known: HashSet<PathBuf> = HashSet::new();
     for entry in tar.entries().map_err(bad_tar)? {
         let mut entry = entry.map_err(bad_tar)?;
         let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
@@ -151,28 +154,37 @@ fn entries_of(
         let (parent, name) = match classify(&rel).map_err(|r| ctx.refuse(r))? {
             LayerPath::Root => continue,
             LayerPath::Opaque { dir: parent } => {
-                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                if let Some(dir) = walk(root, parent, false, &ctx, &mut known)? {
                     clear_lower(&dir, parent, &written)?;
                 }
+                known.clear();
                 continue;
             }
             LayerPath::Whiteout { dir: parent, name } => {
-                if let Some(dir) = walk(root, parent, false, &ctx)? {
+                if let Some(dir) = walk(root, parent, false, &ctx, &mut known)? {
                     remove(&dir.join(name))?;
                 }
+                known.clear();
                 continue;
             }
             LayerPath::Entry { dir, name } => (dir, name),
         };
-        let dir = walk(root, parent, true, &ctx)?.expect("kiln bug: walk creates missing parents");
+        let dir = walk(root, parent, true, &ctx, &mut known)?
+            .expect("kiln bug: walk creates missing parents");
         let target = dir.join(name);
         let mode = entry.header().mode().unwrap_or(0o644);
-        match entry.header().entry_type() {
+        let kind = entry.header().entry_type();
+        if kind != tar::EntryType::Directory && known.contains(&rel) {
+            // A directory is about to be replaced, and what was under it.
+            known.clear();
+        }
+        match kind {
             tar::EntryType::Directory => {
-                if !is_real_dir(&target) {
+                if !known.contains(&rel) && !is_real_dir(&target) {
                     remove(&target)?;
                     std::fs::create_dir(&target).at(&target)?;
                 }
+                known.insert(rel.clone());
                 dirs.insert(rel.clone(), mode);
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
@@ -239,12 +251,22 @@ fn relative(raw: &Path) -> Result<PathBuf, Unsafe> {
 
 /// `root/rel`, checking that every component is a real directory (creating
 /// missing ones when `create`); `None` when one is missing and not `create`.
-fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathBuf>, BaseError> {
+/// Components in `known` are taken as checked; checked ones are added.
+fn walk(
+    root: &Path,
+    rel: &Path,
+    create: bool,
+    ctx: &Ctx,
+    known: &mut HashSet<PathBuf>,
+) -> Result<Option<PathBuf>, BaseError> {
     let mut cur = root.to_owned();
     let mut seen = PathBuf::new();
     for c in rel.components() {
         cur.push(c);
         seen.push(c);
+        if known.contains(&seen) {
+            continue;
+        }
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.is_dir() => {}
             Ok(m) if m.file_type().is_symlink() => {
@@ -257,6 +279,7 @@ fn walk(root: &Path, rel: &Path, create: bool, ctx: &Ctx) -> Result<Option<PathB
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(BaseError::io(cur)(e)),
         }
+        known.insert(seen.clone());
     }
     Ok(Some(cur))
 }
@@ -269,7 +292,7 @@ fn hardlink_source(root: &Path, link: &Path, ctx: &Ctx) -> Result<PathBuf, BaseE
     let (Some(parent), Some(name)) = (rel.parent(), rel.file_name()) else {
         return Err(outside());
     };
-    let dir = walk(root, parent, false, ctx)?.ok_or_else(outside)?;
+    let dir = walk(root, parent, false, ctx, &mut HashSet::new())?.ok_or_else(outside)?;
     let source = dir.join(name);
     match std::fs::symlink_metadata(&source) {
         Ok(m) if !m.is_dir() => Ok(source),
@@ -318,7 +341,7 @@ fn finish_dirs(root: &Path, dirs: &BTreeMap<PathBuf, u32>) -> Result<(), BaseErr
     for (rel, mode) in dirs {
         // A later layer may have replaced a parent with a symlink: re-check
         // the whole path rather than chmod through it.
-        if walk(root, rel, false, &ctx).is_ok_and(|d| d.is_some()) {
+        if walk(root, rel, false, &ctx, &mut HashSet::new()).is_ok_and(|d| d.is_some()) {
             let path = root.join(rel);
             std::fs::set_permissions(&path, Permissions::from_mode(mode & 0o1777 | 0o700))
                 .at(&path)?;

@@ -206,7 +206,13 @@ fn descriptor_digest(d: &serde_json::Value, shown: &str) -> Result<Digest, Regis
         })
 }
 
-fn check(shown: &str, what: &str, expected: Digest, actual: Digest) -> Result<(), RegistryError> {
+/// An error unless `actual` is `expected` (`what` of `shown`: for messages).
+pub(super) fn check(
+    shown: &str,
+    what: &str,
+    expected: Digest,
+    actual: Digest,
+) -> Result<(), RegistryError> {
     match expected == actual {
         true => Ok(()),
         false => Err(RegistryError::DigestMismatch {

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use oci_client::Reference;
 
 use super::client::Registry;
+use super::pull::check;
 use super::{Access, RegistryError};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Writer};
@@ -87,7 +88,7 @@ impl Repository {
                     .pull_blob(&reference, named.as_str(), &mut bytes),
             )
             .map_err(|e| self.registry.error(&reference.whole(), e))?;
-        check(&reference.whole(), *digest, Digest::of(&bytes))?;
+        check(&reference.whole(), "a blob", *digest, Digest::of(&bytes))?;
         Ok(bytes)
     }
 
@@ -116,7 +117,7 @@ impl Repository {
             let (_, actual, len) = out.finish();
             Ok::<_, RegistryError>((actual, len))
         })?;
-        check(&shown, *digest, actual)?;
+        check(&shown, "a blob", *digest, actual)?;
         Ok(len)
     }
 
@@ -195,17 +196,5 @@ impl Repository {
             ))
             .map_err(|e| self.registry.error(&reference.whole(), e))?;
         Ok(())
-    }
-}
-
-fn check(shown: &str, expected: Digest, actual: Digest) -> Result<(), RegistryError> {
-    match expected == actual {
-        true => Ok(()),
-        false => Err(RegistryError::DigestMismatch {
-            reference: shown.to_owned(),
-            what: "a blob".to_owned(),
-            expected,
-            actual,
-        }),
     }
 }
