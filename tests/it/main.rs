@@ -33,6 +33,8 @@ mod image_nodes;
 mod lock;
 mod registry;
 mod registry_auth;
+mod registry_failures;
+mod registry_push;
 mod sandbox;
 mod sandbox_attacks;
 mod sandbox_leaks;
