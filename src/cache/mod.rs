@@ -89,10 +89,10 @@ impl Remote {
         self.push
     }
 
-    /// Fills `pending` from the cache's entry for `key`, if it has one kiln
-    /// may use: `Ok(None)` when it has none, an error (to warn about) when
-    /// it has one that cannot be used. The caller commits.
-    pub fn pull(&self, key: &Key, pending: &Pending) -> Result<Option<Record>, CacheError> {
+    /// The record of the cache's entry for `key`, if it has one kiln may
+    /// use (trusted, naming this key), without its tree: what `kiln
+    /// explain` compares.
+    pub fn record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
         let tag = entry::tag(key);
         let Some(manifest) = self.repo.manifest(&tag, entry::MANIFEST_TYPE)? else {
             return Ok(None);
@@ -105,9 +105,20 @@ impl Remote {
         let (config, tree) = entry::parse_manifest(&manifest).map_err(refuse)?;
         let record = Record::parse(&self.repo.blob(&config)?).map_err(refuse)?;
         record.check(key, &tree, &self.trusted).map_err(refuse)?;
+        Ok(Some(record))
+    }
+
+    /// Fills `pending` from the cache's entry for `key`, if it has one kiln
+    /// may use: `Ok(None)` when it has none, an error (to warn about) when
+    /// it has one that cannot be used. The caller commits.
+    pub fn pull(&self, key: &Key, pending: &Pending) -> Result<Option<Record>, CacheError> {
+        let Some(record) = self.record(key)? else {
+            return Ok(None);
+        };
+        let tree = &record.tree;
         let blob = pending.tmp_dir().join("cache-entry.tar.zst");
         self.repo.blob_to_file(&tree.digest, &blob)?;
-        pack::unpack(&blob, &tree, pending.out_dir())?;
+        pack::unpack(&blob, tree, pending.out_dir())?;
         std::fs::remove_file(&blob).map_err(|source| CacheError::Io { path: blob, source })?;
         Ok(Some(record))
     }

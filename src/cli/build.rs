@@ -297,9 +297,28 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         crate::outln!("{kind} `{name}` is cached: key {}", now.key)?;
         return Ok(());
     }
+    let cache = super::cache::remote(g)?;
+    // What the cache says is only a hint here: an entry it cannot give is
+    // the same as none.
+    let remote = |key: &crate::hash::Key| cache.as_ref().and_then(|c| c.record(key).ok().flatten());
+    if remote(&now.key).is_some() {
+        crate::outln!(
+            "{kind} `{name}` is not in the store, but the cache has it (key {}): the next build pulls it",
+            now.key
+        )?;
+        return Ok(());
+    }
     let target = plan.nodes[idx].name();
     let previous = store.get_ref(&spec.context, target)?;
-    let Some(old) = previous.map(|k| store.meta(&k)).transpose()?.flatten() else {
+    let old = match previous {
+        Some(key) => match store.meta(&key)? {
+            Some(meta) => Some((meta.key, meta.inputs)),
+            // Collected here since; the cache may still have what it was.
+            None => remote(&key).map(|r| (r.key, r.inputs)),
+        },
+        None => None,
+    };
+    let Some((old_key, old_inputs)) = old else {
         crate::outln!(
             "{kind} `{name}` has never been built here (key {})",
             now.key
@@ -309,9 +328,9 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     crate::outln!(
         "{kind} `{name}` is not cached: key {} was {}",
         now.key,
-        old.key
+        old_key
     )?;
-    print_diff(&old.inputs, &now.manifest)
+    print_diff(&old_inputs, &now.manifest)
 }
 
 fn print_diff(

@@ -316,3 +316,34 @@ fn a_bad_trusted_key_is_a_usage_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn explain_says_what_the_cache_has_and_diffs_against_a_collected_build_it_keeps() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let built = Project::new(SPEC);
+    build(&built, &["--cache", &cache, "--cache-push"]);
+
+    // A fresh store: nothing here, everything there.
+    let fresh = Project::new(SPEC);
+    let said = fresh.ok(&["explain", "stamp", "--cache", &cache]);
+    assert!(
+        said.contains("is not in the store, but the cache has it"),
+        "{said}"
+    );
+
+    // The build is collected here; the spec changes; the cache still knows
+    // what the old key's inputs were.
+    built.ok(&["store", "gc", "--keep-days", "0"]);
+    built.write("kiln.kdl", &SPEC.replace("date +%s%N", "date +%s"));
+    let said = built.ok(&["explain", "stamp", "--cache", &cache]);
+    assert!(said.contains("is not cached: key"), "{said}");
+    assert!(
+        said.contains("date +%s%N") && said.contains("date +%s "),
+        "{said}"
+    );
+    let without = built.ok(&["explain", "stamp"]);
+    assert!(without.contains("has never been built here"), "{without}");
+}
