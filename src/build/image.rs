@@ -7,28 +7,33 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::node::{Ctx, Done, Finished, NodeError};
-use crate::base::ImportedImage;
 use crate::closure::Root;
 use crate::eval::Work;
 use crate::image::stored::{self, Part};
 use crate::image::{self, ExportError, StageOutput};
+use crate::registry::Pulled;
 use crate::spec::{Base, BaseSource, Platform};
 use crate::store::Pending;
 
 /// A base's verified image, its blobs in the store: read from its archive
-/// or pulled from its registry.
-fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<ImportedImage, NodeError> {
+/// or pulled from its registry (which lists the layers it downloads on the
+/// way: the listings `image::from_base_listed` would otherwise make).
+fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<Pulled, NodeError> {
     let blobs = ctx.store.blobs_dir();
     match &base.source {
         BaseSource::Archive { path, digest } => {
             let archive = path.value.on_disk(&ctx.spec.context);
-            crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
+            let image = crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
                 NodeError::Image(ExportError::Base {
                     base: base.name.value.clone(),
                     src: ctx.spec.source.clone(),
                     span: digest.span,
                     cause: vec![cause],
                 })
+            })?;
+            Ok(Pulled {
+                image,
+                listings: Vec::new(),
             })
         }
         BaseSource::Registry { image, platform } => {
@@ -57,7 +62,10 @@ pub(super) fn produce(
 ) -> Result<(), NodeError> {
     let planned = &ctx.plan.nodes[i];
     let img = match planned.work {
-        Work::Import(base) => image::from_base(ctx.spec, base, &import(ctx, base)?)?,
+        Work::Import(base) => {
+            let Pulled { image, listings } = import(ctx, base)?;
+            image::from_base_listed(ctx.spec, base, &image, listings)?
+        }
         Work::Assemble(spec_image) => {
             let parent = match planned.root {
                 Some(r) => Some(stored::read(done[&r].path.as_path(), Part::WithFiles)?),

@@ -46,4 +46,4 @@ pub use model::{
     Assembled, ClosureSummary, Compression, ConfigSummary, Layer, LayerSettings, Origin, Role,
     StageOutput, Via,
 };
-pub use parent::from_base;
+pub use parent::{ListError, Listing, from_base, from_base_listed, list_from};

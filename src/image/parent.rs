@@ -12,7 +12,7 @@ use super::error::ExportError;
 use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin, Role, Via};
 use crate::base::{self, BaseError, ImportedImage, LayerPath};
 use crate::fsx::IoContext;
-use crate::hash::Sha256Reader;
+use crate::hash::{Digest, Sha256Reader};
 use crate::spec::{Base, Name, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
@@ -25,6 +25,18 @@ pub fn from_base(
     spec: &Spec,
     decl: &Base,
     imported: &ImportedImage,
+) -> Result<Assembled, ExportError> {
+    from_base_listed(spec, decl, imported, Vec::new())
+}
+
+/// [`from_base`], with the listings of some layers made already (`None`,
+/// or a short list, for those to list from their blob now): a pull lists
+/// each layer as it downloads.
+pub fn from_base_listed(
+    spec: &Spec,
+    decl: &Base,
+    imported: &ImportedImage,
+    mut listed: Vec<Option<Listing>>,
 ) -> Result<Assembled, ExportError> {
     let name = &decl.name.value;
     let origin = Origin {
@@ -41,8 +53,12 @@ pub fn from_base(
         span: decl.pin_span(),
         cause: vec![cause],
     };
-    for layer in &imported.layers {
-        let listing = list(layer, &refused)?;
+    listed.resize_with(imported.layers.len(), || None);
+    for (layer, listing) in imported.layers.iter().zip(listed) {
+        let listing = match listing {
+            Some(listing) => listing,
+            None => list(layer, &refused)?,
+        };
         for gone in &listing.whiteouts {
             files.remove(gone);
         }
@@ -77,11 +93,13 @@ pub fn from_base(
 type Refused<'a> = dyn Fn(BaseError) -> ExportError + 'a;
 
 /// What one layer tar holds, and what it deletes from the layers below.
-struct Listing {
+pub struct Listing {
     entries: Vec<Entry>,
     whiteouts: Vec<String>,
     opaque: Vec<String>,
     uncompressed: u64,
+    /// The sha256 of the tar: the layer's diff_id, if it is what it says.
+    pub tar: Digest,
 }
 
 /// Lists `layer`, hashing its blob on the way: a blob damaged in the store
@@ -90,7 +108,7 @@ struct Listing {
 fn list(layer: &base::Layer, refused: &Refused) -> Result<Listing, ExportError> {
     let file = fs_err::File::open(&layer.blob).at(&layer.blob)?;
     let mut hashing = Sha256Reader::new(std::io::BufReader::new(file));
-    let listing = list_from(layer, &mut hashing, refused);
+    let listing = list_from(layer, &mut hashing).map_err(|e| e.into_export(layer, refused));
     let (actual, size) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
         return Err(ExportError::DamagedBlob {
@@ -103,25 +121,44 @@ fn list(layer: &base::Layer, refused: &Refused) -> Result<Listing, ExportError> 
     listing
 }
 
-fn list_from(
-    layer: &base::Layer,
-    blob: &mut impl Read,
-    refused: &Refused,
-) -> Result<Listing, ExportError> {
-    let io = |source| ExportError::Io {
-        path: layer.blob.clone(),
-        source,
-    };
+impl Listing {
+    /// The paths of the files and directories it adds.
+    pub fn paths(&self) -> Vec<&str> {
+        self.entries.iter().map(|e| e.path.as_str()).collect()
+    }
+}
+
+/// Why a layer could not be listed: an entry kiln refuses, or a stream
+/// that is not a (compressed) tar.
+pub enum ListError {
+    Refused(BaseError),
+    Io(std::io::Error),
+}
+
+impl ListError {
+    fn into_export(self, layer: &base::Layer, refused: &Refused) -> ExportError {
+        match self {
+            ListError::Refused(e) => refused(e),
+            ListError::Io(source) => ExportError::Io {
+                path: layer.blob.clone(),
+                source,
+            },
+        }
+    }
+}
+
+/// Lists the layer whose (compressed) bytes `blob` yields, hashing its tar
+/// on the way; `layer` says how it is compressed and names it in messages.
+pub fn list_from(layer: &base::Layer, blob: &mut impl Read) -> Result<Listing, ListError> {
+    let io = ListError::Io;
     let reader = layer.compression.decoder(blob).map_err(io)?;
-    let mut counted = Counted {
-        inner: reader,
-        bytes: 0,
-    };
+    let mut counted = Sha256Reader::new(reader);
     let mut listing = Listing {
         entries: Vec::new(),
         whiteouts: Vec::new(),
         opaque: Vec::new(),
         uncompressed: 0,
+        tar: Digest::of(b""),
     };
     for entry in tar::Archive::new(&mut counted).entries().map_err(io)? {
         let entry = entry.map_err(io)?;
@@ -136,7 +173,7 @@ fn list_from(
             entry: PathBuf::from(&path),
             reason,
         };
-        match base::classify(Path::new(&path)).map_err(|r| refused(refuse(r)))? {
+        match base::classify(Path::new(&path)).map_err(|r| ListError::Refused(refuse(r)))? {
             LayerPath::Root => continue,
             LayerPath::Opaque { dir } => {
                 listing.opaque.push(lossy(dir));
@@ -173,8 +210,9 @@ fn list_from(
         });
     }
     // Drain the tar's end padding so the count is the whole stream.
-    std::io::copy(&mut counted, &mut std::io::sink()).map_err(io)?;
-    listing.uncompressed = counted.bytes;
+    let (tar, uncompressed) = counted.finish().map_err(io)?;
+    listing.uncompressed = uncompressed;
+    listing.tar = tar;
     Ok(listing)
 }
 
@@ -232,20 +270,6 @@ fn config_of(image: &ImportedImage) -> ConfigSummary {
 
 fn lossy(path: &Path) -> String {
     path.to_string_lossy().into_owned()
-}
-
-/// A reader that counts the bytes through it: the layer's uncompressed size.
-struct Counted<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
 }
 
 #[cfg(test)]

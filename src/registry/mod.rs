@@ -14,8 +14,8 @@
 
 mod auth;
 mod client;
-mod diff_id;
 mod error;
+mod lister;
 mod pull;
 mod push;
 mod repo;
@@ -56,7 +56,7 @@ impl Default for Access {
 
 /// Where Docker keeps per-registry CAs.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
-pub use pull::pull;
+pub use pull::{Pulled, pull};
 pub use push::{PushTarget, push};
 pub use repo::Repository;
 pub use resolve::resolve;

@@ -10,12 +10,13 @@ use oci_spec::image::ImageConfiguration;
 use rayon::prelude::*;
 
 use super::client::Registry;
-use super::diff_id::DiffIdHasher;
+use super::lister::LayerLister;
 use super::sources::Sources;
 use super::{Access, RegistryError};
 use crate::base::{BlobStore, Compression, ImportedImage};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Writer};
+use crate::image::{ListError, Listing};
 use crate::spec::{ImageRef, Platform};
 
 /// Manifests kiln reads: OCI and Docker, single and multi-platform.
@@ -30,6 +31,13 @@ pub(super) const MANIFEST_TYPES: &[&str] = &[
 /// registry's per-client limits.
 const PARALLEL_LAYERS: usize = 4;
 
+/// A pulled image, and the listing of each layer that was downloaded now
+/// (`None` for one the store had): what `image::from_base_listed` takes.
+pub struct Pulled {
+    pub image: ImportedImage,
+    pub listings: Vec<Option<Listing>>,
+}
+
 /// Pulls `image` (resolving an index to `platform`) into `blobs_dir`,
 /// verifying every digest on the way; blobs the store has are not fetched.
 pub fn pull(
@@ -37,7 +45,7 @@ pub fn pull(
     platform: &Platform,
     blobs_dir: &Path,
     access: &Access,
-) -> Result<ImportedImage, RegistryError> {
+) -> Result<Pulled, RegistryError> {
     let registry = Registry::connect(&image.registry, access)?;
     let store = BlobStore::open(blobs_dir)?;
     let shown = image.to_string();
@@ -111,27 +119,40 @@ pub fn pull(
     .map(|((fetched, &(digest, size)), diff_id)| {
         let name = digest.to_string();
         match fetched {
-            // Hashed as it arrived.
+            // Listed and hashed as it arrived.
             Fetched::Now {
                 path,
                 compression,
-                tar,
+                listing,
             } => {
                 let stored = (digest, size, path);
-                crate::base::checked_layer(&source, &name, stored, diff_id, compression, tar)
+                let layer = crate::base::checked_layer(
+                    &source,
+                    &name,
+                    stored,
+                    diff_id,
+                    compression,
+                    listing.tar,
+                )?;
+                Ok((layer, Some(listing)))
             }
             // In the store already (another image's): read once more.
             Fetched::Before(path) => {
-                crate::base::layer_of(&source, &name, digest, size, path, diff_id)
+                let layer = crate::base::layer_of(&source, &name, digest, size, path, diff_id)?;
+                Ok((layer, None))
             }
         }
     })
-    .collect::<Result<Vec<_>, _>>()?;
-    Ok(ImportedImage {
-        config_digest,
-        config,
-        config_json,
-        layers,
+    .collect::<Result<Vec<_>, crate::base::BaseError>>()?;
+    let (layers, listings) = layers.into_iter().unzip();
+    Ok(Pulled {
+        image: ImportedImage {
+            config_digest,
+            config,
+            config_json,
+            layers,
+        },
+        listings,
     })
 }
 
@@ -244,7 +265,7 @@ enum Fetched {
     Now {
         path: PathBuf,
         compression: Compression,
-        tar: Digest,
+        listing: Listing,
     },
     Before(PathBuf),
 }
@@ -300,7 +321,7 @@ async fn fetch_layer(
     let file = tempfile::NamedTempFile::new_in(&tmp_dir).at(&tmp_dir)?;
     let tmp = file.path().to_owned();
     let mut out = Sha256Writer::new(file);
-    let tar = DiffIdHasher::start();
+    let lister = LayerLister::start(digest, tmp.clone());
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::Failed {
             reference: shown.to_owned(),
@@ -308,7 +329,7 @@ async fn fetch_layer(
         })?;
         out.write_all(&chunk).at(&tmp)?;
         // A layer that stops decompressing is told by `finish` below.
-        tar.feed(chunk).await;
+        lister.feed(chunk).await;
     }
     let (file, actual, len) = out.finish();
     check(shown, &format!("layer {digest}"), digest, actual)?;
@@ -318,12 +339,13 @@ async fn fetch_layer(
             reason: format!("layer {digest} is {len} bytes, its descriptor says {size}"),
         });
     }
-    let (compression, tar) = tar
-        .finish()
-        .map_err(|source| crate::base::BaseError::BadTar {
+    let (compression, listing) = lister.finish().map_err(|e| match e {
+        ListError::Refused(refused) => refused,
+        ListError::Io(source) => crate::base::BaseError::BadTar {
             blob: tmp.clone(),
             source,
-        })?;
+        },
+    })?;
     let tmp = file.into_temp_path();
     let path = store.commit(&tmp, &digest)?;
     sources.add(
@@ -333,6 +355,6 @@ async fn fetch_layer(
     Ok(Fetched::Now {
         path,
         compression,
-        tar,
+        listing,
     })
 }
