@@ -28,6 +28,9 @@ use crate::store::{Entry, Pending};
 /// What `--cache`, `--cache-push`, `--cache-sign-key` and `--cache-trust` say.
 pub struct Remote {
     repo: Repository,
+    /// Set once the cache could not be reached: the rest of the build does
+    /// without it instead of waiting for it node after node.
+    down: std::sync::atomic::AtomicBool,
     push: bool,
     signer: Option<SecretKey>,
     trusted: Vec<PublicKey>,
@@ -38,6 +41,8 @@ pub struct Remote {
 pub enum CacheError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("{0}; this build goes on without the cache")]
+    Down(RegistryError),
     #[error("entry {tag} of {repo}: {reason}")]
     Refused {
         repo: String,
@@ -78,6 +83,7 @@ impl Remote {
     ) -> Result<Remote, RegistryError> {
         Ok(Remote {
             repo: Repository::connect(repository, access)?,
+            down: std::sync::atomic::AtomicBool::new(false),
             push,
             signer,
             trusted,
@@ -93,9 +99,19 @@ impl Remote {
     /// use (trusted, naming this key), without its tree: what `kiln
     /// explain` compares.
     pub fn record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
-        let tag = entry::tag(key);
-        let Some(manifest) = self.repo.manifest(&tag, entry::MANIFEST_TYPE)? else {
+        use std::sync::atomic::Ordering;
+        if self.down.load(Ordering::Relaxed) {
             return Ok(None);
+        }
+        let tag = entry::tag(key);
+        let manifest = match self.repo.manifest(&tag, entry::MANIFEST_TYPE) {
+            Ok(Some(manifest)) => manifest,
+            Ok(None) => return Ok(None),
+            Err(e @ RegistryError::Unreachable { .. }) => {
+                self.down.store(true, Ordering::Relaxed);
+                return Err(CacheError::Down(e));
+            }
+            Err(e) => return Err(e.into()),
         };
         let refuse = |reason: String| CacheError::Refused {
             repo: self.repo.name(),
@@ -131,6 +147,9 @@ impl Remote {
         inputs: std::collections::BTreeMap<String, String>,
         scratch: &Path,
     ) -> Result<(), CacheError> {
+        if self.down.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
         let packed = pack::pack(entry.path.as_path(), scratch)?;
         self.repo
             .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;

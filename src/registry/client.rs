@@ -51,6 +51,11 @@ impl Registry {
         let config = ClientConfig {
             protocol,
             extra_root_certificates: roots,
+            // A registry that accepts a connection and never answers must
+            // not hang a build: no connection, or no byte of an answer, for
+            // this long is a failure (the cache's: a warning).
+            connect_timeout: Some(timeout()),
+            read_timeout: Some(timeout()),
             ..ClientConfig::default()
         };
         let failed = |message: String| RegistryError::Failed {
@@ -87,8 +92,34 @@ impl Registry {
         reference: &str,
         e: oci_client::errors::OciDistributionError,
     ) -> RegistryError {
-        RegistryError::of(reference, &self.host, &self.source, e)
+        RegistryError::of(reference, &self.host, &self.source, e).sanitized(&self.secrets())
     }
+
+    /// What a registry must never get printed back: the password or token
+    /// sent, and the `user:password` pair as Basic auth encodes it.
+    fn secrets(&self) -> Vec<String> {
+        use base64::Engine;
+        match &self.auth {
+            RegistryAuth::Anonymous => Vec::new(),
+            RegistryAuth::Basic(user, password) => {
+                let pair = format!("{user}:{password}");
+                let engine = base64::engine::general_purpose::STANDARD;
+                vec![password.clone(), engine.encode(&pair), pair]
+            }
+            RegistryAuth::Bearer(token) => vec![token.clone()],
+        }
+    }
+}
+
+/// How long a registry may keep kiln waiting for a connection or for the
+/// next bytes of an answer: `KILN_REGISTRY_TIMEOUT` seconds, else 30.
+fn timeout() -> std::time::Duration {
+    let secs = std::env::var("KILN_REGISTRY_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(30);
+    std::time::Duration::from_secs(secs)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

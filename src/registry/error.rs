@@ -116,6 +116,22 @@ impl From<crate::fsx::PathError> for RegistryError {
 }
 
 impl RegistryError {
+    /// This error with every text a registry wrote in it made safe to print
+    /// (see [`printable`]): the `secrets` removed, control characters
+    /// escaped, the length bounded.
+    pub(super) fn sanitized(mut self, secrets: &[String]) -> Self {
+        match &mut self {
+            RegistryError::Unreachable { message, .. }
+            | RegistryError::Denied { message, .. }
+            | RegistryError::Tls { message, .. }
+            | RegistryError::NotFound { message, .. }
+            | RegistryError::Failed { message, .. } => *message = printable(message, secrets),
+            RegistryError::NotAnImage { reason, .. } => *reason = printable(reason, secrets),
+            _ => {}
+        }
+        self
+    }
+
     /// The error for a failed request about `reference` to `host`, sorted
     /// by what the registry said (or could not be asked); `source`: where
     /// the credentials sent came from.
@@ -219,4 +235,43 @@ fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         return Some(tls);
     }
     tls_failure(e.source()?)
+}
+
+/// How much of what a registry said is shown.
+const SHOWN: usize = 400;
+
+/// `text` (from a registry: untrusted) safe to print: each of `secrets`
+/// (the credentials kiln sent, which a registry or proxy may echo) replaced,
+/// control characters escaped so none reaches the terminal, and at most
+/// [`SHOWN`] characters.
+pub fn printable(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        text = text.replace(secret.as_str(), "[redacted]");
+    }
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == SHOWN {
+            out.push('…');
+            break;
+        }
+        match c.is_control() {
+            true => out.extend(c.escape_default()),
+            false => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_text_has_no_secret_no_control_character_and_a_bound() {
+        let secrets = ["s3cret".to_owned(), "dXNlcjpzM2NyZXQ=".to_owned()];
+        let said = printable("Basic dXNlcjpzM2NyZXQ= or s3cret\x1b[2K\r", &secrets);
+        assert_eq!(said, "Basic [redacted] or [redacted]\\u{1b}[2K\\r");
+        assert_eq!(printable(&"x".repeat(1000), &[]).chars().count(), SHOWN + 1);
+    }
 }

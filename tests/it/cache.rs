@@ -292,11 +292,9 @@ fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
     let cache = format!("127.0.0.1:{port}/cache");
     let (report, warnings) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
     assert_eq!(report.status("stamp"), "built");
-    assert!(warnings.contains("warning: cache:"), "{warnings}");
-    assert!(
-        warnings.contains("was not pushed to the cache"),
-        "{warnings}"
-    );
+    assert!(warnings.contains("goes on without the cache"), "{warnings}");
+    // Said once, not once per node: the cache is not asked again.
+    assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
 }
 
 #[test]
