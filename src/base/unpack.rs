@@ -48,7 +48,7 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
         .at(rootfs_dir)?;
     let mut dirs = BTreeMap::new();
     for layer in &image.layers {
-        apply_layer(layer, tmp.path(), &mut dirs)?;
+        apply(layer, tmp.path(), &mut dirs, Names::Whiteouts)?;
     }
     finish_dirs(tmp.path(), &dirs)?;
     std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o755)).at(tmp.path())?;
@@ -65,13 +65,13 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
     }
 }
 
-/// Unpacks one layer into `root`, an existing empty directory, with the
-/// same checks as a rootfs (the blob's digest, every path): for a tree
-/// that arrives as a layer from a source kiln does not trust (the remote
-/// cache).
+/// Unpacks one tar into `root`, an existing empty directory, with the same
+/// checks as a rootfs (the blob's digest, every path), every name taken as
+/// it is (`.wh.` names are files here, not whiteouts): for a tree that
+/// arrives as a layer from a source kiln does not trust (the remote cache).
 pub fn unpack_layer(layer: &Layer, root: &Path) -> Result<(), BaseError> {
     let mut dirs = BTreeMap::new();
-    apply_layer(layer, root, &mut dirs)?;
+    apply(layer, root, &mut dirs, Names::Literal)?;
     finish_dirs(root, &dirs)
 }
 
@@ -106,14 +106,24 @@ impl Ctx<'_> {
     }
 }
 
-fn apply_layer(
+/// How an entry's name is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// An image layer's: `.wh.` names delete what the layers below hold.
+    Whiteouts,
+    /// A plain tree's: every name is a file or directory of its own.
+    Literal,
+}
+
+fn apply(
     layer: &Layer,
     root: &Path,
     dirs: &mut BTreeMap<PathBuf, u32>,
+    names: Names,
 ) -> Result<(), BaseError> {
     let file = File::open(&layer.blob).at(&layer.blob)?;
     let mut hashing = Sha256Reader::new(BufReader::new(file));
-    let unpacked = entries_of(layer, &mut hashing, root, dirs);
+    let unpacked = entries_of(layer, &mut hashing, root, dirs, names);
     // A damaged blob is said to be one, whatever it made the tar reader do.
     let (actual, _) = hashing.finish().at(&layer.blob)?;
     if actual != layer.digest {
@@ -132,6 +142,7 @@ fn entries_of(
     blob: &mut impl std::io::Read,
     root: &Path,
     dirs: &mut BTreeMap<PathBuf, u32>,
+    names: Names,
 ) -> Result<(), BaseError> {
     let bad_tar = |source| BaseError::BadTar {
         blob: layer.blob.clone(),
@@ -151,7 +162,14 @@ fn entries_of(
             entry: &raw,
         };
         let rel = relative(&raw).map_err(|r| ctx.refuse(r))?;
-        let (parent, name) = match classify(&rel).map_err(|r| ctx.refuse(r))? {
+        let classified = match names {
+            Names::Whiteouts => classify(&rel).map_err(|r| ctx.refuse(r))?,
+            Names::Literal => match (rel.parent(), rel.file_name()) {
+                (Some(dir), Some(name)) => LayerPath::Entry { dir, name },
+                _ => LayerPath::Root,
+            },
+        };
+        let (parent, name) = match classified {
             LayerPath::Root => continue,
             LayerPath::Opaque { dir: parent } => {
                 if let Some(dir) = walk(root, parent, false, &ctx, &mut known)? {

@@ -166,14 +166,14 @@ pub(super) fn find_or_build(
     let shared = ctx
         .cache
         .filter(|_| !matches!(planned.work, crate::eval::Work::Import(_)));
+    let inputs = manifest();
     if let Some(cache) = shared
-        && let Some(entry) = pull(ctx, cache, key, name, &lock)?
+        && let Some(entry) = pull(ctx, cache, key, name, &lock, &inputs)?
     {
         return Ok((Status::Pulled, entry, hold));
     }
     let running = ctx.progress.start(name.as_str());
     let clock = Instant::now();
-    let inputs = manifest();
     let result = ctx
         .store
         .begin(key, name, &lock)
@@ -210,6 +210,7 @@ fn pull(
     key: &Key,
     name: &crate::spec::Name,
     lock: &crate::store::KeyLock,
+    inputs: &BTreeMap<String, String>,
 ) -> Result<Option<Entry>, NodeError> {
     let clock = Instant::now();
     let pending = ctx.store.begin(key, name, lock)?;
@@ -223,7 +224,9 @@ fn pull(
         }
     };
     let ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let committed = pending.commit_verified(&record.output_hash, record.inputs, unix_now(), ms)?;
+    // The inputs kiln worked out itself (the key is their hash), not the
+    // record's: what `explain` reads of this entry later is then true.
+    let committed = pending.commit_verified(&record.output_hash, inputs.clone(), unix_now(), ms)?;
     match committed {
         Ok(entry) => {
             ctx.progress

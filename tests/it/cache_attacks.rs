@@ -392,7 +392,6 @@ fn files_holding(store: &Path, needle: &str) -> Vec<PathBuf> {
 }
 
 #[test]
-#[ignore = "finding 5: the signature does not cover the record's inputs, which are stored as the entry's"]
 fn a_signed_entry_whose_inputs_are_rewritten_does_not_bring_them_into_the_store() {
     let Some(registry) = Registry::start() else {
         return;
@@ -427,7 +426,6 @@ fn a_signed_entry_whose_inputs_are_rewritten_does_not_bring_them_into_the_store(
 }
 
 #[test]
-#[ignore = "finding 6: signer names and registry error text reach the terminal unescaped"]
 fn signer_names_from_a_record_cannot_write_terminal_escapes() {
     let Some(registry) = Registry::start() else {
         return;
@@ -456,7 +454,6 @@ fn signer_names_from_a_record_cannot_write_terminal_escapes() {
 }
 
 #[test]
-#[ignore = "finding 7: an output with a `.wh.` name never round-trips through the cache"]
 fn an_output_with_whiteout_like_names_is_pulled_as_built() {
     let Some(registry) = Registry::start() else {
         return;
