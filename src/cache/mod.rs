@@ -25,6 +25,9 @@ use crate::hash::Key;
 use crate::registry::{Access, RegistryError, Repository};
 use crate::store::{Entry, Pending};
 
+/// The largest record kiln reads.
+const MAX_RECORD: u64 = 16 << 20;
+
 /// What `--cache`, `--cache-push`, `--cache-sign-key` and `--cache-trust` say.
 pub struct Remote {
     repo: Repository,
@@ -119,7 +122,8 @@ impl Remote {
             reason,
         };
         let (config, tree) = entry::parse_manifest(&manifest).map_err(refuse)?;
-        let record = Record::parse(&self.repo.blob(&config)?).map_err(refuse)?;
+        // A record is its inputs, a few kilobytes for most stages.
+        let record = Record::parse(&self.repo.blob(&config, MAX_RECORD)?).map_err(refuse)?;
         record.check(key, &tree, &self.trusted).map_err(refuse)?;
         Ok(Some(record))
     }
@@ -133,7 +137,7 @@ impl Remote {
         };
         let tree = &record.tree;
         let blob = pending.tmp_dir().join("cache-entry.tar.zst");
-        self.repo.blob_to_file(&tree.digest, &blob)?;
+        self.repo.blob_to_file(&tree.digest, tree.size, &blob)?;
         pack::unpack(&blob, tree, pending.out_dir())?;
         std::fs::remove_file(&blob).map_err(|source| CacheError::Io { path: blob, source })?;
         Ok(Some(record))

@@ -95,6 +95,39 @@ impl Registry {
         RegistryError::of(reference, &self.host, &self.source, e).sanitized(&self.secrets())
     }
 
+    /// The blob `digest` of `reference`'s repository, passed to `sink` as
+    /// it arrives: an error as soon as it runs past `limit` bytes (what its
+    /// descriptor says it is), so a registry cannot make kiln read, hold or
+    /// write more than that. `shown` names it in messages. Its length.
+    pub async fn blob(
+        &self,
+        reference: &oci_client::Reference,
+        shown: &str,
+        limit: u64,
+        mut sink: impl FnMut(&[u8]) -> Result<(), RegistryError>,
+    ) -> Result<u64, RegistryError> {
+        use futures_util::StreamExt;
+        let named = reference.digest().unwrap_or_default().to_owned();
+        let mut stream = (self
+            .client
+            .pull_blob_stream(reference, named.as_str())
+            .await)
+            .map_err(|e| self.error(shown, e))?;
+        let mut len = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.error(shown, e.into()))?;
+            len += chunk.len() as u64;
+            if len > limit {
+                return Err(RegistryError::NotAnImage {
+                    reference: shown.to_owned(),
+                    reason: format!("blob {named} runs past the {limit} bytes it is said to be"),
+                });
+            }
+            sink(&chunk)?;
+        }
+        Ok(len)
+    }
+
     /// What a registry must never get printed back: the password or token
     /// sent, and the `user:password` pair as Basic auth encodes it.
     fn secrets(&self) -> Vec<String> {

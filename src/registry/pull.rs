@@ -27,6 +27,9 @@ pub(super) const MANIFEST_TYPES: &[&str] = &[
     "application/vnd.docker.distribution.manifest.v2+json",
 ];
 
+/// The largest image config kiln reads (a descriptor may claim more).
+const MAX_CONFIG: u64 = 4 << 20;
+
 /// Layers fetched at once: enough to fill a link, few enough for a
 /// registry's per-client limits.
 const PARALLEL_LAYERS: usize = 4;
@@ -65,9 +68,17 @@ pub fn pull(
         None => top,
     };
     let config_digest = descriptor_digest(&manifest["config"], &shown)?;
-    let config_json = registry
-        .run(fetch_small(&registry, &at(&config_digest), &config_digest))
-        .map_err(|e| registry.error(&shown, e))?;
+    // An image config is kilobytes; its descriptor says how many.
+    let config_size = manifest["config"]["size"]
+        .as_u64()
+        .unwrap_or(0)
+        .min(MAX_CONFIG);
+    let config_json = registry.run(fetch_small(
+        &registry,
+        &at(&config_digest),
+        &shown,
+        config_size,
+    ))?;
     check(
         &shown,
         "the config",
@@ -245,17 +256,19 @@ pub(super) fn check(
     }
 }
 
+/// A small blob (a config) of at most `limit` bytes.
 async fn fetch_small(
     registry: &Registry,
     reference: &Reference,
-    digest: &Digest,
-) -> oci_client::errors::Result<Vec<u8>> {
+    shown: &str,
+    limit: u64,
+) -> Result<Vec<u8>, RegistryError> {
     let mut bytes = Vec::new();
-    let digest = digest.to_string();
-    registry
-        .client
-        .pull_blob(reference, digest.as_str(), &mut bytes)
-        .await?;
+    let sink = |chunk: &[u8]| {
+        bytes.extend_from_slice(chunk);
+        Ok(())
+    };
+    registry.blob(reference, shown, limit, sink).await?;
     Ok(bytes)
 }
 
@@ -322,11 +335,20 @@ async fn fetch_layer(
     let tmp = file.path().to_owned();
     let mut out = Sha256Writer::new(file);
     let lister = LayerLister::start(digest, tmp.clone());
+    let mut received = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| RegistryError::Failed {
             reference: shown.to_owned(),
             message: format!("reading layer {digest}: {e}"),
         })?;
+        // Never more than the descriptor says: a registry cannot fill the disk.
+        received += chunk.len() as u64;
+        if received > size {
+            return Err(RegistryError::NotAnImage {
+                reference: shown.to_owned(),
+                reason: format!("layer {digest} runs past the {size} bytes its descriptor gives"),
+            });
+        }
         out.write_all(&chunk).at(&tmp)?;
         // A layer that stops decompressing is told by `finish` below.
         lister.feed(chunk).await;

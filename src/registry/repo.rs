@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::str::FromStr;
 
-use futures_util::StreamExt;
 use oci_client::Reference;
 
 use super::client::Registry;
@@ -76,49 +75,45 @@ impl Repository {
         }
     }
 
-    /// A small blob (a config), checked against `digest`.
-    pub fn blob(&self, digest: &Digest) -> Result<Vec<u8>, RegistryError> {
+    /// A small blob (a record) of at most `limit` bytes, checked against
+    /// `digest`.
+    pub fn blob(&self, digest: &Digest, limit: u64) -> Result<Vec<u8>, RegistryError> {
         let reference = self.at_digest(digest);
+        let shown = reference.whole();
         let mut bytes = Vec::new();
-        let named = digest.to_string();
+        let sink = |chunk: &[u8]| {
+            bytes.extend_from_slice(chunk);
+            Ok(())
+        };
         self.registry
-            .run(
-                self.registry
-                    .client
-                    .pull_blob(&reference, named.as_str(), &mut bytes),
-            )
-            .map_err(|e| self.registry.error(&reference.whole(), e))?;
-        check(&reference.whole(), "a blob", *digest, Digest::of(&bytes))?;
+            .run(self.registry.blob(&reference, &shown, limit, sink))?;
+        check(&shown, "a blob", *digest, Digest::of(&bytes))?;
         Ok(bytes)
     }
 
-    /// The blob `digest` written to `file` (created), hashed as it is
-    /// written: an error, and a file to discard, unless it matches.
-    pub fn blob_to_file(&self, digest: &Digest, file: &Path) -> Result<u64, RegistryError> {
+    /// The blob `digest` of `size` bytes written to `file` (created), hashed
+    /// as it is written: an error, and a file to discard, unless it matches.
+    pub fn blob_to_file(
+        &self,
+        digest: &Digest,
+        size: u64,
+        file: &Path,
+    ) -> Result<(), RegistryError> {
         let reference = self.at_digest(digest);
         let shown = reference.whole();
-        let named = digest.to_string();
-        let out = std::fs::File::create(file).at(file)?;
-        let (actual, len) = self.registry.run(async {
-            let mut stream = self
-                .registry
-                .client
-                .pull_blob_stream(&reference, named.as_str())
-                .await
-                .map_err(|e| self.registry.error(&shown, e))?;
-            let mut out = Sha256Writer::new(out);
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| RegistryError::Failed {
-                    reference: shown.clone(),
-                    message: e.to_string(),
-                })?;
-                std::io::Write::write_all(&mut out, &chunk).at(file)?;
-            }
-            let (_, actual, len) = out.finish();
-            Ok::<_, RegistryError>((actual, len))
-        })?;
+        let mut out = Sha256Writer::new(std::fs::File::create(file).at(file)?);
+        let sink = |chunk: &[u8]| Ok(std::io::Write::write_all(&mut out, chunk).at(file)?);
+        self.registry
+            .run(self.registry.blob(&reference, &shown, size, sink))?;
+        let (_, actual, len) = out.finish();
         check(&shown, "a blob", *digest, actual)?;
-        Ok(len)
+        match len == size {
+            true => Ok(()),
+            false => Err(RegistryError::NotAnImage {
+                reference: shown,
+                reason: format!("blob {digest} is {len} bytes, not the {size} it is said to be"),
+            }),
+        }
     }
 
     /// Sends the blob in `file` (sha256 `digest`, `size` bytes) unless the
