@@ -226,6 +226,8 @@ pub enum Unsafe {
     WhiteoutOfParent,
     #[error("it links outside the archive, to `{}`", .0.display())]
     LinkOutside(PathBuf),
+    #[error("it goes past what the tree was said to hold ({0})")]
+    OverBudget(String),
 }
 
 impl BaseError {

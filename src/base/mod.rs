@@ -33,5 +33,5 @@ pub use image::{Compression, ImportedImage, Layer};
 pub use import::import;
 pub(crate) use import::{checked_layer, layer_of};
 pub use maintenance::{collect, count, verify};
-pub use unpack::{rootfs, unpack_layer};
+pub use unpack::{Budget, rootfs, unpack_layer};
 pub use whiteout::{LayerPath, classify};

@@ -69,9 +69,13 @@ pub fn rootfs(image: &ImportedImage, rootfs_dir: &Path) -> Result<PathBuf, BaseE
 /// checks as a rootfs (the blob's digest, every path), every name taken as
 /// it is (`.wh.` names are files here, not whiteouts): for a tree that
 /// arrives as a layer from a source kiln does not trust (the remote cache).
-pub fn unpack_layer(layer: &Layer, root: &Path) -> Result<(), BaseError> {
+///
+/// `budget`: how many entries and file bytes the tree was said to hold; an
+/// entry past either is refused before it is written (a small blob can
+/// inflate to fill the disk).
+pub fn unpack_layer(layer: &Layer, root: &Path, budget: Budget) -> Result<(), BaseError> {
     let mut dirs = BTreeMap::new();
-    apply(layer, root, &mut dirs, Names::Literal)?;
+    apply(layer, root, &mut dirs, Names::Literal(budget))?;
     finish_dirs(root, &dirs)
 }
 
@@ -106,13 +110,21 @@ impl Ctx<'_> {
     }
 }
 
+/// How many entries, and bytes of files, a tree may unpack to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// How an entry's name is read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Names {
     /// An image layer's: `.wh.` names delete what the layers below hold.
     Whiteouts,
-    /// A plain tree's: every name is a file or directory of its own.
-    Literal,
+    /// A plain tree's: every name is a file or directory of its own, and
+    /// the tree holds at most so much.
+    Literal(Budget),
 }
 
 fn apply(
@@ -154,6 +166,7 @@ fn entries_of(
     // Directories this layer found real (or made): not checked again for
     // every entry below them. Whatever removes a path forgets them all.
     let mut known: HashSet<PathBuf> = HashSet::new();
+    let (mut entries, mut bytes) = (0u64, 0u64);
     for entry in tar.entries().map_err(bad_tar)? {
         let mut entry = entry.map_err(bad_tar)?;
         let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
@@ -162,9 +175,17 @@ fn entries_of(
             entry: &raw,
         };
         let rel = relative(&raw).map_err(|r| ctx.refuse(r))?;
+        if let Names::Literal(budget) = names {
+            entries += 1;
+            bytes += entry.header().size().unwrap_or(0);
+            if entries > budget.entries || bytes > budget.bytes {
+                let said = format!("{} entries, {} bytes", budget.entries, budget.bytes);
+                return Err(ctx.refuse(Unsafe::OverBudget(said)));
+            }
+        }
         let classified = match names {
             Names::Whiteouts => classify(&rel).map_err(|r| ctx.refuse(r))?,
-            Names::Literal => match (rel.parent(), rel.file_name()) {
+            Names::Literal(_) => match (rel.parent(), rel.file_name()) {
                 (Some(dir), Some(name)) => LayerPath::Entry { dir, name },
                 _ => LayerPath::Root,
             },

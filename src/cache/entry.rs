@@ -27,6 +27,15 @@ pub struct TreeBlob {
     pub size: u64,
 }
 
+/// What an output tree holds: how many entries, how many bytes of files.
+/// A pull unpacks no more than this (a small blob can inflate to fill the
+/// disk); signed, it is a bound a cache writer cannot raise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contents {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// What a cache entry says of itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +47,7 @@ pub struct Record {
     /// The key's inputs, label → value: what `kiln explain` compares.
     pub inputs: BTreeMap<String, String>,
     pub tree: TreeBlob,
+    pub contents: Contents,
     pub kiln_version: String,
     pub signatures: Vec<Signature>,
 }
@@ -54,7 +64,7 @@ impl Record {
         key: &Key,
         entry: &Entry,
         inputs: BTreeMap<String, String>,
-        tree: &TreeBlob,
+        (tree, contents): (&TreeBlob, Contents),
         signer: Option<&SecretKey>,
     ) -> Record {
         let mut record = Record {
@@ -64,6 +74,7 @@ impl Record {
             output_hash: entry.meta.output_hash,
             inputs,
             tree: tree.clone(),
+            contents,
             kiln_version: env!("CARGO_PKG_VERSION").to_owned(),
             signatures: Vec::new(),
         };
@@ -127,13 +138,15 @@ impl Record {
 fn fingerprint(r: &Record) -> String {
     let inputs = serde_json::to_vec(&r.inputs).expect("kiln bug: inputs always serialize");
     format!(
-        "kiln-cache-1;{};{};{};{};{};{}",
+        "kiln-cache-1;{};{};{};{};{};{};{};{}",
         r.key,
         blake3::hash(&inputs),
         r.name,
         r.output_hash,
         r.tree.digest,
-        r.tree.size
+        r.tree.size,
+        r.contents.entries,
+        r.contents.bytes
     )
 }
 
@@ -183,6 +196,10 @@ mod tests {
             tree: TreeBlob {
                 digest: Digest::of(b"tree"),
                 size: 4,
+            },
+            contents: Contents {
+                entries: 1,
+                bytes: 4,
             },
             kiln_version: "0".into(),
             signatures: Vec::new(),

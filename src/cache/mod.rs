@@ -138,7 +138,7 @@ impl Remote {
         let tree = &record.tree;
         let blob = pending.tmp_dir().join("cache-entry.tar.zst");
         self.repo.blob_to_file(&tree.digest, tree.size, &blob)?;
-        pack::unpack(&blob, tree, pending.out_dir())?;
+        pack::unpack(&blob, tree, record.contents, pending.out_dir())?;
         std::fs::remove_file(&blob).map_err(|source| CacheError::Io { path: blob, source })?;
         Ok(Some(record))
     }
@@ -157,7 +157,8 @@ impl Remote {
         let packed = pack::pack(entry.path.as_path(), scratch)?;
         self.repo
             .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
-        let record = Record::new(key, entry, inputs, &packed.layer, self.signer.as_ref());
+        let tree = (&packed.layer, packed.contents);
+        let record = Record::new(key, entry, inputs, tree, self.signer.as_ref());
         let config = self.repo.push_blob(&record.to_json())?;
         let manifest = entry::manifest(&config, record.to_json().len() as u64, &packed.layer);
         self.repo

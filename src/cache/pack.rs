@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::Path;
 
 use super::CacheError;
-use super::entry::{TREE_TYPE, TreeBlob};
-use crate::base::{Compression, Layer};
+use super::entry::{Contents, TREE_TYPE, TreeBlob};
+use crate::base::{Budget, Compression, Layer};
 use crate::fsx::IoContext;
 use crate::hash::Sha256Writer;
 use crate::tree::EntryKind;
@@ -15,6 +15,7 @@ use crate::tree::EntryKind;
 pub(super) struct Packed {
     file: tempfile::TempPath,
     pub layer: TreeBlob,
+    pub contents: Contents,
 }
 
 impl Packed {
@@ -70,15 +71,30 @@ pub(super) fn pack(dir: &Path, scratch: &Path) -> Result<Packed, CacheError> {
     let zstd = tar.into_inner().at(&tmp)?;
     let (mut file, digest, size) = zstd.finish().at(&tmp)?.finish();
     file.flush().at(&tmp)?;
+    let contents = Contents {
+        entries: tree.entries.len() as u64,
+        bytes: (tree.entries.iter())
+            .map(|e| match e.kind {
+                EntryKind::File { size, .. } => size,
+                _ => 0,
+            })
+            .sum(),
+    };
     Ok(Packed {
         file: file.into_temp_path(),
         layer: TreeBlob { digest, size },
+        contents,
     })
 }
 
 /// Unpacks the blob at `blob` (already checked against `tree.digest` as it
 /// was downloaded; checked again as it is read) into `out`.
-pub(super) fn unpack(blob: &Path, tree: &TreeBlob, out: &Path) -> Result<(), CacheError> {
+pub(super) fn unpack(
+    blob: &Path,
+    tree: &TreeBlob,
+    contents: Contents,
+    out: &Path,
+) -> Result<(), CacheError> {
     let layer = Layer {
         digest: tree.digest,
         // Not a layer of an image: nothing reads its diff_id.
@@ -88,5 +104,9 @@ pub(super) fn unpack(blob: &Path, tree: &TreeBlob, out: &Path) -> Result<(), Cac
         size: tree.size,
         blob: blob.to_owned(),
     };
-    Ok(crate::base::unpack_layer(&layer, out)?)
+    let budget = Budget {
+        entries: contents.entries,
+        bytes: contents.bytes,
+    };
+    Ok(crate::base::unpack_layer(&layer, out, budget)?)
 }
