@@ -140,7 +140,7 @@ fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build stages (all of them, or the named stages and images and what they need).
+    /// Build stages and images (all of them, or the named stages, images and bases, and what they need).
     Build(BuildArgs),
     /// Validate kiln.kdl without building anything.
     Check,
