@@ -116,51 +116,6 @@ fn without_cache_push_nothing_is_pushed() {
     assert_eq!(report.status("stamp"), "built");
 }
 
-/// The manifest of `stage`'s entry (tag `kiln1-<key>`) in `repo`.
-fn entry_manifest(registry: &Registry, repo: &str, key: &str) -> serde_json::Value {
-    let url = format!("http://{}/v2/{repo}/manifests/kiln1-{key}", registry.host());
-    let mut r = (agent(Duration::from_secs(10)).get(&url))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .call()
-        .expect("entry manifest");
-    serde_json::from_slice(&r.body_mut().read_to_vec().expect("body")).expect("manifest JSON")
-}
-
-fn get_blob(registry: &Registry, repo: &str, digest: &str) -> Vec<u8> {
-    let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
-    let mut r = agent(Duration::from_secs(10))
-        .get(&url)
-        .call()
-        .expect("blob");
-    r.body_mut().read_to_vec().expect("blob body")
-}
-
-/// Uploads `bytes` as a blob of `repo` (monolithic: POST, then PUT).
-fn put_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> Digest {
-    let http = agent(Duration::from_secs(10));
-    let host = registry.host();
-    let started = (http.post(&format!("http://{host}/v2/{repo}/blobs/uploads/")))
-        .send_empty()
-        .expect("start upload");
-    let location = started
-        .headers()
-        .get("Location")
-        .expect("Location")
-        .to_str()
-        .expect("ascii");
-    let location = match location.starts_with('/') {
-        true => format!("http://{host}{location}"),
-        false => location.to_owned(),
-    };
-    let digest = Digest::of(bytes);
-    let sep = if location.contains('?') { '&' } else { '?' };
-    (http.put(&format!("{location}{sep}digest={digest}")))
-        .header("Content-Type", "application/octet-stream")
-        .send(bytes)
-        .expect("finish upload");
-    digest
-}
-
 #[test]
 fn an_entry_whose_record_lies_about_its_output_is_refused_and_built_here() {
     let Some(registry) = Registry::start() else {
@@ -171,16 +126,16 @@ fn an_entry_whose_record_lies_about_its_output_is_refused_and_built_here() {
     let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
     let key = built.key("stamp");
     // Rewrite the record to claim another output hash (the tree is intact).
-    let mut manifest = entry_manifest(&registry, repo, &key);
+    let mut manifest = registry.get_manifest(repo, &format!("kiln1-{key}"));
     let config = manifest["config"]["digest"]
         .as_str()
         .expect("config")
         .to_owned();
     let mut record: serde_json::Value =
-        serde_json::from_slice(&get_blob(&registry, repo, &config)).expect("record");
+        serde_json::from_slice(&registry.get_blob(repo, &config)).expect("record");
     record["output_hash"] = serde_json::json!("ab".repeat(32));
     let forged = serde_json::to_vec(&record).expect("JSON");
-    let digest = put_blob(&registry, repo, &forged);
+    let digest = registry.put_blob(repo, &forged);
     manifest["config"]["digest"] = serde_json::json!(digest.to_string());
     manifest["config"]["size"] = serde_json::json!(forged.len());
     let url = format!("http://{}/v2/{repo}/manifests/kiln1-{key}", registry.host());
@@ -210,7 +165,7 @@ fn a_damaged_tree_blob_is_refused_and_built_here() {
     };
     let cache = format!("{}/cache", registry.host());
     let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
-    let manifest = entry_manifest(&registry, "cache", &built.key("stamp"));
+    let manifest = registry.get_manifest("cache", &format!("kiln1-{}", built.key("stamp")));
     let tree: Digest = manifest["layers"][0]["digest"]
         .as_str()
         .expect("tree")

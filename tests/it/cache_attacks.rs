@@ -18,7 +18,7 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::common::images::{Compress, file, layer, raw_entry, symlink};
-use crate::common::registry::{Registry, agent};
+use crate::common::registry::Registry;
 use crate::common::{Project, Report};
 use kiln::hash::Digest;
 
@@ -94,59 +94,6 @@ fn manifest(config: &[u8], tree: &[u8]) -> serde_json::Value {
     })
 }
 
-/// Uploads `bytes` as a blob of `repo` (monolithic: POST, then PUT).
-fn put_blob(registry: &Registry, repo: &str, bytes: &[u8]) -> Digest {
-    let http = agent(Duration::from_secs(30));
-    let host = registry.host();
-    let started = (http.post(&format!("http://{host}/v2/{repo}/blobs/uploads/")))
-        .send_empty()
-        .expect("start upload");
-    let location = (started.headers().get("Location"))
-        .expect("Location")
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let location = match location.starts_with('/') {
-        true => format!("http://{host}{location}"),
-        false => location,
-    };
-    let digest = Digest::of(bytes);
-    let sep = if location.contains('?') { '&' } else { '?' };
-    let done = (http.put(&format!("{location}{sep}digest={digest}")))
-        .header("Content-Type", "application/octet-stream")
-        .send(bytes)
-        .expect("finish upload");
-    assert_eq!(done.status(), 201, "blob upload");
-    digest
-}
-
-fn put_manifest(registry: &Registry, repo: &str, tag: &str, manifest: &serde_json::Value) {
-    let url = format!("http://{}/v2/{repo}/manifests/{tag}", registry.host());
-    let done = (agent(Duration::from_secs(30)).put(&url))
-        .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
-        .send(serde_json::to_vec(manifest).expect("JSON").as_slice())
-        .expect("put manifest");
-    assert_eq!(done.status(), 201, "manifest upload");
-}
-
-fn get_manifest(registry: &Registry, repo: &str, tag: &str) -> serde_json::Value {
-    let url = format!("http://{}/v2/{repo}/manifests/{tag}", registry.host());
-    let mut r = (agent(Duration::from_secs(30)).get(&url))
-        .header("Accept", "application/vnd.oci.image.manifest.v1+json")
-        .call()
-        .expect("manifest");
-    serde_json::from_slice(&r.body_mut().read_to_vec().expect("body")).expect("manifest JSON")
-}
-
-fn get_blob(registry: &Registry, repo: &str, digest: &str) -> Vec<u8> {
-    let url = format!("http://{}/v2/{repo}/blobs/{digest}", registry.host());
-    let mut r = agent(Duration::from_secs(30))
-        .get(&url)
-        .call()
-        .expect("blob");
-    r.body_mut().read_to_vec().expect("blob body")
-}
-
 /// Plants an entry `tag` in `repo`: the tree blob, the record (as given)
 /// and a manifest naming both (rewritten by `edit`).
 fn plant(
@@ -157,19 +104,19 @@ fn plant(
     tree: &[u8],
     edit: impl FnOnce(&mut serde_json::Value),
 ) {
-    put_blob(registry, repo, tree);
+    registry.put_blob(repo, tree);
     let config = serde_json::to_vec(record).expect("JSON");
-    put_blob(registry, repo, &config);
+    registry.put_blob(repo, &config);
     let mut m = manifest(&config, tree);
     edit(&mut m);
-    put_manifest(registry, repo, tag, &m);
+    registry.put_manifest(repo, tag, &m);
 }
 
 /// The record and manifest of a genuine entry, to tamper with.
 fn genuine(registry: &Registry, repo: &str, key: &str) -> (serde_json::Value, serde_json::Value) {
-    let m = get_manifest(registry, repo, &format!("kiln1-{key}"));
+    let m = registry.get_manifest(repo, &format!("kiln1-{key}"));
     let config = m["config"]["digest"].as_str().expect("config digest");
-    let record = serde_json::from_slice(&get_blob(registry, repo, config)).expect("record JSON");
+    let record = serde_json::from_slice(&registry.get_blob(repo, config)).expect("record JSON");
     (m, record)
 }
 
@@ -182,10 +129,10 @@ fn replace_record(
     record: &serde_json::Value,
 ) {
     let bytes = serde_json::to_vec(record).expect("JSON");
-    let digest = put_blob(registry, repo, &bytes);
+    let digest = registry.put_blob(repo, &bytes);
     m["config"]["digest"] = serde_json::json!(digest.to_string());
     m["config"]["size"] = serde_json::json!(bytes.len());
-    put_manifest(registry, repo, tag, &m);
+    registry.put_manifest(repo, tag, &m);
 }
 
 /// `kiln cache keygen NAME` into `dir`: the secret key file and the
@@ -319,8 +266,8 @@ fn an_entry_copied_to_another_keys_tag_is_refused_signed_or_not() {
     );
     let key_a = a.key("s");
     let key_b = key_of(spec_b);
-    let m = get_manifest(&registry, "c", &format!("kiln1-{key_a}"));
-    put_manifest(&registry, "c", &format!("kiln1-{key_b}"), &m);
+    let m = registry.get_manifest("c", &format!("kiln1-{key_a}"));
+    registry.put_manifest("c", &format!("kiln1-{key_b}"), &m);
     for trust in [vec![], vec!["--cache-trust", public.as_str()]] {
         let p = Project::new(spec_b);
         let mut args = vec!["--cache", cache.as_str()];

@@ -12,6 +12,7 @@
 //! [`Registry::start_secured`] adds HTTPS and auth ([`Secured`]); the
 //! skopeo helpers then pass its CA and credentials.
 
+mod api;
 mod secured;
 
 pub use secured::{Auth, Secured, Tls};
