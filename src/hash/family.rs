@@ -56,7 +56,7 @@ pub const TREE: Family<OutputHash> = Family::new("kiln tree hash", 2);
 /// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
 /// v3: the `StableHash` encoding, with each entry's fields destructured.
 /// v4: gzip layers are deflated by zlib-rs (other bytes than miniz_oxide's).
-/// v5: gzip layers are deflated in 128 KiB blocks on every core, as pigz
+/// v5: gzip layers are deflated in 512 KiB blocks on every core, as pigz
 /// does (`image/layer/gzip.rs`).
 pub const LAYER: Family<LayerKey> = Family::new("kiln layer key", 5);
 
