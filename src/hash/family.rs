@@ -38,7 +38,9 @@ pub const BASE: Family<Key> = Family::new("kiln base key", 1);
 
 /// An image's key: its definition, what it adds, its parent's output, the
 /// copied stages' outputs and roots, its layer compression and epoch.
-pub const IMAGE: Family<Key> = Family::new("kiln image key", 1);
+/// v2: a stored image holds its layers' blobs, so it follows `LAYER` v5
+/// (gzip deflated in blocks): an image stored before must not be served.
+pub const IMAGE: Family<Key> = Family::new("kiln image key", 2);
 
 /// A cached validated spec's key (`spec::load_cached`): kiln's own build,
 /// the spec file's name, text and context, and the `--arg` overrides.
@@ -54,7 +56,9 @@ pub const TREE: Family<OutputHash> = Family::new("kiln tree hash", 2);
 /// v2: zstd layers are compressed by zstd's multithreaded (job) mode.
 /// v3: the `StableHash` encoding, with each entry's fields destructured.
 /// v4: gzip layers are deflated by zlib-rs (other bytes than miniz_oxide's).
-pub const LAYER: Family<LayerKey> = Family::new("kiln layer key", 4);
+/// v5: gzip layers are deflated in 512 KiB blocks on every core, as pigz
+/// does (`image/layer/gzip.rs`).
+pub const LAYER: Family<LayerKey> = Family::new("kiln layer key", 5);
 
 /// The identity of a file inside a store entry, standing for its content
 /// hash: the entry's output hash covers every byte, so (output, path) is

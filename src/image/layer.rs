@@ -8,8 +8,11 @@
 //! long names use GNU long-name records, which the `tar` crate writes with
 //! fixed fields. Nothing from the packing machine leaks in.
 
+mod gzip;
+
 use std::io::{self, Write};
 
+use self::gzip::ParGzEncoder;
 use super::error::ExportError;
 use super::model::{Compression, Entry, Kind, Packed};
 use crate::fsx::IoContext;
@@ -153,34 +156,35 @@ enum Compressor<W: Write> {
     /// any number of workers ≥ 1 (zstd issues #2238, #2327; tested below),
     /// though not the same as single-threaded mode (0 workers), never used.
     Zstd(zstd::stream::write::Encoder<'static, W>),
-    /// Default level, header with mtime 0, no file name, OS "unknown".
-    Gzip(flate2::write::GzEncoder<W>),
+    /// Default level (6), header with mtime 0, no file name, OS
+    /// "unknown", deflated in blocks on every core (`gzip.rs`): the bytes
+    /// are the same for any number of threads (tested there).
+    Gzip(ParGzEncoder<W>),
     None(W),
 }
 
 impl<W: Write> Compressor<W> {
     fn new(compression: Compression, out: W) -> io::Result<Self> {
-        Self::with_workers(compression, out, zstd_workers())
+        Self::with_workers(compression, out, workers())
     }
 
-    fn with_workers(compression: Compression, out: W, zstd_workers: u32) -> io::Result<Self> {
+    fn with_workers(compression: Compression, out: W, workers: u32) -> io::Result<Self> {
         Ok(match compression {
             Compression::Zstd => {
                 let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
-                enc.multithread(zstd_workers.max(1))?;
+                enc.multithread(workers.max(1))?;
                 enc.include_checksum(false)?;
                 enc.include_contentsize(false)?;
                 Compressor::Zstd(enc)
             }
-            // zlib-rs (flate2's `zlib-rs` backend): about twice miniz_oxide's
-            // speed here, and like zlib its bytes depend only on the input
-            // and the level, not on how the input is split into writes.
-            Compression::Gzip => Compressor::Gzip(
-                flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(out, flate2::Compression::default()),
-            ),
+            // zlib-rs (flate2's `zlib-rs` backend) deflates each block:
+            // about twice miniz_oxide's speed here, and like zlib its bytes
+            // depend only on the input and the level.
+            Compression::Gzip => Compressor::Gzip(ParGzEncoder::new(
+                out,
+                flate2::Compression::default(),
+                usize::try_from(workers).unwrap_or(usize::MAX),
+            )?),
             Compression::None => Compressor::None(out),
         })
     }
@@ -194,8 +198,8 @@ impl<W: Write> Compressor<W> {
     }
 }
 
-/// One zstd worker per core: the output does not depend on it.
-fn zstd_workers() -> u32 {
+/// One compression worker per core: the output does not depend on it.
+fn workers() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     u32::try_from(cores).unwrap_or(u32::MAX).max(1)
 }
@@ -227,7 +231,7 @@ mod tests {
 
     /// Half text-like, half pseudo-random: enough for several zstd jobs
     /// (level 3 cuts jobs of 8 MiB), so the workers really split the work.
-    fn mixed_input(len: usize) -> Vec<u8> {
+    pub(super) fn mixed_input(len: usize) -> Vec<u8> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
         let mut next = move || {
             state ^= state << 13;
