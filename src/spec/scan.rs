@@ -216,7 +216,11 @@ impl Scanner<'_> {
     /// string's hashes), which must be alone on their line but for spaces.
     fn close_multi_line(&mut self, len: usize) -> Result<(), Refusal> {
         let line = &self.text[..self.at];
-        let line = &line[line.rfind(is_newline).map_or(0, |nl| nl + 1)..];
+        // A newline may be more than a byte (U+2028 is three).
+        let start = (line.char_indices().rev())
+            .find(|&(_, c)| is_newline(c))
+            .map_or(0, |(at, nl)| at + nl.len_utf8());
+        let line = &line[start..];
         if !line.chars().all(|c| is_space(c) || c == '\\') {
             return Err(lexical(self.at, len, Lexical::MultiLineClosing));
         }

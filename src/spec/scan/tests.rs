@@ -110,3 +110,16 @@ fn counts_the_pieces_of_a_block_comment() {
     let unclosed = "/*".repeat(MAX_COMMENT_PARTS + 2);
     assert!(!depth_ok(&unclosed));
 }
+
+#[test]
+fn a_multi_line_string_closed_after_a_multi_byte_newline_does_not_panic() {
+    // U+2028 is a newline in KDL and three bytes in UTF-8: the closing
+    // quotes' line starts after all three (a fuzz run found the slice).
+    for text in [
+        "a \"\"\"\n  x\n\u{2028}  \"\"\"",
+        "a \"\"\"\n  x\u{2028}  \"\"\"",
+        "a #\"\"\"\n\u{2028}x \"\"\"#",
+    ] {
+        let _ = check(text);
+    }
+}
