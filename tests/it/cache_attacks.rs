@@ -651,35 +651,31 @@ fn endless(key: &str, huge: &'static str) -> Hostile {
     let tree_bytes = tree(|b| file(b, "f", 0o644, b"real\n"));
     let rec = serde_json::to_vec(&record(key, &tree_bytes, &"ab".repeat(32))).expect("JSON");
     let man = serde_json::to_vec(&manifest(&rec, &tree_bytes)).expect("JSON");
-    let (rec_at, tree_at) = (
-        format!("/blobs/{}", Digest::of(&rec)),
-        format!("/blobs/{}", Digest::of(&tree_bytes)),
-    );
+    serve_with_one_huge(man, [("record", rec), ("tree", tree_bytes)], huge)
+}
+
+/// A hostile registry serving `manifest` for every manifest and the two
+/// named blobs by their digests, but [`HUGE`] bytes for the one named
+/// `huge` (`manifest` or a blob's name).
+fn serve_with_one_huge(
+    manifest: Vec<u8>,
+    blobs: [(&'static str, Vec<u8>); 2],
+    huge: &'static str,
+) -> Hostile {
+    let at = blobs.map(|(name, bytes)| (name, format!("/blobs/{}", Digest::of(&bytes)), bytes));
     Hostile::start(move |req| {
         let p = req.path.as_str();
-        let part = if p.contains("/manifests/") {
-            "manifest"
-        } else if p.ends_with(&rec_at) {
-            "record"
-        } else if p.ends_with(&tree_at) {
-            "tree"
-        } else {
-            return base(req);
+        let (part, content_type, body) = match at.iter().find(|(_, path, _)| p.ends_with(path)) {
+            _ if p.contains("/manifests/") => ("manifest", MANIFEST_TYPE, &manifest),
+            Some((name, _, bytes)) => (*name, "application/octet-stream", bytes),
+            None => return base(req),
         };
-        if part == huge {
-            let content_type = match part {
-                "manifest" => MANIFEST_TYPE,
-                _ => "application/octet-stream",
-            };
-            return Reply::Huge {
+        match part == huge {
+            true => Reply::Huge {
                 content_type,
                 len: HUGE,
-            };
-        }
-        match part {
-            "manifest" => ok(MANIFEST_TYPE, man.clone()),
-            "record" => ok("application/octet-stream", rec.clone()),
-            _ => ok("application/octet-stream", tree_bytes.clone()),
+            },
+            false => ok(content_type, body.clone()),
         }
     })
 }
@@ -878,37 +874,7 @@ fn endless_base(huge: &'static str) -> (Hostile, Project) {
     }))
     .expect("JSON");
     let pin = Digest::of(&man);
-    let (config_at, layer_at) = (
-        format!("/blobs/{}", Digest::of(&config)),
-        format!("/blobs/{}", Digest::of(&layer_bytes)),
-    );
-    let hostile = Hostile::start(move |req| {
-        let p = req.path.as_str();
-        let part = if p.contains("/manifests/") {
-            "manifest"
-        } else if p.ends_with(&config_at) {
-            "config"
-        } else if p.ends_with(&layer_at) {
-            "layer"
-        } else {
-            return base(req);
-        };
-        if part == huge {
-            let content_type = match part {
-                "manifest" => MANIFEST_TYPE,
-                _ => "application/octet-stream",
-            };
-            return Reply::Huge {
-                content_type,
-                len: HUGE,
-            };
-        }
-        match part {
-            "manifest" => ok(MANIFEST_TYPE, man.clone()),
-            "config" => ok("application/octet-stream", config.clone()),
-            _ => ok("application/octet-stream", layer_bytes.clone()),
-        }
-    });
+    let hostile = serve_with_one_huge(man, [("config", config), ("layer", layer_bytes)], huge);
     let spec = format!(
         "base b {{ image \"{}/img@{pin}\" }}\nstage s {{ from b; run \"echo hi > $out/f\" }}\n",
         hostile.host
