@@ -159,8 +159,9 @@ impl Remote {
             .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
         let tree = (&packed.layer, packed.contents);
         let record = Record::new(key, entry, inputs, tree, self.signer.as_ref());
-        let config = self.repo.push_blob(&record.to_json())?;
-        let manifest = entry::manifest(&config, record.to_json().len() as u64, &packed.layer);
+        let json = record.to_json();
+        let config = self.repo.push_blob(&json)?;
+        let manifest = entry::manifest(&config, json.len() as u64, &packed.layer);
         self.repo
             .push_manifest(&entry::tag(key), &manifest, entry::MANIFEST_TYPE)?;
         Ok(())
