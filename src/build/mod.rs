@@ -19,6 +19,7 @@ mod resolve;
 pub mod sandbox;
 mod schedule;
 mod stage;
+mod survey;
 
 use std::time::Duration;
 
@@ -53,9 +54,23 @@ pub enum Status {
     Cached,
     /// Taken from the remote cache instead of being built.
     Pulled,
+    /// In the remote cache and not downloaded: nothing built here needed
+    /// its files, only what it built to.
+    Remote,
     Failed,
     /// Not run: a dependency failed, or `--fail-fast` stopped the build.
     Skipped,
+    /// Its cache entry could not be used and what it needs is not here:
+    /// built in the build's next round (never in a report).
+    #[serde(skip)]
+    Deferred,
+}
+
+impl Status {
+    /// Whether a later round's outcome replaces this one.
+    pub(crate) fn superseded(self) -> bool {
+        matches!(self, Status::Remote | Status::Skipped | Status::Deferred)
+    }
 }
 
 #[derive(Debug)]
@@ -90,9 +105,12 @@ impl BuildReport {
     }
 
     pub fn succeeded(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|s| matches!(s.status, Status::Built | Status::Cached | Status::Pulled))
+        self.nodes.iter().all(|s| {
+            matches!(
+                s.status,
+                Status::Built | Status::Cached | Status::Pulled | Status::Remote
+            )
+        })
     }
 
     pub fn count(&self, status: Status) -> usize {

@@ -13,6 +13,7 @@ use super::executor::{Executor, RunFailure};
 use super::progress::Progress;
 use crate::eval::{Plan, PlannedNode};
 use crate::hash::{Key, OutputHash};
+use crate::image::stored::{self, Part};
 use crate::image::{Assembled, ExportError};
 use crate::spec::Spec;
 use crate::store::{Entry, Hold, Pending, Store, StorePath};
@@ -51,14 +52,33 @@ pub(super) struct Outcome {
 }
 
 impl Outcome {
-    pub fn skipped() -> Self {
+    fn without_files(key: Option<Key>, status: Status) -> Self {
         Outcome {
-            key: None,
-            status: Status::Skipped,
+            key,
+            status,
             finished: None,
             hold: None,
             failure: None,
         }
+    }
+
+    pub fn skipped() -> Self {
+        Outcome::without_files(None, Status::Skipped)
+    }
+
+    /// Left in the remote cache (see `survey.rs`).
+    pub fn remote(key: Option<Key>) -> Self {
+        Outcome::without_files(key, Status::Remote)
+    }
+
+    /// To build in the next round, with what it needs (see `schedule.rs`).
+    pub fn deferred(key: Key) -> Self {
+        Outcome::without_files(Some(key), Status::Deferred)
+    }
+
+    /// Failed in an earlier round, whose outcome says why.
+    pub fn failed_before() -> Self {
+        Outcome::without_files(None, Status::Failed)
     }
 }
 
@@ -138,14 +158,19 @@ pub(super) enum NodeError {
     Image(#[from] ExportError),
     #[error(transparent)]
     Pull(#[from] crate::registry::RegistryError),
+    /// Not pulled, and what it needs was left in the cache: deferred.
+    #[error("what it needs is not in the store")]
+    Elsewhere,
 }
 
-/// The store entry for `key`: found, or produced now under the key's lock.
+/// The store entry for `key`: found, pulled, or produced now under the
+/// key's lock (if `producible`: what it needs is here).
 pub(super) fn find_or_build(
     ctx: &Ctx<'_, '_>,
     planned: &PlannedNode<'_>,
     key: &Key,
     manifest: impl FnOnce() -> BTreeMap<String, String>,
+    producible: bool,
     produce: impl FnOnce(&Pending) -> Result<(), NodeError>,
 ) -> Result<(Status, Entry, Hold), NodeError> {
     // Held from before the lookup until the command ends, so gc cannot take
@@ -172,6 +197,9 @@ pub(super) fn find_or_build(
     {
         return Ok((Status::Pulled, entry, hold));
     }
+    if !producible {
+        return Err(NodeError::Elsewhere);
+    }
     let running = ctx.progress.start(name.as_str());
     let clock = Instant::now();
     let result = ctx
@@ -193,12 +221,31 @@ pub(super) fn find_or_build(
     drop(lock);
     let entry = result?;
     if let Some(cache) = shared.filter(|c| c.pushes())
-        && let Err(e) = cache.push(key, &entry, inputs, &std::env::temp_dir())
+        && let Err(e) = push(cache, planned, key, &entry, inputs)
     {
         ctx.progress
             .warn(&format!("`{name}` was not pushed to the cache: {e}"));
     }
     Ok((Status::Built, entry, hold))
+}
+
+/// Pushes what was just built to the cache, with an image's config digest.
+fn push(
+    cache: &crate::cache::Remote,
+    planned: &PlannedNode<'_>,
+    key: &Key,
+    entry: &Entry,
+    inputs: BTreeMap<String, String>,
+) -> Result<(), crate::cache::CacheError> {
+    let config = match planned.work.is_image() {
+        true => match stored::read(entry.path.as_path(), Part::Record) {
+            Ok(image) => Some(image.config_digest()),
+            // Not pushed: later keys could not be found from its record.
+            Err(_) => return Ok(()),
+        },
+        false => None,
+    };
+    cache.push(key, (entry, config), inputs, &std::env::temp_dir())
 }
 
 /// The entry for `key` from the remote cache, committed, if the cache has

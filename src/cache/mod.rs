@@ -22,6 +22,7 @@ pub use entry::Record;
 pub use keys::{PublicKey, SecretKey, keygen};
 
 use crate::hash::Key;
+use crate::image::stored::Part;
 use crate::registry::{Access, RegistryError, Repository};
 use crate::store::{Entry, Pending};
 
@@ -34,6 +35,10 @@ pub struct Remote {
     /// Set once the cache could not be reached: the rest of the build does
     /// without it instead of waiting for it node after node.
     down: std::sync::atomic::AtomicBool,
+    /// The records asked for so far (`None`: absent, or refused once with
+    /// a warning): a build asks first for a node's key, then, if it needs
+    /// the node's files, for its tree.
+    records: std::sync::Mutex<std::collections::HashMap<Key, Option<Record>>>,
     push: bool,
     signer: Option<SecretKey>,
     trusted: Vec<PublicKey>,
@@ -87,6 +92,7 @@ impl Remote {
         Ok(Remote {
             repo: Repository::connect(repository, access)?,
             down: std::sync::atomic::AtomicBool::new(false),
+            records: Default::default(),
             push,
             signer,
             trusted,
@@ -100,8 +106,19 @@ impl Remote {
 
     /// The record of the cache's entry for `key`, if it has one kiln may
     /// use (trusted, naming this key), without its tree: what `kiln
-    /// explain` compares.
+    /// explain` compares. Why an entry cannot be used is said once: asked
+    /// again, it is absent.
     pub fn record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
+        let records = || self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = records().get(key) {
+            return Ok(record.clone());
+        }
+        let found = self.fetch_record(key);
+        records().insert(*key, found.as_ref().ok().cloned().flatten());
+        found
+    }
+
+    fn fetch_record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
         use std::sync::atomic::Ordering;
         if self.down.load(Ordering::Relaxed) {
             return Ok(None);
@@ -140,14 +157,30 @@ impl Remote {
         self.repo.blob_to_file(&tree.digest, tree.size, &blob)?;
         pack::unpack(&blob, tree, record.contents, pending.out_dir())?;
         std::fs::remove_file(&blob).map_err(|source| CacheError::Io { path: blob, source })?;
+        // Keys after an image were made of the config digest its record
+        // names: the tree must be that image.
+        if let Some(claimed) = record.config {
+            let image = crate::image::stored::read(pending.out_dir(), Part::Record);
+            let actual = image.map(|image| image.config_digest()).ok();
+            if actual != Some(claimed) {
+                return Err(CacheError::Refused {
+                    repo: self.repo.name(),
+                    tag: entry::tag(key),
+                    reason: format!(
+                        "its tree is not the image (config {claimed}) its record names"
+                    ),
+                });
+            }
+        }
         Ok(Some(record))
     }
 
-    /// Pushes `entry` (just built under `key`, its inputs `inputs`).
+    /// Pushes `entry` (just built under `key`, its inputs `inputs`; for an
+    /// image, `config` is its config digest).
     pub fn push(
         &self,
         key: &Key,
-        entry: &Entry,
+        (entry, config): (&Entry, Option<crate::hash::Digest>),
         inputs: std::collections::BTreeMap<String, String>,
         scratch: &Path,
     ) -> Result<(), CacheError> {
@@ -158,7 +191,7 @@ impl Remote {
         self.repo
             .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
         let tree = (&packed.layer, packed.contents);
-        let record = Record::new(key, entry, inputs, tree, self.signer.as_ref());
+        let record = Record::new(key, (entry, config), inputs, tree, self.signer.as_ref());
         let json = record.to_json();
         let config = self.repo.push_blob(&json)?;
         let manifest = entry::manifest(&config, json.len() as u64, &packed.layer);

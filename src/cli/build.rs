@@ -121,20 +121,29 @@ pub(super) fn finish(g: &Global, report: &mut BuildReport) -> Result<(), CliErro
 
 fn summary(report: &BuildReport) -> String {
     let (built, cached) = (report.count(Status::Built), report.count(Status::Cached));
-    let pulled = report.count(Status::Pulled);
+    let (pulled, remote) = (report.count(Status::Pulled), report.count(Status::Remote));
     let (failed, skipped) = (report.count(Status::Failed), report.count(Status::Skipped));
     let secs = report.elapsed.as_secs_f64();
+    // Nodes nothing here needed the files of, which stay in the cache.
+    let left = match remote {
+        0 => String::new(),
+        n => format!(", {n} left in the cache"),
+    };
     if built == 0 && pulled == 0 && failed == 0 && skipped == 0 {
-        let images = report.nodes.iter().filter(|n| n.kind == "image").count();
+        let here = |n: &&NodeReport| n.status == Status::Cached;
+        let images = (report.nodes.iter().filter(here))
+            .filter(|n| n.kind == "image")
+            .count();
         let others = cached - images;
         return format!(
-            "nothing to build: {others} stage(s), {images} image(s) cached ({secs:.2}s)"
+            "nothing to build: {others} stage(s), {images} image(s) cached{left} ({secs:.2}s)"
         );
     }
     let mut s = format!("built {built}, cached {cached}");
     if pulled > 0 {
         s += &format!(", pulled {pulled}");
     }
+    s += &left;
     if failed > 0 || skipped > 0 {
         s += &format!(", failed {failed}, skipped {skipped}");
     }
@@ -180,6 +189,7 @@ fn json_report(report: &BuildReport) -> serde_json::Value {
         "built": report.count(Status::Built),
         "cached": report.count(Status::Cached),
         "pulled": report.count(Status::Pulled),
+        "remote": report.count(Status::Remote),
         "failed": report.count(Status::Failed),
         "skipped": report.count(Status::Skipped),
         "elapsed_ms": report.elapsed.as_millis() as u64,

@@ -19,6 +19,11 @@ use crate::tree::{self, StatCache, Tree};
 #[derive(Debug)]
 pub struct Plan<'s> {
     pub nodes: Vec<PlannedNode<'s>>,
+    /// The nodes whose files a build leaves in the store: the targets
+    /// named, or with none, those no other node needs (the spec's
+    /// products). Whatever else the remote cache has is downloaded only if
+    /// a node here must be built from it (Bazel's builds without the bytes).
+    pub wanted: Vec<usize>,
     /// How the images of this plan write their layers.
     pub layers: LayerSettings,
 }
@@ -192,7 +197,7 @@ pub fn plan<'s>(
             .copied()
             .expect("kiln bug: a needed node was planned first")
     };
-    let nodes = nodes
+    let nodes: Vec<PlannedNode<'s>> = nodes
         .into_iter()
         .map(|mut planned| {
             match planned.work {
@@ -220,10 +225,28 @@ pub fn plan<'s>(
             planned
         })
         .collect();
+    let wanted = match targets.is_empty() {
+        true => products(&nodes),
+        false => (targets.iter())
+            .filter_map(|t| nodes.iter().position(|n| n.name().as_str() == t))
+            .collect(),
+    };
     Ok(Plan {
         nodes,
+        wanted,
         layers: env.layers,
     })
+}
+
+/// The nodes no other node waits on.
+fn products(nodes: &[PlannedNode<'_>]) -> Vec<usize> {
+    let mut needed = vec![false; nodes.len()];
+    for planned in nodes {
+        for d in planned.waits_on() {
+            needed[d] = true;
+        }
+    }
+    (0..nodes.len()).filter(|&i| !needed[i]).collect()
 }
 
 fn plan_one<'s>(

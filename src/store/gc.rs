@@ -80,20 +80,21 @@ pub(super) fn collect(
     }
     remove_orphans(layout, &mut swept)?;
     remove_stale_builds(layout, &mut swept)?;
-    remove_unused_specs(layout, keep, now, &mut swept);
+    remove_unused_files(&layout.spec_cache_dir(), keep, now, &mut swept);
+    remove_unused_files(&layout.known_dir(), keep, now, &mut swept);
     Ok(swept)
 }
 
-/// Cached specs (and a write's leftover temp file) unused for `keep`. Needs
-/// no lock: a spec deleted under a reader is only parsed again.
-fn remove_unused_specs(layout: &Layout, keep: Duration, now: SystemTime, swept: &mut Swept) {
-    let dir = layout.spec_cache_dir();
-    let names = match read_names(&dir) {
+/// Files of `dir` (cached specs, realisations, a write's leftover temp
+/// file) unused for `keep`. Needs no lock: a spec deleted under a reader is
+/// only parsed again, a realisation only asked of the cache again.
+fn remove_unused_files(dir: &Path, keep: Duration, now: SystemTime, swept: &mut Swept) {
+    let names = match read_names(dir) {
         Ok(names) => names,
         Err(StoreError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return;
         }
-        Err(e) => return swept.fail(dir, e),
+        Err(e) => return swept.fail(dir.to_owned(), e),
     };
     for name in names {
         let file = dir.join(name);

@@ -106,6 +106,16 @@ impl Layout {
         self.root.join("cache").join("spec")
     }
 
+    /// Realisations of keys this store holds no entry for (`known.rs`);
+    /// made on the first write.
+    pub fn known_dir(&self) -> PathBuf {
+        self.root.join("known")
+    }
+
+    pub fn known_file(&self, short: &str) -> PathBuf {
+        self.known_dir().join(format!("{short}.json"))
+    }
+
     pub fn stat_cache(&self) -> PathBuf {
         self.root.join("stat-cache")
     }

@@ -36,6 +36,9 @@
 //!     ├── stat-cache              tree::StatCache
 //!     ├── cache/spec/<key>.json   validated specs (spec::load_cached);
 //!     │                           mtime is last use
+//!     ├── known/<key>.json        what the remote cache said a key built
+//!     │                           to, for entries not held here (known.rs);
+//!     │                           mtime is last use
 //!     └── tmp/<key>-<name>.<pid>/{src,out,tmp,root}
 //!                                 build dirs; `out` is renamed into store/
 //! ```
@@ -54,8 +57,9 @@
 //!   their metas and logs;
 //! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
 //!   unless their key is being built;
-//! - cached specs not used for N days (a spec read as it is deleted is
-//!   only parsed again);
+//! - cached specs and realisations not used for N days (a spec read as it
+//!   is deleted is only parsed again, a realisation asked of the cache
+//!   again);
 //! - blobs, import records, root filesystems and cached layers not used for
 //!   N days, and the leftovers of interrupted imports, unpacks and layer
 //!   writes (`base::collect`, `export::collect_layer_cache`): only while no
@@ -70,6 +74,7 @@
 //! This module does filesystem IO only; hashing trees is `tree`'s.
 
 mod gc;
+mod known;
 mod layout;
 mod lock;
 mod meta;
@@ -87,6 +92,7 @@ use crate::spec::Name;
 use crate::fsx::IoContext;
 use layout::Layout;
 
+pub use known::Realisation;
 pub use lock::KeyLock;
 pub use meta::Meta;
 use meta::{read_meta, touch};
@@ -257,6 +263,22 @@ impl Store {
     /// are recorded in one write. Waits only while a gc deletes.
     pub fn pin_roots(&self) -> Result<roots::Pin<'_>, StoreError> {
         self.roots.pin()
+    }
+
+    /// What the remote cache said `key` built to, if this store remembers
+    /// it (see `known.rs`); marks it used now.
+    pub fn known(&self, key: &Key) -> Result<Option<Realisation>, StoreError> {
+        let found = known::read(&self.layout, key)?;
+        if found.is_some() {
+            // Only gc reads the mark; a store kiln cannot write still serves.
+            let _ = touch(&self.layout.known_file(&key.short()));
+        }
+        Ok(found)
+    }
+
+    /// Remembers what `key` built to, as the remote cache's record says.
+    pub fn remember(&self, known: &Realisation) -> Result<(), StoreError> {
+        known::write(&self.layout, known)
     }
 
     /// The whole meta of `key`'s entry, its inputs included (a lookup

@@ -68,7 +68,7 @@ fn a_second_store_pulls_every_stage_and_makes_the_same_image() {
     );
 
     let second = Project::new(SPEC);
-    let (pulled, _) = build(&second, &["--cache", &cache]);
+    let (pulled, _) = build(&second, &["--cache", &cache, "stamp", "copy", "app"]);
     assert_eq!(pulled.status("stamp"), "pulled", "{}", pulled.0);
     assert_eq!(pulled.status("copy"), "pulled");
     // The image too: nothing is run or assembled here.
@@ -104,6 +104,94 @@ fn a_second_store_pulls_every_stage_and_makes_the_same_image() {
     );
 }
 
+/// Bazel's builds without the bytes: `kiln build` from a warm cache pulls
+/// the spec's products (what no other node needs), and leaves the stages
+/// they were made from in the cache, known by what they built to. The
+/// store remembers that, so later commands find the same keys offline; a
+/// stage asked for by name is downloaded.
+#[test]
+fn a_build_from_a_warm_cache_downloads_only_the_products() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let first = Project::new(SPEC);
+    let (built, _) = build(&first, &["--cache", &cache, "--cache-push"]);
+
+    let second = Project::new(SPEC);
+    let (lazy, err) = build(&second, &["--cache", &cache]);
+    assert_eq!(lazy.0["images"][0]["status"], "pulled", "{}", lazy.0);
+    assert_eq!(
+        (lazy.status("stamp"), lazy.status("copy")),
+        ("remote".into(), "remote".into())
+    );
+    assert_eq!(
+        (lazy.0["pulled"].clone(), lazy.0["remote"].clone()),
+        (1.into(), 2.into())
+    );
+    assert!(lazy.0["stages"][0]["output"].is_null(), "{}", lazy.0);
+    assert_eq!(lazy.key("stamp"), built.key("stamp"));
+    assert_eq!(image_digest(&lazy), image_digest(&built));
+    assert!(err.contains("pulled 1, 2 left in the cache"), "{err}");
+
+    // Without the cache, the same keys: a no-op, and the image exports.
+    drop(registry);
+    let (again, err) = build(&second, &[]);
+    assert_eq!(again.0["images"][0]["status"], "cached", "{err}");
+    assert_eq!(again.status("stamp"), "remote");
+    assert!(err.contains("nothing to build"), "{err}");
+    let tar = second.dir.path().join("app.tar");
+    second.ok(&["export", "app", "-o", tar.to_str().expect("utf-8")]);
+
+    // Asked for by name, a stage must be here: with the cache gone, it is
+    // built (and so is what needs it, which the cache knew by the old bytes).
+    let (named, err) = build(&second, &["copy"]);
+    assert_eq!(named.status("stamp"), "built", "{err}");
+    assert_eq!(named.status("copy"), "built", "{err}");
+    assert_ne!(stamp(&named), stamp(&built), "a new stamp");
+
+    // What the cache said is collected like the entries.
+    let known = second.store.join("v2/known");
+    assert!(std::fs::read_dir(&known).expect("known/").count() >= 2);
+    second.ok(&["store", "gc", "--keep-days", "0"]);
+    assert_eq!(std::fs::read_dir(&known).expect("known/").count(), 0);
+}
+
+/// The product's entry is damaged: it cannot be pulled, and the stages it
+/// is made from were left in the cache. The build goes on in a second
+/// round that pulls them and assembles the image here: the same image.
+#[test]
+fn a_product_that_cannot_be_pulled_is_made_here_from_what_it_needs() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
+    let app = built.0["images"][0]["key"].as_str().expect("app's key");
+    let manifest = registry.get_manifest("cache", &format!("kiln2-{app}"));
+    let tree: Digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("tree digest");
+    std::fs::write(registry.blob(&tree), b"not a zstd tar").expect("tamper");
+
+    let second = Project::new(SPEC);
+    let (report, warnings) = build(&second, &["--cache", &cache]);
+    assert_eq!(report.0["images"][0]["status"], "built", "{warnings}");
+    assert_eq!(
+        (report.status("stamp"), report.status("copy")),
+        ("pulled".into(), "pulled".into()),
+        "{warnings}"
+    );
+    assert_eq!(image_digest(&report), image_digest(&built));
+    assert!(warnings.contains(&tree.to_string()), "{warnings}");
+    // Each node once in the summary, whatever the rounds.
+    assert!(
+        warnings.contains("built 1, cached 0, pulled 2 ("),
+        "{warnings}"
+    );
+}
+
 #[test]
 fn without_cache_push_nothing_is_pushed() {
     let Some(registry) = Registry::start() else {
@@ -125,7 +213,7 @@ fn an_entry_whose_record_lies_about_its_output_is_refused_and_built_here() {
     let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
     let key = built.key("stamp");
     // Rewrite the record to claim another output hash (the tree is intact).
-    let mut manifest = registry.get_manifest(repo, &format!("kiln1-{key}"));
+    let mut manifest = registry.get_manifest(repo, &format!("kiln2-{key}"));
     let config = manifest["config"]["digest"]
         .as_str()
         .expect("config")
@@ -137,7 +225,7 @@ fn an_entry_whose_record_lies_about_its_output_is_refused_and_built_here() {
     let digest = registry.put_blob(repo, &forged);
     manifest["config"]["digest"] = serde_json::json!(digest.to_string());
     manifest["config"]["size"] = serde_json::json!(forged.len());
-    registry.put_manifest(repo, &format!("kiln1-{key}"), &manifest);
+    registry.put_manifest(repo, &format!("kiln2-{key}"), &manifest);
 
     let (report, warnings) = build(&Project::new(SPEC), &["--cache", &cache]);
     assert_eq!(report.status("stamp"), "built", "{warnings}");
@@ -160,7 +248,7 @@ fn a_damaged_tree_blob_is_refused_and_built_here() {
     };
     let cache = format!("{}/cache", registry.host());
     let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
-    let manifest = registry.get_manifest("cache", &format!("kiln1-{}", built.key("stamp")));
+    let manifest = registry.get_manifest("cache", &format!("kiln2-{}", built.key("stamp")));
     let tree: Digest = manifest["layers"][0]["digest"]
         .as_str()
         .expect("tree")
@@ -168,8 +256,9 @@ fn a_damaged_tree_blob_is_refused_and_built_here() {
         .expect("digest");
     std::fs::write(registry.blob(&tree), b"not a zstd tar").expect("tamper");
 
+    // Asked for by name: its files are needed here.
     let second = Project::new(SPEC);
-    let (report, warnings) = build(&second, &["--cache", &cache]);
+    let (report, warnings) = build(&second, &["--cache", &cache, "stamp"]);
     assert_eq!(report.status("stamp"), "built", "{warnings}");
     assert!(
         warnings.contains("warning") && warnings.contains(&tree.to_string()),
@@ -209,12 +298,12 @@ fn with_trusted_keys_only_entries_signed_by_one_are_used() {
 
     let (trusted, _) = build(
         &Project::new(SPEC),
-        &["--cache", &signed, "--cache-trust", &team_public],
+        &["--cache", &signed, "--cache-trust", &team_public, "stamp"],
     );
     assert_eq!(trusted.status("stamp"), "pulled");
     let (foreign, warnings) = build(
         &Project::new(SPEC),
-        &["--cache", &signed, "--cache-trust", &other_public],
+        &["--cache", &signed, "--cache-trust", &other_public, "stamp"],
     );
     assert_eq!(foreign.status("stamp"), "built");
     assert!(
@@ -223,12 +312,12 @@ fn with_trusted_keys_only_entries_signed_by_one_are_used() {
     );
     let (bare, warnings) = build(
         &Project::new(SPEC),
-        &["--cache", &unsigned, "--cache-trust", &team_public],
+        &["--cache", &unsigned, "--cache-trust", &team_public, "stamp"],
     );
     assert_eq!(bare.status("stamp"), "built");
     assert!(warnings.contains("it is not signed"), "{warnings}");
     // Without trusted keys, a signed entry is used like any other.
-    let (open, _) = build(&Project::new(SPEC), &["--cache", &signed]);
+    let (open, _) = build(&Project::new(SPEC), &["--cache", &signed, "stamp"]);
     assert_eq!(open.status("stamp"), "pulled");
 }
 

