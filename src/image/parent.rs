@@ -149,10 +149,14 @@ impl ListError {
 
 /// Lists the layer whose (compressed) bytes `blob` yields, hashing its tar
 /// on the way; `layer` says how it is compressed and names it in messages.
-pub fn list_from(layer: &base::Layer, blob: &mut impl Read) -> Result<Listing, ListError> {
+pub fn list_from(layer: &base::Layer, blob: &mut (impl Read + Send)) -> Result<Listing, ListError> {
+    // Decompressing is about half of it: beside hashing and listing.
+    (layer.compression).decode_beside(blob, |tar| list_tar(layer, tar))
+}
+
+fn list_tar(layer: &base::Layer, tar: &mut dyn Read) -> Result<Listing, ListError> {
     let io = ListError::Io;
-    let reader = layer.compression.decoder(blob).map_err(io)?;
-    let mut counted = Sha256Reader::new(reader);
+    let mut counted = Sha256Reader::new(tar);
     let mut listing = Listing {
         entries: Vec::new(),
         whiteouts: Vec::new(),
