@@ -53,7 +53,8 @@ impl Blob<'_> {
             Blob::File { path, size, digest } => (path, size, digest),
         };
         let file = File::open(path).at(path)?;
-        let len = file.metadata().at(path)?.len();
+        let meta = file.metadata().at(path)?;
+        let len = meta.len();
         // A file of another size is damaged; it is not mapped (a mapping
         // longer than its file faults when read past the end).
         if len != size || size == 0 {
@@ -67,6 +68,10 @@ impl Blob<'_> {
         // place (entries are made aside and renamed in); its length was
         // checked above.
         let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.at(path)?;
+        // Packed by this process a moment ago, and unchanged since.
+        if crate::hash::fresh::is_fresh(&meta, &digest) {
+            return Ok(Checked::Mapped(map));
+        }
         let actual = Digest::of(&map);
         match actual == digest {
             true => Ok(Checked::Mapped(map)),

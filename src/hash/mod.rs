@@ -16,10 +16,14 @@
 //! [`Sha256Writer`] and [`Sha256Reader`] hash and count a stream on its way
 //! through (a blob being stored, a layer being packed or checked).
 //!
+//! [`fresh`] remembers the blobs this process wrote and hashed, so that it
+//! does not hash them again.
+//!
 //! Pure data and hashing; no IO of its own (the sha256 adapters wrap a
 //! reader or writer that does).
 
 mod family;
+pub mod fresh;
 mod identity;
 mod sha256;
 mod stable;

@@ -72,6 +72,11 @@ pub(crate) fn insert(
         out.flush().at(tmp.tmp_path())?;
         packed
     };
+    // The same inode once renamed into place: the export that follows does
+    // not hash what was just hashed.
+    if let Ok(meta) = tmp.file().metadata() {
+        crate::hash::fresh::remember(&meta, packed.digest);
+    }
     // Unsynced: the blob is as large as the layer (see `commit_unsynced`).
     tmp.commit_unsynced()?;
     let json = serde_json::to_vec(&packed).expect("kiln bug: Packed serializes");
