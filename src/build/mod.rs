@@ -22,7 +22,7 @@ mod stage;
 
 use std::time::Duration;
 
-pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobRoot, Local, RunFailure};
+pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobCache, JobRoot, Local, RunFailure};
 pub use node::{Failure, StageFailure};
 pub use resolve::{Resolved, resolve};
 pub use schedule::{run, run_with};

@@ -32,6 +32,9 @@ pub(super) fn build_targets(
 ) -> Result<BuildReport, CliError> {
     let store = open_store(g)?;
     let plan = plan(g, spec, &store, targets, layers)?;
+    if g.sandbox == SandboxMode::Off {
+        refuse_caches(spec, &plan)?;
+    }
     let opts = BuildOptions {
         jobs: g
             .jobs
@@ -56,6 +59,23 @@ pub(super) fn build_targets(
         &opts,
         executor.as_ref(),
     ))
+}
+
+/// `--sandbox off` mounts nothing: a planned stage with a `cache` is
+/// refused before anything runs.
+fn refuse_caches(spec: &Spec, plan: &crate::eval::Plan<'_>) -> Result<(), CliError> {
+    for planned in &plan.nodes {
+        if let crate::eval::Work::Run(stage) = planned.work
+            && let Some(cache) = stage.caches.first()
+        {
+            return Err(CliError::CacheWithoutSandbox {
+                stage: stage.name.value.to_string(),
+                src: spec.source.clone(),
+                span: cache.path.span,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Prints failures, the images made and the summary line; a failed build

@@ -14,7 +14,9 @@ use super::names::node_name;
 use super::{Base, BaseSource, Fetch, Platform, RegistryRef, Root, Spanned, Stage};
 use crate::hash::Digest;
 
-const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
+const STAGE_NODES: &[&str] = &[
+    "from", "src", "use", "tools", "env", "run", "timeout", "cache",
+];
 
 const MANY: usize = usize::MAX;
 
@@ -44,6 +46,7 @@ impl Cx {
             runs: Vec::new(),
             run_args: BTreeMap::new(),
             timeout: None,
+            caches: Vec::new(),
         };
         let mut env_spans = BTreeMap::new();
         let mut from_seen = None;
@@ -67,6 +70,10 @@ impl Cx {
                     }
                 }
                 "use" => self.stage_uses(child, &mut stage.uses),
+                "cache" => {
+                    let cache = self.cache_dir(child, &stage.caches);
+                    stage.caches.extend(cache);
+                }
                 "tools" => self.tools(child, &mut stage.tools),
                 "env" => self.env(child, &mut stage.env, &mut env_spans),
                 "run" => {

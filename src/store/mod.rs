@@ -33,6 +33,8 @@
 //!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs);
 //!     │                           mtime is last use
 //!     ├── rootfs/<config-hex>.tree  its tree hash when unpacked (verify)
+//!     ├── caches/<hash>/{cache.json,data/}  the directories of `cache` lines,
+//!     │                           outside every key and output (caches.rs)
 //!     ├── stat-cache              tree::StatCache
 //!     ├── cache/spec/<key>.json   validated specs (spec::load_cached);
 //!     │                           mtime is last use
@@ -69,6 +71,7 @@
 //!
 //! This module does filesystem IO only; hashing trees is `tree`'s.
 
+mod caches;
 mod gc;
 mod layout;
 mod lock;
@@ -87,6 +90,7 @@ use crate::spec::Name;
 use crate::fsx::IoContext;
 use layout::Layout;
 
+pub use caches::{CacheInfo, CacheLease, CacheRecord};
 pub use lock::KeyLock;
 pub use meta::Meta;
 use meta::{read_meta, touch};

@@ -86,6 +86,15 @@ impl Pending {
         &self.root
     }
 
+    /// A fresh, empty directory of this build's own, removed with it: a
+    /// `cache` the build may not share (`sharing="private"` while busy,
+    /// or `kiln build --rebuild`, which starts from empty caches).
+    pub fn scratch_cache(&self, n: usize) -> Result<PathBuf, StoreError> {
+        let dir = self.dir.join(format!("cache-{n}"));
+        std::fs::create_dir(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
     /// Hashes `out`, makes it read-only, writes its `Meta` and renames it into
     /// place: the entry exists only once complete.
     pub fn commit(
