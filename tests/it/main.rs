@@ -15,6 +15,7 @@ mod base_import;
 mod build;
 mod cache;
 mod cache_attacks;
+mod cache_dirs;
 mod cli_errors;
 mod closure;
 mod closure_attacks;
