@@ -19,6 +19,8 @@ const LOG_TAIL_LINES: usize = 20;
 pub(super) enum Caches {
     /// The store's, kept between builds.
     Store,
+    /// Empty ones of this build's own (`kiln build --rebuild`).
+    Empty,
 }
 
 /// Runs stage (or fetch) `i` into `pending`. `done`: what it waits on.
@@ -96,6 +98,7 @@ fn take_caches(
     for (n, (record, cache)) in wanted.iter().enumerate() {
         let lease = match caches {
             Caches::Store => ctx.store.cache(record, cache.sharing)?,
+            Caches::Empty => None,
         };
         let dir = match &lease {
             Some(lease) => lease.dir().to_path_buf(),

@@ -205,6 +205,11 @@ pub struct BuildArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Then build every stage again with empty caches and compare its
+    /// output with the stored one (as `nix-build --check`): exit 1 on a
+    /// difference, naming the stage and the first differing file.
+    #[arg(long)]
+    pub rebuild: bool,
     #[command(flatten)]
     pub layers: LayerArgs,
 }

@@ -9,6 +9,7 @@ mod cache;
 mod image;
 mod lock;
 pub mod out;
+mod rebuild;
 mod store;
 
 use std::process::ExitCode;

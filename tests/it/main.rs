@@ -35,6 +35,7 @@ mod image_cli;
 mod image_e2e;
 mod image_nodes;
 mod lock;
+mod rebuild;
 mod registry;
 mod registry_auth;
 mod registry_failures;
