@@ -56,6 +56,8 @@
 //!   their metas and logs;
 //! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
 //!   unless their key is being built;
+//! - `cache` directories not used for N days (all of them with
+//!   `--caches`), each unless a build holds it (`caches.rs`);
 //! - cached specs not used for N days (a spec read as it is deleted is
 //!   only parsed again);
 //! - blobs, import records, root filesystems and cached layers not used for
