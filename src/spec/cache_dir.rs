@@ -29,8 +29,13 @@ const INSIDE: [(&str, &str); 6] = [
 const MAX_ID: usize = 100;
 
 impl Cx {
-    /// One `cache` line of a stage; `earlier`: the stage's caches so far.
-    pub(super) fn cache_dir(&mut self, node: &KdlNode, earlier: &[CacheDir]) -> Option<CacheDir> {
+    /// One `cache` line of a stage; `earlier`: the paths of the stage's
+    /// caches so far (a map, so that many lines cost no more than linear).
+    pub(super) fn cache_dir(
+        &mut self,
+        node: &KdlNode,
+        earlier: &mut BTreeMap<String, SourceSpan>,
+    ) -> Option<CacheDir> {
         self.check_props(node, &["id", "sharing"]);
         let example = "cache \"/tmp/go-cache\"";
         let args = self.args(node, (1, 1), "a path", example);
@@ -74,7 +79,7 @@ impl Cx {
     fn cache_path(
         &mut self,
         path: Spanned<String>,
-        earlier: &[CacheDir],
+        earlier: &mut BTreeMap<String, SourceSpan>,
     ) -> Option<Spanned<String>> {
         let fail = |cx: &mut Cx, why: CachePathError, text: &str| {
             let kind = ProblemKind::BadCachePath {
@@ -106,25 +111,26 @@ impl Cx {
             fail(self, why, "a mount of kiln's");
             return None;
         }
-        for other in earlier {
-            if other.path.value == value {
-                self.duplicate_key("Cache path", &value, other.path.span, path.span);
-                return None;
-            }
-            if within(&value, &other.path.value) || within(&other.path.value, &value) {
-                let why = CachePathError::Nested(other.path.value.clone());
-                let kind = ProblemKind::BadCachePath {
-                    path: path.value.clone(),
-                    why,
-                };
-                let labels = vec![
-                    label(other.path.span, "this cache"),
-                    label(path.span, "overlaps it"),
-                ];
-                self.report(kind, labels);
-                return None;
-            }
+        if let Some(&first) = earlier.get(&value) {
+            self.duplicate_key("Cache path", &value, first, path.span);
+            return None;
         }
+        // A cache above this one (an ancestor), or one inside it (the
+        // first key after `value/` in order).
+        let inside = format!("{value}/");
+        let above = ancestors(&value).find_map(|a| earlier.get_key_value(a));
+        let below =
+            (earlier.range(inside.clone()..).next()).filter(|(p, _)| p.starts_with(&inside));
+        if let Some((other, &span)) = above.or(below) {
+            let kind = ProblemKind::BadCachePath {
+                path: path.value.clone(),
+                why: CachePathError::Nested(other.clone()),
+            };
+            let labels = vec![label(span, "this cache"), label(path.span, "overlaps it")];
+            self.report(kind, labels);
+            return None;
+        }
+        earlier.insert(value.clone(), path.span);
         Some(Spanned {
             value,
             span: path.span,
@@ -163,6 +169,16 @@ impl Cx {
     }
 }
 
+/// `/a/b/c` → `/a/b`, `/a` (not `/`, which no cache is).
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    let mut rest = path;
+    std::iter::from_fn(move || {
+        let cut = rest.rfind('/').filter(|&i| i > 0)?;
+        rest = &rest[..cut];
+        Some(rest)
+    })
+}
+
 /// Whether `path` is `dir` or lies inside it (both normalized, absolute).
 fn within(path: &str, dir: &str) -> bool {
     path == dir || (path.strip_prefix(dir)).is_some_and(|rest| rest.starts_with('/') || dir == "/")
@@ -170,7 +186,13 @@ fn within(path: &str, dir: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::within;
+    use super::{ancestors, within};
+
+    #[test]
+    fn ancestors_stop_above_the_root() {
+        assert_eq!(ancestors("/a/b/c").collect::<Vec<_>>(), ["/a/b", "/a"]);
+        assert_eq!(ancestors("/a").count(), 0);
+    }
 
     #[test]
     fn within_is_by_component() {

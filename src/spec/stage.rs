@@ -49,6 +49,7 @@ impl Cx {
             caches: Vec::new(),
         };
         let mut env_spans = BTreeMap::new();
+        let mut cache_paths = BTreeMap::new();
         let mut from_seen = None;
         let mut timeout_seen = None;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -71,7 +72,7 @@ impl Cx {
                 }
                 "use" => self.stage_uses(child, &mut stage.uses),
                 "cache" => {
-                    let cache = self.cache_dir(child, &stage.caches);
+                    let cache = self.cache_dir(child, &mut cache_paths);
                     stage.caches.extend(cache);
                 }
                 "tools" => self.tools(child, &mut stage.tools),
