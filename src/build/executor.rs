@@ -44,6 +44,18 @@ pub struct Job<'a> {
     pub network: bool,
     /// How long all the scripts together may run.
     pub timeout: Option<Duration>,
+    /// `cache` directories: mounted read-write at their paths, kept by
+    /// the store between builds. Only the sandbox can mount them.
+    pub caches: Vec<JobCache>,
+}
+
+/// One `cache` of a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobCache {
+    /// Where the scripts see it (absolute, outside kiln's own mounts).
+    pub path: PathBuf,
+    /// The host directory, the store's (or an empty one of the build's).
+    pub dir: PathBuf,
 }
 
 /// The filesystem a job's scripts run in.
@@ -69,6 +81,10 @@ pub enum RunFailure {
     Spawn(#[source] std::io::Error),
     #[error("this executor cannot run a stage from an image root (`{}`)", .0.display())]
     Unsupported(PathBuf),
+    #[error("`cache` needs the sandbox to mount `{}`, and this build runs without it", .0.display())]
+    CacheWithoutSandbox(PathBuf),
+    #[error("Cannot mount the cache at `{}`: {why}", .path.display())]
+    CachePath { path: PathBuf, why: String },
 }
 
 pub trait Executor: Send + Sync {
@@ -110,6 +126,10 @@ impl Executor for Local {
     fn run(&self, job: &Job<'_>, log: &File) -> Result<(), RunFailure> {
         if let JobRoot::Rootfs(root) = &job.root {
             return Err(RunFailure::Unsupported(root.clone()));
+        }
+        // Without mounts, `/tmp/go-cache` would be the host's own.
+        if let Some(cache) = job.caches.first() {
+            return Err(RunFailure::CacheWithoutSandbox(cache.path.clone()));
         }
         let env = job.environment(&job.out_dir, &job.tmp_dir, |_, host| host.to_path_buf());
         let deadline = Deadline::new(job.timeout);

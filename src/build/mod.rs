@@ -15,6 +15,7 @@ mod image;
 mod keys;
 mod node;
 mod progress;
+mod rebuild;
 mod resolve;
 pub mod sandbox;
 mod schedule;
@@ -23,8 +24,9 @@ mod survey;
 
 use std::time::Duration;
 
-pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobRoot, Local, RunFailure};
+pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobCache, JobRoot, Local, RunFailure};
 pub use node::{Failure, StageFailure};
+pub use rebuild::{Checked, Rebuilt, rebuild};
 pub use resolve::{Resolved, resolve};
 pub use schedule::{run, run_with};
 

@@ -4,15 +4,24 @@
 
 use std::collections::BTreeMap;
 
-use super::executor::{Job, JobRoot, RunFailure};
+use super::executor::{Job, JobCache, JobRoot, RunFailure};
 use super::node::{Ctx, Done, NodeError, StageFailure};
 use crate::eval::{PlannedNode, Work};
 use crate::hash::Key;
-use crate::spec::Stage;
-use crate::store::Pending;
+use crate::spec::{CacheDir, Stage};
+use crate::store::{CacheLease, CacheRecord, Pending};
 
 /// Lines of a failed stage's log shown on the terminal.
 const LOG_TAIL_LINES: usize = 20;
+
+/// Where a stage's `cache` directories come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Caches {
+    /// The store's, kept between builds.
+    Store,
+    /// Empty ones of this build's own (`kiln build --rebuild`).
+    Empty,
+}
 
 /// Runs stage (or fetch) `i` into `pending`. `done`: what it waits on.
 pub(super) fn produce(
@@ -21,6 +30,18 @@ pub(super) fn produce(
     done: &Done,
     key: &Key,
     pending: &Pending,
+) -> Result<(), NodeError> {
+    produce_with(ctx, i, done, key, pending, Caches::Store)
+}
+
+/// [`produce`], its caches from `caches`.
+pub(super) fn produce_with(
+    ctx: &Ctx<'_, '_>,
+    i: usize,
+    done: &Done,
+    key: &Key,
+    pending: &Pending,
+    caches: Caches,
 ) -> Result<(), NodeError> {
     let planned = &ctx.plan.nodes[i];
     let stage = match planned.work {
@@ -35,6 +56,7 @@ pub(super) fn produce(
     crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
     let log_path = ctx.store.log_path(key, &stage.name.value);
     let log = std::fs::File::create(&log_path).map_err(NodeError::Log)?;
+    let (leases, mounts) = take_caches(ctx, stage, pending, caches)?;
     let job = Job {
         scripts: stage.runs.iter().map(|r| r.value.as_str()).collect(),
         root,
@@ -52,8 +74,64 @@ pub(super) fn produce(
         env: environment(stage),
         network: false,
         timeout: stage.timeout.as_ref().map(|t| t.value).or(ctx.timeout),
+        caches: mounts,
     };
-    ctx.executor.run(&job, &log).map_err(NodeError::Run)
+    let ran = ctx.executor.run(&job, &log).map_err(NodeError::Run);
+    // Released as soon as the scripts are done, whatever they did.
+    drop(leases);
+    ran
+}
+
+/// The stage's caches, held, and where each is mounted: in the order of
+/// their directories' names (one order for every build: no deadlock).
+fn take_caches(
+    ctx: &Ctx<'_, '_>,
+    stage: &Stage,
+    pending: &Pending,
+    caches: Caches,
+) -> Result<(Vec<CacheLease>, Vec<JobCache>), NodeError> {
+    let mut wanted: Vec<(CacheRecord, &CacheDir)> = (stage.caches.iter())
+        .map(|c| (record(ctx, stage, c), c))
+        .collect();
+    wanted.sort_by_cached_key(|(record, _)| record.hash());
+    let (mut leases, mut mounts) = (Vec::new(), Vec::new());
+    for (n, (record, cache)) in wanted.iter().enumerate() {
+        let lease = match caches {
+            Caches::Store => ctx.store.cache(record, cache.sharing)?,
+            Caches::Empty => None,
+        };
+        let dir = match &lease {
+            Some(lease) => lease.dir().to_path_buf(),
+            None => pending.scratch_cache(n)?,
+        };
+        if lease.as_ref().is_some_and(|l| l.dropped) {
+            ctx.progress.warn(&format!(
+                "cache `{}` was left by a build that was killed using it: `{}` starts with it empty",
+                record.id, stage.name.value
+            ));
+        }
+        leases.extend(lease);
+        mounts.push(JobCache {
+            path: cache.path.value.clone().into(),
+            dir,
+        });
+    }
+    Ok((leases, mounts))
+}
+
+/// Which store cache `cache` of `stage` is: its `id=`, shared by every
+/// project, or else this project's stage and path.
+fn record(ctx: &Ctx<'_, '_>, stage: &Stage, cache: &CacheDir) -> CacheRecord {
+    match &cache.id {
+        Some(id) => CacheRecord {
+            id: id.value.clone(),
+            project: None,
+        },
+        None => CacheRecord {
+            id: format!("{}:{}", stage.name.value, cache.path.value),
+            project: Some(ctx.spec.context.clone()),
+        },
+    }
 }
 
 /// Why stage (or fetch) `planned` failed, pointing at its `run` line, its

@@ -205,6 +205,11 @@ pub struct BuildArgs {
     /// Print a JSON report on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Then build every stage again with empty caches and compare its
+    /// output with the stored one (as `nix-build --check`): exit 1 on a
+    /// difference, naming the stage and the first differing file.
+    #[arg(long)]
+    pub rebuild: bool,
     #[command(flatten)]
     pub layers: LayerArgs,
 }
@@ -234,7 +239,7 @@ pub struct GraphArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
-    /// List store entries.
+    /// List store entries, then `cache` directories with their sizes.
     Ls {
         #[arg(long)]
         json: bool,
@@ -248,11 +253,14 @@ pub enum StoreCommand {
     },
     /// Re-hash every entry and report any that changed.
     Verify,
-    /// Delete entries no build has used for a while.
+    /// Delete entries (and `cache` directories) no build has used for a while.
     Gc {
-        /// Keep entries used within this many days.
+        /// Keep entries and caches used within this many days.
         #[arg(long, default_value_t = 30)]
         keep_days: u64,
+        /// Delete every `cache` directory no build holds, however recent.
+        #[arg(long)]
+        caches: bool,
     },
 }
 

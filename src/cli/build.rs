@@ -12,6 +12,9 @@ use crate::spec::{Content, ImageRoot, Root, Spec};
 pub fn build(g: &Global, a: &BuildArgs) -> Result<(), CliError> {
     let spec = load_spec(g)?;
     let layers = super::layer_settings(&a.layers)?;
+    if a.rebuild {
+        return super::rebuild::run(g, a, &spec, layers);
+    }
     let mut report = build_targets(g, &spec, &a.targets, a.fail_fast, layers)?;
     // A failed build is reported before a failed write of its report.
     let printed = match a.json {
@@ -32,7 +35,23 @@ pub(super) fn build_targets(
 ) -> Result<BuildReport, CliError> {
     let store = open_store(g)?;
     let plan = plan(g, spec, &store, targets, layers)?;
-    let opts = BuildOptions {
+    if g.sandbox == SandboxMode::Off {
+        refuse_caches(spec, &plan)?;
+    }
+    let opts = options(g, fail_fast)?;
+    let executor = executor(g)?;
+    Ok(build::run_with(
+        spec,
+        &plan,
+        &store,
+        &opts,
+        executor.as_ref(),
+    ))
+}
+
+/// How a build runs, from the global flags.
+pub(super) fn options(g: &Global, fail_fast: bool) -> Result<BuildOptions, CliError> {
+    Ok(BuildOptions {
         jobs: g
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -42,20 +61,34 @@ pub(super) fn build_targets(
         timeout: g.timeout,
         registry: g.registry_access(),
         cache: super::cache::remote(g)?,
-    };
-    let executor: Box<dyn build::Executor> = match g.sandbox {
+    })
+}
+
+/// What runs the stages: `--sandbox`.
+pub(super) fn executor(g: &Global) -> Result<Box<dyn build::Executor>, CliError> {
+    Ok(match g.sandbox {
         // Asked for explicitly: check now and fail before building anything.
         SandboxMode::On => build::sandbox::executor(SandboxMode::On)?,
         SandboxMode::Auto => Box::new(build::sandbox::Lazy::auto()),
         SandboxMode::Off => Box::new(build::Local),
-    };
-    Ok(build::run_with(
-        spec,
-        &plan,
-        &store,
-        &opts,
-        executor.as_ref(),
-    ))
+    })
+}
+
+/// `--sandbox off` mounts nothing: a planned stage with a `cache` is
+/// refused before anything runs.
+pub(super) fn refuse_caches(spec: &Spec, plan: &crate::eval::Plan<'_>) -> Result<(), CliError> {
+    for planned in &plan.nodes {
+        if let crate::eval::Work::Run(stage) = planned.work
+            && let Some(cache) = stage.caches.first()
+        {
+            return Err(CliError::CacheWithoutSandbox {
+                stage: stage.name.value.to_string(),
+                src: spec.source.clone(),
+                span: cache.path.span,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Prints failures, the images made and the summary line; a failed build
@@ -150,7 +183,7 @@ fn summary(report: &BuildReport) -> String {
     format!("{s} ({secs:.2}s)")
 }
 
-fn json_report(report: &BuildReport) -> serde_json::Value {
+pub(super) fn json_report(report: &BuildReport) -> serde_json::Value {
     let is_image = |n: &&NodeReport| n.kind == "image" || n.kind == "base";
     let stages: Vec<_> = (report.nodes.iter().filter(|n| !is_image(n)))
         .map(|s| {

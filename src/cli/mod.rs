@@ -9,6 +9,7 @@ mod cache;
 mod image;
 mod lock;
 pub mod out;
+mod rebuild;
 mod store;
 
 use std::process::ExitCode;
@@ -71,6 +72,22 @@ pub enum CliError {
     /// A build or check failed; its diagnostics were already printed.
     #[error("{0}")]
     Failed(String),
+    /// `--sandbox off` for a stage with a `cache`: nothing would mount it.
+    #[error("Stage `{stage}` has a `cache`, which needs the sandbox")]
+    #[diagnostic(
+        code(kiln::build::cache_without_sandbox),
+        help(
+            "Build with `--sandbox on` (or `auto` where the kernel has user namespaces), or remove \
+             the `cache` line: without the sandbox's mounts its path would be the host's own"
+        )
+    )]
+    CacheWithoutSandbox {
+        stage: String,
+        #[source_code]
+        src: std::sync::Arc<miette::NamedSource<String>>,
+        #[label("needs the sandbox")]
+        span: miette::SourceSpan,
+    },
     /// A build failed because kiln.kdl asks for an image that cannot be
     /// made (exit 2); its diagnostics were already printed.
     #[error("{0}")]
@@ -90,7 +107,7 @@ impl CliError {
     fn exit_code(&self) -> u8 {
         match self {
             CliError::Spec(_) | CliError::Eval(_) | CliError::Usage { .. } => 2,
-            CliError::Refused(_) => 2,
+            CliError::Refused(_) | CliError::CacheWithoutSandbox { .. } => 2,
             CliError::Export(e) if e.is_spec_error() => 2,
             CliError::Registry(crate::registry::RegistryError::BadTarget { .. }) => 2,
             CliError::Lock(e) if e.is_user_error() => 2,

@@ -9,12 +9,21 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
     match command {
         StoreCommand::Ls { json } => {
             let entries = store.list()?;
+            let caches = store.caches()?;
             if *json {
-                let list: Vec<_> = entries.iter().map(|e| serde_json::json!({
-                    "name": e.meta.name, "key": e.meta.key, "output_hash": e.meta.output_hash,
-                    "path": e.path.as_path(), "duration_ms": e.meta.duration_ms,
-                })).collect();
-                crate::outln!("{}", serde_json::Value::Array(list))?;
+                let list = entries.iter().map(|e| {
+                    serde_json::json!({
+                        "name": e.meta.name, "key": e.meta.key, "output_hash": e.meta.output_hash,
+                        "path": e.path.as_path(), "duration_ms": e.meta.duration_ms,
+                    })
+                });
+                let caches = caches.iter().map(|c| {
+                    serde_json::json!({
+                        "cache": c.record.id, "project": c.record.project,
+                        "size": c.size, "path": c.dir,
+                    })
+                });
+                crate::outln!("{}", serde_json::Value::Array(list.chain(caches).collect()))?;
             } else {
                 for e in &entries {
                     crate::outln!(
@@ -22,6 +31,14 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                         e.meta.name,
                         e.meta.key.short(),
                         e.path.as_path().display()
+                    )?;
+                }
+                for c in &caches {
+                    crate::outln!(
+                        "cache {}  {}  {}",
+                        c.record.id,
+                        crate::export::human_size(c.size),
+                        c.dir.display()
                     )?;
                 }
             }
@@ -73,8 +90,10 @@ pub fn run(g: &Global, command: &StoreCommand) -> Result<(), CliError> {
                 );
             }
         }
-        StoreCommand::Gc { keep_days } => {
-            let swept = collect_garbage(g, &store, *keep_days)?;
+        StoreCommand::Gc { keep_days, caches } => {
+            let mut swept = collect_garbage(g, &store, *keep_days)?;
+            let keep = (!caches).then(|| crate::store::days(*keep_days));
+            swept.absorb(store.gc_caches(keep));
             for e in &swept.entries {
                 crate::outln!("{}", e.path.as_path().display())?;
             }

@@ -81,6 +81,11 @@ impl Inputs {
             run_args,
             // How long a build may take cannot change what it produces.
             timeout: _,
+            // Neither can a cache, by its contract: only content-addressed
+            // tool caches, whose hits give the bytes a miss would. Its path
+            // and id are where the tool's cache lives, not what it builds;
+            // `kiln build --rebuild` checks the contract (spec/language.md).
+            caches: _,
         } = stage;
         Inputs(Node::Stage(StageInputs {
             platform: platform(),

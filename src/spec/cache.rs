@@ -106,6 +106,7 @@ fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
             runs: _,
             run_args: _,
             timeout: _,
+            caches: _,
         } = stage;
         srcs.iter().map(|src| &src.value)
     });

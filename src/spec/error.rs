@@ -381,6 +381,47 @@ pub enum ProblemKind {
     BadDuration { value: String },
     #[error("`{node} shell=#true` takes exactly one argument")]
     ShellArity { node: String },
+    #[error("Cache path `{path}` {why}")]
+    BadCachePath { path: String, why: CachePathError },
+    #[error("Invalid cache id `{id}`")]
+    BadCacheId { id: String },
+    #[error("Invalid cache sharing `{value}`")]
+    BadSharing { value: String },
+    #[error("Cache id `{id}` names two paths: `{first}` and `{second}`")]
+    CacheIdClash {
+        id: String,
+        first: String,
+        second: String,
+    },
     #[error("Dependency cycle: {}", path.join(" → "))]
     Cycle { path: Vec<String> },
+}
+
+/// Why a `cache` path cannot be mounted where it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CachePathError {
+    /// Not starting with `/`.
+    Relative,
+    /// `..` above `/`.
+    Escapes,
+    /// `/`, `/tmp`: it would hide what kiln mounts there.
+    Is(&'static str),
+    /// At or inside one of kiln's own mounts: `/out`, `/src`, `/deps`, …
+    Inside(&'static str),
+    /// Inside another cache of the same stage (or holding one).
+    Nested(String),
+}
+
+impl fmt::Display for CachePathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CachePathError::Relative => write!(f, "is not absolute"),
+            CachePathError::Escapes => write!(f, "climbs above `/`"),
+            CachePathError::Is(what) => write!(f, "is {what}"),
+            CachePathError::Inside(what) => write!(f, "is inside {what}"),
+            CachePathError::Nested(other) => {
+                write!(f, "overlaps the stage's cache `{other}`")
+            }
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The code and the help line of each [`ProblemKind`]: what a user reads
 //! after the cause, to know what to change.
 
-use super::error::{Escape, ProblemKind};
+use super::error::{CachePathError, Escape, ProblemKind};
+use super::model::CacheSharing;
 use super::model::RESERVED_ENV;
 
 impl ProblemKind {
@@ -56,6 +57,10 @@ impl ProblemKind {
             BadSignal { .. } => "bad_signal",
             BadDuration { .. } => "bad_duration",
             ShellArity { .. } => "shell_arity",
+            BadCachePath { .. } => "bad_cache_path",
+            BadCacheId { .. } => "bad_cache_id",
+            BadSharing { .. } => "bad_sharing",
+            CacheIdClash { .. } => "cache_id_clash",
             Cycle { .. } => "cycle",
         }
     }
@@ -185,7 +190,33 @@ impl ProblemKind {
             ShellArity { .. } => {
                 "Shell form is one command line; or drop `shell=#true` for an argv".into()
             }
+            BadCachePath { why, .. } => cache_path_help(why),
+            BadCacheId { .. } => {
+                "Write letters, digits, `.`, `_` and `-`, at most 100: `id=\"go-build\"`".into()
+            }
+            BadSharing { .. } => {
+                format!("Write one of {}", backticked(CacheSharing::NAMES.into_iter()))
+            }
+            CacheIdClash { .. } => {
+                "A cache is one directory at one path: give the second one another `id=`, or the same path"
+                    .into()
+            }
             Cycle { .. } => "Break the cycle: a stage cannot depend on itself".into(),
+        }
+    }
+}
+
+fn cache_path_help(why: &CachePathError) -> String {
+    match why {
+        CachePathError::Relative => "Start the path with `/`: `cache \"/tmp/go-cache\"`".into(),
+        CachePathError::Escapes => "Remove the `..` that climbs above `/`".into(),
+        CachePathError::Is(_) | CachePathError::Inside(_) => {
+            "A cache is never part of the output or the sources: put it under `/tmp` \
+             (`cache \"/tmp/go-cache\"`) or in a directory of its own"
+                .into()
+        }
+        CachePathError::Nested(_) => {
+            "Mount each cache at its own path, neither inside the other".into()
         }
     }
 }

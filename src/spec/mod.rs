@@ -18,6 +18,7 @@
 
 mod args;
 mod cache;
+mod cache_dir;
 mod content;
 mod cx;
 mod error;
@@ -37,7 +38,7 @@ mod stored;
 mod syntax;
 mod values;
 
-pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
+pub use error::{CachePathError, Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
 pub use image_ref::{ImageRef, Platform, RefError, RegistryRef, TaggedRef};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;
@@ -216,6 +217,7 @@ fn validate(
             _ => cx.unknown_node(node, "kiln.kdl", TOP_NODES),
         }
     }
+    cx.check_cache_ids(&spec.stages);
     cx.check_cycles(&spec.stages, &spec.images);
     spec
 }

@@ -320,6 +320,50 @@ pub struct Stage {
     /// `timeout "30m"`: the stage fails, every process it started killed,
     /// when it runs longer. Not in the key: it cannot change the output.
     pub timeout: Option<Spanned<std::time::Duration>>,
+    /// `cache "/path"`: persistent writable directories for the tools'
+    /// own content-addressed caches. Not in the key, never in the output.
+    pub caches: Vec<CacheDir>,
+}
+
+/// `cache "/tmp/go-cache" id="go" sharing="locked"`: a directory that
+/// survives between builds, mounted read-write at `path` in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheDir {
+    /// Where the scripts see it: absolute, normalized, outside kiln's own
+    /// mounts and outside every other cache of the stage.
+    pub path: Spanned<String>,
+    /// `id=`: one cache for every stage of any project in the store that
+    /// names it. Without it the cache is this project's and this stage's
+    /// alone, at this path.
+    pub id: Option<Spanned<String>>,
+    pub sharing: CacheSharing,
+}
+
+/// How builds that want one cache at the same time share it (BuildKit's
+/// `sharing=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CacheSharing {
+    /// One build at a time; the others wait.
+    #[default]
+    Locked,
+    /// Every build at once: the tool must take care of concurrent writers.
+    Shared,
+    /// A build that finds it busy gets an empty directory of its own,
+    /// dropped afterwards.
+    Private,
+}
+
+impl CacheSharing {
+    pub const NAMES: [&'static str; 3] = ["locked", "shared", "private"];
+
+    pub fn parse(s: &str) -> Option<CacheSharing> {
+        match s {
+            "locked" => Some(CacheSharing::Locked),
+            "shared" => Some(CacheSharing::Shared),
+            "private" => Some(CacheSharing::Private),
+            _ => None,
+        }
+    }
 }
 
 /// The root filesystem a stage runs in.

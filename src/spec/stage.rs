@@ -14,7 +14,9 @@ use super::names::node_name;
 use super::{Base, BaseSource, Fetch, Platform, RegistryRef, Root, Spanned, Stage};
 use crate::hash::Digest;
 
-const STAGE_NODES: &[&str] = &["from", "src", "use", "tools", "env", "run", "timeout"];
+const STAGE_NODES: &[&str] = &[
+    "from", "src", "use", "tools", "env", "run", "timeout", "cache",
+];
 
 const MANY: usize = usize::MAX;
 
@@ -44,8 +46,10 @@ impl Cx {
             runs: Vec::new(),
             run_args: BTreeMap::new(),
             timeout: None,
+            caches: Vec::new(),
         };
         let mut env_spans = BTreeMap::new();
+        let mut cache_paths = BTreeMap::new();
         let mut from_seen = None;
         let mut timeout_seen = None;
         for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
@@ -67,6 +71,10 @@ impl Cx {
                     }
                 }
                 "use" => self.stage_uses(child, &mut stage.uses),
+                "cache" => {
+                    let cache = self.cache_dir(child, &mut cache_paths);
+                    stage.caches.extend(cache);
+                }
                 "tools" => self.tools(child, &mut stage.tools),
                 "env" => self.env(child, &mut stage.env, &mut env_spans),
                 "run" => {

@@ -67,6 +67,7 @@ impl Layout {
             self.refs_dir(),
             self.layers_dir(),
             self.tmp_dir(),
+            self.caches_dir(),
         ] {
             std::fs::create_dir_all(&dir).at(&dir)?;
         }
@@ -95,6 +96,11 @@ impl Layout {
 
     pub fn layers_dir(&self) -> PathBuf {
         self.root.join("layers")
+    }
+
+    /// The directories of `cache` lines (`caches.rs`).
+    pub fn caches_dir(&self) -> PathBuf {
+        self.root.join("caches")
     }
 
     pub fn tmp_dir(&self) -> PathBuf {

@@ -33,6 +33,8 @@
 //!     ├── rootfs/<config-hex>/    unpacked image root filesystems (base::rootfs);
 //!     │                           mtime is last use
 //!     ├── rootfs/<config-hex>.tree  its tree hash when unpacked (verify)
+//!     ├── caches/<hash>/{cache.json,data/}  the directories of `cache` lines,
+//!     │                           outside every key and output (caches.rs)
 //!     ├── stat-cache              tree::StatCache
 //!     ├── cache/spec/<key>.json   validated specs (spec::load_cached);
 //!     │                           mtime is last use
@@ -57,6 +59,8 @@
 //!   their metas and logs;
 //! - the leftovers of interrupted builds and of a gc cut short under `tmp/`,
 //!   unless their key is being built;
+//! - `cache` directories not used for N days (all of them with
+//!   `--caches`), each unless a build holds it (`caches.rs`);
 //! - cached specs and realisations not used for N days (a spec read as it
 //!   is deleted is only parsed again, a realisation asked of the cache
 //!   again);
@@ -73,6 +77,7 @@
 //!
 //! This module does filesystem IO only; hashing trees is `tree`'s.
 
+mod caches;
 mod gc;
 mod known;
 mod layout;
@@ -92,6 +97,7 @@ use crate::spec::Name;
 use crate::fsx::IoContext;
 use layout::Layout;
 
+pub use caches::{CacheInfo, CacheLease, CacheRecord};
 pub use known::Realisation;
 pub use lock::KeyLock;
 pub use meta::Meta;

@@ -86,6 +86,28 @@ impl Pending {
         &self.root
     }
 
+    /// A fresh, empty directory of this build's own, removed with it: a
+    /// `cache` the build may not share (`sharing="private"` while busy,
+    /// or `kiln build --rebuild`, which starts from empty caches).
+    pub fn scratch_cache(&self, n: usize) -> Result<PathBuf, StoreError> {
+        let dir = self.dir.join(format!("cache-{n}"));
+        std::fs::create_dir(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
+    /// Moves `out` beside the build directories, as
+    /// `tmp/<key>-<name>.<suffix>` (replacing one there), and gives its
+    /// path: an output kept for the user to look at, never committed, which
+    /// the key's next build or `kiln store gc` removes.
+    pub fn keep_out(&self, suffix: &str) -> Result<PathBuf, StoreError> {
+        let short = self.key.short();
+        let name = format!("{short}-{}.{suffix}", self.name);
+        let kept = self.layout.tmp_dir().join(name);
+        remove_tree(&kept, &kept)?;
+        std::fs::rename(&self.out, &kept).at(&self.out)?;
+        Ok(kept)
+    }
+
     /// Hashes `out`, makes it read-only, writes its `Meta` and renames it into
     /// place: the entry exists only once complete.
     pub fn commit(

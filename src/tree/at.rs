@@ -210,6 +210,21 @@ pub(super) fn own_ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
+/// The bytes the tree under `root` takes on disk (as `du` counts them:
+/// allocated blocks, `root` itself and every directory included), never
+/// following a symlink, at any depth.
+pub fn disk_usage(root: &Path) -> Result<u64, TreeError> {
+    let top = std::fs::symlink_metadata(root).at(root)?;
+    let mut total = std::os::unix::fs::MetadataExt::blocks(&top) * 512;
+    walk(root, &mut |v| {
+        if let Visit::Dir { stat, .. } | Visit::Leaf { stat, .. } = v {
+            total += u64::try_from(stat.st_blocks).unwrap_or(0) * 512;
+        }
+        Ok(true)
+    })?;
+    Ok(total)
+}
+
 /// Deletes `path` and everything under it, whatever its depth and however
 /// read-only a build left it (each directory gets `u+rwx` before it is
 /// read). A missing `path` is an error of kind `NotFound`.

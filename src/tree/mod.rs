@@ -22,7 +22,7 @@ mod model;
 mod statcache;
 mod walk;
 
-pub use at::remove_tree;
+pub use at::{disk_usage, remove_tree};
 pub use copy::{copy_tree, give_tree, not_read_only, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};

@@ -64,6 +64,7 @@ impl Dirs {
                 .collect(),
             network: false,
             timeout: None,
+            caches: Vec::new(),
         }
     }
 

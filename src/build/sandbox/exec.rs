@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use super::enter::{Pipes, decode_report, enter};
 use super::layout::layout;
-use super::plan::{environment, plan_mounts};
+use super::plan::{cache_conflict, environment, plan_mounts};
 use super::setup::{HostIds, SANDBOX_HOST_ID, Setup};
 use super::sys::RealSys;
 use crate::build::{Deadline, Executor, Job, JobRoot, RunFailure};
@@ -52,7 +52,11 @@ impl Sandbox {
 
 impl Executor for Sandbox {
     fn run(&self, job: &Job<'_>, log: &File) -> Result<(), RunFailure> {
-        let ops = plan_mounts(job, &layout(job).map_err(RunFailure::Spawn)?);
+        let layout = layout(job).map_err(RunFailure::Spawn)?;
+        if let Some((path, why)) = cache_conflict(job, &layout) {
+            return Err(RunFailure::CachePath { path, why });
+        }
+        let ops = plan_mounts(job, &layout);
         // SAFETY: getuid and getgid cannot fail.
         let ids = unsafe {
             HostIds {
@@ -89,6 +93,14 @@ fn give_to_sandbox(job: &Job<'_>) -> io::Result<()> {
     give(&job.out_dir)?;
     give(&job.tmp_dir)?;
     give(&job.work_dir)?;
+    for cache in &job.caches {
+        // Its top only: what is inside, the sandbox's id wrote. A symlink
+        // it left is never followed (`lchown`).
+        let meta = fs_err::symlink_metadata(&cache.dir)?;
+        if meta.uid() != SANDBOX_HOST_ID {
+            std::os::unix::fs::lchown(&cache.dir, Some(ids.0), Some(ids.1))?;
+        }
+    }
     if let JobRoot::Rootfs(rootfs) = &job.root {
         // Its top directory changes owner last: a root filesystem it
         // belongs to has been given whole, by this run or an earlier one.

@@ -99,6 +99,7 @@ impl Sandbox {
             env: BTreeMap::new(),
             network: false,
             timeout: None,
+            caches: Vec::new(),
         };
         sandbox.run(&job, &log).map_err(unavailable)?;
         Ok(sandbox)

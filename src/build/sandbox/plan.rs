@@ -155,12 +155,51 @@ pub fn plan_mounts(job: &Job<'_>, layout: &Layout) -> Vec<MountOp> {
     for (var, source) in &job.deps {
         bind_ro(&mut ops, source, &dep_path(var), true);
     }
+    // Writable, at paths `cache_conflict` found to be kiln's own making:
+    // under the fresh `/tmp`, or new directories of the tmpfs root.
+    for cache in &job.caches {
+        ops.push(mkdir(cache.path.clone()));
+        ops.push(bind(&cache.dir, &cache.path, false));
+    }
     // Last: nothing can be created at the top level any more.
     ops.push(MountOp::ReadOnly {
         target: "/".into(),
         recursive: false,
     });
     ops
+}
+
+/// Why a job's cache cannot be mounted in the root `layout` describes, if
+/// it cannot. Its mount point is made by kiln, as root of the namespace,
+/// before the script runs: every directory on the way must be one kiln
+/// made too (in the job's fresh `/tmp` or the tmpfs root), never a path of
+/// the root (an image's `/var` may be a symlink to anywhere on the host)
+/// or of a bound host directory.
+pub fn cache_conflict(job: &Job<'_>, layout: &Layout) -> Option<(PathBuf, String)> {
+    for cache in &job.caches {
+        let first = cache.path.components().nth(1);
+        let first = first.map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let first = first.unwrap_or_default();
+        let root_has = layout.entries.iter().any(|e| match e {
+            RootEntry::Dir { name, .. }
+            | RootEntry::File { name, .. }
+            | RootEntry::Symlink { name, .. } => *name == first,
+        });
+        let why = if root_has || (first == "etc" && layout.synthetic_etc) {
+            format!("`/{first}` belongs to the stage's root, which is read-only")
+        } else if let Some(dir) =
+            (layout.extra.iter()).find(|d| d.starts_with(&cache.path) || cache.path.starts_with(d))
+        {
+            format!(
+                "it overlaps `{}`, a host directory bound read-only",
+                dir.display()
+            )
+        } else {
+            continue;
+        };
+        return Some((cache.path.clone(), why));
+    }
+    None
 }
 
 /// The sandbox's own `/proc` (its pid namespace), with the machine-wide

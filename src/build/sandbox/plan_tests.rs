@@ -20,6 +20,7 @@ fn job(deps: &[(&str, &str)]) -> Job<'static> {
         env: BTreeMap::new(),
         network: false,
         timeout: None,
+        caches: Vec::new(),
     }
 }
 
@@ -283,4 +284,56 @@ fn a_tool_under_tmp_is_bound_after_the_sandboxs_own_tmp() {
 fn no_device_reaches_the_callers_terminal() {
     let lines = render(&plan_mounts(&job(&[]), &host_layout()));
     assert!(!lines.iter().any(|l| l.contains("tty")), "{lines:#?}");
+}
+
+fn with_caches(paths: &[&str]) -> Job<'static> {
+    let mut job = job(&[("LIB", "/store/k-lib")]);
+    job.caches = (paths.iter().enumerate())
+        .map(|(n, p)| crate::build::JobCache {
+            path: p.into(),
+            dir: format!("/store/caches/{n}/data").into(),
+        })
+        .collect();
+    job
+}
+
+#[test]
+fn caches_are_bound_writable_after_every_other_mount_and_before_the_root_locks() {
+    let ops = render(&plan_mounts(
+        &with_caches(&["/tmp/go-cache", "/cache/cc"]),
+        &host_layout(),
+    ));
+    let tail = &ops[ops.len() - 5..];
+    assert_eq!(
+        tail,
+        [
+            "mkdir /tmp/go-cache",
+            "mount /store/caches/0/data /tmp/go-cache bind",
+            "mkdir /cache/cc",
+            "mount /store/caches/1/data /cache/cc bind",
+            "ro /",
+        ]
+    );
+    let deps = ops.iter().position(|o| o.starts_with("mount /store/k-lib"));
+    assert!(deps.is_some_and(|d| d < ops.len() - 5), "{ops:#?}");
+}
+
+#[test]
+fn a_cache_inside_the_roots_own_directories_is_refused_before_any_mount() {
+    let layout = host_layout();
+    assert_eq!(
+        cache_conflict(&with_caches(&["/tmp/a", "/cache"]), &layout),
+        None
+    );
+    for (path, why) in [
+        ("/usr/cache", "`/usr` belongs to the stage's root"),
+        ("/bin/cache", "`/bin` belongs to the stage's root"),
+        ("/etc/cache", "`/etc` belongs to the stage's root"),
+        ("/opt/go", "overlaps `/opt/go/bin`"),
+        ("/opt/go/bin/x", "overlaps `/opt/go/bin`"),
+    ] {
+        let (at, text) = cache_conflict(&with_caches(&[path]), &layout).expect(path);
+        assert_eq!(at, Path::new(path));
+        assert!(text.contains(why), "{path}: {text}");
+    }
 }

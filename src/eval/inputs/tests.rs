@@ -50,6 +50,7 @@ fn given() -> Given {
             runs: vec![sp("make".to_owned())],
             run_args: strings(&[("version", "1.0")]),
             timeout: None,
+            caches: Vec::new(),
         },
         root: "host".to_owned(),
         sources: Tree {
@@ -111,6 +112,29 @@ fn a_timeout_is_not_keyed() {
     let mut g = given();
     g.stage.timeout = Some(sp(std::time::Duration::from_secs(60)));
     assert_eq!(key_of(&g), key_of(&given()));
+}
+
+#[test]
+fn a_cache_its_path_id_and_sharing_are_not_keyed() {
+    use crate::spec::{CacheDir, CacheSharing};
+    let cache = |path: &str, id: Option<&str>, sharing| CacheDir {
+        path: sp(path.to_owned()),
+        id: id.map(|id| sp(id.to_owned())),
+        sharing,
+    };
+    let plain = key_of(&given());
+    for caches in [
+        vec![cache("/tmp/go-cache", None, CacheSharing::Locked)],
+        vec![cache("/tmp/other", Some("go"), CacheSharing::Shared)],
+        vec![
+            cache("/tmp/a", None, CacheSharing::Private),
+            cache("/cache/b", Some("b"), CacheSharing::Locked),
+        ],
+    ] {
+        let mut g = given();
+        g.stage.caches = caches;
+        assert_eq!(key_of(&g), plain);
+    }
 }
 
 #[test]
