@@ -31,7 +31,9 @@ fn id(meta: &Metadata) -> FileId {
 /// hashes to `digest`.
 pub fn remember(meta: &Metadata, digest: Digest) {
     let mut fresh = FRESH.lock().unwrap_or_else(PoisonError::into_inner);
-    fresh.get_or_insert_with(HashMap::new).insert(id(meta), digest);
+    fresh
+        .get_or_insert_with(HashMap::new)
+        .insert(id(meta), digest);
 }
 
 /// Whether the file `meta` describes is one [`remember`] recorded with
@@ -62,7 +64,10 @@ mod tests {
         assert!(!is_fresh(&meta, &Digest::of(b"other")), "another digest");
         // Appended to (a new size and time), or replaced (a new inode).
         std::thread::sleep(std::time::Duration::from_millis(10));
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
         f.write_all(b"!").expect("append");
         assert!(!is_fresh(&std::fs::metadata(&path).expect("stat"), &digest));
         let other = dir.path().join("other");
