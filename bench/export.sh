@@ -6,7 +6,9 @@
 # into a private engine. The build itself is not timed. Needs hyperfine, zstd,
 # pigz, python3; dockerd and docker for the `docker save` row (skipped without
 # them). Prints hyperfine's tables; figures go to BENCHMARKS.md. About 4
-# minutes.
+# minutes. TREE=go exports a copy of the host's Go installation
+# (/usr/lib/go-1.19, Debian's golang-1.19-go: real source and binaries)
+# instead of the generated tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -q
@@ -34,11 +36,18 @@ mkdir -p "$proj"
 # random files are random bytes. Sizes: 4 x 32 MiB, 40 x 4 MiB, 3,000 files
 # of 256 B-512 KiB (log-uniform), alternating text and random.
 cp bench/gen-tree.py "$proj/gen.py"
-cat >"$proj/kiln.kdl" <<'KDL'
-stage data {
+case ${TREE:-generated} in
+generated) data_stage='
     tools "python3"
     src "gen.py"
-    run "python3 gen.py $out/data"
+    run "python3 gen.py $out/data"' ;;
+go) data_stage='
+    tools "go"
+    run "cp -RL /usr/lib/go-1.19 $out/data"' ;;
+*) echo "TREE is generated or go" >&2; exit 2 ;;
+esac
+cat >"$proj/kiln.kdl" <<KDL
+stage data {$data_stage
 }
 image big {
     copy data "data" to="/data"
