@@ -30,6 +30,29 @@ pub(super) struct Ctx<'a, 's> {
     pub cache: Option<&'a crate::cache::Remote>,
 }
 
+impl<'a, 's> Ctx<'a, 's> {
+    /// What building `plan` with `opts` shares, the remote cache included.
+    pub fn new(
+        spec: &'a Spec,
+        plan: &'a Plan<'s>,
+        store: &'a Store,
+        executor: &'a dyn Executor,
+        progress: &'a Progress,
+        opts: &'a super::BuildOptions,
+    ) -> Self {
+        Ctx {
+            spec,
+            plan,
+            store,
+            executor,
+            progress,
+            timeout: opts.timeout,
+            registry: &opts.registry,
+            cache: opts.cache.as_ref(),
+        }
+    }
+}
+
 /// What a finished node left for the nodes that need it.
 #[derive(Debug, Clone)]
 pub(super) struct Finished {

@@ -62,15 +62,10 @@ pub fn rebuild(
     report: &BuildReport,
 ) -> Vec<Checked> {
     let progress = Progress::new(opts.live, opts.quiet);
+    // Never from the cache: the point is to run the stage here again.
     let ctx = Ctx {
-        spec,
-        plan,
-        store,
-        executor,
-        progress: &progress,
-        timeout: opts.timeout,
-        registry: &opts.registry,
         cache: None,
+        ..Ctx::new(spec, plan, store, executor, &progress, opts)
     };
     let finished = |d: usize| {
         let node = &report.nodes[d];

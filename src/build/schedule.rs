@@ -60,16 +60,7 @@ pub fn run_with(
         }
     }
     let progress = Progress::new(opts.live, opts.quiet);
-    let ctx = Ctx {
-        spec,
-        plan,
-        store,
-        executor,
-        progress: &progress,
-        timeout: opts.timeout,
-        registry: &opts.registry,
-        cache: opts.cache.as_ref(),
-    };
+    let ctx = Ctx::new(spec, plan, store, executor, &progress, opts);
     let mut outcomes: Vec<Option<Outcome>> = (0..plan.nodes.len()).map(|_| None).collect();
     let mut forced = BTreeSet::new();
     loop {
