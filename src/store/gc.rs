@@ -17,8 +17,9 @@ use rayon::prelude::*;
 use super::layout::{Layout, read_names, remove_file, remove_tree, short_key_of};
 use super::lock::try_lock;
 use super::roots;
-use super::{Entry, Modified, StoreError, StorePath, Swept, read_meta};
+use super::{Entry, StoreError, StorePath, read_meta};
 use crate::fsx::IoContext;
+use crate::hash::OutputHash;
 
 /// Every committed entry, sorted by name then key.
 pub(super) fn list(layout: &Layout) -> Result<Vec<Entry>, StoreError> {
@@ -213,4 +214,69 @@ fn trash_dir(layout: &Layout, short: &str) -> PathBuf {
 fn meta_key_of(file: &str) -> Option<&str> {
     let short = short_key_of(file)?;
     (Path::new(file).extension()? == "json" && file.len() == 37).then_some(short)
+}
+
+/// How a committed entry differs from what kiln wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// Its content hashes to this, not to its recorded output hash.
+    Content(OutputHash),
+    /// Same content, but `path` (relative to the entry) is no longer
+    /// read-only and the store owner's: `what` says how.
+    Metadata { path: String, what: String },
+}
+
+impl std::fmt::Display for Modified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Modified::Content(found) => write!(f, "content hashes to {found}"),
+            Modified::Metadata { path, what } => write!(f, "`{path}` has {what}"),
+        }
+    }
+}
+
+/// What a gc deleted, and what it could not: it goes on past each failure.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// Stage entries deleted.
+    pub entries: Vec<Entry>,
+    /// Everything else deleted: leftovers of interrupted builds and imports,
+    /// cached blobs, layers and root filesystems.
+    pub removed: Vec<PathBuf>,
+    /// What could not be deleted, and why.
+    pub failed: Vec<(PathBuf, Box<dyn std::error::Error + Send + Sync>)>,
+}
+
+impl Swept {
+    pub fn fail(
+        &mut self,
+        path: PathBuf,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) {
+        self.failed.push((path, cause.into()));
+    }
+
+    /// Records the outcome of deleting `path` (`Ok(false)`: left alone).
+    pub fn note<E>(&mut self, path: PathBuf, removed: Result<bool, E>)
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match removed {
+            Ok(true) => self.removed.push(path),
+            Ok(false) => {}
+            Err(e) => self.fail(path, e),
+        }
+    }
+
+    /// Adds what another part of the store's gc did.
+    pub fn absorb(&mut self, other: Swept) {
+        self.entries.extend(other.entries);
+        self.removed.extend(other.removed);
+        self.failed.extend(other.failed);
+    }
+}
+
+/// `n` days.
+pub fn days(n: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(n.saturating_mul(24 * 60 * 60))
 }

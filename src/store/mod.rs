@@ -91,13 +91,14 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use crate::hash::{Key, OutputHash};
+use crate::hash::Key;
 use crate::spec::Name;
 
 use crate::fsx::IoContext;
 use layout::Layout;
 
 pub use caches::{CacheInfo, CacheLease, CacheRecord};
+pub use gc::{Modified, Swept, days};
 pub use known::Realisation;
 pub use lock::KeyLock;
 pub use meta::Meta;
@@ -382,69 +383,4 @@ impl Store {
         let own = self.roots.own_file();
         gc::collect(&self.layout, days(keep_days), own.as_deref())
     }
-}
-
-/// How a committed entry differs from what kiln wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Modified {
-    /// Its content hashes to this, not to its recorded output hash.
-    Content(OutputHash),
-    /// Same content, but `path` (relative to the entry) is no longer
-    /// read-only and the store owner's: `what` says how.
-    Metadata { path: String, what: String },
-}
-
-impl std::fmt::Display for Modified {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Modified::Content(found) => write!(f, "content hashes to {found}"),
-            Modified::Metadata { path, what } => write!(f, "`{path}` has {what}"),
-        }
-    }
-}
-
-/// What a gc deleted, and what it could not: it goes on past each failure.
-#[derive(Debug, Default)]
-pub struct Swept {
-    /// Stage entries deleted.
-    pub entries: Vec<Entry>,
-    /// Everything else deleted: leftovers of interrupted builds and imports,
-    /// cached blobs, layers and root filesystems.
-    pub removed: Vec<PathBuf>,
-    /// What could not be deleted, and why.
-    pub failed: Vec<(PathBuf, Box<dyn std::error::Error + Send + Sync>)>,
-}
-
-impl Swept {
-    pub fn fail(
-        &mut self,
-        path: PathBuf,
-        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-    ) {
-        self.failed.push((path, cause.into()));
-    }
-
-    /// Records the outcome of deleting `path` (`Ok(false)`: left alone).
-    pub fn note<E>(&mut self, path: PathBuf, removed: Result<bool, E>)
-    where
-        E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
-        match removed {
-            Ok(true) => self.removed.push(path),
-            Ok(false) => {}
-            Err(e) => self.fail(path, e),
-        }
-    }
-
-    /// Adds what another part of the store's gc did.
-    pub fn absorb(&mut self, other: Swept) {
-        self.entries.extend(other.entries);
-        self.removed.extend(other.removed);
-        self.failed.extend(other.failed);
-    }
-}
-
-/// `n` days.
-pub fn days(n: u64) -> std::time::Duration {
-    std::time::Duration::from_secs(n.saturating_mul(24 * 60 * 60))
 }
