@@ -1,5 +1,6 @@
 //! Finding keys without building: what `kiln explain` and `kiln store path`
-//! need. A node's key is known once every node it needs is in the store.
+//! need. A node's key is known once every node it needs is in the store,
+//! or remembered as left in the remote cache by a build (a realisation).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +20,8 @@ pub struct Resolved {
 }
 
 /// Per planned node (plan order): its key and entry, or `None` when a node
-/// it needs is not in the store (so its key cannot be known yet).
+/// it needs is neither in the store nor remembered (so its key cannot be
+/// known yet).
 pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, StoreError> {
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.nodes.len());
     let mut produced: Vec<Option<Produced>> = Vec::with_capacity(plan.nodes.len());
@@ -33,6 +35,19 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
             None => None,
         };
         let entry = resolved.as_ref().and_then(|r| r.entry.as_ref());
+        // Not here, but left in the cache by a build that remembered what
+        // it built to (`known/`): the keys after it are what that build used.
+        if entry.is_none()
+            && let Some(r) = &resolved
+            && let Some(known) = store.known(&r.key)?
+        {
+            produced.push(Some(Produced {
+                hash: known.output_hash,
+                config: known.config,
+            }));
+            out.push(resolved);
+            continue;
+        }
         produced.push(entry.and_then(|entry| {
             // An image entry kiln cannot read counts as not built.
             let config = match planned.work.is_image() {

@@ -36,7 +36,11 @@ pub fn run(
     layers: crate::image::LayerSettings,
 ) -> Result<(), CliError> {
     let store = open_store(g)?;
-    let plan = plan(g, spec, &store, &a.targets, layers)?;
+    let mut plan = plan(g, spec, &store, &a.targets, layers)?;
+    // Every stage is run again from its inputs' files: with `--cache`,
+    // nothing may stay in the cache (a stage left there would go unchecked,
+    // and one made from it would have no files to run with).
+    plan.wanted = (0..plan.nodes.len()).collect();
     if g.sandbox == SandboxMode::Off {
         refuse_caches(spec, &plan)?;
     }

@@ -1,0 +1,218 @@
+//! Adversarial review, round 2 (issue 12): builds without the bytes
+//! (`Status::Remote`, rounds, realisations), `cache` directories in
+//! stages, and `kiln build --rebuild`, each attacked through the real
+//! binary. A test that is `#[ignore]`d names the finding it shows and is
+//! not fixed yet.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use crate::common::nobody::NOBODY;
+use crate::common::registry::Registry;
+use crate::common::skip::require_root;
+use crate::common::{Project, Report};
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `kiln build --json ARGS` in `p`, which must succeed.
+fn build(p: &Project, args: &[&str]) -> (Report, String) {
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.kiln(&all);
+    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
+    (Report::parse(&out.stdout), stderr(&out))
+}
+
+/// Two stages, the second made from the first: a lazy build pulls only
+/// `b` (the product) and leaves `a` in the cache.
+const CHAIN: &str = r#"
+stage a { run "echo a > $out/a" }
+stage b { use a; run "cat $a/a > $out/b" }
+"#;
+
+// --- finding 1: `--rebuild` after a lazy build ---------------------------
+
+/// `kiln build --rebuild --cache …` on an empty store: the build pulls `b`
+/// and leaves `a` in the cache, then the rebuild runs `b` again without
+/// `a`'s files. It panicked (a missing dependency in the rebuild's `done`)
+/// and never checked `a`. Every stage must be here and checked.
+#[test]
+fn rebuild_with_a_cache_checks_every_stage_without_leaving_any_in_the_cache() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    build(&Project::new(CHAIN), &["--cache", &cache, "--cache-push"]);
+
+    let p = Project::new(CHAIN);
+    let out = p.kiln(&["build", "--rebuild", "--json", "--cache", &cache]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let report = Report::parse(&out.stdout);
+    let checked: Vec<(String, String)> = (report.0["rebuild"].as_array().expect("rebuild list"))
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().expect("name").to_owned();
+            (name, c["status"].as_str().expect("status").to_owned())
+        })
+        .collect();
+    assert_eq!(
+        checked,
+        [("a".into(), "same".into()), ("b".into(), "same".into())],
+        "{err}"
+    );
+    assert_eq!(report.0["remote"], 0, "{}", report.0);
+}
+
+// --- finding 2: what `--rebuild` keeps is out of other users' reach -------
+
+/// The rebuilt `$out` of a stage that did not reproduce is kept under the
+/// store's `tmp/` for the user to compare. It was moved there as the
+/// script left it: a setuid program of the sandbox's id, in a directory
+/// any user could reach in a store other users can traverse. Kept, it must
+/// be as harmless as a committed entry (no setuid bit, the owner's).
+#[test]
+fn a_setuid_program_in_a_rebuilt_output_is_out_of_other_users_reach() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new(
+        r#"stage atk {
+            run "cp /usr/bin/id $out/id; chmod 6755 $out/id; chmod 755 $out; date +%s%N > $out/nonce"
+        }"#,
+    );
+    // A store other users can traverse (`--store /var/cache/kiln`, say).
+    std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let out = p.kiln(&["build", "--rebuild", "--sandbox", "on"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not reproducible"), "{err}");
+    let kept: Vec<PathBuf> = std::fs::read_dir(p.store.join("v2/tmp"))
+        .expect("tmp/")
+        .map(|e| e.expect("entry").path())
+        .filter(|d| d.to_string_lossy().ends_with(".rebuilt"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{err}");
+    let program = kept[0].join("id");
+    assert!(program.exists(), "{}", program.display());
+    let id = NOBODY.to_string();
+    // Through a shell: setpriv would look the program up as root.
+    let ran = Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args(["/bin/sh", "-c", "exec \"$0\" -u"])
+        .arg(&program)
+        .output()
+        .expect("setpriv");
+    let uid = String::from_utf8_lossy(&ran.stdout).trim().to_owned();
+    assert!(
+        uid.is_empty() || uid == id,
+        "nobody ran {} as uid {uid}",
+        program.display()
+    );
+    let mode = std::fs::metadata(&program)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o6000, 0, "setuid/setgid kept: {mode:o}");
+    // And the next gc still removes it.
+    p.ok(&["store", "gc"]);
+    assert!(!kept[0].exists());
+}
+
+// --- finding 3: a base in the graph makes everything after it download ----
+
+/// A project with a busybox base, a stage that runs in it and an image on
+/// it (as `store_integrity::base_project`).
+fn base_project() -> Project {
+    use crate::common::images::{Compress, busybox_image_with, write_docker_archive};
+    let image = busybox_image_with(Compress::Gzip);
+    let p = Project::new(&format!(
+        r#"
+        base busybox {{
+            archive "bb.tar" digest="{}"
+        }}
+        stage greet {{
+            from busybox
+            run "cat /etc/hello > $out/hello"
+        }}
+        image app {{
+            from busybox
+            copy greet "hello" to="/app/hello"
+        }}
+        "#,
+        image.id()
+    ));
+    write_docker_archive(&image, &p.root().join("bb.tar"));
+    p
+}
+
+/// README: "a stage [the products] were made from stays in the cache
+/// (status `remote`) unless something built here needs its files". A
+/// base's key is never known without importing it (bases are not cached
+/// and no realisation is kept for them), so on a fresh store every node
+/// after a base is unknown to the survey: the base is imported, and every
+/// stage run `from` it is downloaded although only the image is wanted.
+#[test]
+#[ignore = "finding 3: nodes after a base are never left in the cache (the survey cannot key them without importing the base)"]
+fn a_stage_run_from_a_base_stays_in_the_cache_when_only_the_image_is_wanted() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    if !require_root() {
+        return;
+    }
+    let cache = format!("{}/cache", registry.host());
+    build(&base_project(), &["--cache", &cache, "--cache-push"]);
+    let second = base_project();
+    let (lazy, err) = build(&second, &["--cache", &cache]);
+    assert_eq!(lazy.0["images"][0]["status"], "pulled", "{err}");
+    assert_eq!(lazy.status("greet"), "remote", "{}", lazy.0);
+}
+
+// --- finding 4: `store path` and `explain` after a lazy build ------------
+
+/// The SPEC of `cache.rs`: a stage, a stage made from it, an image of both.
+const LAZY: &str = r#"
+stage stamp { run "date +%s%N > $out/stamp" }
+stage copy { use stamp; run "cp $stamp/stamp $out/again" }
+image app {
+    from scratch
+    copy stamp "." to="/stamp"
+    copy copy "again" to="/again"
+}
+"#;
+
+/// After a lazy build, `kiln build` and `kiln export` find the image's key
+/// without the cache (from the realisations the store keeps); `kiln store
+/// path` and `kiln explain` keyed nodes from store entries only, so they
+/// said the image was "not built" / "cannot be keyed yet" while it sat in
+/// the store.
+#[test]
+fn store_path_and_explain_find_a_lazily_built_image_without_the_cache() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    build(&Project::new(LAZY), &["--cache", &cache, "--cache-push"]);
+    let p = Project::new(LAZY);
+    let (lazy, err) = build(&p, &["--cache", &cache]);
+    assert_eq!(lazy.status("stamp"), "remote", "{err}");
+    let app = lazy.0["images"][0]["output"]
+        .as_str()
+        .expect("app's output")
+        .to_owned();
+    drop(registry);
+
+    let path = p.kiln(&["store", "path", "app"]);
+    assert!(path.status.success(), "{}", stderr(&path));
+    assert_eq!(String::from_utf8_lossy(&path.stdout).trim(), app);
+    let explain = p.ok(&["explain", "app"]);
+    assert!(explain.contains("image `app` is cached"), "{explain}");
+    // A stage left in the cache has no path here, as before.
+    let stamp = p.kiln(&["store", "path", "stamp"]);
+    assert_eq!(stamp.status.code(), Some(1), "{}", stderr(&stamp));
+}
