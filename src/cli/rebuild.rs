@@ -48,7 +48,13 @@ pub fn run(
     let executor = executor(g)?;
     let mut report = build::run_with(spec, &plan, &store, &opts, executor.as_ref());
     if !report.succeeded() {
-        return finish(g, &mut report);
+        // As `kiln build --json`: the report of a failed build too.
+        let printed = match a.json {
+            true => crate::outln!("{}", json_report(&report)),
+            false => Ok(()),
+        };
+        finish(g, &mut report)?;
+        return printed;
     }
     finish(g, &mut report)?;
     let checked = build::rebuild(spec, &plan, &store, &opts, executor.as_ref(), &report);

@@ -216,3 +216,47 @@ fn store_path_and_explain_find_a_lazily_built_image_without_the_cache() {
     let stamp = p.kiln(&["store", "path", "stamp"]);
     assert_eq!(stamp.status.code(), Some(1), "{}", stderr(&stamp));
 }
+
+// --- finding 5: `--rebuild` overwrote the stored build's log -------------
+
+/// The log of the build that made an entry is the store's record of how it
+/// was made (`the whole log is at …`). Running the stage again wrote its
+/// log over it: after a rebuild that found a difference, the original
+/// run's output was gone. The rebuild now logs beside what it keeps.
+#[test]
+fn a_rebuild_keeps_the_log_of_the_build_that_made_the_entry() {
+    let p = Project::new(r#"stage s { run "echo run-$(date +%s%N); date +%s%N > $out/n" }"#);
+    let (report, _) = build(&p, &["--sandbox", "off"]);
+    let key = report.key("s");
+    let log = p.store.join(format!("v2/logs/{}-s.log", &key[..32]));
+    let first = std::fs::read_to_string(&log).expect("the build's log");
+    assert!(first.starts_with("run-"), "{first}");
+    let out = p.kiln(&["build", "--rebuild", "--sandbox", "off"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("the build's log"),
+        first,
+        "the stored build's log was overwritten"
+    );
+    let rebuilt = p.store.join(format!("v2/tmp/{}-s.rebuild.log", &key[..32]));
+    let again = std::fs::read_to_string(&rebuilt).expect("the rebuild's log");
+    assert!(again.starts_with("run-") && again != first, "{again}");
+    // Swept with the rebuilt output.
+    p.ok(&["store", "gc"]);
+    assert!(!rebuilt.exists());
+}
+
+// --- finding 6: `--rebuild --json` printed nothing when the build failed --
+
+/// `kiln build --json` prints its report whatever happened (a failed
+/// stage has status `failed`); with `--rebuild`, a failed build printed no
+/// JSON at all, so a CI job reading stdout got nothing to parse.
+#[test]
+fn rebuild_json_reports_a_failed_build_as_build_json_does() {
+    let p = Project::new(r#"stage s { run "exit 3" }"#);
+    let out = p.kiln(&["build", "--rebuild", "--json", "--sandbox", "off"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = Report::parse(&out.stdout);
+    assert_eq!(report.status("s"), "failed");
+    assert_eq!(report.0["failed"], 1);
+}
