@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::keys::{self, Produced};
-use crate::eval::Plan;
+use crate::eval::{Plan, Work};
 use crate::hash::Key;
 use crate::image::stored::{self, Part};
 use crate::store::{Entry, Store, StoreError};
@@ -23,6 +23,17 @@ pub struct Resolved {
 /// it needs is neither in the store nor remembered (so its key cannot be
 /// known yet).
 pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, StoreError> {
+    resolve_with(plan, store, None)
+}
+
+/// [`resolve`], also keying through the records of `cache` (as a build's
+/// survey does) what neither the store holds nor remembers. Asks the
+/// cache (network IO); remembers nothing.
+pub fn resolve_with(
+    plan: &Plan<'_>,
+    store: &Store,
+    cache: Option<&crate::cache::Remote>,
+) -> Result<Vec<Option<Resolved>>, StoreError> {
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.nodes.len());
     let mut produced: Vec<Option<Produced>> = Vec::with_capacity(plan.nodes.len());
     for (i, planned) in plan.nodes.iter().enumerate() {
@@ -44,6 +55,20 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
             produced.push(Some(Produced {
                 hash: known.output_hash,
                 config: known.config,
+            }));
+            out.push(resolved);
+            continue;
+        }
+        // Bases are never cached; an image's record must name its config.
+        if entry.is_none()
+            && let Some(r) = &resolved
+            && let Some(cache) = cache.filter(|_| !matches!(planned.work, Work::Import(_)))
+            && let Ok(Some(record)) = cache.record(&r.key)
+            && (record.config.is_some() || !planned.work.is_image())
+        {
+            produced.push(Some(Produced {
+                hash: record.output_hash,
+                config: record.config,
             }));
             out.push(resolved);
             continue;

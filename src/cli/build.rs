@@ -320,7 +320,8 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     let store = open_store(g)?;
     let layers = super::layer_settings(layers)?;
     let plan = plan(g, &spec, &store, &[name.to_owned()], layers)?;
-    let resolved = build::resolve(&plan, &store)?;
+    let cache = super::cache::remote(g)?;
+    let resolved = build::resolve_with(&plan, &store, cache.as_ref())?;
     let idx = (plan.nodes.iter())
         .position(|p| p.name().as_str() == name)
         .expect("kiln bug: target not planned");
@@ -340,7 +341,6 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         crate::outln!("{kind} `{name}` is cached: key {}", now.key)?;
         return Ok(());
     }
-    let cache = super::cache::remote(g)?;
     // What the cache says is only a hint here: an entry it cannot give is
     // the same as none.
     let remote = |key: &crate::hash::Key| cache.as_ref().and_then(|c| c.record(key).ok().flatten());

@@ -260,3 +260,22 @@ fn rebuild_json_reports_a_failed_build_as_build_json_does() {
     assert_eq!(report.status("s"), "failed");
     assert_eq!(report.0["failed"], 1);
 }
+
+// --- finding 7: `explain --cache` on a fresh store ------------------------
+
+/// README: `kiln explain NODE` "with `--cache`, whether the cache has it".
+/// For a node made from others, on a store that has none of them, explain
+/// keyed nodes from the store only and said "cannot be keyed yet", though
+/// the build (which keys through the cache's records) would pull it. It
+/// now keys through the records as the build's survey does.
+#[test]
+fn explain_with_a_cache_says_the_cache_has_an_image_on_a_fresh_store() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    build(&Project::new(LAZY), &["--cache", &cache, "--cache-push"]);
+    let p = Project::new(LAZY);
+    let explain = p.ok(&["explain", "app", "--cache", &cache]);
+    assert!(explain.contains("the cache has it"), "{explain}");
+}
