@@ -50,7 +50,8 @@ pub fn resolve_with(
         // it built to (`known/`): the keys after it are what that build used.
         if entry.is_none()
             && let Some(r) = &resolved
-            && let Some(known) = store.known(&r.key)?
+            // One kiln cannot read is as none, as in a build's survey.
+            && let Ok(Some(known)) = store.known(&r.key)
         {
             produced.push(Some(Produced {
                 hash: known.output_hash,
