@@ -279,3 +279,113 @@ fn explain_with_a_cache_says_the_cache_has_an_image_on_a_fresh_store() {
     let explain = p.ok(&["explain", "app", "--cache", &cache]);
     assert!(explain.contains("the cache has it"), "{explain}");
 }
+
+// --- held: rounds with a failure --------------------------------------------
+
+/// A product whose entry is damaged (`b`, deferred to a second round) next
+/// to a stage that fails (`f`): without `--fail-fast` the second round
+/// makes `b` here and `f` is not run again; with it, the build stops after
+/// the first round and `b` is skipped. Each node is reported once.
+#[test]
+fn a_deferred_product_next_to_a_failing_stage_is_reported_once() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let (built, _) = build(&Project::new(CHAIN), &["--cache", &cache, "--cache-push"]);
+    let b = built.key("b");
+    let manifest = registry.get_manifest("cache", &format!("kiln2-{b}"));
+    let tree: kiln::hash::Digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .expect("tree digest");
+    std::fs::write(registry.blob(&tree), b"not a zstd tar").expect("tamper");
+
+    let spec = format!("{CHAIN}\nstage f {{ run \"echo ran-f >&2; exit 1\" }}\n");
+    for fail_fast in [false, true] {
+        let p = Project::new(&spec);
+        let mut args = vec!["build", "--json", "-j1", "--cache", &cache];
+        if fail_fast {
+            args.push("--fail-fast");
+        }
+        let out = p.kiln(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        let report = Report::parse(&out.stdout);
+        assert_eq!(report.status("f"), "failed", "{err}");
+        assert_eq!(err.matches("Stage `f` failed").count(), 1, "{err}");
+        let counts = ["built", "cached", "pulled", "remote", "failed", "skipped"]
+            .map(|s| report.0[s].as_u64().expect("count"));
+        assert_eq!(counts.iter().sum::<u64>(), 3, "{}", report.0);
+        match fail_fast {
+            false => {
+                assert_eq!(
+                    (report.status("a"), report.status("b")),
+                    ("pulled".into(), "built".into()),
+                    "{err}"
+                );
+                assert_eq!(read_log_runs(&p, "f"), 1);
+            }
+            true => assert_eq!(report.status("b"), "skipped", "{err}"),
+        }
+    }
+}
+
+/// How many times stage `name`'s log says it ran (`ran-NAME`).
+fn read_log_runs(p: &Project, name: &str) -> usize {
+    std::fs::read_dir(p.store.join("v2/logs"))
+        .expect("logs/")
+        .map(|e| e.expect("entry").path())
+        .filter(|l| l.to_string_lossy().ends_with(&format!("-{name}.log")))
+        .map(|l| {
+            std::fs::read_to_string(l)
+                .expect("log")
+                .matches(&format!("ran-{name}"))
+                .count()
+        })
+        .sum()
+}
+
+// --- finding 8: a stage killed by its `timeout` left its cache to be read --
+
+/// A cache is "dropped if a build was killed using it", so that what a
+/// killed tool half wrote is never read. A `timeout` kills every process
+/// of the stage just as `kill -9` of kiln does, but kiln lives on and
+/// releases the cache as if the tool had finished: the next build reads
+/// the half-written file. spec/language.md chooses this ("a failed or
+/// timed-out script keeps the cache: the tool's own writes are atomic or
+/// it is not a cache for kiln"), which is the argument against dropping
+/// after `kill -9` too: one of the two rules is inconsistent. Not changed
+/// here (a design decision); the fix would be to keep the busy mark of a
+/// lease whose stage timed out.
+#[test]
+#[ignore = "finding 8: a timeout kills the tools as kill -9 does, but the cache is kept and read (documented in spec/language.md; inconsistent with the kill -9 rule)"]
+fn a_stage_killed_by_its_timeout_leaves_its_cache_to_be_dropped_not_read() {
+    if !crate::common::skip::require_sandbox() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+arg n default="1"
+stage s {
+    cache "/tmp/c"
+    timeout "2s"
+    run "ls /tmp/c > $TMPDIR/seen; echo half > /tmp/c/written-$n; [ $n != 1 ] || sleep 60; cp $TMPDIR/seen $out/seen"
+}
+"#,
+    );
+    let killed = p.kiln(&["build"]);
+    assert_eq!(killed.status.code(), Some(1), "{}", stderr(&killed));
+    assert!(
+        stderr(&killed).contains("killed after"),
+        "{}",
+        stderr(&killed)
+    );
+    let (report, err) = build(&p, &["--arg", "n=2"]);
+    assert_eq!(
+        crate::common::read(&report.output("s").join("seen")),
+        "",
+        "the killed stage's file was read: {err}"
+    );
+    assert!(err.contains("was killed using it"), "{err}");
+}
