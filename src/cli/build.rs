@@ -353,15 +353,17 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     }
     let target = plan.nodes[idx].name();
     let previous = store.get_ref(&spec.context, target)?;
+    // The third value: the inputs are a cache record's, whatever its
+    // writer put there (shown without control characters).
     let old = match previous {
         Some(key) => match store.meta(&key)? {
-            Some(meta) => Some((meta.key, meta.inputs)),
+            Some(meta) => Some((meta.key, meta.inputs, false)),
             // Collected here since; the cache may still have what it was.
-            None => remote(&key).map(|r| (r.key, r.inputs)),
+            None => remote(&key).map(|r| (r.key, r.inputs, true)),
         },
         None => None,
     };
-    let Some((old_key, old_inputs)) = old else {
+    let Some((old_key, old_inputs, untrusted)) = old else {
         crate::outln!(
             "{kind} `{name}` has never been built here (key {})",
             now.key
@@ -373,22 +375,37 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         now.key,
         old_key
     )?;
-    print_diff(&old_inputs, &now.manifest)
+    print_diff(&old_inputs, &now.manifest, untrusted)
 }
 
+/// The inputs that changed from `old` to `new`; with `untrusted` (`old`
+/// from a cache record), no control character of `old` is printed.
 fn print_diff(
     old: &std::collections::BTreeMap<String, String>,
     new: &std::collections::BTreeMap<String, String>,
+    untrusted: bool,
 ) -> Result<(), CliError> {
+    let shown = |text: &str| match untrusted {
+        true => text
+            .chars()
+            .flat_map(|c| match c.is_control() {
+                true => c.escape_default().collect::<Vec<_>>(),
+                false => vec![c],
+            })
+            .collect(),
+        false => text.to_owned(),
+    };
     for (label, value) in new {
         match old.get(label) {
-            Some(was) if was != value => crate::outln!("  changed {label}: {was} → {value}")?,
+            Some(was) if was != value => {
+                crate::outln!("  changed {label}: {} → {value}", shown(was))?;
+            }
             None => crate::outln!("  added   {label}: {value}")?,
             _ => {}
         }
     }
     for (label, was) in old.iter().filter(|(l, _)| !new.contains_key(*l)) {
-        crate::outln!("  removed {label}: {was}")?;
+        crate::outln!("  removed {}: {}", shown(label), shown(was))?;
     }
     Ok(())
 }

@@ -389,3 +389,49 @@ stage s {
     );
     assert!(err.contains("was killed using it"), "{err}");
 }
+
+// --- finding 9: `explain` printed a cache record's inputs raw ------------
+
+/// `kiln explain NODE --cache …` diffs against the inputs a cache record
+/// names when the store has collected the last build. A record is written
+/// by whoever can push to the cache (unsigned, without trusted keys): its
+/// labels and values reached the terminal as they were, escape sequences
+/// (retitle the window, write the clipboard, rewrite lines) included.
+#[test]
+fn explain_does_not_print_control_characters_from_a_cache_record() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let spec = r#"stage s { run "echo one > $out/f" }"#;
+    let p = Project::new(spec);
+    let (built, _) = build(&p, &["--cache", &cache, "--cache-push"]);
+    let tag = format!("kiln2-{}", built.key("s"));
+    let mut m = registry.get_manifest("cache", &tag);
+    let config = m["config"]["digest"].as_str().expect("config").to_owned();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    record["inputs"] = serde_json::json!({
+        "run\u{1b}]0;PWNED\u{7}": "\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[1A\u{1b}[2Kforged\r",
+    });
+    let bytes = serde_json::to_vec(&record).expect("JSON");
+    let digest = registry.put_blob("cache", &bytes);
+    m["config"]["digest"] = serde_json::json!(digest.to_string());
+    m["config"]["size"] = serde_json::json!(bytes.len());
+    registry.put_manifest("cache", &tag, &m);
+
+    p.ok(&["store", "gc", "--keep-days", "0"]);
+    p.write("kiln.kdl", &spec.replace("one", "two"));
+    let said = p.ok(&["explain", "s", "--cache", &cache]);
+    assert!(said.contains("is not cached: key"), "{said}");
+    assert!(
+        said.contains("PWNED"),
+        "the record's inputs are shown: {said}"
+    );
+    for control in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(
+            !said.contains(control),
+            "{control:?} reached the terminal: {said:?}"
+        );
+    }
+}
