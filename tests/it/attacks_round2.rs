@@ -435,3 +435,39 @@ fn explain_does_not_print_control_characters_from_a_cache_record() {
         );
     }
 }
+
+// --- finding 10: a record's unknown field name reached the terminal -------
+
+/// A record that does not parse is refused with a warning that quotes the
+/// parser, and serde's "unknown field `…`" quotes the field name: the
+/// cache writer's bytes, escape sequences included, reached stderr.
+#[test]
+fn a_record_that_does_not_parse_cannot_write_terminal_escapes() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let spec = r#"stage s { run "echo one > $out/f" }"#;
+    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
+    let tag = format!("kiln2-{}", built.key("s"));
+    let mut m = registry.get_manifest("cache", &tag);
+    let config = m["config"]["digest"].as_str().expect("config").to_owned();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    record["\u{1b}]0;PWNED\u{7}\u{1b}[2K\r"] = serde_json::json!(1);
+    let bytes = serde_json::to_vec(&record).expect("JSON");
+    let digest = registry.put_blob("cache", &bytes);
+    m["config"]["digest"] = serde_json::json!(digest.to_string());
+    m["config"]["size"] = serde_json::json!(bytes.len());
+    registry.put_manifest("cache", &tag, &m);
+
+    let (report, err) = build(&Project::new(spec), &["--cache", &cache]);
+    assert_eq!(report.status("s"), "built", "{err}");
+    assert!(err.contains("does not parse"), "{err}");
+    for control in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(
+            !err.contains(control),
+            "{control:?} reached the terminal: {err:?}"
+        );
+    }
+}
