@@ -471,3 +471,47 @@ fn a_record_that_does_not_parse_cannot_write_terminal_escapes() {
         );
     }
 }
+
+// --- finding 11: an unsafe tree entry's name reached the terminal ---------
+
+/// A tree entry kiln refuses (here an absolute path) is named in the
+/// warning, and the name is the cache writer's bytes.
+#[test]
+fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
+    use crate::common::images::{Compress, layer, raw_entry};
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    let spec = r#"stage s { run "echo one > $out/f" }"#;
+    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
+    let tag = format!("kiln2-{}", built.key("s"));
+    let mut m = registry.get_manifest("cache", &tag);
+    let config = m["config"]["digest"].as_str().expect("config").to_owned();
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    let tree = layer(Compress::Zstd, |b| {
+        raw_entry(b, tar::EntryType::Regular, "/\u{1b}]0;PWNED\u{7}\r", "");
+    })
+    .bytes;
+    let tree_digest = registry.put_blob("cache", &tree);
+    let blob = serde_json::json!({ "digest": tree_digest.to_string(), "size": tree.len() });
+    record["tree"] = blob.clone();
+    m["layers"][0]["digest"] = blob["digest"].clone();
+    m["layers"][0]["size"] = blob["size"].clone();
+    let bytes = serde_json::to_vec(&record).expect("JSON");
+    let digest = registry.put_blob("cache", &bytes);
+    m["config"]["digest"] = serde_json::json!(digest.to_string());
+    m["config"]["size"] = serde_json::json!(bytes.len());
+    registry.put_manifest("cache", &tag, &m);
+
+    let (report, err) = build(&Project::new(spec), &["--cache", &cache]);
+    assert_eq!(report.status("s"), "built", "{err}");
+    assert!(err.contains("PWNED"), "the entry is named: {err}");
+    for control in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(
+            !err.contains(control),
+            "{control:?} reached the terminal: {err:?}"
+        );
+    }
+}
