@@ -515,3 +515,56 @@ fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
         );
     }
 }
+
+// --- held: what reads an image after a lazy build ---------------------------
+
+/// After a lazy build and without the cache, every command that reads the
+/// image (not the stages it was made from) works: `inspect`, `why`,
+/// `export`, and a second `build` is a no-op.
+#[test]
+fn commands_that_read_a_lazily_pulled_image_work_without_the_cache() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let cache = format!("{}/cache", registry.host());
+    build(&Project::new(LAZY), &["--cache", &cache, "--cache-push"]);
+    let p = Project::new(LAZY);
+    let (lazy, err) = build(&p, &["--cache", &cache]);
+    assert_eq!(lazy.status("copy"), "remote", "{err}");
+    drop(registry);
+    let inspect = p.ok(&["inspect", "app"]);
+    assert!(inspect.contains("/again"), "{inspect}");
+    let why = p.ok(&["why", "app", "/again"]);
+    assert!(why.contains("copy"), "{why}");
+    let tar = p.dir.path().join("app.tar");
+    p.ok(&["export", "app", "-o", tar.to_str().expect("utf-8")]);
+    let (again, err) = build(&p, &[]);
+    assert!(err.contains("nothing to build"), "{err}");
+    assert_eq!(again.0["remote"], 2, "{}", again.0);
+}
+
+// --- finding 12: `--rebuild` named a script's file names raw --------------
+
+/// The first differing path and a symlink's target are what the script
+/// wrote: a file named with escape sequences (valid UTF-8) reached the
+/// terminal in the "not reproducible" diagnostic, where a failed stage's
+/// log never does.
+#[test]
+fn a_rebuild_difference_cannot_write_terminal_escapes() {
+    let p = Project::new(
+        r##"stage s {
+            run #"n=$(date +%s%N); printf x > "$out/$(printf '\033]0;PWNED\007\r')"; ln -s "$(printf '\033[2K')$n" "$out/$(printf 'l\033[1A')""#
+        }"##,
+    );
+    build(&p, &["--sandbox", "off"]);
+    let out = p.kiln(&["build", "--rebuild", "--json", "--sandbox", "off"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("is not reproducible"), "{err}");
+    for control in ['\u{1b}', '\u{7}', '\r'] {
+        assert!(
+            !err.contains(control),
+            "{control:?} reached the terminal: {err:?}"
+        );
+    }
+}
