@@ -386,13 +386,7 @@ fn print_diff(
     untrusted: bool,
 ) -> Result<(), CliError> {
     let shown = |text: &str| match untrusted {
-        true => text
-            .chars()
-            .flat_map(|c| match c.is_control() {
-                true => c.escape_default().collect::<Vec<_>>(),
-                false => vec![c],
-            })
-            .collect(),
+        true => super::out::printable(text).into_owned(),
         false => text.to_owned(),
     };
     for (label, value) in new {

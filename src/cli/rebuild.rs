@@ -85,8 +85,9 @@ pub fn run(
                 bad += 1;
                 let diagnostic = NotReproducible {
                     stage: c.name.to_string(),
-                    first: shown(&first),
-                    how: shown(&how),
+                    // Names and symlink targets the script chose.
+                    first: super::out::printable(&first).into_owned(),
+                    how: super::out::printable(&how).into_owned(),
                     help: compare_help(&c.stored.0, &path),
                     src: spec.source.clone(),
                     span,
@@ -123,19 +124,6 @@ fn json_of(c: &Checked) -> serde_json::Value {
         "rebuilt": rebuilt,
         "first_difference": first,
     })
-}
-
-/// `text` from the trees (names and symlink targets the script chose)
-/// with every control character escaped: none reaches the terminal.
-fn shown(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c.is_control() {
-            true => out.extend(c.escape_default()),
-            false => out.push(c),
-        }
-    }
-    out
 }
 
 /// Where the two trees are, and the tool to compare them with.
