@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use executor::{DEFAULT_PATH, Deadline, Executor, Job, JobCache, JobRoot, Local, RunFailure};
 pub use node::{Failure, StageFailure};
 pub use rebuild::{Checked, Rebuilt, rebuild};
-pub use resolve::{Resolved, resolve};
+pub use resolve::{Resolved, resolve, resolve_with};
 pub use schedule::{run, run_with};
 
 use crate::hash::{Key, OutputHash};

@@ -40,10 +40,21 @@ impl Progress {
     }
 
     /// A problem that fails nothing (a cache entry kiln could not use).
+    /// One line on stderr. A warning may quote what a cache or a registry
+    /// sent (a tree entry's name, a parser's "unknown field"): no control
+    /// character of it reaches the terminal.
     pub fn warn(&self, message: &str) {
         if self.quiet {
             return;
         }
+        let mut shown = String::with_capacity(message.len());
+        for c in message.chars() {
+            match c.is_control() {
+                true => shown.extend(c.escape_default()),
+                false => shown.push(c),
+            }
+        }
+        let message = shown;
         match &self.bars {
             Some(bars) => bars.suspend(|| crate::errln!("warning: {message}")),
             None => crate::errln!("warning: {message}"),

@@ -10,7 +10,9 @@
 //! parallel. The rebuilt tree is hashed as a commit hashes it; when it
 //! differs, it is kept beside the build directories
 //! (`tmp/<key>-<name>.rebuilt`, until the next `kiln store gc`) and the
-//! first differing path is named. Fetches are checked by their pin and
+//! first differing path is named. Its log goes beside it
+//! (`tmp/<key>-<name>.rebuild.log`, removed when the bytes are the same),
+//! never over the stored build's. Fetches are checked by their pin and
 //! images assembled from stage outputs, so only stages run again.
 
 use std::path::{Path, PathBuf};
@@ -119,7 +121,7 @@ fn check(ctx: &Ctx<'_, '_>, i: usize, done: &Done, report: &BuildReport) -> Chec
     ctx.progress
         .finish(running, name.as_str(), status, clock.elapsed());
     let outcome = outcome.unwrap_or_else(|e| {
-        let failure = super::stage::failure(ctx, planned, &key, e);
+        let failure = super::stage::failure_in(ctx, planned, &key, e, Caches::Empty);
         Rebuilt::Failed(Box::new(Failure::Stage(failure)))
     });
     Checked {
@@ -146,6 +148,8 @@ fn rerun(
     let rebuilt = crate::tree::scan_dir(pending.out_dir())?;
     let hash = rebuilt.hash();
     if hash == *stored_hash {
+        // Nothing to look into: a same rebuild leaves nothing behind.
+        let _ = std::fs::remove_file(ctx.store.rebuild_log_path(key, name));
         return Ok(Rebuilt::Same);
     }
     let (first, how) = first_difference(&crate::tree::scan_dir(stored)?, &rebuilt);

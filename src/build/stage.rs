@@ -54,7 +54,7 @@ pub(super) fn produce_with(
         Some(r) => JobRoot::Rootfs(super::image::rootfs(ctx, &done[&r])?),
     };
     crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
-    let log_path = ctx.store.log_path(key, &stage.name.value);
+    let log_path = log_path(ctx, key, &stage.name.value, caches);
     let log = std::fs::File::create(&log_path).map_err(NodeError::Log)?;
     let (leases, mounts) = take_caches(ctx, stage, pending, caches)?;
     let job = Job {
@@ -80,6 +80,20 @@ pub(super) fn produce_with(
     // Released as soon as the scripts are done, whatever they did.
     drop(leases);
     ran
+}
+
+/// Where a run of stage `name` logs: a rebuild (empty caches) never
+/// overwrites the log of the build that made the stored entry.
+pub(super) fn log_path(
+    ctx: &Ctx<'_, '_>,
+    key: &Key,
+    name: &crate::spec::Name,
+    caches: Caches,
+) -> std::path::PathBuf {
+    match caches {
+        Caches::Store => ctx.store.log_path(key, name),
+        Caches::Empty => ctx.store.rebuild_log_path(key, name),
+    }
 }
 
 /// The stage's caches, held, and where each is mounted: in the order of
@@ -142,8 +156,19 @@ pub(super) fn failure(
     key: &Key,
     e: NodeError,
 ) -> StageFailure {
+    failure_in(ctx, planned, key, e, Caches::Store)
+}
+
+/// [`failure`] of a run with `caches` (whose log is `log_path`'s).
+pub(super) fn failure_in(
+    ctx: &Ctx<'_, '_>,
+    planned: &PlannedNode<'_>,
+    key: &Key,
+    e: NodeError,
+    caches: Caches,
+) -> StageFailure {
     let name = planned.name();
-    let log = ctx.store.log_path(key, name);
+    let log = log_path(ctx, key, name, caches);
     let stage = match planned.work {
         Work::Run(stage) => Some(stage),
         _ => None,

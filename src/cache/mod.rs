@@ -133,10 +133,12 @@ impl Remote {
             }
             Err(e) => return Err(e.into()),
         };
+        // A reason may quote the entry (a parser's "unknown field `…`"):
+        // the cache writer's bytes, shown without control characters.
         let refuse = |reason: String| CacheError::Refused {
             repo: self.repo.name(),
             tag: tag.clone(),
-            reason,
+            reason: crate::registry::printable(&reason, &[]),
         };
         let (config, tree) = entry::parse_manifest(&manifest).map_err(refuse)?;
         // A record is its inputs, a few kilobytes for most stages.

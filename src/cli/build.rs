@@ -320,7 +320,8 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     let store = open_store(g)?;
     let layers = super::layer_settings(layers)?;
     let plan = plan(g, &spec, &store, &[name.to_owned()], layers)?;
-    let resolved = build::resolve(&plan, &store)?;
+    let cache = super::cache::remote(g)?;
+    let resolved = build::resolve_with(&plan, &store, cache.as_ref())?;
     let idx = (plan.nodes.iter())
         .position(|p| p.name().as_str() == name)
         .expect("kiln bug: target not planned");
@@ -340,7 +341,6 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         crate::outln!("{kind} `{name}` is cached: key {}", now.key)?;
         return Ok(());
     }
-    let cache = super::cache::remote(g)?;
     // What the cache says is only a hint here: an entry it cannot give is
     // the same as none.
     let remote = |key: &crate::hash::Key| cache.as_ref().and_then(|c| c.record(key).ok().flatten());
@@ -353,15 +353,17 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
     }
     let target = plan.nodes[idx].name();
     let previous = store.get_ref(&spec.context, target)?;
+    // The third value: the inputs are a cache record's, whatever its
+    // writer put there (shown without control characters).
     let old = match previous {
         Some(key) => match store.meta(&key)? {
-            Some(meta) => Some((meta.key, meta.inputs)),
+            Some(meta) => Some((meta.key, meta.inputs, false)),
             // Collected here since; the cache may still have what it was.
-            None => remote(&key).map(|r| (r.key, r.inputs)),
+            None => remote(&key).map(|r| (r.key, r.inputs, true)),
         },
         None => None,
     };
-    let Some((old_key, old_inputs)) = old else {
+    let Some((old_key, old_inputs, untrusted)) = old else {
         crate::outln!(
             "{kind} `{name}` has never been built here (key {})",
             now.key
@@ -373,22 +375,31 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         now.key,
         old_key
     )?;
-    print_diff(&old_inputs, &now.manifest)
+    print_diff(&old_inputs, &now.manifest, untrusted)
 }
 
+/// The inputs that changed from `old` to `new`; with `untrusted` (`old`
+/// from a cache record), no control character of `old` is printed.
 fn print_diff(
     old: &std::collections::BTreeMap<String, String>,
     new: &std::collections::BTreeMap<String, String>,
+    untrusted: bool,
 ) -> Result<(), CliError> {
+    let shown = |text: &str| match untrusted {
+        true => super::out::printable(text).into_owned(),
+        false => text.to_owned(),
+    };
     for (label, value) in new {
         match old.get(label) {
-            Some(was) if was != value => crate::outln!("  changed {label}: {was} → {value}")?,
+            Some(was) if was != value => {
+                crate::outln!("  changed {label}: {} → {value}", shown(was))?;
+            }
             None => crate::outln!("  added   {label}: {value}")?,
             _ => {}
         }
     }
     for (label, was) in old.iter().filter(|(l, _)| !new.contains_key(*l)) {
-        crate::outln!("  removed {label}: {was}")?;
+        crate::outln!("  removed {}: {}", shown(label), shown(was))?;
     }
     Ok(())
 }

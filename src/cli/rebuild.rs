@@ -36,7 +36,11 @@ pub fn run(
     layers: crate::image::LayerSettings,
 ) -> Result<(), CliError> {
     let store = open_store(g)?;
-    let plan = plan(g, spec, &store, &a.targets, layers)?;
+    let mut plan = plan(g, spec, &store, &a.targets, layers)?;
+    // Every stage is run again from its inputs' files: with `--cache`,
+    // nothing may stay in the cache (a stage left there would go unchecked,
+    // and one made from it would have no files to run with).
+    plan.wanted = (0..plan.nodes.len()).collect();
     if g.sandbox == SandboxMode::Off {
         refuse_caches(spec, &plan)?;
     }
@@ -44,7 +48,13 @@ pub fn run(
     let executor = executor(g)?;
     let mut report = build::run_with(spec, &plan, &store, &opts, executor.as_ref());
     if !report.succeeded() {
-        return finish(g, &mut report);
+        // As `kiln build --json`: the report of a failed build too.
+        let printed = match a.json {
+            true => crate::outln!("{}", json_report(&report)),
+            false => Ok(()),
+        };
+        finish(g, &mut report)?;
+        return printed;
     }
     finish(g, &mut report)?;
     let checked = build::rebuild(spec, &plan, &store, &opts, executor.as_ref(), &report);
@@ -75,8 +85,9 @@ pub fn run(
                 bad += 1;
                 let diagnostic = NotReproducible {
                     stage: c.name.to_string(),
-                    first,
-                    how,
+                    // Names and symlink targets the script chose.
+                    first: super::out::printable(&first).into_owned(),
+                    how: super::out::printable(&how).into_owned(),
                     help: compare_help(&c.stored.0, &path),
                     src: spec.source.clone(),
                     span,

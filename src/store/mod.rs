@@ -321,6 +321,15 @@ impl Store {
         self.layout.log_file(&key.short(), name.as_str())
     }
 
+    /// The log of `kiln build --rebuild` running `key` again: beside the
+    /// build directories (`tmp/<key>-<name>.rebuild.log`), never over the
+    /// log of the build that made the entry; removed like the rebuilt
+    /// output it may come with (the key's next build, or gc).
+    pub fn rebuild_log_path(&self, key: &Key, name: &Name) -> PathBuf {
+        let file = format!("{}-{name}.rebuild.log", key.short());
+        self.layout.tmp_dir().join(file)
+    }
+
     /// Where `spec::load_cached` keeps validated specs for the store at
     /// `root`: a function of the root, not of an open store, because the
     /// spec is loaded before the store is opened (and `kiln check` opens none).

@@ -104,7 +104,14 @@ impl Pending {
         let name = format!("{short}-{}.{suffix}", self.name);
         let kept = self.layout.tmp_dir().join(name);
         remove_tree(&kept, &kept)?;
+        // Out of the private build directory, it must be as harmless as a
+        // committed entry: the store owner's, read-only, no setuid program
+        // of the sandbox's id for another user to run.
+        crate::tree::set_readonly(&self.out, true)?;
+        // Moving a directory rewrites its `..`: writable until it is moved.
+        set_mode(&self.out, 0o755)?;
         std::fs::rename(&self.out, &kept).at(&self.out)?;
+        set_mode(&kept, 0o555)?;
         Ok(kept)
     }
 

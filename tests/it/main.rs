@@ -10,6 +10,7 @@
 
 mod common;
 
+mod attacks_round2;
 mod base_attacks;
 mod base_import;
 mod build;
