@@ -1,6 +1,8 @@
 //! How an image layer's tar is compressed: one type for the layers kiln
 //! writes (export) and the layers it reads (base images, image roots).
 
+mod gunzip;
+
 use std::io::{self, Read};
 
 use oci_spec::image::MediaType;
@@ -60,7 +62,11 @@ impl Compression {
     pub(crate) fn decoder<'a>(self, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
         Ok(match self {
             Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::GzDecoder::new(r)),
+            // 64 KiB: the deflate decoder takes its input a buffer at a time.
+            Compression::Gzip => Box::new(gunzip::Gunzip::new(io::BufReader::with_capacity(
+                64 << 10,
+                r,
+            ))),
             Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
         })
     }
