@@ -22,7 +22,7 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<Pulled, NodeError> {
     let blobs = ctx.store.blobs_dir();
     match &base.source {
         BaseSource::Archive { path, digest } => {
-            let archive = path.value.on_disk(&ctx.spec.context);
+            let archive = path.value.on_disk(ctx.spec.dir_at(base.name.span));
             let image = crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
                 NodeError::Image(ExportError::Base {
                     base: base.name.value.clone(),

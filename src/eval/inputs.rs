@@ -48,6 +48,9 @@ struct StageInputs {
     /// The declared sources as scanned; shared, because every key is
     /// finished on a copy of the inputs.
     sources: std::sync::Arc<Tree>,
+    /// The alias of the file the stage is defined in (empty for kiln.kdl),
+    /// taken off every name that enters the key: never keyed itself.
+    alias: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +96,25 @@ impl Inputs {
             runs: runs.iter().map(|r| r.value.clone()).collect(),
             run_args: run_args.clone(),
             sources: std::sync::Arc::new(sources.clone()),
+            alias: String::new(),
         }))
+    }
+
+    /// These stage inputs for a stage of the file imported as `alias`:
+    /// its name and the names it uses as that file writes them, so the
+    /// stage has one key in every project that imports the file. The
+    /// caller gives the root the same way.
+    pub(super) fn in_file(mut self, alias: &str) -> Self {
+        if let Node::Stage(stage) = &mut self.0
+            && !alias.is_empty()
+        {
+            stage.name = local(alias, &stage.name).to_owned();
+            for used in &mut stage.uses {
+                *used = local(alias, used).to_owned();
+            }
+            stage.alias = alias.to_owned();
+        }
+        self
     }
 
     /// A fetch is fixed-output: its key is its name, the hash it must
@@ -144,7 +165,8 @@ impl Inputs {
     /// stage ran in, where the runtime closure of what it copies is found.
     pub fn set_closure_root(&mut self, name: &Name, config: Digest) {
         if let Node::Image(image) = &mut self.0 {
-            image.closure_roots.insert(name.to_string(), config);
+            let name = local(&image.alias, name.as_str()).to_owned();
+            image.closure_roots.insert(name, config);
         }
     }
 
@@ -163,7 +185,7 @@ impl Inputs {
         match &self.0 {
             Node::Stage(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (name.to_string(), *output))
+                    .map(|(name, output)| (local(&inputs.alias, name.as_str()).to_owned(), *output))
                     .collect();
                 STAGE.key_maybe_shown(&StageKey { inputs, outputs }, shown)
             }
@@ -177,7 +199,7 @@ impl Inputs {
             }
             Node::Image(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (name.to_string(), *output))
+                    .map(|(name, output)| (local(&inputs.alias, name.as_str()).to_owned(), *output))
                     .collect();
                 IMAGE.key_maybe_shown(&ImageKey { inputs, outputs }, shown)
             }
@@ -205,6 +227,8 @@ impl StableHash for StageKey<'_> {
             runs,
             run_args,
             sources,
+            // Every name above is already as the stage's file writes it.
+            alias: _,
         } = inputs;
         w.field("platform", platform);
         w.field("name", name);
@@ -235,6 +259,17 @@ pub fn fetch_file_name(url: &str) -> &str {
     path.rsplit('/')
         .find(|s| !s.is_empty())
         .unwrap_or("download")
+}
+
+/// `name` as the file imported as `alias` writes it (`go.go-dist` →
+/// `go-dist`): every name a node of that file holds starts with `alias.`.
+pub(super) fn local<'a>(alias: &str, name: &'a str) -> &'a str {
+    match alias.is_empty() {
+        true => name,
+        false => (name.strip_prefix(alias))
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(name),
+    }
 }
 
 /// The platform stage outputs are built for: `x86_64-linux`.

@@ -52,10 +52,12 @@ pub(super) fn content(
         Content::Add { src, attrs } => {
             // The same ignore rules as a stage's `src`: `add "."` in a
             // checkout must not take `.git` or ignored build products.
-            let paths = crate::tree::source_paths(&spec.context, std::slice::from_ref(&src.value))?;
+            // Relative to the file that defines the image.
+            let context = spec.dir_at(attrs.span);
+            let paths = crate::tree::source_paths(context, std::slice::from_ref(&src.value))?;
             keep = paths.into_iter().collect();
             let origin = walk::Source::Added { keep: &keep };
-            (src.on_disk(&spec.context), attrs, Role::Add, origin)
+            (src.on_disk(context), attrs, Role::Add, origin)
         }
     };
     let entries = walk::plan(&source, attrs, origin)?;

@@ -20,8 +20,14 @@ pub(crate) struct Cx {
     /// Declared args by name: `None` when the arg has no value.
     pub args: BTreeMap<String, Option<String>>,
     pub names: NameTable,
-    /// The canonical directory holding kiln.kdl.
+    /// The canonical directory holding kiln.kdl, or the imported file
+    /// being checked: what its paths are relative to.
     pub context: PathBuf,
+    /// The imported file being checked, as diagnostics name it (`None`:
+    /// kiln.kdl).
+    pub file: Option<String>,
+    /// This file's imports: alias → the file (as shown) and the alias's span.
+    pub aliases: BTreeMap<String, (String, SourceSpan)>,
     /// How many more name comparisons did-you-mean may make: comparing every
     /// unknown name with every declared one is quadratic (20,000 of each
     /// took minutes), and only the first problems are shown anyway.
@@ -39,6 +45,8 @@ impl Cx {
             args: BTreeMap::new(),
             names: Default::default(),
             context,
+            file: None,
+            aliases: BTreeMap::new(),
             suggestion_budget: SUGGESTION_BUDGET,
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
-use super::source::Indexed;
+use super::source::Files;
 use crate::hash::HashParseError;
 
 /// Problems rendered in full; the rest are counted ("… and N more"). A
@@ -19,7 +19,7 @@ pub const MAX_SHOWN: usize = 20;
 /// Why kiln.kdl could not become a [`Spec`](super::Spec): one or more problems.
 #[derive(Debug)]
 pub struct SpecError {
-    source_code: Indexed,
+    source_code: Files,
     problems: Vec<Problem>,
     /// Set when there are more problems than [`MAX_SHOWN`].
     more: Option<More>,
@@ -27,20 +27,25 @@ pub struct SpecError {
 
 impl SpecError {
     /// `problems` must not be empty; they are shown in source order.
-    pub(crate) fn new(source_code: Arc<NamedSource<String>>, mut problems: Vec<Problem>) -> Self {
+    pub(crate) fn new(source_code: Arc<NamedSource<String>>, problems: Vec<Problem>) -> Self {
+        Self::in_files(Files::one(source_code), problems)
+    }
+
+    /// [`SpecError::new`] for problems in the several files of `source_code`.
+    pub(crate) fn in_files(source_code: Files, mut problems: Vec<Problem>) -> Self {
         assert!(
             !problems.is_empty(),
             "kiln bug: a SpecError without problems"
         );
         problems.sort_by_key(Problem::offset);
         for problem in &mut problems {
-            problem.clamp_labels(source_code.inner());
+            problem.clamp_labels(source_code.text());
         }
         let more = (problems.len() > MAX_SHOWN).then(|| More {
             hidden: problems.len() - MAX_SHOWN,
         });
         SpecError {
-            source_code: Indexed::new(source_code),
+            source_code,
             problems,
             more,
         }
@@ -138,6 +143,11 @@ pub struct Problem {
 impl Problem {
     pub(crate) fn new(kind: ProblemKind, labels: Vec<LabeledSpan>) -> Self {
         Problem { kind, labels }
+    }
+
+    /// One more label: where an imported file was imported, say.
+    pub(crate) fn add_label(&mut self, label: LabeledSpan) {
+        self.labels.push(label);
     }
 
     pub(crate) fn offset(&self) -> usize {
@@ -383,4 +393,27 @@ pub enum ProblemKind {
     ShellArity { node: String },
     #[error("Dependency cycle: {}", path.join(" → "))]
     Cycle { path: Vec<String> },
+    #[error("Cannot import `{path}`: {reason}")]
+    ImportUnreadable { path: String, reason: String },
+    #[error("Import cycle: {}", files.join(" → "))]
+    ImportCycle { files: Vec<String> },
+    #[error("More than {max} imports")]
+    TooManyImports { max: usize },
+    #[error("The alias `{alias}` is used twice")]
+    AliasClash { alias: String },
+    #[error("`{file}`, imported as `{alias}`, declares no `{name}`")]
+    UnknownImported {
+        alias: String,
+        name: String,
+        file: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{file}` declares no arg `{name}`")]
+    UnknownImportArg {
+        name: String,
+        file: String,
+        declared: Vec<String>,
+    },
+    #[error("`{path}` is outside the directory of `{file}`")]
+    ImportedPathOutside { path: String, file: String },
 }

@@ -57,6 +57,13 @@ impl ProblemKind {
             BadDuration { .. } => "bad_duration",
             ShellArity { .. } => "shell_arity",
             Cycle { .. } => "cycle",
+            ImportUnreadable { .. } => "import_unreadable",
+            ImportCycle { .. } => "import_cycle",
+            TooManyImports { .. } => "too_many_imports",
+            AliasClash { .. } => "alias_clash",
+            UnknownImported { .. } => "unknown_imported_name",
+            UnknownImportArg { .. } => "unknown_import_arg",
+            ImportedPathOutside { .. } => "imported_path_outside",
         }
     }
 
@@ -186,6 +193,37 @@ impl ProblemKind {
                 "Shell form is one command line; or drop `shell=#true` for an argv".into()
             }
             Cycle { .. } => "Break the cycle: a stage cannot depend on itself".into(),
+            ImportUnreadable { .. } => {
+                "An import's path is relative to the directory of the file that imports it".into()
+            }
+            ImportCycle { .. } => {
+                "A file cannot import itself, directly or not: move what both need into a third file"
+                    .into()
+            }
+            TooManyImports { max } => {
+                format!("A spec reads at most {max} files, each import of a file counting once")
+            }
+            AliasClash { .. } => "Give each `import` its own `as=`".into(),
+            UnknownImported {
+                alias,
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{alias}.{s}`?"),
+            UnknownImported { alias, file, .. } => {
+                format!("`{alias}.NAME` names a stage, base, fetch or image that `{file}` declares")
+            }
+            UnknownImportArg { declared, .. } if declared.is_empty() => {
+                "The file declares no `arg`: remove the line".into()
+            }
+            UnknownImportArg { declared, .. } => format!(
+                "Declared args: {}",
+                (declared.iter().map(|d| format!("`{d}`")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ImportedPathOutside { .. } => {
+                "Paths in an imported file are relative to its directory and stay inside it".into()
+            }
         }
     }
 }

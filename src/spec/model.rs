@@ -14,6 +14,7 @@ use std::sync::Arc;
 use miette::{NamedSource, SourceSpan};
 use serde::{Deserialize, Serialize};
 
+use super::SpecFile;
 use crate::hash::Digest;
 
 /// A value and where in kiln.kdl it came from.
@@ -30,21 +31,30 @@ impl<T> std::ops::Deref for Spanned<T> {
     }
 }
 
-/// The name of a stage, base, fetch or image: `[A-Za-z_][A-Za-z0-9_-]*`.
-/// All four kinds share one namespace. Valid as a directory name, and as an
-/// environment variable name once dashes become underscores.
+/// The name of a stage, base, fetch or image: `[A-Za-z_][A-Za-z0-9_-]*`,
+/// or such names joined by dots when the node comes from an imported file
+/// (`go.golang`: the node `golang` of the file imported `as=go`). All four
+/// kinds share one namespace. Valid as a directory name, and as an
+/// environment variable name once dashes and dots become underscores.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Name(String);
 
 impl Name {
-    /// Returns `None` when `s` is not a valid name.
+    /// Returns `None` when `s` is not a valid name: one or more
+    /// identifiers joined by dots (a declaration takes one: [`Name::local`]).
     pub fn new(s: &str) -> Option<Name> {
-        let mut chars = s.chars();
-        let first = chars.next()?;
-        let ok = (first.is_ascii_alphabetic() || first == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        ok.then(|| Name(s.to_owned()))
+        s.split('.').all(is_identifier).then(|| Name(s.to_owned()))
+    }
+
+    /// A name as a node declares it: one identifier, no dots.
+    pub fn local(s: &str) -> Option<Name> {
+        is_identifier(s).then(|| Name(s.to_owned()))
+    }
+
+    /// `alias.self`: this name as the file that imports its file sees it.
+    pub fn qualified(&self, alias: &str) -> Name {
+        Name(format!("{alias}.{}", self.0))
     }
 
     pub fn as_str(&self) -> &str {
@@ -53,8 +63,16 @@ impl Name {
 
     /// The environment variable a `use`d stage or an arg is visible as.
     pub fn env_var(&self) -> String {
-        self.0.replace('-', "_")
+        self.0.replace(['-', '.'], "_")
     }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl fmt::Display for Name {
@@ -115,10 +133,16 @@ impl fmt::Display for SrcPath {
 /// A whole kiln.kdl, valid.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// The kiln.kdl text, named by its path, for diagnostics after loading.
+    /// The kiln.kdl text, named by its path, for diagnostics after loading;
+    /// each imported file's text follows it, after a line break, where
+    /// [`Spec::files`] says (so every span of the model is an offset into
+    /// this one text, whichever file it points into).
     pub source: Arc<NamedSource<String>>,
     /// The build context: the canonical directory that holds kiln.kdl.
     pub context: PathBuf,
+    /// kiln.kdl (first) and every file it imports, directly or not, in the
+    /// order their text follows in [`Spec::source`].
+    pub files: Vec<SpecFile>,
     /// Declared args with their final values (default or `--arg`), file order.
     pub args: Vec<Arg>,
     /// Stages in file order; every name in `uses`/`from` resolves, no cycles.
@@ -190,11 +214,16 @@ impl Spec {
         name.rsplit('/').next().unwrap_or(name)
     }
 
-    /// The 1-based line of kiln.kdl that `span` starts on.
+    /// The 1-based line that `span` starts on, in the file it points into.
     pub fn line(&self, span: miette::SourceSpan) -> usize {
         let text = self.source.inner();
         let start = span.offset().min(text.len());
-        text.get(..start).unwrap_or_default().matches('\n').count() + 1
+        let base = self.file_at(span).base.min(start);
+        text.get(base..start)
+            .unwrap_or_default()
+            .matches('\n')
+            .count()
+            + 1
     }
 
     /// The node a reference of this spec (a `from`, a `use`, a `copy`'s
@@ -491,8 +520,12 @@ mod tests {
         assert!(Name::new("go-http").is_some());
         assert!(Name::new("_x1").is_some());
         assert!(Name::new("1x").is_none());
-        assert!(Name::new("a.b").is_none());
         assert!(Name::new("").is_none());
+        assert!(Name::local("a.b").is_none());
+        assert_eq!(Name::new("go.go-dist").unwrap().env_var(), "go_go_dist");
+        for bad in ["a..b", ".a", "a.", "a.1b"] {
+            assert!(Name::new(bad).is_none(), "{bad}");
+        }
         assert_eq!(Name::new("go-http").unwrap().env_var(), "go_http");
     }
 }

@@ -1,6 +1,7 @@
 //! KDL syntax errors as kiln's problems, pointing at the offending token
 //! and naming the mistakes kiln.kdl writers make most. Pure.
 
+use kdl::KdlDocument;
 use miette::SourceSpan;
 
 use super::error::{Problem, ProblemKind, label};
@@ -63,4 +64,24 @@ fn usual_mistake(token: &str) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// Parses on a thread with a stack far larger than `scan`'s limits need: the
+/// parser recurses, and a stack overflow aborts the process.
+pub(super) fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("kdl-parse".into())
+            .stack_size(super::scan::PARSE_STACK)
+            .spawn_scoped(scope, || KdlDocument::parse(text));
+        match parser {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a tight `ulimit -v`, say): the limits of
+            // `scan` keep the recursion within the usual main-thread stack in
+            // a release build.
+            Err(_) => KdlDocument::parse(text),
+        }
+    })
 }
