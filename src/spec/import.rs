@@ -152,7 +152,14 @@ impl Cx {
         };
         loader.stack.pop();
         for mut problem in child.problems {
-            problem.add_label(label(path.span, "imported here"));
+            // These two already point at the imports they are about.
+            let about_imports = matches!(
+                problem.kind,
+                ProblemKind::ImportCycle { .. } | ProblemKind::UnknownImportArg { .. }
+            );
+            if !about_imports {
+                problem.add_label(label(path.span, "imported here"));
+            }
             self.problems.push(problem);
         }
         let name = Spanned {

@@ -31,6 +31,7 @@ mod image_attacks;
 mod image_cli;
 mod image_e2e;
 mod image_nodes;
+mod imports;
 mod lock;
 mod registry;
 mod registry_auth;
