@@ -152,3 +152,31 @@ fn a_cached_spec_notices_an_imported_file_changed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[../shared/t.kdl:10:9]"), "{stderr}");
 }
+
+#[test]
+fn graph_explain_and_build_json_say_where_each_node_is_defined() {
+    let p = project(&importer("t", ""));
+    let graph = p.ok(&["graph"]);
+    let hello = "stage t.hello\n  defined in ../shared/t.kdl:9, imported as `t`\n  uses t.data\n";
+    assert!(graph.contains(hello), "{graph}");
+    assert!(graph.contains("stage top\n  uses t.hello\n"), "{graph}");
+    let dot = p.ok(&["graph", "--dot"]);
+    let node = "\"t.tool\" [shape=box3d, tooltip=\"../shared/t.kdl:18, imported as `t`\"];";
+    assert!(dot.contains(node), "{dot}");
+    let report = p.build(&[]);
+    let stages = report.0["stages"].as_array().expect("stages");
+    let file = |name: &str| {
+        let stage = stages.iter().find(|s| s["name"] == name).expect("stage");
+        stage["file"].as_str().expect("file").to_owned()
+    };
+    assert_eq!(file("t.hello"), "../shared/t.kdl");
+    assert_eq!(file("top"), "kiln.kdl");
+    let images = report.0["images"].as_array().expect("images");
+    let app = images.iter().find(|i| i["name"] == "app").expect("app");
+    assert_eq!(app["file"], "kiln.kdl");
+    let explain = p.ok(&["explain", "t.hello"]);
+    assert!(
+        explain.starts_with("stage `t.hello` is defined in ../shared/t.kdl:9, imported as `t`\n"),
+        "{explain}"
+    );
+}
