@@ -50,7 +50,8 @@ pub(super) fn produce(
         deps: (planned.deps.iter())
             .map(|d| {
                 let used = ctx.plan.nodes[*d].name();
-                let name = ctx.spec.local_name(stage.name.span, used.as_str());
+                let local = ctx.spec.local(stage.name.span, &stage.scope);
+                let name = local.name(used.as_str());
                 (
                     name.replace(['-', '.'], "_"),
                     done[d].path.as_path().to_path_buf(),

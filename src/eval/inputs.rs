@@ -14,7 +14,7 @@ use self::node::{BaseInputs, ImageInputs, ImageKey};
 use crate::hash::{
     BASE, Digest, FETCH, IMAGE, Key, KeyWriter, OutputHash, STAGE, Shown, StableHash,
 };
-use crate::spec::{Fetch, Name, Stage};
+use crate::spec::{Fetch, Local, Name, Stage};
 use crate::tree::Tree;
 
 /// Everything but dependency outputs that goes into a key.
@@ -48,9 +48,9 @@ struct StageInputs {
     /// The declared sources as scanned; shared, because every key is
     /// finished on a copy of the inputs.
     sources: std::sync::Arc<Tree>,
-    /// The alias of the file the stage is defined in (empty for kiln.kdl),
-    /// taken off every name that enters the key: never keyed itself.
-    alias: String,
+    /// How the stage's own file or template writes names: every name
+    /// above and of `output` is as written there. Never keyed itself.
+    local: Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,8 @@ impl Inputs {
     ) -> Self {
         let Stage {
             name,
+            // Keyed through the names it takes off (`Inputs::written`).
+            scope: _,
             // Keyed as `root`, resolved by the caller: a base's pinned
             // digest, an image's config digest, not just the name.
             from: _,
@@ -96,23 +98,21 @@ impl Inputs {
             runs: runs.iter().map(|r| r.value.clone()).collect(),
             run_args: run_args.clone(),
             sources: std::sync::Arc::new(sources.clone()),
-            alias: String::new(),
+            local: Local::default(),
         }))
     }
 
-    /// These stage inputs for a stage of the file imported as `alias`:
-    /// its name and the names it uses as that file writes them, so the
-    /// stage has one key in every project that imports the file. The
-    /// caller gives the root the same way.
-    pub(super) fn in_file(mut self, alias: &str) -> Self {
-        if let Node::Stage(stage) = &mut self.0
-            && !alias.is_empty()
-        {
-            stage.name = local(alias, &stage.name).to_owned();
+    /// These stage inputs with its name and the names it uses as its own
+    /// file or template writes them (`local`), so an imported or
+    /// instantiated stage has one key wherever it is used. The caller
+    /// gives the root the same way.
+    pub(super) fn written(mut self, local: Local) -> Self {
+        if let Node::Stage(stage) = &mut self.0 {
+            stage.name = local.name(&stage.name).to_owned();
             for used in &mut stage.uses {
-                *used = local(alias, used).to_owned();
+                *used = local.name(used).to_owned();
             }
-            stage.alias = alias.to_owned();
+            stage.local = local;
         }
         self
     }
@@ -122,7 +122,13 @@ impl Inputs {
     /// rest of the URL is not an input: a mirror of the same bytes is the
     /// same fetch, as in Nix.
     pub(super) fn of_fetch(fetch: &Fetch) -> Self {
-        let Fetch { name, url, sha256 } = fetch;
+        // A fetch's name is written as its file or template writes it.
+        let Fetch {
+            name,
+            scope: _,
+            url,
+            sha256,
+        } = fetch;
         Inputs(Node::Fetch(FetchInputs {
             name: name.value.to_string(),
             sha256: sha256.value,
@@ -165,7 +171,7 @@ impl Inputs {
     /// stage ran in, where the runtime closure of what it copies is found.
     pub fn set_closure_root(&mut self, name: &Name, config: Digest) {
         if let Node::Image(image) = &mut self.0 {
-            let name = local(&image.alias, name.as_str()).to_owned();
+            let name = image.local.name(name.as_str()).to_owned();
             image.closure_roots.insert(name, config);
         }
     }
@@ -185,7 +191,7 @@ impl Inputs {
         match &self.0 {
             Node::Stage(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (local(&inputs.alias, name.as_str()).to_owned(), *output))
+                    .map(|(name, output)| (inputs.local.name(name.as_str()).to_owned(), *output))
                     .collect();
                 STAGE.key_maybe_shown(&StageKey { inputs, outputs }, shown)
             }
@@ -199,7 +205,7 @@ impl Inputs {
             }
             Node::Image(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (local(&inputs.alias, name.as_str()).to_owned(), *output))
+                    .map(|(name, output)| (inputs.local.name(name.as_str()).to_owned(), *output))
                     .collect();
                 IMAGE.key_maybe_shown(&ImageKey { inputs, outputs }, shown)
             }
@@ -228,7 +234,7 @@ impl StableHash for StageKey<'_> {
             run_args,
             sources,
             // Every name above is already as the stage's file writes it.
-            alias: _,
+            local: _,
         } = inputs;
         w.field("platform", platform);
         w.field("name", name);
@@ -259,17 +265,6 @@ pub fn fetch_file_name(url: &str) -> &str {
     path.rsplit('/')
         .find(|s| !s.is_empty())
         .unwrap_or("download")
-}
-
-/// `name` as the file imported as `alias` writes it (`go.go-dist` →
-/// `go-dist`): every name a node of that file holds starts with `alias.`.
-pub(super) fn local<'a>(alias: &str, name: &'a str) -> &'a str {
-    match alias.is_empty() {
-        true => name,
-        false => (name.strip_prefix(alias))
-            .and_then(|rest| rest.strip_prefix('.'))
-            .unwrap_or(name),
-    }
 }
 
 /// The platform stage outputs are built for: `x86_64-linux`.

@@ -301,13 +301,13 @@ fn plan_one<'s>(
     }
     // Completed at build time with the root's config digest. Names as the
     // stage's own file writes them: an imported stage has one key.
-    let file = spec.file_at(stage.name.span);
+    let local = spec.local(stage.name.span, &stage.scope);
     let root_input = match &stage.from.value {
         Root::Host => "host".to_owned(),
-        Root::Base(name) => format!("base {}", file.local(name.as_str())),
-        Root::Image(name) => format!("image {}", file.local(name.as_str())),
+        Root::Base(name) => format!("base {}", local.name(name.as_str())),
+        Root::Image(name) => format!("image {}", local.name(name.as_str())),
     };
-    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes).in_file(&file.alias);
+    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes).written(local);
     Ok(planned(inputs, sources, tools))
 }
 

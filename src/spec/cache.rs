@@ -131,6 +131,7 @@ fn sources(spec: &Spec) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
     let stages = spec.stages.iter().flat_map(|stage| {
         let Stage {
             name,
+            scope: _,
             from: _,
             srcs,
             uses: _,
@@ -154,6 +155,7 @@ fn sources(spec: &Spec) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
 fn image_sources(image: &Image) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
     let Image {
         name,
+        scope: _,
         from: _,
         contents,
         entrypoint: _,

@@ -58,19 +58,6 @@ impl SpecFile {
         }
     }
 
-    /// `name` as written in this file: the file's own alias prefix taken
-    /// off (`go.go-dist` → `go-dist`, `go.c.x` → `c.x`). Every name a node
-    /// of the file holds starts with it: a file sees only its own nodes and
-    /// those of the files it imports.
-    pub fn local<'a>(&self, name: &'a str) -> &'a str {
-        if self.alias.is_empty() {
-            return name;
-        }
-        name.strip_prefix(self.alias.as_str())
-            .and_then(|rest| rest.strip_prefix('.'))
-            .unwrap_or(name)
-    }
-
     /// The file name without its directory (`go.kdl`).
     pub fn file_name(&self) -> &str {
         self.name.rsplit('/').next().unwrap_or(&self.name)
@@ -96,9 +83,13 @@ impl Spec {
         }
     }
 
-    /// `name` (held by the node at `span`) as written in the node's file.
-    pub fn local_name<'a>(&self, span: SourceSpan, name: &'a str) -> &'a str {
-        self.file_at(span).local(name)
+    /// How the node whose name is at `span`, of `scope` (`Stage::scope`),
+    /// writes the names it holds.
+    pub fn local(&self, span: SourceSpan, scope: &str) -> Local {
+        Local {
+            scope: scope.to_owned(),
+            file: self.file_at(span).alias.clone(),
+        }
     }
 
     /// The file name (no directory) of the file `span` points into, and for
@@ -128,6 +119,32 @@ impl Spec {
             Arc::new(NamedSource::new(&file.name, own.to_owned())),
             local,
         )
+    }
+}
+
+/// A name as the node holding it writes it: what enters its key and its
+/// environment (`$data`, not `$t_data`, in the file that declares `data`).
+/// The node's scope is taken off its own names and those of its template
+/// instance (`go.hello.build` → `build`), its file's alias off the other
+/// names of its file (`go.golang` → `golang`, `go.c.x` → `c.x`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Local {
+    scope: String,
+    file: String,
+}
+
+impl Local {
+    pub fn name<'a>(&self, name: &'a str) -> &'a str {
+        strip(&self.scope, name)
+            .or_else(|| strip(&self.file, name))
+            .unwrap_or(name)
+    }
+}
+
+fn strip<'a>(prefix: &str, name: &'a str) -> Option<&'a str> {
+    match prefix.is_empty() {
+        true => None,
+        false => name.strip_prefix(prefix)?.strip_prefix('.'),
     }
 }
 
@@ -177,12 +194,18 @@ mod tests {
     }
 
     #[test]
-    fn local_names_lose_only_the_files_own_alias() {
-        let mut file = SpecFile::root("go.kdl", Path::new("/t"), 10);
-        assert_eq!(file.local("go.x"), "go.x");
-        file.alias = "go".into();
-        assert_eq!(file.local("go.x"), "x");
-        assert_eq!(file.local("go.c.x"), "c.x");
-        assert_eq!(file.local("gox"), "gox");
+    fn local_names_lose_only_their_scope_or_their_files_alias() {
+        let local = |scope: &str, file: &str| Local {
+            scope: scope.into(),
+            file: file.into(),
+        };
+        assert_eq!(local("", "").name("go.x"), "go.x");
+        assert_eq!(local("go", "go").name("go.x"), "x");
+        assert_eq!(local("go", "go").name("go.c.x"), "c.x");
+        assert_eq!(local("go", "go").name("gox"), "gox");
+        assert_eq!(local("go.hello", "go").name("go.hello.build"), "build");
+        assert_eq!(local("go.hello", "go").name("go.golang"), "golang");
+        assert_eq!(local("hello", "go").name("hello.build"), "build");
+        assert_eq!(local("hello", "go").name("go.golang"), "golang");
     }
 }

@@ -41,7 +41,7 @@ mod syntax;
 mod values;
 
 pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
-pub use files::SpecFile;
+pub use files::{Local, SpecFile};
 pub use image_ref::{ImageRef, Platform, RefError, RegistryRef, TaggedRef};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;

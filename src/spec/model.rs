@@ -189,6 +189,7 @@ impl Image {
                 span: name.span,
             },
             name,
+            scope: String::new(),
             contents: Vec::new(),
             entrypoint: None,
             cmd: None,
@@ -329,6 +330,12 @@ pub(crate) const RESERVED_ENV: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     /// `from host` when the stage has no `from` (span: the stage name).
     pub from: Spanned<Root>,
     /// `src "a" "b"`: declared sources, copied into the build directory at
@@ -368,6 +375,12 @@ pub enum Root {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     pub source: BaseSource,
 }
 
@@ -412,6 +425,12 @@ impl Base {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fetch {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     pub url: Spanned<String>,
     /// sha256 of the downloaded file (`sha256="<hex>"` in kiln.kdl).
     pub sha256: Spanned<Digest>,
@@ -421,6 +440,12 @@ pub struct Fetch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     /// `from scratch` when absent.
     pub from: Spanned<ImageRoot>,
     /// `copy` and `add` in file order; each becomes (at least) one layer.

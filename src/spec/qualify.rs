@@ -35,9 +35,24 @@ impl Parts {
     }
 
     /// These nodes as a file that imports them `as=alias` sees them.
-    pub fn qualified(mut self, alias: &str) -> Parts {
-        let q = |name: &mut Name| *name = name.qualified(alias);
+    pub fn qualified(self, alias: &str) -> Parts {
+        let mut parts = self.renamed(|name| name.qualified(alias), alias);
+        parts.args.clear();
+        parts
+    }
+
+    /// These nodes with every name they hold, declared or referenced,
+    /// renamed by `rename`, and `scope` put before their scope.
+    pub fn renamed(mut self, rename: impl Fn(&Name) -> Name, scope: &str) -> Parts {
+        let q = |name: &mut Name| *name = rename(name);
+        let s = |own: &mut String| {
+            *own = match own.is_empty() {
+                true => scope.to_owned(),
+                false => format!("{scope}.{own}"),
+            }
+        };
         for stage in &mut self.stages {
+            s(&mut stage.scope);
             q(&mut stage.name.value);
             match &mut stage.from.value {
                 Root::Host => {}
@@ -46,12 +61,15 @@ impl Parts {
             stage.uses.iter_mut().for_each(|u| q(&mut u.value));
         }
         for base in &mut self.bases {
+            s(&mut base.scope);
             q(&mut base.name.value);
         }
         for fetch in &mut self.fetches {
+            s(&mut fetch.scope);
             q(&mut fetch.name.value);
         }
         for image in &mut self.images {
+            s(&mut image.scope);
             q(&mut image.name.value);
             match &mut image.from.value {
                 ImageRoot::Scratch => {}
@@ -64,7 +82,6 @@ impl Parts {
                 }
             }
         }
-        self.args.clear();
         self
     }
 }

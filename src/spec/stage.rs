@@ -37,6 +37,7 @@ impl Cx {
                 span: name.span,
             },
             name,
+            scope: String::new(),
             srcs: Vec::new(),
             uses: Vec::new(),
             tools: Vec::new(),
@@ -268,6 +269,7 @@ impl Cx {
         }
         Some(Base {
             name,
+            scope: String::new(),
             source: source?,
         })
     }
@@ -392,6 +394,7 @@ impl Cx {
         };
         Some(Fetch {
             name,
+            scope: String::new(),
             url: url?,
             sha256,
         })

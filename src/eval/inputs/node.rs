@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{Inputs, Node, local, platform};
+use super::{Inputs, Node, platform};
 use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
 use crate::image::{LayerSettings, Origin, Via};
 use crate::spec::{
-    Base, BaseSource, Command, Content, ContentAttrs, Image, ImageRoot, Platform, Spanned, Spec,
+    Base, BaseSource, Command, Content, ContentAttrs, Image, ImageRoot, Local, Platform, Spanned,
+    Spec,
 };
 use crate::tree::Tree;
 
@@ -59,15 +60,19 @@ pub(super) struct ImageInputs {
     sources: std::sync::Arc<Tree>,
     /// Name of a root a copied stage ran in → its config digest.
     pub(super) closure_roots: BTreeMap<String, Digest>,
-    /// The alias of the file the image is defined in, taken off every name
-    /// that enters the key (as for a stage); never keyed itself.
-    pub(super) alias: String,
+    /// How the image's own file or template writes names: every name
+    /// above and of `output` is as written there. Never keyed itself.
+    pub(super) local: Local,
 }
 
 impl Inputs {
     /// A base is keyed by its pinned digest, its name and its line.
     pub(in crate::eval) fn of_base(spec: &Spec, base: &Base) -> Self {
-        let Base { name, source } = base;
+        let Base {
+            name,
+            scope,
+            source,
+        } = base;
         // Where the pinned bytes are read from (a path, a registry and
         // repository) is not keyed: a copy elsewhere is the same base.
         let pin = match source {
@@ -83,9 +88,9 @@ impl Inputs {
                 unreachable!("kiln bug: planning refuses a base by tag that kiln.lock does not pin")
             }
         };
-        let file = spec.file_at(name.span);
+        let local = spec.local(name.span, scope);
         Inputs(Node::Base(BaseInputs {
-            name: file.local(name.value.as_str()).to_owned(),
+            name: local.name(name.value.as_str()).to_owned(),
             pin,
             at: line_of(spec, name.span),
         }))
@@ -101,6 +106,7 @@ impl Inputs {
     ) -> Self {
         let Image {
             name,
+            scope,
             from,
             contents,
             entrypoint,
@@ -118,18 +124,18 @@ impl Inputs {
         let LayerSettings { compression, epoch } = layers;
         let command = |c: &Option<Spanned<Command>>| c.as_ref().map(|c| command_input(&c.value));
         let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.value.clone());
-        let alias = spec.file_at(name.span).alias.as_str();
+        let local = spec.local(name.span, scope);
         Inputs(Node::Image(Box::new(ImageInputs {
             platform: platform(),
-            name: local(alias, name.value.as_str()).to_owned(),
+            name: local.name(name.value.as_str()).to_owned(),
             at: line_of(spec, name.span),
             parent: match &from.value {
                 ImageRoot::Scratch => "scratch".to_owned(),
-                ImageRoot::Base(name) => format!("base {}", local(alias, name.as_str())),
-                ImageRoot::Image(name) => format!("image {}", local(alias, name.as_str())),
+                ImageRoot::Base(name) => format!("base {}", local.name(name.as_str())),
+                ImageRoot::Image(name) => format!("image {}", local.name(name.as_str())),
             },
             contents: (contents.iter())
-                .map(|c| content_input(spec, alias, c))
+                .map(|c| content_input(spec, &local, c))
                 .collect(),
             entrypoint: command(entrypoint),
             cmd: command(cmd),
@@ -146,7 +152,7 @@ impl Inputs {
             epoch: *epoch,
             sources: std::sync::Arc::new(sources.clone()),
             closure_roots: BTreeMap::new(),
-            alias: alias.to_owned(),
+            local,
         })))
     }
 }
@@ -182,7 +188,7 @@ impl StableHash for ImageKey<'_> {
             sources,
             closure_roots,
             // Every name above is already as the image's file writes it.
-            alias: _,
+            local: _,
         } = inputs;
         w.field("platform", platform);
         w.field("name", name);
@@ -234,12 +240,12 @@ fn line_of(spec: &Spec, span: miette::SourceSpan) -> String {
 /// it (its line and text, as [`Origin::of_node`] takes them: the stored
 /// image holds them, so they are keyed). Values are JSON-quoted so no two
 /// read the same.
-fn content_input(spec: &Spec, alias: &str, content: &Content) -> String {
+fn content_input(spec: &Spec, local: &Local, content: &Content) -> String {
     let (what, attrs) = match content {
         Content::Copy { stage, path, attrs } => (
             format!(
                 "copy {} {}",
-                local(alias, stage.value.as_str()),
+                local.name(stage.value.as_str()),
                 json(path.value.as_str())
             ),
             attrs,
