@@ -12,15 +12,18 @@ pub(super) struct Defined<'a> {
     pub line: usize,
     /// Empty for a node of kiln.kdl.
     pub alias: &'a str,
+    /// The template instance the node belongs to, as kiln.kdl names it
+    /// (`hello`, `go.hello`); empty for a node written out in its file.
+    pub instance: &'a str,
 }
 
 /// Where the node called `name` is defined, if the spec has one.
 pub(super) fn defined<'a>(spec: &'a Spec, name: &str) -> Option<Defined<'a>> {
-    let span = match spec.lookup(name)? {
-        NodeRef::Stage(s) => s.name.span,
-        NodeRef::Base(b) => b.name.span,
-        NodeRef::Fetch(f) => f.name.span,
-        NodeRef::Image(i) => i.name.span,
+    let (span, scope) = match spec.lookup(name)? {
+        NodeRef::Stage(s) => (s.name.span, &s.scope),
+        NodeRef::Base(b) => (b.name.span, &b.scope),
+        NodeRef::Fetch(f) => (f.name.span, &f.scope),
+        NodeRef::Image(i) => (i.name.span, &i.scope),
     };
     let file = spec.file_at(span);
     let shown = match spec.files.len() {
@@ -31,20 +34,29 @@ pub(super) fn defined<'a>(spec: &'a Spec, name: &str) -> Option<Defined<'a>> {
         file: shown,
         line: spec.line(span),
         alias: &file.alias,
+        instance: match *scope == file.alias {
+            true => "",
+            false => scope,
+        },
     })
 }
 
 impl Defined<'_> {
+    /// Whether the node is not written out in kiln.kdl: imported, or
+    /// made by a template.
     pub fn imported(&self) -> bool {
-        !self.alias.is_empty()
+        !self.alias.is_empty() || !self.instance.is_empty()
     }
 }
 
 impl fmt::Display for Defined<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.file, self.line)?;
-        if self.imported() {
+        if !self.alias.is_empty() {
             write!(f, ", imported as `{}`", self.alias)?;
+        }
+        if !self.instance.is_empty() {
+            write!(f, ", instance `{}`", self.instance)?;
         }
         Ok(())
     }

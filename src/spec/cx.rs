@@ -12,7 +12,7 @@ use miette::{LabeledSpan, SourceSpan};
 use super::Spanned;
 use super::error::{Problem, ProblemKind, label};
 use super::help::suggest;
-use super::name_table::NameTable;
+use super::name_table::{NameTable, TemplateRef};
 
 /// Everything a check reads, and where it reports.
 pub(crate) struct Cx {
@@ -26,8 +26,14 @@ pub(crate) struct Cx {
     /// The imported file being checked, as diagnostics name it (`None`:
     /// kiln.kdl).
     pub file: Option<String>,
-    /// This file's imports: alias → the file (as shown) and the alias's span.
+    /// This file's imports and template instances: alias → what it is
+    /// (`imported from `go.kdl``, `an instance of `go-program``) and the
+    /// alias's span.
     pub aliases: BTreeMap<String, (String, SourceSpan)>,
+    /// The templates this file can instantiate, by the name it uses.
+    pub templates: BTreeMap<String, TemplateRef>,
+    /// Where this file defines each of its own templates.
+    pub template_spans: BTreeMap<String, SourceSpan>,
     /// How many more name comparisons did-you-mean may make: comparing every
     /// unknown name with every declared one is quadratic (20,000 of each
     /// took minutes), and only the first problems are shown anyway.
@@ -47,6 +53,8 @@ impl Cx {
             context,
             file: None,
             aliases: BTreeMap::new(),
+            templates: BTreeMap::new(),
+            template_spans: BTreeMap::new(),
             suggestion_budget: SUGGESTION_BUDGET,
         }
     }

@@ -64,6 +64,10 @@ impl ProblemKind {
             UnknownImported { .. } => "unknown_imported_name",
             UnknownImportArg { .. } => "unknown_import_arg",
             ImportedPathOutside { .. } => "imported_path_outside",
+            UnknownParam { .. } => "unknown_param",
+            MissingParam { .. } => "missing_param",
+            TemplateCycle { .. } => "template_cycle",
+            TooManyInstances { .. } => "too_many_instances",
         }
     }
 
@@ -209,8 +213,8 @@ impl ProblemKind {
                 suggestion: Some(s),
                 ..
             } => format!("Did you mean `{alias}.{s}`?"),
-            UnknownImported { alias, file, .. } => {
-                format!("`{alias}.NAME` names a stage, base, fetch or image that `{file}` declares")
+            UnknownImported { alias, .. } => {
+                format!("`{alias}.NAME` names a stage, base, fetch or image that `{alias}` declares")
             }
             UnknownImportArg { declared, .. } if declared.is_empty() => {
                 "The file declares no `arg`: remove the line".into()
@@ -223,6 +227,27 @@ impl ProblemKind {
             ),
             ImportedPathOutside { .. } => {
                 "Paths in an imported file are relative to its directory and stay inside it".into()
+            }
+            UnknownParam {
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{s}`?"),
+            UnknownParam { declared, .. } if declared.is_empty() => {
+                "The template declares no `param`: remove the property".into()
+            }
+            UnknownParam { declared, .. } => format!(
+                "Its params: {}",
+                (declared.iter().map(|d| format!("`{d}`")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            MissingParam { name, .. } => format!("Give it as a property: `{name}=\"…\"`"),
+            TemplateCycle { .. } => {
+                "A template's body may instantiate other templates, never itself, directly or not"
+                    .into()
+            }
+            TooManyInstances { max } => {
+                format!("A spec makes at most {max} template instances, nested ones included")
             }
         }
     }

@@ -18,23 +18,9 @@ use miette::SourceSpan;
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
 use super::files::display_join;
+use super::loader::{Loader, MAX_FILES, MAX_TOTAL_BYTES};
 use super::qualify::Parts;
 use super::{Name, Spanned, SpecFile, SrcPath, read, scan, syntax};
-
-/// Files a spec may read, kiln.kdl included (each import of a file counts).
-pub(crate) const MAX_FILES: usize = 256;
-/// Bytes of text all of them may hold together.
-const MAX_TOTAL_BYTES: usize = 16 << 20;
-
-/// The files read so far, their text, and the chain of imports being read.
-pub(crate) struct Loader {
-    pub text: String,
-    pub files: Vec<SpecFile>,
-    /// The files being validated, kiln.kdl first: canonical path (`None`
-    /// for kiln.kdl, which an import can still name: it is compared by
-    /// path), display name, the import that brought it in.
-    stack: Vec<(PathBuf, String, Option<SourceSpan>)>,
-}
 
 /// What validates one file's document into its [`Parts`] (`validate` in
 /// the parent module; passed in, so this file does not depend on it).
@@ -52,25 +38,6 @@ pub(crate) enum Given<'a> {
 pub(crate) struct ImportArgs {
     pub file: String,
     pub values: Vec<(String, String, SourceSpan)>,
-}
-
-impl Loader {
-    pub fn new(root: SpecFile, text: &str, root_path: PathBuf) -> Loader {
-        let stack = vec![(root_path, root.name.clone(), None)];
-        Loader {
-            text: text.to_owned(),
-            files: vec![root],
-            stack,
-        }
-    }
-
-    fn alias(&self) -> &str {
-        self.files
-            .iter()
-            .rev()
-            .find(|f| self.stack.last().is_some_and(|(p, ..)| *p == f.path))
-            .map_or("", |f| f.alias.as_str())
-    }
 }
 
 impl Cx {
@@ -103,8 +70,8 @@ impl Cx {
         }
         let importer = loader.stack.last().map(|s| s.1.clone()).unwrap_or_default();
         let shown = display_join(&importer, &path.value);
-        self.aliases
-            .insert(name.to_string(), (shown.clone(), alias.span));
+        let what = format!("imported from `{shown}`");
+        self.aliases.insert(name.to_string(), (what, alias.span));
         let canonical = self.import_path(&path, &shown)?;
         let span = node.name().span();
         if let Some(at) = loader.stack.iter().position(|(p, ..)| *p == canonical) {

@@ -27,24 +27,30 @@ mod help;
 mod image;
 mod image_ref;
 mod import;
+mod instance;
+mod loader;
 mod model;
+mod name;
 mod name_table;
 mod names;
 mod paths;
 mod qualify;
 mod read;
+mod report;
 mod scan;
 mod source;
 mod stage;
 mod stored;
 mod syntax;
+mod template;
 mod values;
 
-pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
+pub use error::{Escape, MAX_SHOWN, Problem, ProblemKind};
 pub use files::{Local, SpecFile};
 pub use image_ref::{ImageRef, Platform, RefError, RegistryRef, TaggedRef};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;
+pub use report::SpecError;
 pub use values::parse_duration;
 
 use std::collections::BTreeMap;
@@ -55,10 +61,13 @@ use kdl::KdlDocument;
 use miette::NamedSource;
 
 use cx::Cx;
-use import::{Given, Loader};
+use import::Given;
+use loader::Loader;
 use qualify::Parts;
 
-const TOP_NODES: &[&str] = &["arg", "import", "stage", "base", "fetch", "image"];
+const TOP_NODES: &[&str] = &[
+    "arg", "import", "template", "stage", "base", "fetch", "image",
+];
 
 /// Reads and validates the kiln.kdl at `path`; `overrides` are `--arg k=v`.
 ///
@@ -184,6 +193,8 @@ fn load_source(
         bases,
         fetches,
         images,
+        // What an importer of kiln.kdl would see; nothing does.
+        templates: _,
     } = parts;
     Ok(Spec {
         source,
@@ -199,7 +210,8 @@ fn load_source(
 }
 
 /// Checks one file's `doc` into its [`Parts`] (with those of the files
-/// it imports); only meaningful if `cx` has no problems after.
+/// it imports and of its template instances); only meaningful if `cx` has
+/// no problems after.
 fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loader) -> Parts {
     let mut arg_spans = BTreeMap::new();
     for node in doc.nodes().iter().filter(|n| n.name().value() == "arg") {
@@ -215,8 +227,21 @@ fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loade
     let args = cx.apply_overrides(overrides, &arg_spans);
     let mut imported = Parts::default();
     for node in doc.nodes().iter().filter(|n| n.name().value() == "import") {
-        if let Some((_, parts)) = cx.import(node, loader, validate) {
+        if let Some((_, mut parts)) = cx.import(node, loader, validate) {
+            cx.templates.append(&mut parts.templates);
             imported.extend(parts);
+        }
+    }
+    let mut own_templates = Vec::new();
+    for node in doc
+        .nodes()
+        .iter()
+        .filter(|n| n.name().value() == "template")
+    {
+        let id = loader.templates.len();
+        if let Some(def) = cx.define_template(node, id) {
+            loader.templates.push(def);
+            own_templates.push(id);
         }
     }
     cx.declare_names(doc);
@@ -225,21 +250,41 @@ fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loade
             .names
             .insert(name.value.to_string(), (kind, name.span));
     }
+    for node in doc.nodes() {
+        if is_instance(cx, node) {
+            cx.declare_instance(node, loader);
+        }
+    }
+    if !own_templates.is_empty() {
+        let scope = std::sync::Arc::new(cx.scope());
+        for id in own_templates {
+            loader.templates[id].scope = Some(scope.clone());
+        }
+    }
     let mut parts = Parts {
         args,
         ..Parts::default()
     };
     for node in doc.nodes() {
         match node.name().value() {
-            "arg" | "import" => {}
+            "arg" | "import" | "template" => {}
             "stage" => parts.stages.extend(cx.stage(node)),
             "base" => parts.bases.extend(cx.base(node)),
             "fetch" => parts.fetches.extend(cx.fetch(node)),
             "image" => parts.images.extend(cx.image(node)),
+            _ if is_instance(cx, node) => {
+                parts.extend(cx.instantiate(node, loader).unwrap_or_default());
+            }
             _ => cx.unknown_node(node, "kiln.kdl", TOP_NODES),
         }
     }
     cx.check_cycles(&parts.stages, &parts.images);
+    parts.templates = cx.templates.clone();
     parts.extend(imported);
     parts
+}
+
+/// Whether `node` instantiates a template this file can name.
+fn is_instance(cx: &Cx, node: &kdl::KdlNode) -> bool {
+    !TOP_NODES.contains(&node.name().value()) && cx.templates.contains_key(node.name().value())
 }

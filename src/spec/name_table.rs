@@ -1,6 +1,7 @@
 //! The table of declared names: each name's kind (stage, base, fetch,
-//! image) and where it is declared. Pure data, filled by `names.rs` and read
-//! by the rest of validation through `Cx`.
+//! image) and where it is declared, and how a file names a template. Pure
+//! data, filled by `names.rs` and read by the rest of validation through
+//! `Cx`.
 
 use std::collections::BTreeMap;
 
@@ -63,4 +64,12 @@ impl NameTable {
     pub fn kind(&self, name: &str) -> Option<Kind> {
         self.names.get(name).map(|(kind, _)| *kind)
     }
+}
+
+/// A template as a file sees it: which one, and the alias path from that
+/// file to the file that defines it (`""` there, `go` through `as=go`).
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateRef {
+    pub id: usize,
+    pub alias: String,
 }

@@ -92,7 +92,7 @@ impl Cx {
                 ),
                 false => None,
             };
-            let text = format!("not declared in `{file}`");
+            let text = "not declared there".to_owned();
             let kind = ProblemKind::UnknownImported {
                 alias: alias.to_owned(),
                 name: rest.to_owned(),

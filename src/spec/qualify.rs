@@ -3,7 +3,10 @@
 //! referenced, prefixed with the import's alias (`go-dist` → `go.go-dist`,
 //! `c.x` → `go.c.x`). Pure.
 
+use std::collections::BTreeMap;
+
 use super::name_table::Kind;
+use super::name_table::TemplateRef;
 use super::{Arg, Base, Content, Fetch, Image, ImageRoot, Name, Root, Spanned, Stage};
 
 /// What validating one file gives: its args and its nodes, those of the
@@ -15,6 +18,8 @@ pub(crate) struct Parts {
     pub bases: Vec<Base>,
     pub fetches: Vec<Fetch>,
     pub images: Vec<Image>,
+    /// The templates the file defines or imports, by the name it uses.
+    pub templates: BTreeMap<String, TemplateRef>,
 }
 
 impl Parts {
@@ -34,10 +39,21 @@ impl Parts {
         self.images.extend(other.images);
     }
 
-    /// These nodes as a file that imports them `as=alias` sees them.
+    /// These nodes (and templates) as a file that imports them `as=alias`
+    /// sees them.
     pub fn qualified(self, alias: &str) -> Parts {
         let mut parts = self.renamed(|name| name.qualified(alias), alias);
         parts.args.clear();
+        parts.templates = std::mem::take(&mut parts.templates)
+            .into_iter()
+            .map(|(name, mut at)| {
+                at.alias = match at.alias.is_empty() {
+                    true => alias.to_owned(),
+                    false => format!("{alias}.{}", at.alias),
+                };
+                (format!("{alias}.{name}"), at)
+            })
+            .collect();
         parts
     }
 

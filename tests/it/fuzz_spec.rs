@@ -77,6 +77,11 @@ const TOKENS: &[&str] = &[
     "from l.img",
     "use l.s",
     "copy l.s \".\" to=\"/\"",
+    "template t { param p; stage s { run \"$p\" } }\n",
+    "param q default=1 ",
+    "t i p=\"x\"\n",
+    "l.prog j name=\"j\" ",
+    "use i.s j.build",
     "\u{2028}",
     "\u{feff}",
     "é",
@@ -152,6 +157,15 @@ stage s {
 image img {
     copy s "." to="/"
 }
+template prog {
+    param name
+    param port default=8080
+    stage build {
+        use s
+        run "echo ${name} $port"
+    }
+}
+prog inner name="inner"
 "#;
 
 /// What imports the mutant when the mutant is the imported file.

@@ -45,4 +45,5 @@ mod spec_cache;
 mod spec_corpus;
 mod store;
 mod store_integrity;
+mod templates;
 mod toolchain;
