@@ -22,7 +22,8 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<Pulled, NodeError> {
     let blobs = ctx.store.blobs_dir();
     match &base.source {
         BaseSource::Archive { path, digest } => {
-            let archive = path.value.on_disk(ctx.spec.dir_at(base.name.span));
+            let dir = ctx.spec.dir_of(&base.scope, base.name.span);
+            let archive = path.value.on_disk(dir);
             let image = crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
                 NodeError::Image(ExportError::Base {
                     base: base.name.value.clone(),

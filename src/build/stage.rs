@@ -34,7 +34,7 @@ pub(super) fn produce(
     };
     // Sources are relative to the file that defines the stage (an imported
     // file's directory for an imported stage).
-    let context = ctx.spec.dir_at(stage.name.span);
+    let context = ctx.spec.dir_of(&stage.scope, stage.name.span);
     crate::tree::copy_tree(&planned.sources, context, pending.work_dir())?;
     let log_path = ctx.store.log_path(key, &stage.name.value);
     let log = std::fs::File::create(&log_path).map_err(NodeError::Log)?;

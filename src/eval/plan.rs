@@ -273,13 +273,13 @@ fn plan_one<'s>(
                     Content::Copy { .. } => None,
                 })
                 .collect();
-            let sources = scan(spec, &image.name, &adds, env)?;
+            let sources = scan(spec, &image.scope, &image.name, &adds, env)?;
             let inputs = Inputs::of_image(spec, image, &sources, &env.layers);
             return Ok(planned(inputs, sources, BTreeMap::new()));
         }
     };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
-    let sources = scan(spec, &stage.name, &srcs, env)?;
+    let sources = scan(spec, &stage.scope, &stage.name, &srcs, env)?;
     if let (Some(tool), false) = (stage.tools.first(), stage.from.value == Root::Host) {
         return Err(EvalError::ToolsNeedHost {
             stage: stage.name.value.to_string(),
@@ -315,6 +315,7 @@ fn plan_one<'s>(
 /// the file that defines it.
 fn scan(
     spec: &Spec,
+    scope: &str,
     name: &crate::spec::Spanned<crate::spec::Name>,
     srcs: &[crate::spec::SrcPath],
     env: &PlanEnv<'_>,
@@ -322,7 +323,7 @@ fn scan(
     if srcs.is_empty() {
         return Ok(Tree::default());
     }
-    let dir = spec.dir_at(name.span);
+    let dir = spec.dir_of(scope, name.span);
     tree::scan_sources(dir, srcs, env.stat_cache).map_err(|source| EvalError::Sources {
         stage: name.value.to_string(),
         source,

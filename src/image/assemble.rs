@@ -32,10 +32,12 @@ pub fn assemble(
     layer_cache: &Path,
     opts: &LayerSettings,
 ) -> Result<Assembled, ExportError> {
+    // What it adds is relative to its file's (or instance's) directory.
+    let dir = spec.dir_of(&image.scope, image.name.span);
     let own = image
         .contents
         .par_iter()
-        .map(|content| plan::content(spec, content, outputs))
+        .map(|content| plan::content(spec, dir, content, outputs))
         .collect::<Result<Vec<_>, _>>()?;
     let mut files = parent.as_ref().map(|p| p.files.clone()).unwrap_or_default();
     own.iter().for_each(|plan| files.add(&plan.entries));

@@ -13,6 +13,7 @@ use crate::spec::{Content, ContentAttrs, Name, Spec};
 /// Plans one `copy`/`add`. `outputs`: each built stage's output directory.
 pub(super) fn content(
     spec: &Spec,
+    dir: &Path,
     content: &Content,
     outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<Planned, ExportError> {
@@ -52,8 +53,8 @@ pub(super) fn content(
         Content::Add { src, attrs } => {
             // The same ignore rules as a stage's `src`: `add "."` in a
             // checkout must not take `.git` or ignored build products.
-            // Relative to the file that defines the image.
-            let context = spec.dir_at(attrs.span);
+            // Relative to the file that defines the image (`dir`).
+            let context = dir;
             let paths = crate::tree::source_paths(context, std::slice::from_ref(&src.value))?;
             keep = paths.into_iter().collect();
             let origin = walk::Source::Added { keep: &keep };

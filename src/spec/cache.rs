@@ -68,8 +68,9 @@ pub(super) fn lookup(
     if spec.files.len() > 1 {
         spec.source = imported_text(&spec.files, source)?;
     }
-    let inside =
-        |(at, src): (SourceSpan, &SrcPath)| resolve(spec.dir_at(at), src) == Resolved::Inside;
+    let inside = |(scope, at, src): (&str, SourceSpan, &SrcPath)| {
+        resolve(spec.dir_of(scope, at), src) == Resolved::Inside
+    };
     let all_inside = sources(&spec).all(inside);
     all_inside.then_some(spec)
 }
@@ -127,11 +128,11 @@ fn read_and_touch(file: &Path) -> Option<Vec<u8>> {
 /// says the file it is relative to): what a load checked with
 /// `paths::resolve`. Destructured without `..`, so a field added to a node
 /// is a compile error here until it is said to hold a source path or not.
-fn sources(spec: &Spec) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
+fn sources(spec: &Spec) -> impl Iterator<Item = (&str, SourceSpan, &SrcPath)> {
     let stages = spec.stages.iter().flat_map(|stage| {
         let Stage {
             name,
-            scope: _,
+            scope,
             from: _,
             srcs,
             uses: _,
@@ -141,10 +142,13 @@ fn sources(spec: &Spec) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
             run_args: _,
             timeout: _,
         } = stage;
-        srcs.iter().map(|src| (name.span, &src.value))
+        srcs.iter()
+            .map(|src| (scope.as_str(), name.span, &src.value))
     });
     let bases = spec.bases.iter().filter_map(|base| match &base.source {
-        BaseSource::Archive { path, digest: _ } => Some((base.name.span, &path.value)),
+        BaseSource::Archive { path, digest: _ } => {
+            Some((base.scope.as_str(), base.name.span, &path.value))
+        }
         BaseSource::Registry { .. } | BaseSource::Tagged { .. } => None,
     });
     stages
@@ -152,10 +156,10 @@ fn sources(spec: &Spec) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
         .chain(spec.images.iter().flat_map(image_sources))
 }
 
-fn image_sources(image: &Image) -> impl Iterator<Item = (SourceSpan, &SrcPath)> {
+fn image_sources(image: &Image) -> impl Iterator<Item = (&str, SourceSpan, &SrcPath)> {
     let Image {
         name,
-        scope: _,
+        scope,
         from: _,
         contents,
         entrypoint: _,
@@ -173,7 +177,7 @@ fn image_sources(image: &Image) -> impl Iterator<Item = (SourceSpan, &SrcPath)> 
     contents.iter().filter_map(|content| match content {
         // A path inside a stage's output, not in the build context.
         Content::Copy { .. } => None,
-        Content::Add { src, attrs: _ } => Some((name.span, &src.value)),
+        Content::Add { src, attrs: _ } => Some((scope.as_str(), name.span, &src.value)),
     })
 }
 

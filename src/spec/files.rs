@@ -75,8 +75,12 @@ impl Spec {
         self.files.get(at).unwrap_or_else(|| root_file())
     }
 
-    /// The directory the paths of the node at `span` are relative to.
-    pub fn dir_at(&self, span: SourceSpan) -> &Path {
+    /// The directory the paths of the node of `scope` whose name is at
+    /// `span` are relative to: its instance's, else its file's.
+    pub fn dir_of(&self, scope: &str, span: SourceSpan) -> &Path {
+        if let Some(dir) = self.instance_dirs.get(scope) {
+            return dir;
+        }
         match self.files.is_empty() {
             true => &self.context,
             false => &self.file_at(span).dir,

@@ -72,7 +72,11 @@ impl Cx {
             return None;
         };
         let params = self.params(node, &at, loader, &name)?;
-        if let Some(from) = loader.instantiating.iter().position(|(id, _)| *id == at.id) {
+        if let Some(from) = loader
+            .instantiating
+            .iter()
+            .position(|(id, ..)| *id == at.id)
+        {
             self.template_cycle(loader, from, node);
             return None;
         }
@@ -85,8 +89,10 @@ impl Cx {
         let def = &loader.templates[at.id];
         let scope = def.scope.clone()?;
         let body = def.node.clone();
-        let mut cx = Cx::new(scope.context.clone());
-        cx.file = scope.file.clone();
+        // Names resolve in the template's file; paths in the directory of
+        // the file that instantiates it, where the body is written.
+        let mut cx = Cx::new(self.context.clone());
+        cx.file = self.file.clone();
         cx.names.names = scope.names.clone();
         cx.args = scope.args.clone();
         cx.args
@@ -102,7 +108,17 @@ impl Cx {
                 cx.declare_instance(child, loader);
             }
         }
-        loader.instantiating.push((at.id, node.name().span()));
+        let chain = loader.instantiating.iter().map(|(.., n)| n.as_str());
+        let scope: Vec<&str> = std::iter::once(loader.alias())
+            .filter(|a| !a.is_empty())
+            .chain(chain)
+            .chain([name.as_str()])
+            .collect();
+        let scope = scope.join(".");
+        loader.instance_dirs.insert(scope, self.context.clone());
+        loader
+            .instantiating
+            .push((at.id, node.name().span(), name.to_string()));
         let mut parts = Parts::default();
         for child in nodes {
             match child.name().value() {
@@ -200,10 +216,10 @@ impl Cx {
     fn template_cycle(&mut self, loader: &Loader, from: usize, node: &KdlNode) {
         let chain = &loader.instantiating[from..];
         let name = |id: usize| loader.templates[id].name.clone();
-        let mut templates: Vec<String> = chain.iter().map(|(id, _)| name(*id)).collect();
+        let mut templates: Vec<String> = chain.iter().map(|(id, ..)| name(*id)).collect();
         templates.push(name(chain[0].0));
         let mut labels = Vec::new();
-        for (i, (_, span)) in chain.iter().enumerate().skip(1) {
+        for (i, (_, span, _)) in chain.iter().enumerate().skip(1) {
             let text = format!("`{}` instantiates `{}`", templates[i - 1], templates[i]);
             labels.push(label(*span, text));
         }

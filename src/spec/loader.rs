@@ -2,6 +2,7 @@
 //! text (see `files.rs`), the chain of imports being read, the templates
 //! read and the chain of instances being made. Pure data.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use miette::SourceSpan;
@@ -28,8 +29,11 @@ pub(crate) struct Loader {
     pub stack: Vec<(PathBuf, String, Option<SourceSpan>)>,
     /// Every template read, by id (`TemplateRef::id`).
     pub templates: Vec<TemplateDef>,
-    /// The templates being instantiated, innermost last, with where.
-    pub instantiating: Vec<(usize, SourceSpan)>,
+    /// The templates being instantiated, innermost last, with where and
+    /// the instance's name.
+    pub instantiating: Vec<(usize, SourceSpan, String)>,
+    /// Each instance's scope as kiln.kdl sees it → its paths' directory.
+    pub instance_dirs: BTreeMap<String, PathBuf>,
     /// Instances made so far.
     pub instances: usize,
 }
@@ -44,6 +48,7 @@ impl Loader {
             templates: Vec::new(),
             instantiating: Vec::new(),
             instances: 0,
+            instance_dirs: BTreeMap::new(),
         }
     }
 

@@ -175,10 +175,13 @@ fn load_source(
     let mut loader = Loader::new(root, source.inner(), root_path);
     let mut cx = Cx::new(context.clone());
     let parts = validate(&mut cx, &doc, Given::Cli(overrides), &mut loader);
-    let files = loader.files;
+    let files = std::mem::take(&mut loader.files);
     let source = match files.len() {
         1 => source,
-        _ => Arc::new(NamedSource::new(source.name(), loader.text)),
+        _ => Arc::new(NamedSource::new(
+            source.name(),
+            std::mem::take(&mut loader.text),
+        )),
     };
     if !cx.problems.is_empty() {
         let cut: Vec<_> = (files.iter())
@@ -200,6 +203,7 @@ fn load_source(
         source,
         context,
         files,
+        instance_dirs: loader.instance_dirs,
         args,
         stages,
         bases,

@@ -44,6 +44,10 @@ pub struct Spec {
     /// kiln.kdl (first) and every file it imports, directly or not, in the
     /// order their text follows in [`Spec::source`].
     pub files: Vec<SpecFile>,
+    /// Each template instance's scope (`hello`, `go.hello`, `hello.inner`)
+    /// → the directory its paths are relative to: that of the file that
+    /// instantiates it (a template's body is written where it is used).
+    pub instance_dirs: BTreeMap<String, PathBuf>,
     /// Declared args with their final values (default or `--arg`), file order.
     pub args: Vec<Arg>,
     /// Stages in file order; every name in `uses`/`from` resolves, no cycles.

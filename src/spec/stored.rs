@@ -8,6 +8,7 @@
 //! Reading checks what the model's constructors check (a name is a name, a
 //! source path is normalized), so a stored value is one a load could make.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::{Arg, Base, Fetch, Image, Name, Spanned, Spec, SpecFile, SrcPath, Sta
 #[derive(Serialize)]
 struct StoredRef<'a> {
     files: &'a [SpecFile],
+    instance_dirs: &'a BTreeMap<String, PathBuf>,
     args: &'a [Arg],
     stages: &'a [Stage],
     bases: &'a [Base],
@@ -31,6 +33,7 @@ struct StoredRef<'a> {
 #[derive(Deserialize)]
 struct Stored {
     files: Vec<SpecFile>,
+    instance_dirs: BTreeMap<String, PathBuf>,
     args: Vec<Arg>,
     stages: Vec<Stage>,
     bases: Vec<Base>,
@@ -46,6 +49,7 @@ pub(super) fn to_json(spec: &Spec) -> Result<Vec<u8>, serde_json::Error> {
         source: _,
         context: _,
         files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -55,6 +59,7 @@ pub(super) fn to_json(spec: &Spec) -> Result<Vec<u8>, serde_json::Error> {
     } = spec;
     serde_json::to_vec(&StoredRef {
         files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -74,6 +79,7 @@ pub(super) fn from_json(
 ) -> Result<Spec, serde_json::Error> {
     let Stored {
         files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -84,6 +90,7 @@ pub(super) fn from_json(
         source,
         context,
         files,
+        instance_dirs,
         args,
         stages,
         bases,

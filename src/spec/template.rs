@@ -1,6 +1,9 @@
 //! `template NAME { param …; stage …; image … }`: a parameterised group of
 //! nodes, defined once in a file and instantiated (`instance.rs`) any
-//! number of times, there or in a file that imports it.
+//! number of times, there or in a file that imports it. Like a macro, an
+//! instance is written where it is used: its paths are relative to the
+//! directory of the file that instantiates it, its names resolve in the
+//! file that defines the template.
 //!
 //! A definition is read here: its params, and the names its body declares
 //! (so a file can name an instance's nodes, `hello.build`, before the
@@ -10,7 +13,6 @@
 //! ([`FileScope`]). Pure: reads only the KDL it is given.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use kdl::{KdlNode, KdlValue};
@@ -63,12 +65,10 @@ impl ParamType {
     }
 }
 
-/// What a template's body resolves against: its file's context, names,
-/// args, imports and templates.
+/// What a template's body resolves names against: its file's names, args,
+/// imports and templates. (Its paths are the instantiating file's.)
 #[derive(Debug)]
 pub(crate) struct FileScope {
-    pub context: PathBuf,
-    pub file: Option<String>,
     pub names: BTreeMap<String, (Kind, SourceSpan)>,
     pub args: BTreeMap<String, Option<String>>,
     pub aliases: BTreeMap<String, (String, SourceSpan)>,
@@ -80,8 +80,6 @@ impl Cx {
     /// once every name of the file is declared.
     pub fn scope(&self) -> FileScope {
         FileScope {
-            context: self.context.clone(),
-            file: self.file.clone(),
             names: self.names.names.clone(),
             args: self.args.clone(),
             aliases: self.aliases.clone(),

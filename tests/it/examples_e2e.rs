@@ -201,7 +201,7 @@ fn hello_builder(ex: &Example, engine: &DockerEngine) {
     // Docker's ARG CODE_VERSION: the same value keeps every key...
     let (code, same) = ex.build_json(&["--arg", "go-version=1.19"]);
     assert_eq!(code, Some(0), "{same}");
-    for name in ["go.go-dist", "go.busybox", "build"] {
+    for name in ["go.go-dist", "go.busybox", "hello.build"] {
         assert_eq!(stage(&same, name)["status"], "cached", "{name}");
         assert_eq!(stage(&same, name)["key"], stage(&first, name)["key"]);
     }
@@ -217,7 +217,7 @@ fn hello_builder(ex: &Example, engine: &DockerEngine) {
         stage(&other, "go.busybox")["key"],
         stage(&first, "go.busybox")["key"]
     );
-    assert_eq!(stage(&other, "build")["status"], "skipped");
+    assert_eq!(stage(&other, "hello.build")["status"], "skipped");
     let stderr = String::from_utf8_lossy(&ex.kiln(&["build", "--arg", "go-version=0.0"]).stderr)
         .into_owned();
     assert!(stderr.contains("apt-get install golang-0.0-go"), "{stderr}");

@@ -70,3 +70,33 @@ fn an_instance_through_an_import_has_the_key_of_the_same_instance_anywhere() {
         "{graph}"
     );
 }
+
+#[test]
+fn an_instances_sources_are_those_of_the_project_that_instantiates_it() {
+    let lib = r#"
+template copy-in {
+    param file
+    stage take {
+        src "${file}"
+        run "cp ${file} $out/"
+    }
+}
+"#;
+    let p = Project::new("import \"../lib/t.kdl\" as=lib\nlib.copy-in one file=\"data.txt\"\n");
+    let dir = p.dir.path();
+    fs_err::create_dir_all(dir.join("lib")).expect("lib dir");
+    fs_err::write(dir.join("lib/t.kdl"), lib).expect("lib");
+    fs_err::write(dir.join("lib/data.txt"), "the template's\n").expect("lib data");
+    p.write("data.txt", "the project's\n");
+    let first = p.build(&[]);
+    let out = first.output("one.take").join("data.txt");
+    assert_eq!(
+        fs_err::read_to_string(out).expect("output"),
+        "the project's\n"
+    );
+    // A spec cache hit keeps the instance's directory.
+    let again = p.build(&[]);
+    assert_eq!(again.with_status("cached"), ["one.take"]);
+    p.write("data.txt", "changed\n");
+    assert_ne!(p.build(&[]).key("one.take"), first.key("one.take"));
+}
