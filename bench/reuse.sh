@@ -2,14 +2,15 @@
 # Imports and templates against the same graph written out flat: `kiln
 # check` and a no-op `kiln build` of a spec that imports a shared file and
 # instantiates one of its templates 100 times (201 stages: a shared tool
-# stage, and per instance a stage and one that uses it and the tool),
-# against one kiln.kdl holding the same 201 stages. Release build, own
-# stores, hyperfine `-N`, warm-up runs first, all four commands in one
-# hyperfine run (the spec cache warm, as every command after the first
-# finds it), then `kiln check` again with the spec cache emptied before
-# each run (a full parse and validation). Prints hyperfine's tables and the
-# ratios import+template / flat; figures go to BENCHMARKS.md ("Imports and
-# templates"). The issue's bar: ≤ 1.2× on both.
+# stage, and per instance a stage and one that uses it and the tool, the
+# params substituted into `env`), against one kiln.kdl holding the same 201
+# stages with the same inputs. Release build, own stores, hyperfine `-N`,
+# warm-up runs first, all four commands in one hyperfine run (the spec
+# cache warm, as every command after the first finds it), then `kiln check`
+# again with the spec cache emptied before each run (a full parse and
+# validation). Prints hyperfine's tables and the ratios import+template /
+# flat; figures go to BENCHMARKS.md ("Imports and templates"). The issue's
+# bar: ≤ 1.2× on both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -n "${KILN:-}" ] || cargo build --release -q
@@ -36,11 +37,12 @@ template program {
     param times type="integer" default=1
     stage gen {
         env NAME="${name}"
-        run "echo $name > $out/src"
+        run "echo $NAME > $out/src"
     }
     stage build {
         use gen tool
-        run "for i in $(seq $times); do cat $gen/src $tool/t; done > $out/x"
+        env TIMES="${times}"
+        run "for i in $(seq $TIMES); do cat $gen/src $tool/t; done > $out/x"
     }
 }
 KDL
@@ -54,8 +56,8 @@ KDL
     echo 'arg greeting default="hello"'
     echo 'stage tool { run "echo $greeting > $out/t" }'
     for ((i = 0; i < n; i++)); do
-        printf 'stage p%03d-gen {\n    env NAME="p%03d"\n    run "echo p%03d > $out/src"\n}\n' "$i" "$i" "$i"
-        printf 'stage p%03d-build {\n    use p%03d-gen tool\n    run "for i in $(seq %d); do cat $p%03d_gen/src $tool/t; done > $out/x"\n}\n' \
+        printf 'stage p%03d-gen {\n    env NAME="p%03d"\n    run "echo $NAME > $out/src"\n}\n' "$i" "$i"
+        printf 'stage p%03d-build {\n    use p%03d-gen tool\n    env TIMES="%d"\n    run "for i in $(seq $TIMES); do cat $p%03d_gen/src $tool/t; done > $out/x"\n}\n' \
             "$i" "$i" "$((i % 3 + 1))" "$i"
     done
 } >"$work/flat/kiln.kdl"
