@@ -27,8 +27,8 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<Pulled, NodeError> {
             let image = crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
                 NodeError::Image(ExportError::Base {
                     base: base.name.value.clone(),
-                    src: ctx.spec.source.clone(),
-                    span: digest.span,
+                    src: ctx.spec.snippet(digest.span).0,
+                    span: ctx.spec.snippet(digest.span).1,
                     cause: vec![cause],
                 })
             })?;

@@ -107,8 +107,8 @@ fn too_many_layers(spec: &Spec, image: &Image, inherited: usize, own: bool) -> E
         parent,
         count: inherited,
         own: if own { " before its own" } else { "" },
-        src: spec.source.clone(),
-        span: image.from.span,
+        src: spec.snippet(image.from.span).0,
+        span: spec.snippet(image.from.span).1,
     }
 }
 

@@ -24,24 +24,24 @@ pub(super) fn content(
                 .get(&stage.value)
                 .ok_or_else(|| ExportError::UnbuiltStage {
                     stage: stage.value.clone(),
-                    src: spec.source.clone(),
-                    span: stage.span,
+                    src: spec.snippet(stage.span).0,
+                    span: spec.snippet(stage.span).1,
                 })?;
             let source = path.on_disk(&output.path);
             if std::fs::symlink_metadata(&source).is_err() {
                 return Err(ExportError::CopySourceMissing {
                     stage: stage.value.clone(),
                     path: path.value.to_string(),
-                    src: spec.source.clone(),
-                    span: path.span,
+                    src: spec.snippet(path.span).0,
+                    span: spec.snippet(path.span).1,
                 });
             }
             if !within(&output.path, &source) {
                 return Err(ExportError::CopyOutside {
                     stage: stage.value.clone(),
                     path: path.value.to_string(),
-                    src: spec.source.clone(),
-                    span: path.span,
+                    src: spec.snippet(path.span).0,
+                    span: spec.snippet(path.span).1,
                 });
             }
             let stored = walk::Source::Stored {

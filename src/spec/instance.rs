@@ -130,19 +130,39 @@ impl Cx {
                 other if cx.templates.contains_key(other) => {
                     parts.extend(cx.instantiate(child, loader).unwrap_or_default());
                 }
-                _ => cx.unknown_node(child, "a template", TEMPLATE_NODES),
+                _ => cx.unknown_top(child, "a template", TEMPLATE_NODES),
             }
         }
         loader.instantiating.pop();
         cx.check_cycles(&parts.stages, &parts.images);
         let clean = cx.problems.is_empty();
         for mut problem in cx.problems {
+            let seen = (at.id, problem.to_string(), problem.offset());
+            if !loader.reported.insert(seen) {
+                continue;
+            }
             if !matches!(problem.kind, ProblemKind::TemplateCycle { .. }) {
                 problem.add_label(label(instance.span, "instantiated here"));
             }
             self.problems.push(problem);
         }
         clean.then(|| qualify(parts, name.as_str(), &at.alias))
+    }
+
+    /// Reports `node`, at the top of a file or a template's body, as
+    /// neither a node kiln knows nor a template this file can instantiate,
+    /// with a did-you-mean among both (`go.go-progam` → `go.go-program`).
+    pub fn unknown_top(&mut self, node: &KdlNode, parent: &str, known: &'static [&'static str]) {
+        let name = node.name().value();
+        let templates = self.templates.keys().map(String::as_str);
+        let suggestion = suggest(name, known.iter().copied().chain(templates));
+        let kind = ProblemKind::UnknownNode {
+            name: name.to_owned(),
+            parent: parent.to_owned(),
+            suggestion,
+            known,
+        };
+        self.report(kind, vec![label(node.name().span(), "unknown node")]);
     }
 
     /// The values of the template's params for this instance: given, or

@@ -2,7 +2,7 @@
 //! text (see `files.rs`), the chain of imports being read, the templates
 //! read and the chain of instances being made. Pure data.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use miette::SourceSpan;
@@ -34,6 +34,10 @@ pub(crate) struct Loader {
     pub instantiating: Vec<(usize, SourceSpan, String)>,
     /// Each instance's scope as kiln.kdl sees it → its paths' directory.
     pub instance_dirs: BTreeMap<String, PathBuf>,
+    /// Problems met in a template's body, by template, message and place:
+    /// the same mistake met again by another instance of the template is
+    /// not reported again.
+    pub reported: BTreeSet<(usize, String, usize)>,
     /// Instances made so far.
     pub instances: usize,
 }
@@ -49,6 +53,7 @@ impl Loader {
             instantiating: Vec::new(),
             instances: 0,
             instance_dirs: BTreeMap::new(),
+            reported: BTreeSet::new(),
         }
     }
 

@@ -279,7 +279,10 @@ fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loade
             _ if is_instance(cx, node) => {
                 parts.extend(cx.instantiate(node, loader).unwrap_or_default());
             }
-            _ => cx.unknown_node(node, "kiln.kdl", TOP_NODES),
+            _ => {
+                let file = cx.file.clone().unwrap_or_else(|| "kiln.kdl".to_owned());
+                cx.unknown_top(node, &file, TOP_NODES)
+            }
         }
     }
     cx.check_cycles(&parts.stages, &parts.images);
