@@ -54,6 +54,7 @@ make_cgo_image() {
 bench() {
     local name=$1 image=$2 dockerfile=$3 source=$4 dir="$work/$1"
     cp -R "$repo/examples/$name" "$dir"
+    [ -d "$work/toolchains" ] || cp -R "$repo/examples/toolchains" "$work/toolchains"
     cp "$here/$dockerfile" "$dir/Dockerfile"
     cd "$dir"
     local k="$kiln -q --store $work/store-$name"
@@ -96,7 +97,7 @@ bench() {
     cd "$repo"
 }
 
-(cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export golang -o "$work/golang.tar")
+(cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export go.golang -o "$work/golang.tar")
 docker load -q -i "$work/golang.tar" >/dev/null
 make_cgo_image
 # ONLY=http-sqlite runs one of the two.
