@@ -5,8 +5,8 @@
 //! validated on its own, as if it were a kiln.kdl in its own directory with
 //! the args the import sets: its names, paths and args are its own. Its
 //! text joins the one text every span of the spec points into (see
-//! `files.rs`): it is parsed behind as many spaces as the text before it
-//! is long, so the parser's spans are already offsets into the whole. Each
+//! `files.rs`): once parsed, every span of its document is moved by where
+//! its text starts in the whole (`syntax::shift`). Each
 //! problem found in it gets a second label on the `import` that brought it
 //! in. Reads the imported files.
 
@@ -96,7 +96,6 @@ impl Cx {
             imported_at: Some(node.span()),
             hash: blake3::hash(text.as_bytes()).to_hex().to_string(),
         });
-        let padded = format!("{}{text}", " ".repeat(base));
         let mut child = Cx::new(canonical.parent().unwrap_or(Path::new("/")).to_path_buf());
         child.file = Some(shown.clone());
         let args = ImportArgs {
@@ -104,15 +103,25 @@ impl Cx {
             values,
         };
         loader.stack.push((canonical, shown, Some(span)));
-        let parts = match scan::check(&padded) {
-            Some(problem) => {
-                child.problems.push(problem);
+        // Parsed alone, then every span moved to where the text is in the
+        // whole; only a file that fails is read again behind `base` spaces,
+        // so its problems point at the right place too.
+        let padded = || format!("{}{text}", " ".repeat(base));
+        let parts = match scan::check(&text) {
+            Some(_) => {
+                child.problems.extend(scan::check(&padded()));
                 None
             }
-            None => match syntax::parse_kdl(&padded) {
-                Ok(doc) => Some(validate(&mut child, &doc, Given::Import(args), loader)),
-                Err(error) => {
-                    child.problems.extend(syntax::problems(error, &padded));
+            None => match syntax::parse_kdl(&text) {
+                Ok(mut doc) => {
+                    syntax::shift(&mut doc, base);
+                    Some(validate(&mut child, &doc, Given::Import(args), loader))
+                }
+                Err(_) => {
+                    let padded = padded();
+                    if let Err(error) = syntax::parse_kdl(&padded) {
+                        child.problems.extend(syntax::problems(error, &padded));
+                    }
                     None
                 }
             },

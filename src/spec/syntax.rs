@@ -85,3 +85,53 @@ pub(super) fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
         }
     })
 }
+
+/// Moves every span of `doc` (nodes, their names, entries and their names,
+/// blocks) `by` bytes later: a document parsed alone, as it sits in a
+/// longer text. Recursion is bounded by `scan`'s nesting limit.
+pub(super) fn shift(doc: &mut KdlDocument, by: usize) {
+    let moved = |span: SourceSpan| SourceSpan::new((span.offset() + by).into(), span.len());
+    doc.set_span(moved(doc.span()));
+    for node in doc.nodes_mut() {
+        node.set_span(moved(node.span()));
+        let name = node.name_mut();
+        name.set_span(moved(name.span()));
+        for entry in node.entries_mut() {
+            entry.set_span(moved(entry.span()));
+            if let Some(key) = entry.name_mut() {
+                key.set_span(moved(key.span()));
+            }
+        }
+        if let Some(children) = node.children_mut() {
+            shift(children, by);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_spans_are_where_the_text_sits_in_a_longer_one() {
+        let text = "stage a x=1 {\n    run \"b\"\n}\n";
+        let mut alone = parse_kdl(text).expect("parses");
+        shift(&mut alone, 7);
+        let padded = parse_kdl(&format!("{}{text}", " ".repeat(7))).expect("parses");
+        let spans = |doc: &KdlDocument| {
+            let node = &doc.nodes()[0];
+            let entries: Vec<_> = node.entries().iter().map(|e| e.span()).collect();
+            let key = node.entries()[1].name().map(|k| k.span());
+            let children = node.children().expect("block");
+            let run = &children.nodes()[0];
+            (
+                node.name().span(),
+                entries,
+                key,
+                children.span(),
+                run.entries()[0].span(),
+            )
+        };
+        assert_eq!(spans(&alone), spans(&padded));
+    }
+}
