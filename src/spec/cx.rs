@@ -12,7 +12,7 @@ use miette::{LabeledSpan, SourceSpan};
 use super::Spanned;
 use super::error::{Problem, ProblemKind, label};
 use super::help::suggest;
-use super::name_table::{NameTable, TemplateRef};
+use super::name_table::{Layered, NameTable, TemplateRef};
 
 /// Everything a check reads, and where it reports.
 pub(crate) struct Cx {
@@ -29,9 +29,9 @@ pub(crate) struct Cx {
     /// This file's imports and template instances: alias → what it is
     /// (`imported from `go.kdl``, `an instance of `go-program``) and the
     /// alias's span.
-    pub aliases: BTreeMap<String, (String, SourceSpan)>,
+    pub aliases: Layered<(String, SourceSpan)>,
     /// The templates this file can instantiate, by the name it uses.
-    pub templates: BTreeMap<String, TemplateRef>,
+    pub templates: Layered<TemplateRef>,
     /// Where this file defines each of its own templates.
     pub template_spans: BTreeMap<String, SourceSpan>,
     /// How many more name comparisons did-you-mean may make: comparing every
@@ -52,8 +52,8 @@ impl Cx {
             names: Default::default(),
             context,
             file: None,
-            aliases: BTreeMap::new(),
-            templates: BTreeMap::new(),
+            aliases: Layered::default(),
+            templates: Layered::default(),
             template_spans: BTreeMap::new(),
             suggestion_budget: SUGGESTION_BUDGET,
         }

@@ -19,7 +19,7 @@ use super::cx::Cx;
 use super::error::{ProblemKind, label};
 use super::help::suggest;
 use super::loader::{Loader, MAX_INSTANCES};
-use super::name_table::TemplateRef;
+use super::name_table::{Layered, TemplateRef};
 use super::qualify::Parts;
 use super::template::{TEMPLATE_NODES, declared};
 
@@ -48,10 +48,20 @@ impl Cx {
         }
         let what = format!("an instance of `{template}`");
         self.aliases.insert(instance.clone(), (what, span));
-        let names = declared(&loader.templates, at.id, &self.templates, &mut vec![at.id]);
+        let mut names = Vec::new();
+        let table = &self.templates;
+        declared(
+            &loader.templates,
+            at.id,
+            table,
+            &mut vec![at.id],
+            "",
+            &mut names,
+        );
         for (name, kind, _) in names {
-            let name = format!("{instance}.{name}");
-            self.names.names.entry(name).or_insert((kind, span));
+            self.names
+                .names
+                .insert_new(format!("{instance}.{name}"), (kind, span));
         }
     }
 
@@ -87,18 +97,19 @@ impl Cx {
         }
         loader.instances += 1;
         let def = &loader.templates[at.id];
-        let scope = def.scope.clone()?;
+        let scope = (def.scope.clone())
+            .expect("kiln bug: a template is instantiated once its file's names are declared");
         let body = def.node.clone();
         // Names resolve in the template's file; paths in the directory of
         // the file that instantiates it, where the body is written.
         let mut cx = Cx::new(self.context.clone());
         cx.file = self.file.clone();
-        cx.names.names = scope.names.clone();
+        cx.names.names = Layered::over(scope.names.clone());
         cx.args = scope.args.clone();
         cx.args
             .extend(params.into_iter().map(|(k, v)| (k, Some(v))));
-        cx.aliases = scope.aliases.clone();
-        cx.templates = scope.templates.clone();
+        cx.aliases = Layered::over(scope.aliases.clone());
+        cx.templates = Layered::over(scope.templates.clone());
         let nodes = body.children().map(|c| c.nodes()).unwrap_or_default();
         if let Some(doc) = body.children() {
             cx.declare_names(doc);
@@ -154,7 +165,7 @@ impl Cx {
     /// with a did-you-mean among both (`go.go-progam` → `go.go-program`).
     pub fn unknown_top(&mut self, node: &KdlNode, parent: &str, known: &'static [&'static str]) {
         let name = node.name().value();
-        let templates = self.templates.keys().map(String::as_str);
+        let templates = self.templates.keys();
         let suggestion = suggest(name, known.iter().copied().chain(templates));
         let kind = ProblemKind::UnknownNode {
             name: name.to_owned(),

@@ -232,7 +232,9 @@ fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loade
     let mut imported = Parts::default();
     for node in doc.nodes().iter().filter(|n| n.name().value() == "import") {
         if let Some((_, mut parts)) = cx.import(node, loader, validate) {
-            cx.templates.append(&mut parts.templates);
+            for (name, at) in std::mem::take(&mut parts.templates) {
+                cx.templates.insert(name, at);
+            }
             imported.extend(parts);
         }
     }
@@ -286,7 +288,7 @@ fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loade
         }
     }
     cx.check_cycles(&parts.stages, &parts.images);
-    parts.templates = cx.templates.clone();
+    parts.templates = cx.templates.flatten();
     parts.extend(imported);
     parts
 }

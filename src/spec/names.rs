@@ -88,7 +88,7 @@ impl Cx {
             let suggestion = match self.afford_suggestion(self.names.names.len()) {
                 true => suggest(
                     rest,
-                    (self.names.names.keys()).filter_map(|n| n.strip_prefix(&prefix)),
+                    (self.names.names.keys()).filter_map(|n| n.strip_prefix(prefix.as_str())),
                 ),
                 false => None,
             };
@@ -103,7 +103,7 @@ impl Cx {
             return None;
         }
         let suggestion = match self.afford_suggestion(self.names.names.len()) {
-            true => suggest(&name.value, self.names.names.keys().map(String::as_str)),
+            true => suggest(&name.value, self.names.names.keys()),
             false => None,
         };
         let kind = ProblemKind::UnknownReference {

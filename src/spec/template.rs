@@ -20,7 +20,7 @@ use miette::SourceSpan;
 
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
-use super::name_table::{Kind, TemplateRef};
+use super::name_table::{Kind, Layered, TemplateRef};
 use super::{Name, Spanned};
 
 /// What a template's body may hold.
@@ -69,10 +69,10 @@ impl ParamType {
 /// imports and templates. (Its paths are the instantiating file's.)
 #[derive(Debug)]
 pub(crate) struct FileScope {
-    pub names: BTreeMap<String, (Kind, SourceSpan)>,
+    pub names: Arc<BTreeMap<String, (Kind, SourceSpan)>>,
     pub args: BTreeMap<String, Option<String>>,
-    pub aliases: BTreeMap<String, (String, SourceSpan)>,
-    pub templates: BTreeMap<String, TemplateRef>,
+    pub aliases: Arc<BTreeMap<String, (String, SourceSpan)>>,
+    pub templates: Arc<BTreeMap<String, TemplateRef>>,
 }
 
 impl Cx {
@@ -80,10 +80,10 @@ impl Cx {
     /// once every name of the file is declared.
     pub fn scope(&self) -> FileScope {
         FileScope {
-            names: self.names.names.clone(),
+            names: Arc::new(self.names.names.flatten()),
             args: self.args.clone(),
-            aliases: self.aliases.clone(),
-            templates: self.templates.clone(),
+            aliases: Arc::new(self.aliases.flatten()),
+            templates: Arc::new(self.templates.flatten()),
         }
     }
 
@@ -196,34 +196,48 @@ impl Cx {
     }
 }
 
-/// The names an instance of template `id` declares, its nested instances'
-/// too (`inner.x`), as written in the template; `table` resolves the
-/// templates of a file whose scope is not snapshotted yet. A template
-/// that instantiates itself declares what it can (instantiating it is the
-/// diagnostic).
+/// Names an instance may declare, nested instances' included: more is
+/// refused at instantiation (`loader::MAX_INSTANCES`), and an instance of
+/// a template that doubles at each of 16 levels declares too many names.
+const MAX_DECLARED: usize = 100_000;
+
+/// Appends to `names` those an instance of template `id` declares, its
+/// nested instances' too (`inner.x`), each after `prefix`, as written in
+/// the template; `table` resolves the templates of a file whose scope is
+/// not snapshotted yet. A template that instantiates itself declares what
+/// it can (instantiating it is the diagnostic).
 pub(crate) fn declared(
     templates: &[TemplateDef],
     id: usize,
-    table: &BTreeMap<String, TemplateRef>,
+    table: &Layered<TemplateRef>,
     stack: &mut Vec<usize>,
-) -> Vec<(String, Kind, SourceSpan)> {
+    prefix: &str,
+    names: &mut Vec<(String, Kind, SourceSpan)>,
+) {
     let Some(def) = templates.get(id) else {
-        return Vec::new();
+        return;
     };
-    let mut names = def.own.clone();
-    let table = def.scope.as_ref().map_or(table, |s| &s.templates);
+    for (name, kind, span) in &def.own {
+        if names.len() >= MAX_DECLARED {
+            return;
+        }
+        names.push((format!("{prefix}{name}"), *kind, *span));
+    }
+    let theirs = def
+        .scope
+        .as_ref()
+        .map(|s| Layered::over(s.templates.clone()));
+    let table = theirs.as_ref().unwrap_or(table);
     for (template, instance) in &def.instances {
         let Some(at) = table.get(template) else {
             continue;
         };
-        if stack.contains(&at.id) || stack.len() > 64 {
+        if stack.contains(&at.id) || names.len() >= MAX_DECLARED {
             continue;
         }
         stack.push(at.id);
-        for (name, kind, span) in declared(templates, at.id, table, stack) {
-            names.push((format!("{instance}.{name}"), kind, span));
-        }
+        let inner = format!("{prefix}{instance}.");
+        declared(templates, at.id, table, stack, &inner, names);
         stack.pop();
     }
-    names
 }

@@ -180,3 +180,33 @@ fn graph_explain_and_build_json_say_where_each_node_is_defined() {
         "{explain}"
     );
 }
+
+#[test]
+fn imports_and_instances_that_multiply_are_bounded() {
+    // Each file imports the next twice: 2^10 files, more than a spec reads.
+    let p = Project::new("import \"l0.kdl\" as=a\n");
+    for i in 0..10 {
+        let next = format!("l{}.kdl", i + 1);
+        let text = format!("import \"{next}\" as=x\nimport \"{next}\" as=y\n");
+        p.write(&format!("l{i}.kdl"), &text);
+    }
+    p.write("l10.kdl", "stage s { run \"true\" }\n");
+    let out = p.kiln(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("kiln::spec::too_many_imports"), "{stderr}");
+    // Each template instantiates the next twice: 2^16 instances.
+    let mut spec = String::new();
+    for i in 0..16 {
+        spec += &format!("template t{i} {{\n    t{} a\n    t{} b\n}}\n", i + 1, i + 1);
+    }
+    spec += "template t16 {\n    stage s { run \"true\" }\n}\nt0 top\n";
+    p.write("kiln.kdl", &spec);
+    let out = p.kiln(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kiln::spec::too_many_instances"),
+        "{stderr}"
+    );
+}
