@@ -105,12 +105,13 @@ start_engine() {
 if want scratch; then
     dir="$work/hello-scratch"
     cp -R examples/hello-scratch "$dir"
+    cp -R examples/toolchains "$work/toolchains" # what it imports
     k="$kiln -q --store $work/store-scratch -f $dir/kiln.kdl"
     $k build
     $k export hello-scratch -o "$work/k.tar"
     docker_row=()
     if command -v dockerd >/dev/null && start_engine; then
-        $k export golang -o "$work/golang.tar"
+        $k export go.golang -o "$work/golang.tar"
         docker load -q -i "$work/golang.tar" >/dev/null
         cp bench/docker-vs-kiln/hello-scratch.Dockerfile "$dir/Dockerfile"
         # BuildKit: Debian's docker.io client (20.10) has it built in with

@@ -102,6 +102,7 @@ fi
 if want cache; then
     for example in hello-scratch http-sqlite; do
         cp -R "$repo/examples/$example" "$work/$example"
+        [ -d "$work/toolchains" ] || cp -R "$repo/examples/toolchains" "$work/toolchains"
         e="$kiln -q -f $work/$example/kiln.kdl"
         $e --store "$work/seed-$example" --cache "$host/cache" --cache-push build
         hyperfine -N --runs 3 --export-markdown "$work/cache-$example.md" \

@@ -1,5 +1,5 @@
 # examples/hello-scratch as a multi-stage Dockerfile, built FROM the same
-# toolchain image kiln makes (`kiln export golang`, loaded as kiln-golang:1.19).
+# toolchain image kiln makes (`kiln export go.golang`, loaded as kiln-golang:1.19).
 FROM kiln-golang:1.19 AS build
 ENV CGO_ENABLED=0 GOCACHE=/tmp/go-cache GOPATH=/tmp/go
 WORKDIR /tmp

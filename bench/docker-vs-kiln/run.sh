@@ -91,6 +91,7 @@ make_cgo_image() {
 bench() {
     local name=$1 image=$2 source=$3 dir="$work/$1"
     cp -R "$repo/examples/$name" "$dir"
+    [ -d "$work/toolchains" ] || cp -R "$repo/examples/toolchains" "$work/toolchains"
     cp "$here/$name.Dockerfile" "$dir/Dockerfile"
     cp "$here/$name.cache.Dockerfile" "$dir/cache.Dockerfile"
     cd "$dir"
@@ -137,7 +138,7 @@ bench() {
     cd "$repo"
 }
 
-(cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export golang -o "$work/golang.tar")
+(cd "$repo/examples/hello-scratch" && "$kiln" -q --store "$work/store-toolchain" export go.golang -o "$work/golang.tar")
 $docker load -q -i "$work/golang.tar" >/dev/null
 make_cgo_image
 # ONLY=http-sqlite runs one of the two.

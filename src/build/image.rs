@@ -22,12 +22,13 @@ fn import(ctx: &Ctx<'_, '_>, base: &Base) -> Result<Pulled, NodeError> {
     let blobs = ctx.store.blobs_dir();
     match &base.source {
         BaseSource::Archive { path, digest } => {
-            let archive = path.value.on_disk(&ctx.spec.context);
+            let dir = ctx.spec.dir_of(&base.scope, base.name.span);
+            let archive = path.value.on_disk(dir);
             let image = crate::base::import(&archive, &digest.value, &blobs).map_err(|cause| {
                 NodeError::Image(ExportError::Base {
                     base: base.name.value.clone(),
-                    src: ctx.spec.source.clone(),
-                    span: digest.span,
+                    src: ctx.spec.snippet(digest.span).0,
+                    span: ctx.spec.snippet(digest.span).1,
                     cause: vec![cause],
                 })
             })?;

@@ -53,7 +53,10 @@ pub(super) fn produce_with(
         None => JobRoot::Host,
         Some(r) => JobRoot::Rootfs(super::image::rootfs(ctx, &done[&r])?),
     };
-    crate::tree::copy_tree(&planned.sources, &ctx.spec.context, pending.work_dir())?;
+    // Sources are relative to the file that defines the stage (an imported
+    // file's directory for an imported stage).
+    let context = ctx.spec.dir_of(&stage.scope, stage.name.span);
+    crate::tree::copy_tree(&planned.sources, context, pending.work_dir())?;
     let log_path = log_path(ctx, key, &stage.name.value, caches);
     let log = std::fs::File::create(&log_path).map_err(NodeError::Log)?;
     let (leases, mounts) = take_caches(ctx, stage, pending, caches)?;
@@ -64,10 +67,17 @@ pub(super) fn produce_with(
         out_dir: pending.out_dir().to_path_buf(),
         tmp_dir: pending.tmp_dir().to_path_buf(),
         root_dir: pending.root_dir().to_path_buf(),
+        // Each used node by the name the stage's own file gives it: `$data`
+        // in the imported file that declares `data`, `$t_data` in kiln.kdl.
         deps: (planned.deps.iter())
             .map(|d| {
-                let name = ctx.plan.nodes[*d].name().env_var();
-                (name, done[d].path.as_path().to_path_buf())
+                let used = ctx.plan.nodes[*d].name();
+                let local = ctx.spec.local(stage.name.span, &stage.scope);
+                let name = local.name(used.as_str());
+                (
+                    name.replace(['-', '.'], "_"),
+                    done[d].path.as_path().to_path_buf(),
+                )
             })
             .collect(),
         tool_dirs: planned.tool_dirs(),
@@ -199,6 +209,14 @@ pub(super) fn failure_in(
             "in this stage".into(),
         ),
     };
+    // The snippet from the file that defines the stage, an imported one too.
+    let (src, span) = match span {
+        Some(at) => {
+            let (src, at) = ctx.spec.snippet(at);
+            (src, Some(at))
+        }
+        None => (ctx.spec.source.clone(), None),
+    };
     StageFailure {
         stage: name.to_string(),
         help: match planned.work {
@@ -209,7 +227,7 @@ pub(super) fn failure_in(
         },
         log_tail: tail(&log),
         cause,
-        src: ctx.spec.source.clone(),
+        src,
         span,
         label,
     }

@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 
 use super::args::{BuildArgs, GraphArgs};
+use super::origin::{Defined, defined};
 use super::{CliError, Global, load_spec, open_store, plan};
 use crate::build::sandbox::SandboxMode;
 use crate::build::{self, BuildOptions, BuildReport, Failure, NodeReport, Status};
@@ -18,7 +19,7 @@ pub fn build(g: &Global, a: &BuildArgs) -> Result<(), CliError> {
     let mut report = build_targets(g, &spec, &a.targets, a.fail_fast, layers)?;
     // A failed build is reported before a failed write of its report.
     let printed = match a.json {
-        true => crate::outln!("{}", json_report(&report)),
+        true => crate::outln!("{}", json_report(&spec, &report)),
         false => Ok(()),
     };
     finish(g, &mut report)?;
@@ -183,12 +184,15 @@ fn summary(report: &BuildReport) -> String {
     format!("{s} ({secs:.2}s)")
 }
 
-pub(super) fn json_report(report: &BuildReport) -> serde_json::Value {
+pub(super) fn json_report(spec: &Spec, report: &BuildReport) -> serde_json::Value {
     let is_image = |n: &&NodeReport| n.kind == "image" || n.kind == "base";
+    // The file that defines the node: kiln.kdl or a file it imports.
+    let file = |n: &NodeReport| defined(spec, n.name.as_str()).map(|d| d.file.to_owned());
     let stages: Vec<_> = (report.nodes.iter().filter(|n| !is_image(n)))
         .map(|s| {
             serde_json::json!({
                 "name": s.name.as_str(),
+                "file": file(s),
                 "key": s.key.map(|k| k.to_string()),
                 "status": s.status,
                 "output": s.output.as_ref().map(|(p, _)| p.as_path().display().to_string()),
@@ -200,6 +204,7 @@ pub(super) fn json_report(report: &BuildReport) -> serde_json::Value {
         let img = n.image.as_deref();
         serde_json::json!({
             "name": n.name.as_str(),
+            "file": file(n),
             "key": n.key.map(|k| k.to_string()),
             "status": n.status,
             "digest": img.filter(|_| n.kind == "image").map(|i| i.digest().to_string()),
@@ -263,7 +268,10 @@ pub fn graph(g: &Global, a: &GraphArgs) -> Result<(), CliError> {
     if a.dot {
         crate::outln!("digraph kiln {{\n  rankdir=LR;")?;
         for (_, name, shape) in nodes {
-            crate::outln!("  \"{name}\" [shape={shape}];")?;
+            match defined(&spec, name.as_str()).filter(Defined::imported) {
+                Some(at) => crate::outln!("  \"{name}\" [shape={shape}, tooltip=\"{at}\"];")?,
+                None => crate::outln!("  \"{name}\" [shape={shape}];")?,
+            }
         }
         for (from, to, label) in &edges {
             crate::outln!("  \"{to}\" -> \"{from}\" [label=\"{label}\"];")?;
@@ -273,6 +281,9 @@ pub fn graph(g: &Global, a: &GraphArgs) -> Result<(), CliError> {
     }
     for (kind, name, _) in nodes {
         crate::outln!("{kind} {name}")?;
+        if let Some(at) = defined(&spec, name.as_str()).filter(Defined::imported) {
+            crate::outln!("  defined in {at}")?;
+        }
         print_edges(&edges, name.as_str())?;
     }
     Ok(())
@@ -326,6 +337,9 @@ pub fn explain(g: &Global, name: &str, layers: &super::args::LayerArgs) -> Resul
         .position(|p| p.name().as_str() == name)
         .expect("kiln bug: target not planned");
     let kind = plan.nodes[idx].work.kind();
+    if let Some(at) = defined(&spec, name).filter(Defined::imported) {
+        crate::outln!("{kind} `{name}` is defined in {at}")?;
+    }
     let Some(now) = &resolved[idx] else {
         let missing: Vec<_> = (plan.nodes[idx].waits_on().into_iter())
             .filter(|&d| resolved[d].as_ref().is_none_or(|r| r.entry.is_none()))

@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod image;
 mod lock;
+mod origin;
 pub mod out;
 mod rebuild;
 mod store;

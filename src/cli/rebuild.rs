@@ -50,7 +50,7 @@ pub fn run(
     if !report.succeeded() {
         // As `kiln build --json`: the report of a failed build too.
         let printed = match a.json {
-            true => crate::outln!("{}", json_report(&report)),
+            true => crate::outln!("{}", json_report(spec, &report)),
             false => Ok(()),
         };
         finish(g, &mut report)?;
@@ -60,7 +60,7 @@ pub fn run(
     let checked = build::rebuild(spec, &plan, &store, &opts, executor.as_ref(), &report);
     let printed = match a.json {
         true => {
-            let mut json = json_report(&report);
+            let mut json = json_report(spec, &report);
             json["rebuild"] = checked.iter().map(json_of).collect();
             crate::outln!("{json}")
         }

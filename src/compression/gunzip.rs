@@ -128,7 +128,13 @@ mod tests {
                 .extra(vec![1, 2, 3]),
         );
         let empty = member(b"", flate2::GzBuilder::new());
-        let stream = [plain, named, empty, member(b"three", flate2::GzBuilder::new())].concat();
+        let stream = [
+            plain,
+            named,
+            empty,
+            member(b"three", flate2::GzBuilder::new()),
+        ]
+        .concat();
         assert_eq!(gunzip(&stream).expect("decodes"), b"one two three");
         assert_eq!(gunzip(b"").expect("nothing"), b"");
     }
@@ -136,8 +142,14 @@ mod tests {
     #[test]
     fn a_cut_or_foreign_stream_is_an_error() {
         let whole = member(&[7u8; 100_000], flate2::GzBuilder::new());
-        assert!(gunzip(&whole[..whole.len() / 2]).is_err(), "cut in the data");
-        assert!(gunzip(&whole[..whole.len() - 3]).is_err(), "cut in the trailer");
+        assert!(
+            gunzip(&whole[..whole.len() / 2]).is_err(),
+            "cut in the data"
+        );
+        assert!(
+            gunzip(&whole[..whole.len() - 3]).is_err(),
+            "cut in the trailer"
+        );
         assert!(gunzip(&whole[..5]).is_err(), "cut in the header");
         assert!(gunzip(b"PK\x03\x04 not gzip").is_err());
     }

@@ -14,7 +14,7 @@ use self::node::{BaseInputs, ImageInputs, ImageKey};
 use crate::hash::{
     BASE, Digest, FETCH, IMAGE, Key, KeyWriter, OutputHash, STAGE, Shown, StableHash,
 };
-use crate::spec::{Fetch, Name, Stage};
+use crate::spec::{Fetch, Local, Name, Stage};
 use crate::tree::Tree;
 
 /// Everything but dependency outputs that goes into a key.
@@ -48,6 +48,9 @@ struct StageInputs {
     /// The declared sources as scanned; shared, because every key is
     /// finished on a copy of the inputs.
     sources: std::sync::Arc<Tree>,
+    /// How the stage's own file or template writes names: every name
+    /// above and of `output` is as written there. Never keyed itself.
+    local: Local,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +71,8 @@ impl Inputs {
     ) -> Self {
         let Stage {
             name,
+            // Keyed through the names it takes off (`Inputs::written`).
+            scope: _,
             // Keyed as `root`, resolved by the caller: a base's pinned
             // digest, an image's config digest, not just the name.
             from: _,
@@ -98,7 +103,23 @@ impl Inputs {
             runs: runs.iter().map(|r| r.value.clone()).collect(),
             run_args: run_args.clone(),
             sources: std::sync::Arc::new(sources.clone()),
+            local: Local::default(),
         }))
+    }
+
+    /// These stage inputs with its name and the names it uses as its own
+    /// file or template writes them (`local`), so an imported or
+    /// instantiated stage has one key wherever it is used. The caller
+    /// gives the root the same way.
+    pub(super) fn written(mut self, local: Local) -> Self {
+        if let Node::Stage(stage) = &mut self.0 {
+            stage.name = local.name(&stage.name).to_owned();
+            for used in &mut stage.uses {
+                *used = local.name(used).to_owned();
+            }
+            stage.local = local;
+        }
+        self
     }
 
     /// A fetch is fixed-output: its key is its name, the hash it must
@@ -106,7 +127,13 @@ impl Inputs {
     /// rest of the URL is not an input: a mirror of the same bytes is the
     /// same fetch, as in Nix.
     pub(super) fn of_fetch(fetch: &Fetch) -> Self {
-        let Fetch { name, url, sha256 } = fetch;
+        // A fetch's name is written as its file or template writes it.
+        let Fetch {
+            name,
+            scope: _,
+            url,
+            sha256,
+        } = fetch;
         Inputs(Node::Fetch(FetchInputs {
             name: name.value.to_string(),
             sha256: sha256.value,
@@ -149,7 +176,8 @@ impl Inputs {
     /// stage ran in, where the runtime closure of what it copies is found.
     pub fn set_closure_root(&mut self, name: &Name, config: Digest) {
         if let Node::Image(image) = &mut self.0 {
-            image.closure_roots.insert(name.to_string(), config);
+            let name = image.local.name(name.as_str()).to_owned();
+            image.closure_roots.insert(name, config);
         }
     }
 
@@ -168,7 +196,7 @@ impl Inputs {
         match &self.0 {
             Node::Stage(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (name.to_string(), *output))
+                    .map(|(name, output)| (inputs.local.name(name.as_str()).to_owned(), *output))
                     .collect();
                 STAGE.key_maybe_shown(&StageKey { inputs, outputs }, shown)
             }
@@ -182,7 +210,7 @@ impl Inputs {
             }
             Node::Image(inputs) => {
                 let outputs = (deps.iter())
-                    .map(|(name, output)| (name.to_string(), *output))
+                    .map(|(name, output)| (inputs.local.name(name.as_str()).to_owned(), *output))
                     .collect();
                 IMAGE.key_maybe_shown(&ImageKey { inputs, outputs }, shown)
             }
@@ -210,6 +238,8 @@ impl StableHash for StageKey<'_> {
             runs,
             run_args,
             sources,
+            // Every name above is already as the stage's file writes it.
+            local: _,
         } = inputs;
         w.field("platform", platform);
         w.field("name", name);

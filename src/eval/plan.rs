@@ -279,8 +279,8 @@ fn plan_one<'s>(
                 return Err(EvalError::Unlocked {
                     base: base.name.value.to_string(),
                     reference: image.value.to_string(),
-                    src: spec.source.clone(),
-                    span: image.span,
+                    src: spec.snippet(image.span).0,
+                    span: spec.snippet(image.span).1,
                 });
             }
             return Ok(planned(
@@ -296,18 +296,18 @@ fn plan_one<'s>(
                     Content::Copy { .. } => None,
                 })
                 .collect();
-            let sources = scan(spec, &image.name.value, &adds, env)?;
+            let sources = scan(spec, &image.scope, &image.name, &adds, env)?;
             let inputs = Inputs::of_image(spec, image, &sources, &env.layers);
             return Ok(planned(inputs, sources, BTreeMap::new()));
         }
     };
     let srcs: Vec<_> = stage.srcs.iter().map(|s| s.value.clone()).collect();
-    let sources = scan(spec, &stage.name.value, &srcs, env)?;
+    let sources = scan(spec, &stage.scope, &stage.name, &srcs, env)?;
     if let (Some(tool), false) = (stage.tools.first(), stage.from.value == Root::Host) {
         return Err(EvalError::ToolsNeedHost {
             stage: stage.name.value.to_string(),
-            src: spec.source.clone(),
-            span: tool.span,
+            src: spec.snippet(tool.span).0,
+            span: spec.snippet(tool.span).1,
         });
     }
     let mut tools = BTreeMap::new();
@@ -316,33 +316,39 @@ fn plan_one<'s>(
         let path = find_on_path(&tool.value).ok_or_else(|| EvalError::ToolNotFound {
             tool: tool.value.clone(),
             path: std::env::var("PATH").unwrap_or_default(),
-            src: spec.source.clone(),
-            span: tool.span,
+            src: spec.snippet(tool.span).0,
+            span: spec.snippet(tool.span).1,
         })?;
         tool_hashes.insert(tool.value.clone(), hash_file(&path, env.stat_cache)?);
         tools.insert(tool.value.clone(), path);
     }
-    // Completed at build time with the root's config digest.
+    // Completed at build time with the root's config digest. Names as the
+    // stage's own file writes them: an imported stage has one key.
+    let local = spec.local(stage.name.span, &stage.scope);
     let root_input = match &stage.from.value {
         Root::Host => "host".to_owned(),
-        Root::Base(name) => format!("base {name}"),
-        Root::Image(name) => format!("image {name}"),
+        Root::Base(name) => format!("base {}", local.name(name.as_str())),
+        Root::Image(name) => format!("image {}", local.name(name.as_str())),
     };
-    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes);
+    let inputs = Inputs::of_stage(stage, &root_input, &sources, &tool_hashes).written(local);
     Ok(planned(inputs, sources, tools))
 }
 
+/// The sources of the node called `name`, relative to the directory of
+/// the file that defines it.
 fn scan(
     spec: &Spec,
-    name: &crate::spec::Name,
+    scope: &str,
+    name: &crate::spec::Spanned<crate::spec::Name>,
     srcs: &[crate::spec::SrcPath],
     env: &PlanEnv<'_>,
 ) -> Result<Tree, EvalError> {
     if srcs.is_empty() {
         return Ok(Tree::default());
     }
-    tree::scan_sources(&spec.context, srcs, env.stat_cache).map_err(|source| EvalError::Sources {
-        stage: name.to_string(),
+    let dir = spec.dir_of(scope, name.span);
+    tree::scan_sources(dir, srcs, env.stat_cache).map_err(|source| EvalError::Sources {
+        stage: name.value.to_string(),
         source,
     })
 }

@@ -32,10 +32,12 @@ pub fn assemble(
     layer_cache: &Path,
     opts: &LayerSettings,
 ) -> Result<Assembled, ExportError> {
+    // What it adds is relative to its file's (or instance's) directory.
+    let dir = spec.dir_of(&image.scope, image.name.span);
     let own = image
         .contents
         .par_iter()
-        .map(|content| plan::content(spec, content, outputs))
+        .map(|content| plan::content(spec, dir, content, outputs))
         .collect::<Result<Vec<_>, _>>()?;
     let mut files = parent.as_ref().map(|p| p.files.clone()).unwrap_or_default();
     own.iter().for_each(|plan| files.add(&plan.entries));
@@ -105,8 +107,8 @@ fn too_many_layers(spec: &Spec, image: &Image, inherited: usize, own: bool) -> E
         parent,
         count: inherited,
         own: if own { " before its own" } else { "" },
-        src: spec.source.clone(),
-        span: image.from.span,
+        src: spec.snippet(image.from.span).0,
+        span: spec.snippet(image.from.span).1,
     }
 }
 

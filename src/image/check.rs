@@ -25,8 +25,12 @@ pub(crate) fn entrypoint(
         image: image.name.value.clone(),
         what,
         reason,
-        src: spec.source.clone(),
-        span: node.as_ref().map_or(image.name.span, |n| n.span),
+        src: spec
+            .snippet(node.as_ref().map_or(image.name.span, |n| n.span))
+            .0,
+        span: spec
+            .snippet(node.as_ref().map_or(image.name.span, |n| n.span))
+            .1,
         help,
     };
     let Some(program) = argv.first() else {

@@ -118,7 +118,7 @@ impl Origin {
         Origin {
             via,
             node: node.to_owned(),
-            file: spec.file_name().to_owned(),
+            file: spec.file_name_at(span).to_owned(),
             line: spec.line(span),
             chain: Vec::new(),
         }

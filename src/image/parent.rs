@@ -49,8 +49,8 @@ pub fn from_base_listed(
     // A layer kiln refuses to unpack is refused here too.
     let refused = |cause| ExportError::Base {
         base: name.clone(),
-        src: spec.source.clone(),
-        span: decl.pin_span(),
+        src: spec.snippet(decl.pin_span()).0,
+        span: spec.snippet(decl.pin_span()).1,
         cause: vec![cause],
     };
     listed.resize_with(imported.layers.len(), || None);

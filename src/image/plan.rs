@@ -13,6 +13,7 @@ use crate::spec::{Content, ContentAttrs, Name, Spec};
 /// Plans one `copy`/`add`. `outputs`: each built stage's output directory.
 pub(super) fn content(
     spec: &Spec,
+    dir: &Path,
     content: &Content,
     outputs: &BTreeMap<Name, StageOutput>,
 ) -> Result<Planned, ExportError> {
@@ -23,24 +24,24 @@ pub(super) fn content(
                 .get(&stage.value)
                 .ok_or_else(|| ExportError::UnbuiltStage {
                     stage: stage.value.clone(),
-                    src: spec.source.clone(),
-                    span: stage.span,
+                    src: spec.snippet(stage.span).0,
+                    span: spec.snippet(stage.span).1,
                 })?;
             let source = path.on_disk(&output.path);
             if std::fs::symlink_metadata(&source).is_err() {
                 return Err(ExportError::CopySourceMissing {
                     stage: stage.value.clone(),
                     path: path.value.to_string(),
-                    src: spec.source.clone(),
-                    span: path.span,
+                    src: spec.snippet(path.span).0,
+                    span: spec.snippet(path.span).1,
                 });
             }
             if !within(&output.path, &source) {
                 return Err(ExportError::CopyOutside {
                     stage: stage.value.clone(),
                     path: path.value.to_string(),
-                    src: spec.source.clone(),
-                    span: path.span,
+                    src: spec.snippet(path.span).0,
+                    span: spec.snippet(path.span).1,
                 });
             }
             let stored = walk::Source::Stored {
@@ -52,10 +53,12 @@ pub(super) fn content(
         Content::Add { src, attrs } => {
             // The same ignore rules as a stage's `src`: `add "."` in a
             // checkout must not take `.git` or ignored build products.
-            let paths = crate::tree::source_paths(&spec.context, std::slice::from_ref(&src.value))?;
+            // Relative to the file that defines the image (`dir`).
+            let context = dir;
+            let paths = crate::tree::source_paths(context, std::slice::from_ref(&src.value))?;
             keep = paths.into_iter().collect();
             let origin = walk::Source::Added { keep: &keep };
-            (src.on_disk(&spec.context), attrs, Role::Add, origin)
+            (src.on_disk(context), attrs, Role::Add, origin)
         }
     };
     let entries = walk::plan(&source, attrs, origin)?;

@@ -90,8 +90,8 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
     let closure = closure::resolve(root, &programs).map_err(|source| ExportError::Closure {
         root: root.clone(),
         source: Box::new(source),
-        src: spec.source.clone(),
-        span: w.attrs.span,
+        src: spec.snippet(w.attrs.span).0,
+        span: spec.snippet(w.attrs.span).1,
     })?;
     let origin = Origin::of_node(spec, w.attrs.span, Via::Closure);
     let mut items: Vec<Item> = (closure.files.into_iter())
@@ -115,8 +115,8 @@ fn items(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
             path: wanted.clone(),
             root: root.dir().to_path_buf(),
             looped: why == Failure::Loop,
-            src: spec.source.clone(),
-            span: w.attrs.span,
+            src: spec.snippet(w.attrs.span).0,
+            span: spec.snippet(w.attrs.span).1,
         })?;
         items.extend(found.steps.into_iter().map(|(path, source)| Item {
             path,
@@ -146,8 +146,8 @@ fn unknown_root(spec: &Spec, w: &Wanted) -> Result<Vec<Item>, ExportError> {
         };
         return Err(ExportError::RootUnknown {
             stage: stage.value.clone(),
-            src: spec.source.clone(),
-            span: w.attrs.span,
+            src: spec.snippet(w.attrs.span).0,
+            span: spec.snippet(w.attrs.span).1,
         });
     }
     Ok(Vec::new())
@@ -240,8 +240,8 @@ fn conflict(spec: &Spec, span: SourceSpan, entry: &Entry, image_has_dir: bool) -
         path: format!("/{}", entry.path),
         wants,
         has,
-        src: spec.source.clone(),
-        span,
+        src: spec.snippet(span).0,
+        span: spec.snippet(span).1,
     }
 }
 

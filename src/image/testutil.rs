@@ -20,6 +20,8 @@ pub(crate) fn spec(context: &Path, images: Vec<Image>) -> Spec {
     Spec {
         source: Arc::new(miette::NamedSource::new("kiln.kdl", String::new())),
         context: context.to_owned(),
+        files: Vec::new(),
+        instance_dirs: Default::default(),
         args: Vec::new(),
         stages: Vec::new(),
         bases: Vec::new(),

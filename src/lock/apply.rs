@@ -91,15 +91,15 @@ impl Lockfile {
 pub fn verify(spec: &Spec, plan: &Plan<'_>, lock: &Lockfile) -> Result<(), LockError> {
     let not_locked = |input: String, span| LockError::NotLocked {
         input,
-        src: spec.source.clone(),
-        span,
+        src: spec.snippet(span).0,
+        span: spec.snippet(span).1,
     };
     let changed = |input: String, locked: String, actual: String, span| LockError::Changed {
         input,
         locked,
         actual,
-        src: spec.source.clone(),
-        span,
+        src: spec.snippet(span).0,
+        span: spec.snippet(span).1,
     };
     for node in &plan.nodes {
         match node.work {

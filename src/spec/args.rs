@@ -101,7 +101,7 @@ impl Cx {
         let Some(name) = args.first().and_then(|e| self.raw_string(node, e)) else {
             return;
         };
-        if Name::new(&name.value).is_none() {
+        if Name::local(&name.value).is_none() {
             let kind = ProblemKind::InvalidName {
                 name: name.value.clone(),
             };

@@ -13,6 +13,12 @@
 //! file that cannot be read or does not parse, a source that moved), the
 //! caller loads in full, which reports what is wrong.
 //!
+//! Imported files are found by parsing, so they cannot be in the key: the
+//! stored spec lists each with the blake3 of its text (`SpecFile::hash`),
+//! and a hit reads every one again and compares (as Nix's evaluation cache
+//! checks the files an evaluation read). A changed imported file is a
+//! miss, and the full load that follows replaces the entry.
+//!
 //! ```text
 //! <cache_dir>/<key>.json    the stored spec (`stored.rs`); mtime: last use
 //! ```
@@ -24,12 +30,12 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use miette::NamedSource;
+use miette::{NamedSource, SourceSpan};
 
 use crate::hash::{KeyWriter, SPEC, StableHash};
 
 use super::paths::{Resolved, resolve};
-use super::{BaseSource, Content, Image, Spec, SrcPath, Stage, stored};
+use super::{BaseSource, Content, Image, Spec, SpecFile, SrcPath, Stage, read, stored};
 use build::Build;
 
 /// The cache file of the spec `source` in `context` with `overrides`, or
@@ -58,10 +64,37 @@ pub(super) fn lookup(
     context: &Path,
 ) -> Option<Spec> {
     let json = read_and_touch(file)?;
-    let spec = stored::from_json(&json, source.clone(), context.to_owned()).ok()?;
-    let inside = |src: &SrcPath| resolve(context, src) == Resolved::Inside;
+    let mut spec = stored::from_json(&json, source.clone(), context.to_owned()).ok()?;
+    if spec.files.len() > 1 {
+        spec.source = imported_text(&spec.files, source)?;
+    }
+    let inside = |(scope, at, src): (&str, SourceSpan, &SrcPath)| {
+        resolve(spec.dir_of(scope, at), src) == Resolved::Inside
+    };
     let all_inside = sources(&spec).all(inside);
     all_inside.then_some(spec)
+}
+
+/// kiln.kdl's text followed by each imported file's, as a load lays them
+/// out; `None` if any file cannot be read or its text changed.
+fn imported_text(
+    files: &[SpecFile],
+    root: &Arc<NamedSource<String>>,
+) -> Option<Arc<NamedSource<String>>> {
+    let mut text = root.inner().clone();
+    if files.first()?.len != text.len() {
+        return None;
+    }
+    for file in &files[1..] {
+        let own = read::read_spec(&file.path).ok()?;
+        let same = blake3::hash(own.as_bytes()).to_hex().as_str() == file.hash;
+        if !same || file.base != text.len() + 1 || file.len != own.len() {
+            return None;
+        }
+        text.push('\n');
+        text.push_str(&own);
+    }
+    Some(Arc::new(NamedSource::new(root.name(), text)))
 }
 
 /// Stores `spec` in `file`, atomically (a temp file renamed into place), so
@@ -91,13 +124,15 @@ fn read_and_touch(file: &Path) -> Option<Vec<u8>> {
     Some(json)
 }
 
-/// Every source path of `spec`: what a load checked with `paths::resolve`.
-/// Destructured without `..`, so a field added to a node is a compile error
-/// here until it is said to hold a source path or not.
-fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
+/// Every source path of `spec`, with the span of its node's name (which
+/// says the file it is relative to): what a load checked with
+/// `paths::resolve`. Destructured without `..`, so a field added to a node
+/// is a compile error here until it is said to hold a source path or not.
+fn sources(spec: &Spec) -> impl Iterator<Item = (&str, SourceSpan, &SrcPath)> {
     let stages = spec.stages.iter().flat_map(|stage| {
         let Stage {
-            name: _,
+            name,
+            scope,
             from: _,
             srcs,
             uses: _,
@@ -108,10 +143,13 @@ fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
             timeout: _,
             caches: _,
         } = stage;
-        srcs.iter().map(|src| &src.value)
+        srcs.iter()
+            .map(|src| (scope.as_str(), name.span, &src.value))
     });
     let bases = spec.bases.iter().filter_map(|base| match &base.source {
-        BaseSource::Archive { path, digest: _ } => Some(&path.value),
+        BaseSource::Archive { path, digest: _ } => {
+            Some((base.scope.as_str(), base.name.span, &path.value))
+        }
         BaseSource::Registry { .. } | BaseSource::Tagged { .. } => None,
     });
     stages
@@ -119,9 +157,10 @@ fn sources(spec: &Spec) -> impl Iterator<Item = &SrcPath> {
         .chain(spec.images.iter().flat_map(image_sources))
 }
 
-fn image_sources(image: &Image) -> impl Iterator<Item = &SrcPath> {
+fn image_sources(image: &Image) -> impl Iterator<Item = (&str, SourceSpan, &SrcPath)> {
     let Image {
-        name: _,
+        name,
+        scope,
         from: _,
         contents,
         entrypoint: _,
@@ -139,7 +178,7 @@ fn image_sources(image: &Image) -> impl Iterator<Item = &SrcPath> {
     contents.iter().filter_map(|content| match content {
         // A path inside a stage's output, not in the build context.
         Content::Copy { .. } => None,
-        Content::Add { src, attrs: _ } => Some(&src.value),
+        Content::Add { src, attrs: _ } => Some((scope.as_str(), name.span, &src.value)),
     })
 }
 

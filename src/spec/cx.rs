@@ -12,7 +12,7 @@ use miette::{LabeledSpan, SourceSpan};
 use super::Spanned;
 use super::error::{Problem, ProblemKind, label};
 use super::help::suggest;
-use super::name_table::NameTable;
+use super::name_table::{Layered, NameTable, TemplateRef};
 
 /// Everything a check reads, and where it reports.
 pub(crate) struct Cx {
@@ -20,8 +20,20 @@ pub(crate) struct Cx {
     /// Declared args by name: `None` when the arg has no value.
     pub args: BTreeMap<String, Option<String>>,
     pub names: NameTable,
-    /// The canonical directory holding kiln.kdl.
+    /// The canonical directory holding kiln.kdl, or the imported file
+    /// being checked: what its paths are relative to.
     pub context: PathBuf,
+    /// The imported file being checked, as diagnostics name it (`None`:
+    /// kiln.kdl).
+    pub file: Option<String>,
+    /// This file's imports and template instances: alias → what it is
+    /// (`imported from `go.kdl``, `an instance of `go-program``) and the
+    /// alias's span.
+    pub aliases: Layered<(String, SourceSpan)>,
+    /// The templates this file can instantiate, by the name it uses.
+    pub templates: Layered<TemplateRef>,
+    /// Where this file defines each of its own templates.
+    pub template_spans: BTreeMap<String, SourceSpan>,
     /// How many more name comparisons did-you-mean may make: comparing every
     /// unknown name with every declared one is quadratic (20,000 of each
     /// took minutes), and only the first problems are shown anyway.
@@ -39,6 +51,10 @@ impl Cx {
             args: BTreeMap::new(),
             names: Default::default(),
             context,
+            file: None,
+            aliases: Layered::default(),
+            templates: Layered::default(),
+            template_spans: BTreeMap::new(),
             suggestion_budget: SUGGESTION_BUDGET,
         }
     }

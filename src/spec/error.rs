@@ -1,132 +1,18 @@
 //! The diagnostics `spec::load` reports: one [`Problem`] per mistake, each
 //! with a code, labelled spans into kiln.kdl and a help line, gathered into
-//! one [`SpecError`] so the user sees every problem in one run: the first
+//! one `SpecError` (`report.rs`) so the user sees every problem in one run: the first
 //! [`MAX_SHOWN`] in full, then how many more there are.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
+use miette::{Diagnostic, LabeledSpan, SourceSpan};
 
-use super::source::Indexed;
 use crate::hash::HashParseError;
 
 /// Problems rendered in full; the rest are counted ("… and N more"). A
 /// broken or hostile kiln.kdl can hold tens of thousands.
 pub const MAX_SHOWN: usize = 20;
-
-/// Why kiln.kdl could not become a [`Spec`](super::Spec): one or more problems.
-#[derive(Debug)]
-pub struct SpecError {
-    source_code: Indexed,
-    problems: Vec<Problem>,
-    /// Set when there are more problems than [`MAX_SHOWN`].
-    more: Option<More>,
-}
-
-impl SpecError {
-    /// `problems` must not be empty; they are shown in source order.
-    pub(crate) fn new(source_code: Arc<NamedSource<String>>, mut problems: Vec<Problem>) -> Self {
-        assert!(
-            !problems.is_empty(),
-            "kiln bug: a SpecError without problems"
-        );
-        problems.sort_by_key(Problem::offset);
-        for problem in &mut problems {
-            problem.clamp_labels(source_code.inner());
-        }
-        let more = (problems.len() > MAX_SHOWN).then(|| More {
-            hidden: problems.len() - MAX_SHOWN,
-        });
-        SpecError {
-            source_code: Indexed::new(source_code),
-            problems,
-            more,
-        }
-    }
-
-    /// Every problem found, in source order (shown or not).
-    pub fn problems(&self) -> &[Problem] {
-        &self.problems
-    }
-
-    fn single(&self) -> Option<&Problem> {
-        match self.problems.as_slice() {
-            [one] => Some(one),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for SpecError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.single() {
-            Some(one) => one.fmt(f),
-            None => {
-                let (name, n) = (self.source_code.name(), self.problems.len());
-                write!(f, "`{name}` has {n} problems")
-            }
-        }
-    }
-}
-
-impl std::error::Error for SpecError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.single().and_then(|one| one.kind.source())
-    }
-}
-
-impl Diagnostic for SpecError {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        match self.single() {
-            Some(one) => one.code(),
-            None => Some(Box::new("kiln::spec::invalid")),
-        }
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.single().and_then(|one| one.help())
-    }
-
-    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.single().and_then(|one| one.labels())
-    }
-
-    fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source_code)
-    }
-
-    fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        if self.single().is_some() {
-            return None;
-        }
-        let shown = self.problems.iter().take(MAX_SHOWN);
-        let shown = shown.map(|p| p as &dyn Diagnostic);
-        Some(Box::new(
-            shown.chain(self.more.iter().map(|m| m as &dyn Diagnostic)),
-        ))
-    }
-}
-
-/// The last entry of a long list: how many problems are not shown.
-#[derive(Debug, thiserror::Error)]
-#[error("… and {hidden} more problems")]
-struct More {
-    hidden: usize,
-}
-
-impl Diagnostic for More {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("kiln::spec::more"))
-    }
-
-    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new(
-            "Fix the problems above and run `kiln check` again",
-        ))
-    }
-}
 
 /// One mistake in kiln.kdl and where it is.
 #[derive(Debug)]
@@ -138,6 +24,11 @@ pub struct Problem {
 impl Problem {
     pub(crate) fn new(kind: ProblemKind, labels: Vec<LabeledSpan>) -> Self {
         Problem { kind, labels }
+    }
+
+    /// One more label: where an imported file was imported, say.
+    pub(crate) fn add_label(&mut self, label: LabeledSpan) {
+        self.labels.push(label);
     }
 
     pub(crate) fn offset(&self) -> usize {
@@ -153,7 +44,7 @@ impl Problem {
     /// Underlines at most [`MAX_LABEL`] bytes of each span: where a problem
     /// starts is what matters, and a span over a 1 MB string or block would
     /// print all of it.
-    fn clamp_labels(&mut self, text: &str) {
+    pub(crate) fn clamp_labels(&mut self, text: &str) {
         for l in &mut self.labels {
             if l.len() <= MAX_LABEL {
                 continue;
@@ -395,6 +286,46 @@ pub enum ProblemKind {
     },
     #[error("Dependency cycle: {}", path.join(" → "))]
     Cycle { path: Vec<String> },
+    #[error("Cannot import `{path}`: {reason}")]
+    ImportUnreadable { path: String, reason: String },
+    #[error("Import cycle: {}", files.join(" → "))]
+    ImportCycle { files: Vec<String> },
+    #[error("More than {max} imports")]
+    TooManyImports { max: usize },
+    #[error("The alias `{alias}` is used twice")]
+    AliasClash { alias: String },
+    #[error("`{alias}`, {file}, declares no `{name}`")]
+    UnknownImported {
+        alias: String,
+        name: String,
+        file: String,
+        suggestion: Option<String>,
+    },
+    #[error("`{file}` declares no arg `{name}`")]
+    UnknownImportArg {
+        name: String,
+        file: String,
+        declared: Vec<String>,
+    },
+    #[error("`{path}` is outside the directory of `{file}`")]
+    ImportedPathOutside { path: String, file: String },
+    #[error("Template `{template}` has no param `{name}`")]
+    UnknownParam {
+        name: String,
+        template: String,
+        declared: Vec<String>,
+        suggestion: Option<String>,
+    },
+    #[error("`{instance}` does not give `{name}`, a param of `{template}` without a default")]
+    MissingParam {
+        name: String,
+        template: String,
+        instance: String,
+    },
+    #[error("Template `{}` instantiates itself: {}", templates[0], templates.join(" → "))]
+    TemplateCycle { templates: Vec<String> },
+    #[error("More than {max} template instances")]
+    TooManyInstances { max: usize },
 }
 
 /// Why a `cache` path cannot be mounted where it says.

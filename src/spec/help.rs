@@ -62,6 +62,17 @@ impl ProblemKind {
             BadSharing { .. } => "bad_sharing",
             CacheIdClash { .. } => "cache_id_clash",
             Cycle { .. } => "cycle",
+            ImportUnreadable { .. } => "import_unreadable",
+            ImportCycle { .. } => "import_cycle",
+            TooManyImports { .. } => "too_many_imports",
+            AliasClash { .. } => "alias_clash",
+            UnknownImported { .. } => "unknown_imported_name",
+            UnknownImportArg { .. } => "unknown_import_arg",
+            ImportedPathOutside { .. } => "imported_path_outside",
+            UnknownParam { .. } => "unknown_param",
+            MissingParam { .. } => "missing_param",
+            TemplateCycle { .. } => "template_cycle",
+            TooManyInstances { .. } => "too_many_instances",
         }
     }
 
@@ -202,6 +213,58 @@ impl ProblemKind {
                     .into()
             }
             Cycle { .. } => "Break the cycle: a stage cannot depend on itself".into(),
+            ImportUnreadable { .. } => {
+                "An import's path is relative to the directory of the file that imports it".into()
+            }
+            ImportCycle { .. } => {
+                "A file cannot import itself, directly or not: move what both need into a third file"
+                    .into()
+            }
+            TooManyImports { max } => {
+                format!("A spec reads at most {max} files, each import of a file counting once")
+            }
+            AliasClash { .. } => "Give each `import` its own `as=`".into(),
+            UnknownImported {
+                alias,
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{alias}.{s}`?"),
+            UnknownImported { alias, .. } => {
+                format!("`{alias}.NAME` names a stage, base, fetch or image that `{alias}` declares")
+            }
+            UnknownImportArg { declared, .. } if declared.is_empty() => {
+                "The file declares no `arg`: remove the line".into()
+            }
+            UnknownImportArg { declared, .. } => format!(
+                "Declared args: {}",
+                (declared.iter().map(|d| format!("`{d}`")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ImportedPathOutside { .. } => {
+                "Paths in an imported file are relative to its directory and stay inside it".into()
+            }
+            UnknownParam {
+                suggestion: Some(s),
+                ..
+            } => format!("Did you mean `{s}`?"),
+            UnknownParam { declared, .. } if declared.is_empty() => {
+                "The template declares no `param`: remove the property".into()
+            }
+            UnknownParam { declared, .. } => format!(
+                "Its params: {}",
+                (declared.iter().map(|d| format!("`{d}`")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            MissingParam { name, .. } => format!("Give it as a property: `{name}=\"…\"`"),
+            TemplateCycle { .. } => {
+                "A template's body may instantiate other templates, never itself, directly or not"
+                    .into()
+            }
+            TooManyInstances { max } => {
+                format!("A spec makes at most {max} template instances, nested ones included")
+            }
         }
     }
 }

@@ -22,26 +22,36 @@ mod cache_dir;
 mod content;
 mod cx;
 mod error;
+mod files;
 mod graph;
 mod help;
 mod image;
 mod image_ref;
+mod import;
+mod instance;
+mod loader;
 mod model;
+mod name;
 mod name_table;
 mod names;
 mod paths;
+mod qualify;
 mod read;
+mod report;
 mod scan;
 mod source;
 mod stage;
 mod stored;
 mod syntax;
+mod template;
 mod values;
 
-pub use error::{CachePathError, Escape, MAX_SHOWN, Problem, ProblemKind, SpecError};
+pub use error::{CachePathError, Escape, MAX_SHOWN, Problem, ProblemKind};
+pub use files::{Local, SpecFile};
 pub use image_ref::{ImageRef, Platform, RefError, RegistryRef, TaggedRef};
 pub use model::*;
 pub use read::MAX_SPEC_BYTES;
+pub use report::SpecError;
 pub use values::parse_duration;
 
 use std::collections::BTreeMap;
@@ -52,8 +62,13 @@ use kdl::KdlDocument;
 use miette::NamedSource;
 
 use cx::Cx;
+use import::Given;
+use loader::Loader;
+use qualify::Parts;
 
-const TOP_NODES: &[&str] = &["arg", "stage", "base", "fetch", "image"];
+const TOP_NODES: &[&str] = &[
+    "arg", "import", "template", "stage", "base", "fetch", "image",
+];
 
 /// Reads and validates the kiln.kdl at `path`; `overrides` are `--arg k=v`.
 ///
@@ -149,75 +164,138 @@ fn load_source(
     if let Some(problem) = scan::check(source.inner()) {
         return one(problem);
     }
-    let doc = match parse_kdl(source.inner()) {
+    let doc = match syntax::parse_kdl(source.inner()) {
         Ok(doc) => doc,
         Err(error) => {
             let problems = syntax::problems(error, source.inner());
             return Err(SpecError::new(source, problems));
         }
     };
-    let mut cx = Cx::new(context);
-    let spec = validate(&mut cx, &doc, overrides, source.clone());
-    match cx.problems.is_empty() {
-        true => Ok(spec),
-        false => Err(SpecError::new(source, cx.problems)),
+    let root = SpecFile::root(source.name(), &context, source.inner().len());
+    let root_path = context.join(root.file_name());
+    let mut loader = Loader::new(root, source.inner(), root_path);
+    let mut cx = Cx::new(context.clone());
+    let parts = validate(&mut cx, &doc, Given::Cli(overrides), &mut loader);
+    let files = std::mem::take(&mut loader.files);
+    let source = match files.len() {
+        1 => source,
+        _ => Arc::new(NamedSource::new(
+            source.name(),
+            std::mem::take(&mut loader.text),
+        )),
+    };
+    if !cx.problems.is_empty() {
+        let cut: Vec<_> = (files.iter())
+            .map(|f| (f.name.clone(), f.base, f.len))
+            .collect();
+        let files = source::Files::split(source, &cut);
+        return Err(SpecError::in_files(files, cx.problems));
     }
-}
-
-/// Parses on a thread with a stack far larger than `scan`'s limits need: the
-/// parser recurses, and a stack overflow aborts the process.
-fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
-    std::thread::scope(|scope| {
-        let parser = std::thread::Builder::new()
-            .name("kdl-parse".into())
-            .stack_size(scan::PARSE_STACK)
-            .spawn_scoped(scope, || KdlDocument::parse(text));
-        match parser {
-            Ok(handle) => handle
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread to be had (a tight `ulimit -v`, say): the limits of
-            // `scan` keep the recursion within the usual main-thread stack in
-            // a release build.
-            Err(_) => KdlDocument::parse(text),
-        }
+    let Parts {
+        args,
+        stages,
+        bases,
+        fetches,
+        images,
+        // What an importer of kiln.kdl would see; nothing does.
+        templates: _,
+    } = parts;
+    Ok(Spec {
+        source,
+        context,
+        files,
+        instance_dirs: loader.instance_dirs,
+        args,
+        stages,
+        bases,
+        fetches,
+        images,
+        names: Default::default(),
     })
 }
 
-/// Checks `doc` into a [`Spec`]; only meaningful if `cx` has no problems after.
-fn validate(
-    cx: &mut Cx,
-    doc: &KdlDocument,
-    overrides: &[(String, String)],
-    source: Arc<NamedSource<String>>,
-) -> Spec {
+/// Checks one file's `doc` into its [`Parts`] (with those of the files
+/// it imports and of its template instances); only meaningful if `cx` has
+/// no problems after.
+fn validate(cx: &mut Cx, doc: &KdlDocument, given: Given<'_>, loader: &mut Loader) -> Parts {
     let mut arg_spans = BTreeMap::new();
     for node in doc.nodes().iter().filter(|n| n.name().value() == "arg") {
         cx.declare_arg(node, &mut arg_spans);
     }
+    if let Given::Import(values) = &given {
+        cx.apply_import_args(values);
+    }
+    let overrides = match given {
+        Given::Cli(overrides) => overrides,
+        Given::Import(_) => &[],
+    };
     let args = cx.apply_overrides(overrides, &arg_spans);
+    let mut imported = Parts::default();
+    for node in doc.nodes().iter().filter(|n| n.name().value() == "import") {
+        if let Some((_, mut parts)) = cx.import(node, loader, validate) {
+            for (name, at) in std::mem::take(&mut parts.templates) {
+                cx.templates.insert(name, at);
+            }
+            imported.extend(parts);
+        }
+    }
+    let mut own_templates = Vec::new();
+    for node in doc
+        .nodes()
+        .iter()
+        .filter(|n| n.name().value() == "template")
+    {
+        let id = loader.templates.len();
+        if let Some(def) = cx.define_template(node, id) {
+            loader.templates.push(def);
+            own_templates.push(id);
+        }
+    }
     cx.declare_names(doc);
-    let mut spec = Spec {
-        source,
-        context: cx.context.clone(),
+    for (name, kind) in imported.names() {
+        cx.names
+            .names
+            .insert(name.value.to_string(), (kind, name.span));
+    }
+    for node in doc.nodes() {
+        if is_instance(cx, node) {
+            cx.declare_instance(node, loader);
+        }
+    }
+    if !own_templates.is_empty() {
+        let scope = std::sync::Arc::new(cx.scope());
+        for id in own_templates {
+            loader.templates[id].scope = Some(scope.clone());
+        }
+    }
+    let mut parts = Parts {
         args,
-        stages: Vec::new(),
-        bases: Vec::new(),
-        fetches: Vec::new(),
-        images: Vec::new(),
-        names: Default::default(),
+        ..Parts::default()
     };
     for node in doc.nodes() {
         match node.name().value() {
-            "arg" => {}
-            "stage" => spec.stages.extend(cx.stage(node)),
-            "base" => spec.bases.extend(cx.base(node)),
-            "fetch" => spec.fetches.extend(cx.fetch(node)),
-            "image" => spec.images.extend(cx.image(node)),
-            _ => cx.unknown_node(node, "kiln.kdl", TOP_NODES),
+            "arg" | "import" | "template" => {}
+            "stage" => parts.stages.extend(cx.stage(node)),
+            "base" => parts.bases.extend(cx.base(node)),
+            "fetch" => parts.fetches.extend(cx.fetch(node)),
+            "image" => parts.images.extend(cx.image(node)),
+            _ if is_instance(cx, node) => {
+                parts.extend(cx.instantiate(node, loader).unwrap_or_default());
+            }
+            _ => {
+                let file = cx.file.clone().unwrap_or_else(|| "kiln.kdl".to_owned());
+                cx.unknown_top(node, &file, TOP_NODES)
+            }
         }
     }
-    cx.check_cache_ids(&spec.stages);
-    cx.check_cycles(&spec.stages, &spec.images);
-    spec
+    cx.check_cache_ids(&parts.stages);
+    cx.check_cycles(&parts.stages, &parts.images);
+    parts.templates = cx.templates.flatten();
+    parts.extend(imported);
+    parts
+}
+
+/// Whether `node` instantiates a template this file can name.
+fn is_instance(cx: &Cx, node: &kdl::KdlNode) -> bool {
+    !TOP_NODES.contains(&node.name().value()) && cx.templates.contains_key(node.name().value())
 }

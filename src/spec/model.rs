@@ -7,13 +7,14 @@
 //! program in an image) can still show the user the line in kiln.kdl.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use miette::{NamedSource, SourceSpan};
 use serde::{Deserialize, Serialize};
 
+use super::SpecFile;
+pub use super::name::{Name, SrcPath};
 use crate::hash::Digest;
 
 /// A value and where in kiln.kdl it came from.
@@ -30,95 +31,23 @@ impl<T> std::ops::Deref for Spanned<T> {
     }
 }
 
-/// The name of a stage, base, fetch or image: `[A-Za-z_][A-Za-z0-9_-]*`.
-/// All four kinds share one namespace. Valid as a directory name, and as an
-/// environment variable name once dashes become underscores.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Name(String);
-
-impl Name {
-    /// Returns `None` when `s` is not a valid name.
-    pub fn new(s: &str) -> Option<Name> {
-        let mut chars = s.chars();
-        let first = chars.next()?;
-        let ok = (first.is_ascii_alphabetic() || first == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-        ok.then(|| Name(s.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The environment variable a `use`d stage or an arg is visible as.
-    pub fn env_var(&self) -> String {
-        self.0.replace('-', "_")
-    }
-}
-
-impl fmt::Display for Name {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A path relative to the build context (the directory holding kiln.kdl),
-/// normalized (`/`-separated, no `.`, no `..`, no trailing `/`, never empty:
-/// the context itself is `.`), and known to exist when the spec was loaded.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct SrcPath(String);
-
-impl SrcPath {
-    /// Normalizes `s`; `None` if it is absolute or leaves the context.
-    pub fn new(s: &str) -> Option<SrcPath> {
-        if s.starts_with('/') {
-            return None;
-        }
-        let mut parts: Vec<&str> = Vec::new();
-        for part in s.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => {
-                    parts.pop()?;
-                }
-                p => parts.push(p),
-            }
-        }
-        if parts.is_empty() {
-            return Some(SrcPath(".".to_owned()));
-        }
-        Some(SrcPath(parts.join("/")))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The path on disk, under `context`.
-    pub fn on_disk(&self, context: &Path) -> PathBuf {
-        if self.0 == "." {
-            context.to_path_buf()
-        } else {
-            context.join(&self.0)
-        }
-    }
-}
-
-impl fmt::Display for SrcPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A whole kiln.kdl, valid.
 #[derive(Debug, Clone)]
 pub struct Spec {
-    /// The kiln.kdl text, named by its path, for diagnostics after loading.
+    /// The kiln.kdl text, named by its path, for diagnostics after loading;
+    /// each imported file's text follows it, after a line break, where
+    /// [`Spec::files`] says (so every span of the model is an offset into
+    /// this one text, whichever file it points into).
     pub source: Arc<NamedSource<String>>,
     /// The build context: the canonical directory that holds kiln.kdl.
     pub context: PathBuf,
+    /// kiln.kdl (first) and every file it imports, directly or not, in the
+    /// order their text follows in [`Spec::source`].
+    pub files: Vec<SpecFile>,
+    /// Each template instance's scope (`hello`, `go.hello`, `hello.inner`)
+    /// → the directory its paths are relative to: that of the file that
+    /// instantiates it (a template's body is written where it is used).
+    pub instance_dirs: BTreeMap<String, PathBuf>,
     /// Declared args with their final values (default or `--arg`), file order.
     pub args: Vec<Arg>,
     /// Stages in file order; every name in `uses`/`from` resolves, no cycles.
@@ -165,6 +94,7 @@ impl Image {
                 span: name.span,
             },
             name,
+            scope: String::new(),
             contents: Vec::new(),
             entrypoint: None,
             cmd: None,
@@ -190,11 +120,16 @@ impl Spec {
         name.rsplit('/').next().unwrap_or(name)
     }
 
-    /// The 1-based line of kiln.kdl that `span` starts on.
+    /// The 1-based line that `span` starts on, in the file it points into.
     pub fn line(&self, span: miette::SourceSpan) -> usize {
         let text = self.source.inner();
         let start = span.offset().min(text.len());
-        text.get(..start).unwrap_or_default().matches('\n').count() + 1
+        let base = self.file_at(span).base.min(start);
+        text.get(base..start)
+            .unwrap_or_default()
+            .matches('\n')
+            .count()
+            + 1
     }
 
     /// The node a reference of this spec (a `from`, a `use`, a `copy`'s
@@ -300,6 +235,12 @@ pub(crate) const RESERVED_ENV: [&str; 7] = [
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stage {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     /// `from host` when the stage has no `from` (span: the stage name).
     pub from: Spanned<Root>,
     /// `src "a" "b"`: declared sources, copied into the build directory at
@@ -383,6 +324,12 @@ pub enum Root {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Base {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     pub source: BaseSource,
 }
 
@@ -427,6 +374,12 @@ impl Base {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fetch {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     pub url: Spanned<String>,
     /// sha256 of the downloaded file (`sha256="<hex>"` in kiln.kdl).
     pub sha256: Spanned<Digest>,
@@ -436,6 +389,12 @@ pub struct Fetch {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Image {
     pub name: Spanned<Name>,
+    /// The alias prefix of the names the node's own file or template
+    /// instance declares (`""` in kiln.kdl, `go` in a file imported
+    /// `as=go`, `go.hello` in the instance `hello` of a template of that
+    /// file): taken off names, with the file's alias, where they enter keys.
+    pub scope: String,
+
     /// `from scratch` when absent.
     pub from: Spanned<ImageRoot>,
     /// `copy` and `add` in file order; each becomes (at least) one layer.
@@ -514,29 +473,4 @@ pub enum Command {
     Exec(Vec<String>),
     /// `entrypoint "./goapp --flag" shell=#true`: run by `/bin/sh -c`.
     Shell(String),
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn src_paths_normalize_and_never_leave_the_context() {
-        assert_eq!(SrcPath::new("./a//b/").unwrap().as_str(), "a/b");
-        assert_eq!(SrcPath::new("a/../b").unwrap().as_str(), "b");
-        assert_eq!(SrcPath::new(".").unwrap().as_str(), ".");
-        assert_eq!(SrcPath::new("../x"), None);
-        assert_eq!(SrcPath::new("a/../../x"), None);
-        assert_eq!(SrcPath::new("/etc/passwd"), None);
-    }
-
-    #[test]
-    fn names_are_identifiers_with_dashes() {
-        assert!(Name::new("go-http").is_some());
-        assert!(Name::new("_x1").is_some());
-        assert!(Name::new("1x").is_none());
-        assert!(Name::new("a.b").is_none());
-        assert!(Name::new("").is_none());
-        assert_eq!(Name::new("go-http").unwrap().env_var(), "go_http");
-    }
 }

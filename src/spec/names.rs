@@ -17,7 +17,7 @@ pub(crate) fn node_name(names: &NameTable, node: &KdlNode) -> Option<Spanned<Nam
     let KdlValue::String(s) = entry.value() else {
         return None;
     };
-    let name = Name::new(s).filter(|_| names.declared_at(s, entry.span()))?;
+    let name = Name::local(s).filter(|_| names.declared_at(s, entry.span()))?;
     Some(Spanned {
         value: name,
         span: entry.span(),
@@ -50,7 +50,7 @@ impl Cx {
                     name: name.value.clone(),
                 };
                 self.report(kind, vec![label(name.span, "reserved")]);
-            } else if Name::new(&name.value).is_none() {
+            } else if Name::local(&name.value).is_none() {
                 let kind = ProblemKind::InvalidName {
                     name: name.value.clone(),
                 };
@@ -81,15 +81,38 @@ impl Cx {
             let resolved = Name::new(&name.value).expect("kiln bug: declared names are valid");
             return Some((kind, resolved));
         }
+        if let Some((alias, rest)) = name.value.split_once('.')
+            && let Some((file, _)) = self.aliases.get(alias).cloned()
+        {
+            let prefix = format!("{alias}.");
+            let suggestion = match self.afford_suggestion(self.names.names.len()) {
+                true => suggest(
+                    rest,
+                    (self.names.names.keys()).filter_map(|n| n.strip_prefix(prefix.as_str())),
+                ),
+                false => None,
+            };
+            let text = "not declared there".to_owned();
+            let kind = ProblemKind::UnknownImported {
+                alias: alias.to_owned(),
+                name: rest.to_owned(),
+                file,
+                suggestion,
+            };
+            self.report(kind, vec![label(name.span, text)]);
+            return None;
+        }
         let suggestion = match self.afford_suggestion(self.names.names.len()) {
-            true => suggest(&name.value, self.names.names.keys().map(String::as_str)),
+            true => suggest(&name.value, self.names.names.keys()),
             false => None,
         };
         let kind = ProblemKind::UnknownReference {
             name: name.value.clone(),
             suggestion,
         };
-        self.report(kind, vec![label(name.span, "not declared in kiln.kdl")]);
+        let file = self.file.as_deref().unwrap_or("kiln.kdl");
+        let text = format!("not declared in {file}");
+        self.report(kind, vec![label(name.span, text)]);
         None
     }
 

@@ -61,9 +61,16 @@ impl Cx {
             );
             return None;
         }
-        let outside = |why| ProblemKind::SourceOutside {
-            path: path.value.clone(),
-            why,
+        let file = self.file.clone();
+        let outside = |why| match &file {
+            Some(file) => ProblemKind::ImportedPathOutside {
+                path: path.value.clone(),
+                file: file.clone(),
+            },
+            None => ProblemKind::SourceOutside {
+                path: path.value.clone(),
+                why,
+            },
         };
         let Some(src) = SrcPath::new(&path.value) else {
             let why = if path.value.starts_with('/') {
@@ -71,10 +78,11 @@ impl Cx {
             } else {
                 Escape::DotDot
             };
-            self.report(
-                outside(why),
-                vec![label(path.span, "outside the build context")],
-            );
+            let text = match self.file {
+                Some(_) => "outside this file's directory",
+                None => "outside the build context",
+            };
+            self.report(outside(why), vec![label(path.span, text)]);
             return None;
         };
         let missing = || ProblemKind::SourceMissing {
@@ -83,7 +91,10 @@ impl Cx {
         match resolve(&self.context, &src) {
             Resolved::Inside => {}
             Resolved::Outside => {
-                let text = "resolves outside the build context";
+                let text = match self.file {
+                    Some(_) => "resolves outside this file's directory",
+                    None => "resolves outside the build context",
+                };
                 self.report(outside(Escape::Symlink), vec![label(path.span, text)]);
                 return None;
             }

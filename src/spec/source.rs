@@ -4,7 +4,10 @@
 //! quadratic (20,000 problems took minutes); here each snippet costs only
 //! the lines it shows. A snippet whose lines are very long is cut to the
 //! span and a little around it, so one 20 KB line is not printed again for
-//! every problem on it. No IO.
+//! every problem on it. A spec with imports is one text holding every file
+//! ([`Files`]): a snippet is read from the file its span falls in, named
+//! and numbered as that file, so one diagnostic can point into kiln.kdl and
+//! into a file it imports. No IO.
 
 use std::sync::Arc;
 
@@ -130,6 +133,81 @@ impl SourceCode for Indexed {
     }
 }
 
+/// Several files in one text: each span is read from the file it falls
+/// in, by that file's name and line numbers. A span across two files reads
+/// as out of bounds (miette then shows the two labels apart).
+#[derive(Debug)]
+pub(crate) struct Files {
+    /// The whole text, named as kiln.kdl.
+    all: Arc<NamedSource<String>>,
+    /// Each file: where it starts in `all`, and its own text, indexed.
+    files: Vec<(usize, Indexed)>,
+}
+
+impl Files {
+    /// `all` as one file.
+    pub fn one(all: Arc<NamedSource<String>>) -> Files {
+        let whole = Indexed::new(all.clone());
+        Files {
+            all,
+            files: vec![(0, whole)],
+        }
+    }
+
+    /// `all`, cut into the files at `(name, base, len)`; the first is
+    /// named as `all` is.
+    pub fn split(all: Arc<NamedSource<String>>, files: &[(String, usize, usize)]) -> Files {
+        if files.len() <= 1 {
+            return Files::one(all);
+        }
+        let text = all.inner();
+        let mut cut = Vec::with_capacity(files.len());
+        for (name, base, len) in files {
+            let end = (base + len).min(text.len());
+            let own = text.get((*base).min(end)..end).unwrap_or_default();
+            let named = Arc::new(NamedSource::new(name, own.to_owned()));
+            cut.push((*base, Indexed::new(named)));
+        }
+        Files { all, files: cut }
+    }
+
+    pub fn name(&self) -> &str {
+        self.all.name()
+    }
+
+    pub fn text(&self) -> &str {
+        self.all.inner()
+    }
+}
+
+impl SourceCode for Files {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        context_lines_before: usize,
+        context_lines_after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        let at = self
+            .files
+            .partition_point(|(base, _)| *base <= span.offset())
+            .saturating_sub(1);
+        let (base, file) = self.files.get(at).ok_or(MietteError::OutOfBounds)?;
+        if *base == 0 {
+            return file.read_span(span, context_lines_before, context_lines_after);
+        }
+        let shifted = SourceSpan::new((span.offset() - base).into(), span.len());
+        let found = file.read_span(&shifted, context_lines_before, context_lines_after)?;
+        Ok(Box::new(MietteSpanContents::new_named(
+            file.name().to_owned(),
+            found.data(),
+            (found.span().offset() + base, found.span().len()).into(),
+            found.line(),
+            found.column(),
+            found.line_count(),
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +257,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_span_is_read_from_its_own_file_by_its_own_lines() {
+        let all = "a\nb\n\nx\ny\n".to_owned();
+        let files = [("k.kdl".to_owned(), 0, 4), ("lib/t.kdl".to_owned(), 5, 4)];
+        let files = Files::split(Arc::new(NamedSource::new("k.kdl", all)), &files);
+        let got = files
+            .read_span(&SourceSpan::from((7, 1)), 0, 0)
+            .expect("reads");
+        assert_eq!(got.name(), Some("lib/t.kdl"));
+        assert_eq!((got.line(), got.data()), (1, &b"y"[..]));
+        assert_eq!(got.span().offset(), 7);
+        let got = files
+            .read_span(&SourceSpan::from((2, 1)), 0, 0)
+            .expect("reads");
+        assert_eq!((got.name(), got.line()), (Some("k.kdl"), 1));
+        assert!(files.read_span(&SourceSpan::from((2, 5)), 0, 0).is_err());
     }
 
     #[test]

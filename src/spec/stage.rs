@@ -39,6 +39,7 @@ impl Cx {
                 span: name.span,
             },
             name,
+            scope: String::new(),
             srcs: Vec::new(),
             uses: Vec::new(),
             tools: Vec::new(),
@@ -276,6 +277,7 @@ impl Cx {
         }
         Some(Base {
             name,
+            scope: String::new(),
             source: source?,
         })
     }
@@ -400,6 +402,7 @@ impl Cx {
         };
         Some(Fetch {
             name,
+            scope: String::new(),
             url: url?,
             sha256,
         })

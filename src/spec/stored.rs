@@ -8,17 +8,20 @@
 //! Reading checks what the model's constructors check (a name is a name, a
 //! source path is normalized), so a stored value is one a load could make.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use miette::{NamedSource, SourceSpan};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{Arg, Base, Fetch, Image, Name, Spanned, Spec, SrcPath, Stage};
+use super::{Arg, Base, Fetch, Image, Name, Spanned, Spec, SpecFile, SrcPath, Stage};
 
 /// The parts of a [`Spec`] that are stored, borrowed to write them.
 #[derive(Serialize)]
 struct StoredRef<'a> {
+    files: &'a [SpecFile],
+    instance_dirs: &'a BTreeMap<String, PathBuf>,
     args: &'a [Arg],
     stages: &'a [Stage],
     bases: &'a [Base],
@@ -29,6 +32,8 @@ struct StoredRef<'a> {
 /// The parts of a [`Spec`] that are stored, owned as read back.
 #[derive(Deserialize)]
 struct Stored {
+    files: Vec<SpecFile>,
+    instance_dirs: BTreeMap<String, PathBuf>,
     args: Vec<Arg>,
     stages: Vec<Stage>,
     bases: Vec<Base>,
@@ -43,6 +48,8 @@ pub(super) fn to_json(spec: &Spec) -> Result<Vec<u8>, serde_json::Error> {
     let Spec {
         source: _,
         context: _,
+        files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -51,6 +58,8 @@ pub(super) fn to_json(spec: &Spec) -> Result<Vec<u8>, serde_json::Error> {
         names: _,
     } = spec;
     serde_json::to_vec(&StoredRef {
+        files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -60,13 +69,17 @@ pub(super) fn to_json(spec: &Spec) -> Result<Vec<u8>, serde_json::Error> {
 }
 
 /// The spec stored as `json`, of the text `source` holds in `context`:
-/// what `to_json` was given, if `json` is what it wrote.
+/// what `to_json` was given, if `json` is what it wrote. A spec with
+/// imports is returned with kiln.kdl's text alone in its source: the
+/// caller reads the imported files again (`cache.rs`).
 pub(super) fn from_json(
     json: &[u8],
     source: Arc<NamedSource<String>>,
     context: PathBuf,
 ) -> Result<Spec, serde_json::Error> {
     let Stored {
+        files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -76,6 +89,8 @@ pub(super) fn from_json(
     Ok(Spec {
         source,
         context,
+        files,
+        instance_dirs,
         args,
         stages,
         bases,
@@ -96,6 +111,20 @@ pub(super) mod span {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SourceSpan, D::Error> {
         let (offset, len) = <(usize, usize)>::deserialize(d)?;
         Ok((offset, len).into())
+    }
+}
+
+/// An optional span as `null` or `[offset, length]`.
+pub(super) mod opt_span {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(span: &Option<SourceSpan>, s: S) -> Result<S::Ok, S::Error> {
+        span.map(|span| (span.offset(), span.len())).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SourceSpan>, D::Error> {
+        let span = <Option<(usize, usize)>>::deserialize(d)?;
+        Ok(span.map(Into::into))
     }
 }
 

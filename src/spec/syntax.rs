@@ -1,6 +1,7 @@
 //! KDL syntax errors as kiln's problems, pointing at the offending token
 //! and naming the mistakes kiln.kdl writers make most. Pure.
 
+use kdl::KdlDocument;
 use miette::SourceSpan;
 
 use super::error::{Problem, ProblemKind, label};
@@ -62,5 +63,75 @@ fn usual_mistake(token: &str) -> Option<String> {
             "Quote a value that starts with `/` or `.` (or looks like a path): `\"{value}\"`"
         )),
         _ => None,
+    }
+}
+
+/// Parses on a thread with a stack far larger than `scan`'s limits need: the
+/// parser recurses, and a stack overflow aborts the process.
+pub(super) fn parse_kdl(text: &str) -> Result<KdlDocument, kdl::KdlError> {
+    std::thread::scope(|scope| {
+        let parser = std::thread::Builder::new()
+            .name("kdl-parse".into())
+            .stack_size(super::scan::PARSE_STACK)
+            .spawn_scoped(scope, || KdlDocument::parse(text));
+        match parser {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had (a tight `ulimit -v`, say): the limits of
+            // `scan` keep the recursion within the usual main-thread stack in
+            // a release build.
+            Err(_) => KdlDocument::parse(text),
+        }
+    })
+}
+
+/// Moves every span of `doc` (nodes, their names, entries and their names,
+/// blocks) `by` bytes later: a document parsed alone, as it sits in a
+/// longer text. Recursion is bounded by `scan`'s nesting limit.
+pub(super) fn shift(doc: &mut KdlDocument, by: usize) {
+    let moved = |span: SourceSpan| SourceSpan::new((span.offset() + by).into(), span.len());
+    doc.set_span(moved(doc.span()));
+    for node in doc.nodes_mut() {
+        node.set_span(moved(node.span()));
+        let name = node.name_mut();
+        name.set_span(moved(name.span()));
+        for entry in node.entries_mut() {
+            entry.set_span(moved(entry.span()));
+            if let Some(key) = entry.name_mut() {
+                key.set_span(moved(key.span()));
+            }
+        }
+        if let Some(children) = node.children_mut() {
+            shift(children, by);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shifted_spans_are_where_the_text_sits_in_a_longer_one() {
+        let text = "stage a x=1 {\n    run \"b\"\n}\n";
+        let mut alone = parse_kdl(text).expect("parses");
+        shift(&mut alone, 7);
+        let padded = parse_kdl(&format!("{}{text}", " ".repeat(7))).expect("parses");
+        let spans = |doc: &KdlDocument| {
+            let node = &doc.nodes()[0];
+            let entries: Vec<_> = node.entries().iter().map(|e| e.span()).collect();
+            let key = node.entries()[1].name().map(|k| k.span());
+            let children = node.children().expect("block");
+            let run = &children.nodes()[0];
+            (
+                node.name().span(),
+                entries,
+                key,
+                children.span(),
+                run.entries()[0].span(),
+            )
+        };
+        assert_eq!(spans(&alone), spans(&padded));
     }
 }

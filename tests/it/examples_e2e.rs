@@ -1,8 +1,9 @@
 //! The examples under `examples/` (the five seed tutorials, done with kiln),
 //! end to end through the `kiln` binary: build, export, `docker load`,
 //! `docker run`. The four examples that compile in kiln's own Go toolchain
-//! image share one store, as a user's machine would, so the toolchain is
-//! built once; the SQLite web server builds `from host` in its own.
+//! image import it from one file (`examples/toolchains/go.kdl`) and share
+//! one store, as a user's machine would, so the toolchain is built once;
+//! the SQLite web server builds `from host` in its own.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,13 +21,15 @@ struct Example {
 }
 
 impl Example {
-    /// `examples/NAME` copied to `parent/NAME`, using the store `store`.
+    /// `examples/NAME` copied to `parent/NAME`, with the shared files it
+    /// imports (`examples/toolchains`) beside it, using the store `store`.
     fn copy(name: &str, parent: &Path, store: &Path) -> Example {
-        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name);
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
         let dir = parent.join(name);
-        copy_tree(&src, &dir);
+        copy_tree(&examples.join(name), &dir);
+        if !parent.join("toolchains").exists() {
+            copy_tree(&examples.join("toolchains"), &parent.join("toolchains"));
+        }
         Example {
             dir,
             store: store.to_owned(),
@@ -106,8 +109,6 @@ fn image_size(inspect: &Value) -> u64 {
         .sum()
 }
 
-const TOOLCHAIN_START: &str = "// ---- The Go toolchain image";
-const TOOLCHAIN_END: &str = "// ---- end of the toolchain";
 const GO_EXAMPLES: [&str; 4] = [
     "hello-builder",
     "hello-scratch",
@@ -115,23 +116,40 @@ const GO_EXAMPLES: [&str; 4] = [
     "size-compare",
 ];
 
+/// The stages of `examples/toolchains/go.kdl`, as the examples import it.
+const TOOLCHAIN_STAGES: [&str; 2] = ["go.go-dist", "go.busybox"];
+
 #[test]
-fn the_go_examples_share_one_toolchain_definition_word_for_word() {
-    // Same text, same keys: in one store the toolchain is built once.
-    let block = |name: &str| {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples")
-            .join(name)
-            .join("kiln.kdl");
-        let spec = crate::common::read(&path);
-        let start = spec.find(TOOLCHAIN_START).expect("toolchain start");
-        let end = spec.find(TOOLCHAIN_END).expect("toolchain end");
-        spec[start..end].to_owned()
+fn the_go_examples_share_the_toolchains_store_entries() {
+    // Two examples in two directories, one store: the second builds none
+    // of the toolchain's stages, whose keys are the first's.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let store = tmp.path().join("store");
+    let first = Example::copy(GO_EXAMPLES[0], &tmp.path().join("a"), &store);
+    let (code, built) = first.build_json(&TOOLCHAIN_STAGES);
+    assert_eq!(code, Some(0), "{built}");
+    let second = Example::copy(GO_EXAMPLES[1], &tmp.path().join("b/c"), &store);
+    let (code, again) = second.build_json(&TOOLCHAIN_STAGES);
+    assert_eq!(code, Some(0), "{again}");
+    for name in TOOLCHAIN_STAGES {
+        assert_eq!(stage(&built, name)["status"], "built", "{name}");
+        assert_eq!(stage(&again, name)["status"], "cached", "{name}");
+        assert_eq!(stage(&again, name)["key"], stage(&built, name)["key"]);
+        assert_eq!(stage(&again, name)["file"], "../toolchains/go.kdl");
+    }
+    // Every Go example keys the toolchain's stages the same: what
+    // `kiln explain` says of them, unbuilt, in a store of their own.
+    let key_line = |name: &str, stage: &str| {
+        let ex = Example::copy(name, &tmp.path().join("each"), &tmp.path().join(name));
+        let out = ex.kiln_ok(&["explain", stage]);
+        out.lines().nth(1).expect("a key line").to_owned()
     };
-    let first = block(GO_EXAMPLES[0]);
-    assert!(first.contains("image golang"), "{first}");
-    for name in &GO_EXAMPLES[1..] {
-        assert_eq!(block(name), first, "{name}'s toolchain differs");
+    for stage in TOOLCHAIN_STAGES {
+        let first = key_line(GO_EXAMPLES[0], stage);
+        assert!(first.contains("has never been built here (key "), "{first}");
+        for name in &GO_EXAMPLES[1..] {
+            assert_eq!(key_line(name, stage), first, "{name}: {stage}");
+        }
     }
 }
 
@@ -183,7 +201,7 @@ fn hello_builder(ex: &Example, engine: &DockerEngine) {
     // Docker's ARG CODE_VERSION: the same value keeps every key...
     let (code, same) = ex.build_json(&["--arg", "go-version=1.19"]);
     assert_eq!(code, Some(0), "{same}");
-    for name in ["go-dist", "busybox", "build"] {
+    for name in ["go.go-dist", "go.busybox", "hello.build"] {
         assert_eq!(stage(&same, name)["status"], "cached", "{name}");
         assert_eq!(stage(&same, name)["key"], stage(&first, name)["key"]);
     }
@@ -191,15 +209,15 @@ fn hello_builder(ex: &Example, engine: &DockerEngine) {
     // of nothing else (this machine has no Go 0.0, so it fails, saying so).
     let (code, other) = ex.build_json(&["--arg", "go-version=0.0"]);
     assert_eq!(code, Some(1), "{other}");
-    let go_dist = stage(&other, "go-dist");
+    let go_dist = stage(&other, "go.go-dist");
     assert_eq!(go_dist["status"], "failed");
-    assert_ne!(go_dist["key"], stage(&first, "go-dist")["key"]);
-    assert_eq!(stage(&other, "busybox")["status"], "cached");
+    assert_ne!(go_dist["key"], stage(&first, "go.go-dist")["key"]);
+    assert_eq!(stage(&other, "go.busybox")["status"], "cached");
     assert_eq!(
-        stage(&other, "busybox")["key"],
-        stage(&first, "busybox")["key"]
+        stage(&other, "go.busybox")["key"],
+        stage(&first, "go.busybox")["key"]
     );
-    assert_eq!(stage(&other, "build")["status"], "skipped");
+    assert_eq!(stage(&other, "hello.build")["status"], "skipped");
     let stderr = String::from_utf8_lossy(&ex.kiln(&["build", "--arg", "go-version=0.0"]).stderr)
         .into_owned();
     assert!(stderr.contains("apt-get install golang-0.0-go"), "{stderr}");

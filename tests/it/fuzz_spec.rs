@@ -4,6 +4,9 @@
 //! `spec::load_str` and the rendering of its diagnostic. No input may panic,
 //! take longer than [`PER_INPUT`] or print more than [`MAX_RENDERED`].
 //! `fuzz/fuzz_targets/spec.rs` is the same check for cargo-fuzz (nightly).
+//! The context holds files to import (a shared file, one that imports
+//! itself, one nested), and every other mutant is the text of an imported
+//! file rather than of kiln.kdl.
 //!
 //! `KILN_FUZZ_SECS` sets the time spent mutating (default 20), and
 //! `KILN_FUZZ_SEED` the seed (default: from the clock, printed). A failing
@@ -66,6 +69,19 @@ const TOKENS: &[&str] = &[
     "env A=\"1\"",
     "tag \"a:b\"",
     "layers max=3",
+    "import \"lib.kdl\" as=l ",
+    "import \"cycle.kdl\" as=c\n",
+    "import \"../x.kdl\" as=x\n",
+    " as=l",
+    "{ arg g=\"2\" }",
+    "from l.img",
+    "use l.s",
+    "copy l.s \".\" to=\"/\"",
+    "template t { param p; stage s { run \"$p\" } }\n",
+    "param q default=1 ",
+    "t i p=\"x\"\n",
+    "l.prog j name=\"j\" ",
+    "use i.s j.build",
     "\u{2028}",
     "\u{feff}",
     "é",
@@ -130,18 +146,69 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, other: &[u8]) {
     input.truncate(MAX_INPUT);
 }
 
-/// A build context with a file and a directory, so `src` paths can resolve.
+/// A shared file in the context, for mutants to import.
+const LIB: &str = r#"arg g default="1"
+import "inner/inner.kdl" as=i
+stage s {
+    src "main.c"
+    use i.t
+    run "echo $g"
+}
+image img {
+    copy s "." to="/"
+}
+template prog {
+    param name
+    param port default=8080
+    stage build {
+        use s
+        run "echo ${name} $port"
+    }
+}
+prog inner name="inner"
+"#;
+
+/// What imports the mutant when the mutant is the imported file.
+const IMPORTER: &str = r#"import "mutant.kdl" as=m {
+    arg version="2"
+}
+stage top {
+    use m.s
+    run "true"
+}
+"#;
+
+/// A build context with a file and a directory, so `src` paths can
+/// resolve, and files to import.
 fn context() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("temp dir");
     fs_err::write(dir.path().join("main.c"), "int main;").expect("file");
     fs_err::create_dir(dir.path().join("src")).expect("dir");
+    fs_err::write(dir.path().join("lib.kdl"), LIB).expect("file");
+    fs_err::write(
+        dir.path().join("cycle.kdl"),
+        "import \"lib.kdl\" as=l\nimport \"cycle.kdl\" as=c\n",
+    )
+    .expect("file");
+    fs_err::create_dir(dir.path().join("inner")).expect("dir");
+    fs_err::write(
+        dir.path().join("inner/inner.kdl"),
+        "stage t { run \"true\" }\n",
+    )
+    .expect("file");
+    fs_err::write(dir.path().join("inner/main.c"), "int main;").expect("file");
     let path = fs_err::canonicalize(dir.path()).expect("canonical");
     (dir, path)
 }
 
-/// Loads `input` and renders its diagnostic: the bytes rendered.
-fn run_one(input: &[u8], context: &Path) -> usize {
-    let text = String::from_utf8_lossy(input).into_owned();
+/// Loads `input` and renders its diagnostic: the bytes rendered. With
+/// `imported`, `input` is the text of a file kiln.kdl imports.
+fn run_one(input: &[u8], context: &Path, imported: bool) -> usize {
+    let mut text = String::from_utf8_lossy(input).into_owned();
+    if imported {
+        fs_err::write(context.join("mutant.kdl"), input).expect("write the mutant");
+        text = IMPORTER.to_owned();
+    }
     let overrides = [("version".to_owned(), "1.0".to_owned())];
     match kiln::spec::load_str("kiln.kdl", text, context.to_path_buf(), &overrides) {
         Ok(_) => 0,
@@ -156,13 +223,13 @@ fn run_one(input: &[u8], context: &Path) -> usize {
 }
 
 /// Runs `input`; on a panic, a hang or a flood, saves it and says why.
-fn check(input: &[u8], context: &Path, what: &str) -> Result<(), String> {
+fn check(input: &[u8], context: &Path, imported: bool, what: &str) -> Result<(), String> {
     let (done, outcome) = std::sync::mpsc::channel();
     let (owned, at) = (input.to_vec(), context.to_path_buf());
     let start = Instant::now();
     // On a thread, so that a hang is reported rather than waited for.
     std::thread::spawn(move || {
-        let rendered = catch_unwind(AssertUnwindSafe(|| run_one(&owned, &at)));
+        let rendered = catch_unwind(AssertUnwindSafe(|| run_one(&owned, &at, imported)));
         let _ = done.send(rendered);
     });
     let why = match outcome.recv_timeout(PER_INPUT) {
@@ -215,7 +282,7 @@ fn the_corpus_loads_without_panic_hang_or_flood() {
         corpus.len()
     );
     let failures: Vec<String> = (corpus.iter())
-        .filter_map(|(name, input)| check(input, &context, name).err())
+        .filter_map(|(name, input)| check(input, &context, false, name).err())
         .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -240,8 +307,10 @@ fn mutated_specs_never_panic_hang_or_flood() {
         for _ in 0..1 + rng.below(8) {
             mutate(&mut rng, &mut input, other);
         }
-        let what = format!("seed {seed}, run {runs}, from {name}:");
-        if let Err(failure) = check(&input, &context, &what) {
+        // Every other mutant is a file kiln.kdl imports.
+        let imported = runs % 2 == 1;
+        let what = format!("seed {seed}, run {runs} (imported: {imported}), from {name}:");
+        if let Err(failure) = check(&input, &context, imported, &what) {
             panic!("{failure}");
         }
         runs += 1;

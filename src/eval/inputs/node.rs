@@ -7,7 +7,8 @@ use super::{Inputs, Node, platform};
 use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
 use crate::image::{LayerSettings, Origin, Via};
 use crate::spec::{
-    Base, BaseSource, Command, Content, ContentAttrs, Image, ImageRoot, Platform, Spanned, Spec,
+    Base, BaseSource, Command, Content, ContentAttrs, Image, ImageRoot, Local, Platform, Spanned,
+    Spec,
 };
 use crate::tree::Tree;
 
@@ -59,12 +60,19 @@ pub(super) struct ImageInputs {
     sources: std::sync::Arc<Tree>,
     /// Name of a root a copied stage ran in → its config digest.
     pub(super) closure_roots: BTreeMap<String, Digest>,
+    /// How the image's own file or template writes names: every name
+    /// above and of `output` is as written there. Never keyed itself.
+    pub(super) local: Local,
 }
 
 impl Inputs {
     /// A base is keyed by its pinned digest, its name and its line.
     pub(in crate::eval) fn of_base(spec: &Spec, base: &Base) -> Self {
-        let Base { name, source } = base;
+        let Base {
+            name,
+            scope,
+            source,
+        } = base;
         // Where the pinned bytes are read from (a path, a registry and
         // repository) is not keyed: a copy elsewhere is the same base.
         let pin = match source {
@@ -80,8 +88,9 @@ impl Inputs {
                 unreachable!("kiln bug: planning refuses a base by tag that kiln.lock does not pin")
             }
         };
+        let local = spec.local(name.span, scope);
         Inputs(Node::Base(BaseInputs {
-            name: name.value.to_string(),
+            name: local.name(name.value.as_str()).to_owned(),
             pin,
             at: line_of(spec, name.span),
         }))
@@ -97,6 +106,7 @@ impl Inputs {
     ) -> Self {
         let Image {
             name,
+            scope,
             from,
             contents,
             entrypoint,
@@ -114,16 +124,19 @@ impl Inputs {
         let LayerSettings { compression, epoch } = layers;
         let command = |c: &Option<Spanned<Command>>| c.as_ref().map(|c| command_input(&c.value));
         let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.value.clone());
+        let local = spec.local(name.span, scope);
         Inputs(Node::Image(Box::new(ImageInputs {
             platform: platform(),
-            name: name.value.to_string(),
+            name: local.name(name.value.as_str()).to_owned(),
             at: line_of(spec, name.span),
             parent: match &from.value {
                 ImageRoot::Scratch => "scratch".to_owned(),
-                ImageRoot::Base(name) => format!("base {name}"),
-                ImageRoot::Image(name) => format!("image {name}"),
+                ImageRoot::Base(name) => format!("base {}", local.name(name.as_str())),
+                ImageRoot::Image(name) => format!("image {}", local.name(name.as_str())),
             },
-            contents: contents.iter().map(|c| content_input(spec, c)).collect(),
+            contents: (contents.iter())
+                .map(|c| content_input(spec, &local, c))
+                .collect(),
             entrypoint: command(entrypoint),
             cmd: command(cmd),
             env: env.clone(),
@@ -139,6 +152,7 @@ impl Inputs {
             epoch: *epoch,
             sources: std::sync::Arc::new(sources.clone()),
             closure_roots: BTreeMap::new(),
+            local,
         })))
     }
 }
@@ -173,6 +187,8 @@ impl StableHash for ImageKey<'_> {
             epoch,
             sources,
             closure_roots,
+            // Every name above is already as the image's file writes it.
+            local: _,
         } = inputs;
         w.field("platform", platform);
         w.field("name", name);
@@ -213,20 +229,25 @@ impl StableHash for BaseInputs {
     }
 }
 
-/// `kiln.kdl:12`: where a node is defined (the file by its name only: the
-/// same spec named by another path is the same spec).
+/// `kiln.kdl:12`, `go.kdl:40`: where a node is defined, in the file that
+/// defines it (by its name only: the same spec named by another path, or
+/// imported from another directory, is the same spec).
 fn line_of(spec: &Spec, span: miette::SourceSpan) -> String {
-    format!("{}:{}", spec.file_name(), spec.line(span))
+    format!("{}:{}", spec.file_name_at(span), spec.line(span))
 }
 
 /// One `copy` or `add`: what, where, how, and what `kiln why` reports of
 /// it (its line and text, as [`Origin::of_node`] takes them: the stored
 /// image holds them, so they are keyed). Values are JSON-quoted so no two
 /// read the same.
-fn content_input(spec: &Spec, content: &Content) -> String {
+fn content_input(spec: &Spec, local: &Local, content: &Content) -> String {
     let (what, attrs) = match content {
         Content::Copy { stage, path, attrs } => (
-            format!("copy {} {}", stage.value, json(path.value.as_str())),
+            format!(
+                "copy {} {}",
+                local.name(stage.value.as_str()),
+                json(path.value.as_str())
+            ),
             attrs,
         ),
         Content::Add { src, attrs } => (format!("add {}", json(src.value.as_str())), attrs),

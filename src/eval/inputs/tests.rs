@@ -42,6 +42,7 @@ fn given() -> Given {
     Given {
         stage: Stage {
             name: sp(name("app")),
+            scope: String::new(),
             from: sp(Root::Host),
             srcs: vec![sp(SrcPath::new("src").expect("valid path"))],
             uses: vec![sp(name("lib"))],
@@ -205,6 +206,7 @@ fn each_input_is_shown_under_the_label_explain_prints() {
 fn fetch() -> Fetch {
     Fetch {
         name: sp(name("zlib")),
+        scope: String::new(),
         url: sp("https://x.org/a/zlib-1.3.tar.gz".to_owned()),
         sha256: sp(crate::hash::Digest::of(b"zlib")),
     }

@@ -262,3 +262,37 @@ fn a_source_gone_or_escaping_after_caching_is_reported_as_without_the_cache() {
         assert!(without.contains(what), "{without}");
     }
 }
+
+#[test]
+fn a_spec_with_imports_is_a_hit_until_an_imported_file_changes() {
+    let f = Fixture::new();
+    let shared = f.project.parent().expect("parent").join("shared");
+    fs_err::create_dir_all(shared.join("inner")).expect("mkdir");
+    fs_err::write(
+        shared.join("t.kdl"),
+        "import \"inner/i.kdl\" as=i\nstage s { use i.x; run \"marker\" }\n",
+    )
+    .expect("write");
+    fs_err::write(shared.join("inner/i.kdl"), "stage x { run \"true\" }\n").expect("write");
+    let spec = "import \"../shared/t.kdl\" as=t\nstage top { use t.s; run \"true\" }\n";
+    fs_err::write(f.spec_file(), spec).expect("write");
+    let full = load(&f.spec_file(), &[]).expect("valid");
+    assert_eq!(full.files.len(), 3);
+    assert_same(&f.cached(&[]).expect("valid"), &full);
+    // Mark the stored spec: only a hit returns the mark.
+    let file = f.cache_file();
+    let json = fs_err::read_to_string(&file).expect("read");
+    fs_err::write(&file, json.replace("\"marker\"", "\"from the cache\"")).expect("write");
+    let hit = f.cached(&[]).expect("valid");
+    assert_eq!(
+        hit.stage("t.s").expect("t.s").runs[0].value,
+        "from the cache"
+    );
+    assert_eq!(hit.source.inner(), full.source.inner());
+    assert_eq!(hit.files, full.files);
+    // A file imported two levels down changes: a miss, loaded in full.
+    fs_err::write(shared.join("inner/i.kdl"), "stage x { run \"false\" }\n").expect("write");
+    let miss = f.cached(&[]).expect("valid");
+    assert_eq!(miss.stage("t.s").expect("t.s").runs[0].value, "marker");
+    assert_eq!(miss.stage("t.i.x").expect("t.i.x").runs[0].value, "false");
+}
