@@ -14,22 +14,16 @@ use crate::common::{Project, Report, read};
 const HELLO: &str =
     "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tfmt.Println(\"hello\")\n}\n";
 
-/// The examples' toolchain block, word for word, then a builder that
-/// keeps Go's build cache.
+/// The examples' toolchain (imported from examples/toolchains), then a
+/// builder that keeps Go's build cache.
 fn spec() -> String {
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-scratch/kiln.kdl");
-    let text = read(&example);
-    let start = text
-        .find("// ---- The Go toolchain image")
-        .expect("toolchain start");
-    let end = text
-        .find("// ---- end of the toolchain")
-        .expect("toolchain end");
+    let toolchain = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/toolchains/go.kdl");
     format!(
-        "{}\nstage build {{\n    from golang\n    src \"hello.go\"\n    cache \"/tmp/go-cache\"\n    \
+        "import {:?} as=go\nstage build {{\n    from go.golang\n    src \"hello.go\"\n    \
+         cache \"/tmp/go-cache\"\n    \
          env CGO_ENABLED=\"0\" GOCACHE=\"/tmp/go-cache\" GOPATH=\"/tmp/go\"\n    \
          run \"go build -v -trimpath -o $out/hello hello.go\"\n}}\n",
-        &text[start..end]
+        toolchain.display().to_string()
     )
 }
 
