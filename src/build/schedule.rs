@@ -371,15 +371,20 @@ fn produce(
 fn failure(ctx: &Ctx<'_, '_>, planned: &PlannedNode<'_>, key: &Key, e: NodeError) -> Failure {
     match e {
         NodeError::Image(e) => Failure::Image(e),
-        NodeError::Pull(e) => Failure::Pull(super::node::PullFailure {
-            base: planned.name().clone(),
-            src: ctx.spec.source.clone(),
-            span: match planned.work {
+        NodeError::Pull(e) => {
+            let at = match planned.work {
                 crate::eval::Work::Import(base) => base.pin_span(),
                 _ => planned.work.name().span,
-            },
-            cause: vec![e],
-        }),
+            };
+            // In the file that defines the base (an imported one, perhaps).
+            let (src, span) = ctx.spec.snippet(at);
+            Failure::Pull(super::node::PullFailure {
+                base: planned.name().clone(),
+                src,
+                span,
+                cause: vec![e],
+            })
+        }
         e => Failure::Stage(super::stage::failure(ctx, planned, key, e)),
     }
 }

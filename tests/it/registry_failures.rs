@@ -55,6 +55,30 @@ fn a_registry_nobody_answers_at_is_said_to_be_unreachable() {
     );
 }
 
+/// A base of an imported file that cannot be pulled is shown in that file.
+#[test]
+fn a_base_of_an_imported_file_that_cannot_be_pulled_is_shown_in_its_file() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let digest = Digest::of(b"nothing");
+    let p = Project::new("import \"lib/bases.kdl\" as=lib\n");
+    let bases = format!(
+        "// the bases\n{}",
+        base_spec(&format!("127.0.0.1:{port}/bb:1@{digest}"), "")
+    );
+    p.write("lib/bases.kdl", &bases);
+    let out = p.kiln(&["build", "lib.bb"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("Cannot reach the registry"), "{err}");
+    assert!(
+        err.contains("bases.kdl:2:"),
+        "the base's line in its file: {err}"
+    );
+}
+
 /// A proxy to `upstream` that ends every connection once it has passed
 /// `limit` bytes of answers on it: a registry that goes away in the middle
 /// of a layer (manifests and configs are far smaller). Runs until the test
