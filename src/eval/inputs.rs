@@ -126,8 +126,10 @@ impl Inputs {
     /// produce, and the file name it is stored under (`$NAME/<file>`). The
     /// rest of the URL is not an input: a mirror of the same bytes is the
     /// same fetch, as in Nix.
-    pub(super) fn of_fetch(fetch: &Fetch) -> Self {
-        // A fetch's name is written as its file or template writes it.
+    pub(super) fn of_fetch(fetch: &Fetch, local: &Local) -> Self {
+        // A fetch's name as its file or template writes it (`local`): the
+        // same fetch imported under two aliases, or made by two instances,
+        // is one key.
         let Fetch {
             name,
             scope: _,
@@ -135,7 +137,7 @@ impl Inputs {
             sha256,
         } = fetch;
         Inputs(Node::Fetch(FetchInputs {
-            name: name.value.to_string(),
+            name: local.name(name.value.as_str()).to_owned(),
             sha256: sha256.value,
             file: fetch_file_name(url).to_owned(),
         }))

@@ -267,7 +267,7 @@ fn plan_one<'s>(
         Work::Run(stage) => stage,
         Work::Fetch(fetch) => {
             return Ok(planned(
-                Inputs::of_fetch(fetch),
+                Inputs::of_fetch(fetch, &spec.local(fetch.name.span, &fetch.scope)),
                 Tree::default(),
                 BTreeMap::new(),
             ));

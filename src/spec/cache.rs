@@ -16,8 +16,9 @@
 //! Imported files are found by parsing, so they cannot be in the key: the
 //! stored spec lists each with the blake3 of its text (`SpecFile::hash`),
 //! and a hit reads every one again and compares (as Nix's evaluation cache
-//! checks the files an evaluation read). A changed imported file is a
-//! miss, and the full load that follows replaces the entry.
+//! checks the files an evaluation read), after resolving each import's path
+//! again: a symlink on it may now lead to another file. A changed imported
+//! file is a miss, and the full load that follows replaces the entry.
 //!
 //! ```text
 //! <cache_dir>/<key>.json    the stored spec (`stored.rs`); mtime: last use
@@ -86,6 +87,10 @@ fn imported_text(
         return None;
     }
     for file in &files[1..] {
+        // The import may name another file now, through a symlink.
+        if std::fs::canonicalize(&file.written).ok()? != file.path {
+            return None;
+        }
         let own = read::read_spec(&file.path).ok()?;
         let same = blake3::hash(own.as_bytes()).to_hex().as_str() == file.hash;
         if !same || file.base != text.len() + 1 || file.len != own.len() {

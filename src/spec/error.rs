@@ -326,6 +326,10 @@ pub enum ProblemKind {
     TemplateCycle { templates: Vec<String> },
     #[error("More than {max} template instances")]
     TooManyInstances { max: usize },
+    #[error("Template instances nested more than {max} deep")]
+    InstancesTooDeep { max: usize },
+    #[error("Template instances make more than {max} nodes")]
+    TooManyInstanceNodes { max: usize },
 }
 
 /// Why a `cache` path cannot be mounted where it says.

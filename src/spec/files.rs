@@ -25,6 +25,11 @@ pub struct SpecFile {
     /// The canonical path of an imported file (empty for kiln.kdl, whose
     /// text the caller gave): what the spec cache reads again.
     pub path: PathBuf,
+    /// The path the import names, joined to its importer's directory but
+    /// not resolved (empty for kiln.kdl): a symlink on it can be retargeted
+    /// without changing either file, so the spec cache resolves it again
+    /// and compares with `path`.
+    pub written: PathBuf,
     /// The canonical directory holding the file: the context its `src`,
     /// `add`, `archive` and `import` paths are relative to.
     pub dir: PathBuf,
@@ -49,6 +54,7 @@ impl SpecFile {
         SpecFile {
             name: name.to_owned(),
             path: PathBuf::new(),
+            written: PathBuf::new(),
             dir: context.to_path_buf(),
             alias: String::new(),
             base: 0,

@@ -73,6 +73,8 @@ impl ProblemKind {
             MissingParam { .. } => "missing_param",
             TemplateCycle { .. } => "template_cycle",
             TooManyInstances { .. } => "too_many_instances",
+            InstancesTooDeep { .. } => "instances_too_deep",
+            TooManyInstanceNodes { .. } => "too_many_instance_nodes",
         }
     }
 
@@ -265,6 +267,13 @@ impl ProblemKind {
             TooManyInstances { max } => {
                 format!("A spec makes at most {max} template instances, nested ones included")
             }
+            InstancesTooDeep { max } => format!(
+                "A template's body may instantiate a template whose body instantiates \
+                 another, and so on, at most {max} deep"
+            ),
+            TooManyInstanceNodes { max } => format!(
+                "All instances together make at most {max} stages, bases, fetches and images"
+            ),
         }
     }
 }

@@ -89,6 +89,7 @@ impl Cx {
         loader.files.push(SpecFile {
             name: shown.clone(),
             path: canonical.clone(),
+            written: self.context.join(&path.value),
             dir: canonical.parent().unwrap_or(Path::new("/")).to_path_buf(),
             alias: qualified,
             base,

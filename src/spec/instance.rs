@@ -18,7 +18,7 @@ use super::Name;
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
 use super::help::suggest;
-use super::loader::{Loader, MAX_INSTANCES};
+use super::loader::{Loader, MAX_INSTANCE_DEPTH, MAX_INSTANCE_NODES, MAX_INSTANCES};
 use super::name_table::{Layered, TemplateRef};
 use super::qualify::Parts;
 use super::template::{TEMPLATE_NODES, declared};
@@ -26,7 +26,7 @@ use super::template::{TEMPLATE_NODES, declared};
 impl Cx {
     /// Declares the names an instance's nodes will have (`hello.build`),
     /// so the file can refer to them in any order.
-    pub fn declare_instance(&mut self, node: &KdlNode, loader: &Loader) {
+    pub fn declare_instance(&mut self, node: &KdlNode, loader: &mut Loader) {
         let template = node.name().value();
         let Some(at) = self.templates.get(template).cloned() else {
             return;
@@ -58,6 +58,17 @@ impl Cx {
             "",
             &mut names,
         );
+        // A file's own instances declare every node they will make (their
+        // nested instances are declared again inside, not counted again):
+        // past what instances may make, instantiating is refused, and the
+        // names are not worth their memory (2,000 instances of a body of
+        // 1,000 stages would declare 2,000,000).
+        if loader.instantiating.is_empty() {
+            loader.declared_names += names.len();
+        }
+        if loader.declared_names > MAX_INSTANCE_NODES {
+            return;
+        }
         for (name, kind, _) in names {
             self.names
                 .names
@@ -88,6 +99,23 @@ impl Cx {
             .position(|(id, ..)| *id == at.id)
         {
             self.template_cycle(loader, from, node);
+            return None;
+        }
+        if loader.instantiating.len() >= MAX_INSTANCE_DEPTH {
+            let kind = ProblemKind::InstancesTooDeep {
+                max: MAX_INSTANCE_DEPTH,
+            };
+            self.report(kind, vec![label(instance.span, "one too deep")]);
+            return None;
+        }
+        if loader.instance_nodes >= MAX_INSTANCE_NODES {
+            let kind = ProblemKind::TooManyInstanceNodes {
+                max: MAX_INSTANCE_NODES,
+            };
+            // Once, at the first instance refused, not at every one after.
+            if loader.reported.insert((usize::MAX, kind.to_string(), 0)) {
+                self.report(kind, vec![label(instance.span, "one too many")]);
+            }
             return None;
         }
         if loader.instances >= MAX_INSTANCES {
@@ -132,6 +160,16 @@ impl Cx {
             .push((at.id, node.name().span(), name.to_string()));
         let mut parts = Parts::default();
         for child in nodes {
+            let made = matches!(child.name().value(), "stage" | "base" | "fetch" | "image");
+            if made && loader.instance_nodes >= MAX_INSTANCE_NODES {
+                let kind = ProblemKind::TooManyInstanceNodes {
+                    max: MAX_INSTANCE_NODES,
+                };
+                loader.reported.insert((usize::MAX, kind.to_string(), 0));
+                cx.report(kind, vec![label(child.name().span(), "one too many")]);
+                break;
+            }
+            loader.instance_nodes += usize::from(made);
             match child.name().value() {
                 "param" => {}
                 "stage" => parts.stages.extend(cx.stage(child)),

@@ -17,6 +17,12 @@ pub(crate) const MAX_TOTAL_BYTES: usize = 16 << 20;
 
 /// Instances a spec may make, nested ones included.
 pub(crate) const MAX_INSTANCES: usize = 20_000;
+/// How deep instances may nest (an instance in a template's body is one
+/// deeper): each level is a frame of validation on the stack.
+pub(crate) const MAX_INSTANCE_DEPTH: usize = 64;
+/// Nodes all instances may make together: a body is copied per instance,
+/// so a few kilobytes of text could otherwise ask for millions of nodes.
+pub(crate) const MAX_INSTANCE_NODES: usize = 100_000;
 
 /// The files read so far, their text, and the chain of imports being read;
 /// the templates read, and the chain of instances being made.
@@ -40,6 +46,9 @@ pub(crate) struct Loader {
     pub reported: BTreeSet<(usize, String, usize)>,
     /// Instances made so far.
     pub instances: usize,
+    /// Nodes instances have made so far, and names they declared.
+    pub instance_nodes: usize,
+    pub declared_names: usize,
 }
 
 impl Loader {
@@ -52,6 +61,8 @@ impl Loader {
             templates: Vec::new(),
             instantiating: Vec::new(),
             instances: 0,
+            instance_nodes: 0,
+            declared_names: 0,
             instance_dirs: BTreeMap::new(),
             reported: BTreeSet::new(),
         }

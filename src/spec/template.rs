@@ -232,7 +232,9 @@ pub(crate) fn declared(
         let Some(at) = table.get(template) else {
             continue;
         };
-        if stack.contains(&at.id) || names.len() >= MAX_DECLARED {
+        // Deeper than an instance may nest is refused when instantiated.
+        let deep = stack.len() > super::loader::MAX_INSTANCE_DEPTH;
+        if deep || stack.contains(&at.id) || names.len() >= MAX_DECLARED {
             continue;
         }
         stack.push(at.id);

@@ -10,6 +10,7 @@
 
 mod common;
 
+mod attacks_reuse;
 mod attacks_round2;
 mod base_attacks;
 mod base_import;

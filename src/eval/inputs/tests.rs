@@ -213,7 +213,9 @@ fn fetch() -> Fetch {
 }
 
 fn fetch_key(f: &Fetch) -> Key {
-    Inputs::of_fetch(f).key(&[]).0
+    Inputs::of_fetch(f, &crate::spec::Local::default())
+        .key(&[])
+        .0
 }
 
 #[test]
