@@ -62,7 +62,7 @@ fn a_cached_spec_notices_an_import_symlink_retargeted() {
 }
 
 /// Finding 2: a fetch was keyed by its name with the alias (or instance)
-/// before it: `t.data` and `u.data` of one file, or `a.data` and `b.data`
+/// before it: `x.data` and `y.data` of one file, or `a.data` and `b.data`
 /// of one template with equal params, are the same fetch but had two keys
 /// (and two downloads), against "never the alias, never the instance's
 /// name".
@@ -137,6 +137,53 @@ fn instances_of_a_big_body_are_bounded_in_what_they_make() {
         "{stderr}"
     );
     assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+}
+
+/// Held: 64 nested instances, the most allowed, load.
+#[test]
+fn instances_nested_as_deep_as_allowed_load() {
+    let n = 63;
+    let mut spec = String::new();
+    for i in 0..n {
+        spec += &format!(
+            "template t{i} {{\n    stage s{i} {{ run \"true\" }}\n    t{} n\n}}\n",
+            i + 1
+        );
+    }
+    spec += &format!("template t{n} {{\n    stage last {{ run \"true\" }}\n}}\nt0 top\n");
+    let p = Project::new(&spec);
+    let out = p.kiln(&["check"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert!(said.contains("ok (64 stage(s)"), "{said}");
+}
+
+/// Held: what an import names must be a regular UTF-8 file of at most
+/// 4 MiB; a FIFO, a directory or a device is refused at once.
+#[test]
+fn hostile_import_targets_are_refused_without_blocking() {
+    let p = Project::new(
+        "import \"fifo\" as=a\nimport \"d\" as=b\nimport \"/dev/zero\" as=c\n\
+         import \"bad.kdl\" as=e\n",
+    );
+    let root = p.root();
+    let mkfifo = std::process::Command::new("mkfifo")
+        .arg(root.join("fifo"))
+        .status()
+        .expect("mkfifo");
+    assert!(mkfifo.success());
+    fs_err::create_dir(root.join("d")).expect("mkdir");
+    fs_err::write(root.join("bad.kdl"), b"\xff\xfe").expect("write");
+    let out = p.kiln(&["check"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = stderr_of(&out);
+    for what in ["a FIFO", "a directory", "a character device", "not UTF-8"] {
+        assert!(stderr.contains(what), "{what}: {stderr}");
+    }
 }
 
 /// A chain of 250 files, each importing the next: within the 256-file
