@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::common::cache_entry::{assert_no_terminal_controls, genuine, replace_record};
 use crate::common::nobody::NOBODY;
 use crate::common::registry::Registry;
 use crate::common::skip::require_root;
@@ -407,18 +408,11 @@ fn explain_does_not_print_control_characters_from_a_cache_record() {
     let p = Project::new(spec);
     let (built, _) = build(&p, &["--cache", &cache, "--cache-push"]);
     let tag = format!("kiln2-{}", built.key("s"));
-    let mut m = registry.get_manifest("cache", &tag);
-    let config = m["config"]["digest"].as_str().expect("config").to_owned();
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    let (m, mut record) = genuine(&registry, "cache", &built.key("s"));
     record["inputs"] = serde_json::json!({
         "run\u{1b}]0;PWNED\u{7}": "\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[1A\u{1b}[2Kforged\r",
     });
-    let bytes = serde_json::to_vec(&record).expect("JSON");
-    let digest = registry.put_blob("cache", &bytes);
-    m["config"]["digest"] = serde_json::json!(digest.to_string());
-    m["config"]["size"] = serde_json::json!(bytes.len());
-    registry.put_manifest("cache", &tag, &m);
+    replace_record(&registry, "cache", &tag, m, &record);
 
     p.ok(&["store", "gc", "--keep-days", "0"]);
     p.write("kiln.kdl", &spec.replace("one", "two"));
@@ -428,12 +422,7 @@ fn explain_does_not_print_control_characters_from_a_cache_record() {
         said.contains("PWNED"),
         "the record's inputs are shown: {said}"
     );
-    for control in ['\u{1b}', '\u{7}', '\r'] {
-        assert!(
-            !said.contains(control),
-            "{control:?} reached the terminal: {said:?}"
-        );
-    }
+    assert_no_terminal_controls(&said);
 }
 
 // --- finding 10: a record's unknown field name reached the terminal -------
@@ -450,26 +439,14 @@ fn a_record_that_does_not_parse_cannot_write_terminal_escapes() {
     let spec = r#"stage s { run "echo one > $out/f" }"#;
     let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
     let tag = format!("kiln2-{}", built.key("s"));
-    let mut m = registry.get_manifest("cache", &tag);
-    let config = m["config"]["digest"].as_str().expect("config").to_owned();
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    let (m, mut record) = genuine(&registry, "cache", &built.key("s"));
     record["\u{1b}]0;PWNED\u{7}\u{1b}[2K\r"] = serde_json::json!(1);
-    let bytes = serde_json::to_vec(&record).expect("JSON");
-    let digest = registry.put_blob("cache", &bytes);
-    m["config"]["digest"] = serde_json::json!(digest.to_string());
-    m["config"]["size"] = serde_json::json!(bytes.len());
-    registry.put_manifest("cache", &tag, &m);
+    replace_record(&registry, "cache", &tag, m, &record);
 
     let (report, err) = build(&Project::new(spec), &["--cache", &cache]);
     assert_eq!(report.status("s"), "built", "{err}");
     assert!(err.contains("does not parse"), "{err}");
-    for control in ['\u{1b}', '\u{7}', '\r'] {
-        assert!(
-            !err.contains(control),
-            "{control:?} reached the terminal: {err:?}"
-        );
-    }
+    assert_no_terminal_controls(&err);
 }
 
 // --- finding 11: an unsafe tree entry's name reached the terminal ---------
@@ -486,10 +463,7 @@ fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
     let spec = r#"stage s { run "echo one > $out/f" }"#;
     let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
     let tag = format!("kiln2-{}", built.key("s"));
-    let mut m = registry.get_manifest("cache", &tag);
-    let config = m["config"]["digest"].as_str().expect("config").to_owned();
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&registry.get_blob("cache", &config)).expect("record");
+    let (mut m, mut record) = genuine(&registry, "cache", &built.key("s"));
     let tree = layer(Compress::Zstd, |b| {
         raw_entry(b, tar::EntryType::Regular, "/\u{1b}]0;PWNED\u{7}\r", "");
     })
@@ -499,21 +473,12 @@ fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
     record["tree"] = blob.clone();
     m["layers"][0]["digest"] = blob["digest"].clone();
     m["layers"][0]["size"] = blob["size"].clone();
-    let bytes = serde_json::to_vec(&record).expect("JSON");
-    let digest = registry.put_blob("cache", &bytes);
-    m["config"]["digest"] = serde_json::json!(digest.to_string());
-    m["config"]["size"] = serde_json::json!(bytes.len());
-    registry.put_manifest("cache", &tag, &m);
+    replace_record(&registry, "cache", &tag, m, &record);
 
     let (report, err) = build(&Project::new(spec), &["--cache", &cache]);
     assert_eq!(report.status("s"), "built", "{err}");
     assert!(err.contains("PWNED"), "the entry is named: {err}");
-    for control in ['\u{1b}', '\u{7}', '\r'] {
-        assert!(
-            !err.contains(control),
-            "{control:?} reached the terminal: {err:?}"
-        );
-    }
+    assert_no_terminal_controls(&err);
 }
 
 // --- held: what reads an image after a lazy build ---------------------------
@@ -561,10 +526,5 @@ fn a_rebuild_difference_cannot_write_terminal_escapes() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("is not reproducible"), "{err}");
-    for control in ['\u{1b}', '\u{7}', '\r'] {
-        assert!(
-            !err.contains(control),
-            "{control:?} reached the terminal: {err:?}"
-        );
-    }
+    assert_no_terminal_controls(&err);
 }

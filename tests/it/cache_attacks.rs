@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use crate::common::cache_entry::{genuine, replace_record};
 use crate::common::images::{Compress, file, layer, raw_entry, symlink};
 use crate::common::registry::Registry;
 use crate::common::{Project, Report};
@@ -110,29 +111,6 @@ fn plant(
     registry.put_blob(repo, &config);
     let mut m = manifest(&config, tree);
     edit(&mut m);
-    registry.put_manifest(repo, tag, &m);
-}
-
-/// The record and manifest of a genuine entry, to tamper with.
-fn genuine(registry: &Registry, repo: &str, key: &str) -> (serde_json::Value, serde_json::Value) {
-    let m = registry.get_manifest(repo, &format!("kiln2-{key}"));
-    let config = m["config"]["digest"].as_str().expect("config digest");
-    let record = serde_json::from_slice(&registry.get_blob(repo, config)).expect("record JSON");
-    (m, record)
-}
-
-/// Re-uploads `record` and points `tag`'s manifest `m` at it.
-fn replace_record(
-    registry: &Registry,
-    repo: &str,
-    tag: &str,
-    mut m: serde_json::Value,
-    record: &serde_json::Value,
-) {
-    let bytes = serde_json::to_vec(record).expect("JSON");
-    let digest = registry.put_blob(repo, &bytes);
-    m["config"]["digest"] = serde_json::json!(digest.to_string());
-    m["config"]["size"] = serde_json::json!(bytes.len());
     registry.put_manifest(repo, tag, &m);
 }
 

@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a temporary project with its own
 //! store, and the real `kiln` binary run inside it.
 
+pub mod cache_entry;
 pub mod engine;
 pub mod images;
 pub mod nobody;
