@@ -51,14 +51,20 @@ pub(crate) fn substitute(
     Ok(out)
 }
 
-/// Whether shell text mentions the variable `var` as `$var` or `${var…`.
-/// Errs on the side of yes (an escaped `\$var` counts): a false mention only
-/// adds an input to the key, a missed one would poison the cache.
+/// Whether shell text mentions the variable `var` as `$var`, `${var…`,
+/// `${#var}` (its length) or `${!var…` (indirection). Errs on the side of
+/// yes (an escaped `\$var` counts): a false mention only adds an input to
+/// the key, a missed one leaves the variable unset in the script.
 pub(crate) fn mentions(text: &str, var: &str) -> bool {
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     text.match_indices('$').any(|(at, _)| {
         let after = &text[at + 1..];
-        let after = after.strip_prefix('{').unwrap_or(after);
+        let after = match after.strip_prefix('{') {
+            Some(inner) => (inner.strip_prefix(['#', '!']))
+                .filter(|name| name.starts_with(is_ident))
+                .unwrap_or(inner),
+            None => after,
+        };
         after
             .strip_prefix(var)
             .is_some_and(|end| !end.starts_with(is_ident))
@@ -244,5 +250,8 @@ mod tests {
         assert!(!mentions("echo ${goflags_x}", "goflags"));
         assert!(!mentions("echo goflags", "goflags"));
         assert!(!mentions("echo $go", "goflags"));
+        assert!(mentions("echo ${#goflags}", "goflags"), "its length");
+        assert!(mentions("echo ${!goflags}", "goflags"), "indirection");
+        assert!(!mentions("echo ${#} ${#goflagsx}", "goflags"));
     }
 }
