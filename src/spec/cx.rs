@@ -77,10 +77,21 @@ impl Cx {
 
     /// Reports `node` as unknown where only `known` nodes may appear.
     pub fn unknown_node(&mut self, node: &KdlNode, parent: &str, known: &'static [&'static str]) {
-        let name = node.name().value();
-        let suggestion = suggest(name, known.iter().copied());
+        let suggestion = suggest(node.name().value(), known.iter().copied());
+        self.report_unknown(node, parent, known, suggestion);
+    }
+
+    /// Reports `node` as unknown in `parent`, with `suggestion` (what
+    /// [`Cx::unknown_node`] and `unknown_top` found nearest).
+    pub(super) fn report_unknown(
+        &mut self,
+        node: &KdlNode,
+        parent: &str,
+        known: &'static [&'static str],
+        suggestion: Option<String>,
+    ) {
         let kind = ProblemKind::UnknownNode {
-            name: name.to_owned(),
+            name: node.name().value().to_owned(),
             parent: parent.to_owned(),
             suggestion,
             known,

@@ -202,16 +202,9 @@ impl Cx {
     /// neither a node kiln knows nor a template this file can instantiate,
     /// with a did-you-mean among both (`go.go-progam` → `go.go-program`).
     pub fn unknown_top(&mut self, node: &KdlNode, parent: &str, known: &'static [&'static str]) {
-        let name = node.name().value();
         let templates = self.templates.keys();
-        let suggestion = suggest(name, known.iter().copied().chain(templates));
-        let kind = ProblemKind::UnknownNode {
-            name: name.to_owned(),
-            parent: parent.to_owned(),
-            suggestion,
-            known,
-        };
-        self.report(kind, vec![label(node.name().span(), "unknown node")]);
+        let suggestion = suggest(node.name().value(), known.iter().copied().chain(templates));
+        self.report_unknown(node, parent, known, suggestion);
     }
 
     /// The values of the template's params for this instance: given, or
