@@ -391,6 +391,19 @@ stage s {
     assert!(err.contains("was killed using it"), "{err}");
 }
 
+/// Builds stage `s` of `p` and pushes it to `cache`: the entry's tag, and
+/// its genuine manifest and record, to tamper with.
+fn pushed_entry(
+    registry: &Registry,
+    p: &Project,
+    cache: &str,
+) -> (String, serde_json::Value, serde_json::Value) {
+    let (built, _) = build(p, &["--cache", cache, "--cache-push"]);
+    let key = built.key("s");
+    let (m, record) = genuine(registry, "cache", &key);
+    (format!("kiln2-{key}"), m, record)
+}
+
 // --- finding 9: `explain` printed a cache record's inputs raw ------------
 
 /// `kiln explain NODE --cache …` diffs against the inputs a cache record
@@ -406,9 +419,7 @@ fn explain_does_not_print_control_characters_from_a_cache_record() {
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
     let p = Project::new(spec);
-    let (built, _) = build(&p, &["--cache", &cache, "--cache-push"]);
-    let tag = format!("kiln2-{}", built.key("s"));
-    let (m, mut record) = genuine(&registry, "cache", &built.key("s"));
+    let (tag, m, mut record) = pushed_entry(&registry, &p, &cache);
     record["inputs"] = serde_json::json!({
         "run\u{1b}]0;PWNED\u{7}": "\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[1A\u{1b}[2Kforged\r",
     });
@@ -437,9 +448,7 @@ fn a_record_that_does_not_parse_cannot_write_terminal_escapes() {
     };
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
-    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
-    let tag = format!("kiln2-{}", built.key("s"));
-    let (m, mut record) = genuine(&registry, "cache", &built.key("s"));
+    let (tag, m, mut record) = pushed_entry(&registry, &Project::new(spec), &cache);
     record["\u{1b}]0;PWNED\u{7}\u{1b}[2K\r"] = serde_json::json!(1);
     replace_record(&registry, "cache", &tag, m, &record);
 
@@ -461,9 +470,7 @@ fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
     };
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
-    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
-    let tag = format!("kiln2-{}", built.key("s"));
-    let (mut m, mut record) = genuine(&registry, "cache", &built.key("s"));
+    let (tag, mut m, mut record) = pushed_entry(&registry, &Project::new(spec), &cache);
     let tree = layer(Compress::Zstd, |b| {
         raw_entry(b, tar::EntryType::Regular, "/\u{1b}]0;PWNED\u{7}\r", "");
     })
