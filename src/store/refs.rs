@@ -55,10 +55,41 @@ impl Refs {
     /// Writes what changed, over what the file holds now (another command
     /// may have written other names meanwhile).
     pub(super) fn save(&self) -> Result<(), StoreError> {
+        match self.lock().as_mut() {
+            Some(loaded) => self.write(loaded),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` on `context`'s refs, loading them first if need be.
+    ///
+    /// The check and the load are one critical section: the first nodes a
+    /// build finishes call this from several threads at once, and a load
+    /// made between another thread's check and its load was replaced by
+    /// that one, changes and all (the ref of a node just built was lost).
+    fn with<T>(&self, context: &Path, f: impl FnOnce(&mut Loaded) -> T) -> Result<T, StoreError> {
         let mut loaded = self.lock();
-        let Some(loaded) = loaded.as_mut().filter(|l| !l.changed.is_empty()) else {
+        if loaded.as_ref().is_none_or(|l| l.context != context) {
+            // Another project in the same command: what changed is saved first.
+            if let Some(other) = loaded.as_mut() {
+                self.write(other)?;
+            }
+            let file = self.layout.ref_file(context);
+            *loaded = Some(Loaded {
+                context: context.to_owned(),
+                keys: read(&file),
+                file,
+                changed: BTreeMap::new(),
+            });
+        }
+        Ok(f(loaded.as_mut().expect("kiln bug: refs were just loaded")))
+    }
+
+    /// [`Refs::save`] with the lock held.
+    fn write(&self, loaded: &mut Loaded) -> Result<(), StoreError> {
+        if loaded.changed.is_empty() {
             return Ok(());
-        };
+        }
         let mut keys = read(&loaded.file);
         keys.extend(std::mem::take(&mut loaded.changed));
         let dir = self.layout.refs_dir();
@@ -70,25 +101,6 @@ impl Refs {
         write_atomic(&loaded.file, text.as_bytes())?;
         loaded.keys = keys;
         Ok(())
-    }
-
-    fn with<T>(&self, context: &Path, f: impl FnOnce(&mut Loaded) -> T) -> Result<T, StoreError> {
-        let mut loaded = self.lock();
-        if loaded.as_ref().is_none_or(|l| l.context != context) {
-            // Another project in the same command: what changed is saved first.
-            drop(loaded);
-            self.save()?;
-            let file = self.layout.ref_file(context);
-            let keys = read(&file);
-            loaded = self.lock();
-            *loaded = Some(Loaded {
-                context: context.to_owned(),
-                file,
-                keys,
-                changed: BTreeMap::new(),
-            });
-        }
-        Ok(f(loaded.as_mut().expect("kiln bug: refs were just loaded")))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Loaded>> {
@@ -148,5 +160,46 @@ mod tests {
         now.save().expect("save");
         let after = std::fs::metadata(layout.ref_file(&project)).and_then(|m| m.modified());
         assert_eq!(before.ok(), after.ok());
+    }
+
+    /// The flake of `build::explain_names_the_input_that_changed`: the first
+    /// two nodes a build finishes at once each found no refs loaded, each
+    /// loaded the file, and the second load replaced the first one's
+    /// changes, so `explain` later said `gen` had never been built here.
+    #[test]
+    fn refs_set_by_threads_at_once_are_all_saved() {
+        const THREADS: usize = 4;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layout = Layout::new(dir.path());
+        let names: Vec<Name> = (0..THREADS)
+            .map(|t| Name::new(&format!("stage{t}")).expect("name"))
+            .collect();
+        // Each round is a fresh command's first sets; one lost set in any
+        // round fails the test (before the fix, 10 runs of 10 failed, most
+        // in their first round).
+        for round in 0..100 {
+            let project = dir.path().join(format!("project{round}"));
+            std::fs::create_dir(&project).expect("project");
+            let refs = Refs::new(&layout);
+            let start = std::sync::Barrier::new(THREADS);
+            std::thread::scope(|s| {
+                for name in &names {
+                    let (refs, start, project) = (&refs, &start, &project);
+                    s.spawn(move || {
+                        start.wait();
+                        refs.set(project, name, &key(1)).expect("set");
+                    });
+                }
+            });
+            refs.save().expect("save");
+            let saved = Refs::new(&layout);
+            for name in &names {
+                assert_eq!(
+                    saved.get(&project, name).expect("get"),
+                    Some(key(1)),
+                    "round {round}: the ref of `{name}` was lost"
+                );
+            }
+        }
     }
 }
