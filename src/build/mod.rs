@@ -11,6 +11,7 @@
 
 mod executor;
 mod fetch;
+mod find;
 mod image;
 mod keys;
 mod node;

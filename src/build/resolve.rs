@@ -1,13 +1,15 @@
 //! Finding keys without building: what `kiln explain` and `kiln store path`
 //! need. A node's key is known once every node it needs is in the store,
-//! or remembered as left in the remote cache by a build (a realisation).
+//! remembered as left in the remote cache by a build (a realisation), or,
+//! given the cache, in its records: found as a build's survey finds them
+//! (`find.rs`).
 
 use std::collections::BTreeMap;
 
+use super::find::{Found, find};
 use super::keys::{self, Produced};
-use crate::eval::{Plan, Work};
+use crate::eval::Plan;
 use crate::hash::Key;
-use crate::image::stored::{self, Part};
 use crate::store::{Entry, Store, StoreError};
 
 /// A node whose key could be computed from the store.
@@ -37,59 +39,23 @@ pub fn resolve_with(
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.nodes.len());
     let mut produced: Vec<Option<Produced>> = Vec::with_capacity(plan.nodes.len());
     for (i, planned) in plan.nodes.iter().enumerate() {
-        let resolved = match keys::key(plan, i, |d| produced[d], true) {
-            Some((key, manifest)) => Some(Resolved {
-                entry: store.lookup(&key)?,
-                key,
-                manifest,
-            }),
-            None => None,
+        let Some((key, manifest)) = keys::key(plan, i, |d| produced[d], true) else {
+            produced.push(None);
+            out.push(None);
+            continue;
         };
-        let entry = resolved.as_ref().and_then(|r| r.entry.as_ref());
-        // Not here, but left in the cache by a build that remembered what
-        // it built to (`known/`): the keys after it are what that build used.
-        if entry.is_none()
-            && let Some(r) = &resolved
-            // One kiln cannot read is as none, as in a build's survey.
-            && let Ok(Some(known)) = store.known(&r.key)
-        {
-            produced.push(Some(Produced {
-                hash: known.output_hash,
-                config: known.config,
-            }));
-            out.push(resolved);
-            continue;
-        }
-        // Bases are never cached; an image's record must name its config.
-        if entry.is_none()
-            && let Some(r) = &resolved
-            && let Some(cache) = cache.filter(|_| !matches!(planned.work, Work::Import(_)))
-            && let Ok(Some(record)) = cache.record(&r.key)
-            && (record.config.is_some() || !planned.work.is_image())
-        {
-            produced.push(Some(Produced {
-                hash: record.output_hash,
-                config: record.config,
-            }));
-            out.push(resolved);
-            continue;
-        }
-        produced.push(entry.and_then(|entry| {
-            // An image entry kiln cannot read counts as not built.
-            let config = match planned.work.is_image() {
-                true => Some(
-                    stored::read(entry.path.as_path(), Part::Record)
-                        .ok()?
-                        .config_digest(),
-                ),
-                false => None,
-            };
-            Some(Produced {
-                hash: entry.meta.output_hash,
-                config,
-            })
+        let found = find(store, cache, planned, &key, store.lookup(&key)?);
+        produced.push(found.produced());
+        let entry = match found {
+            Found::Here(entry, _) => Some(entry),
+            // A cache that cannot be asked is as one without the record.
+            Found::Remembered(_) | Found::Recorded(_) | Found::Nowhere(_) => None,
+        };
+        out.push(Some(Resolved {
+            key,
+            manifest,
+            entry,
         }));
-        out.push(resolved);
     }
     Ok(out)
 }

@@ -13,12 +13,10 @@
 
 use std::collections::BTreeSet;
 
+use super::find::{Found, find};
 use super::keys::{self, Produced};
 use super::node::Ctx;
-use crate::eval::Work;
 use crate::hash::Key;
-use crate::image::stored::{self, Part};
-use crate::store::Realisation;
 
 /// What the survey found, per planned node.
 pub(super) struct Survey {
@@ -51,11 +49,24 @@ pub(super) fn survey(
             continue;
         };
         keys[i] = Some(key);
-        match find(ctx, i, &key) {
-            Found::Here(produced) => (known[i], here[i]) = (Some(produced), true),
-            Found::Known(produced) => known[i] = Some(produced),
-            Found::Nowhere => {}
+        let planned = &ctx.plan.nodes[i];
+        // A store error reads as no entry: the build meets it again and
+        // reports it.
+        let entry = ctx.store.lookup(&key).ok().flatten();
+        let found = find(ctx.store, ctx.cache, planned, &key, entry);
+        match &found {
+            Found::Here(..) => here[i] = found.produced().is_some(),
+            // Only saves asking the cache again: failing to write it fails
+            // nothing.
+            Found::Recorded(realisation) => _ = ctx.store.remember(realisation),
+            Found::Nowhere(Some(e)) => {
+                let name = planned.name();
+                ctx.progress
+                    .warn(&format!("cache: {e}; building `{name}` here"));
+            }
+            Found::Remembered(_) | Found::Nowhere(None) => {}
         }
+        known[i] = found.produced();
     }
     // Backward, dependents before dependencies: a node built here needs
     // every node it waits on here.
@@ -79,63 +90,4 @@ pub(super) fn survey(
         known,
         remote,
     }
-}
-
-enum Found {
-    Here(Produced),
-    Known(Produced),
-    Nowhere,
-}
-
-/// Where node `i`'s output under `key` is: in the store, remembered, in the
-/// cache, or nowhere (it must be built). A store error reads as nowhere:
-/// the build then meets it again and reports it.
-fn find(ctx: &Ctx<'_, '_>, i: usize, key: &Key) -> Found {
-    let is_image = ctx.plan.nodes[i].work.is_image();
-    if let Ok(Some(entry)) = ctx.store.lookup(key) {
-        let config = match is_image {
-            true => match stored::read(entry.path.as_path(), Part::Record) {
-                Ok(image) => Some(image.config_digest()),
-                Err(_) => return Found::Nowhere,
-            },
-            false => None,
-        };
-        return Found::Here(Produced {
-            hash: entry.meta.output_hash,
-            config,
-        });
-    }
-    let produced = |r: Realisation| Produced {
-        hash: r.output_hash,
-        config: r.config,
-    };
-    if let Ok(Some(known)) = ctx.store.known(key) {
-        return Found::Known(produced(known));
-    }
-    // Bases are never cached: their bytes come from where they are pinned.
-    let cache = ctx
-        .cache
-        .filter(|_| !matches!(ctx.plan.nodes[i].work, Work::Import(_)));
-    let record = match cache.map(|c| c.record(key)) {
-        Some(Ok(Some(record))) => record,
-        Some(Err(e)) => {
-            let name = ctx.plan.nodes[i].name();
-            ctx.progress
-                .warn(&format!("cache: {e}; building `{name}` here"));
-            return Found::Nowhere;
-        }
-        None | Some(Ok(None)) => return Found::Nowhere,
-    };
-    // An image's record must say what later keys are made of.
-    if is_image && record.config.is_none() {
-        return Found::Nowhere;
-    }
-    let known = Realisation {
-        key: *key,
-        output_hash: record.output_hash,
-        config: record.config,
-    };
-    // Only saves asking the cache again: failing to write it fails nothing.
-    let _ = ctx.store.remember(&known);
-    Found::Known(produced(known))
 }
