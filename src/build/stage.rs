@@ -87,8 +87,15 @@ pub(super) fn produce_with(
         caches: mounts,
     };
     let ran = ctx.executor.run(&job, &log).map_err(NodeError::Run);
-    // Released as soon as the scripts are done, whatever they did.
-    drop(leases);
+    // Released as soon as the scripts are done. A timeout killed the tools
+    // mid-write, as `kill -9` of kiln would: the caches are left to drop.
+    let killed = matches!(ran, Err(NodeError::Run(RunFailure::TimedOut { .. })));
+    for lease in leases {
+        match killed {
+            true => lease.abandon(),
+            false => drop(lease),
+        }
+    }
     ran
 }
 

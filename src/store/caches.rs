@@ -75,7 +75,8 @@ impl CacheRecord {
 #[derive(Debug)]
 pub struct CacheLease {
     data: PathBuf,
-    marker: PathBuf,
+    /// Removed on release; `None` once abandoned.
+    marker: Option<PathBuf>,
     /// The previous user was killed while using it: this one is empty.
     pub dropped: bool,
     // Closing it releases the lock, after the marker is gone (field order).
@@ -87,12 +88,21 @@ impl CacheLease {
     pub fn dir(&self) -> &Path {
         &self.data
     }
+
+    /// Releases the cache with its mark left in it, as a build killed
+    /// using it would: its tools were killed mid-write (a `timeout`), so
+    /// the next user drops it.
+    pub fn abandon(mut self) {
+        self.marker = None;
+    }
 }
 
 impl Drop for CacheLease {
     fn drop(&mut self) {
         // Best effort: a mark left behind only costs the cache's contents.
-        let _ = std::fs::remove_file(&self.marker);
+        if let Some(marker) = &self.marker {
+            let _ = std::fs::remove_file(marker);
+        }
     }
 }
 
@@ -225,7 +235,7 @@ fn acquire(
         .and_then(|f| f.set_modified(SystemTime::now()));
     Ok(Some(CacheLease {
         data: dir.join(DATA),
-        marker,
+        marker: Some(marker),
         dropped,
         _lock: file,
     }))

@@ -351,16 +351,11 @@ fn read_log_runs(p: &Project, name: &str) -> usize {
 
 /// A cache is "dropped if a build was killed using it", so that what a
 /// killed tool half wrote is never read. A `timeout` kills every process
-/// of the stage just as `kill -9` of kiln does, but kiln lives on and
-/// releases the cache as if the tool had finished: the next build reads
-/// the half-written file. spec/language.md chooses this ("a failed or
-/// timed-out script keeps the cache: the tool's own writes are atomic or
-/// it is not a cache for kiln"), which is the argument against dropping
-/// after `kill -9` too: one of the two rules is inconsistent. Not changed
-/// here (a design decision); the fix would be to keep the busy mark of a
-/// lease whose stage timed out.
+/// of the stage just as `kill -9` of kiln does; kiln lived on and released
+/// the cache as if the tool had finished, so the next build read the
+/// half-written file. Now a timed-out stage leaves its mark, as a killed
+/// build does.
 #[test]
-#[ignore = "finding 8: a timeout kills the tools as kill -9 does, but the cache is kept and read (documented in spec/language.md; inconsistent with the kill -9 rule)"]
 fn a_stage_killed_by_its_timeout_leaves_its_cache_to_be_dropped_not_read() {
     if !crate::common::skip::require_sandbox() {
         return;
