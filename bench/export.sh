@@ -65,7 +65,10 @@ exp="$kiln -q -f $proj/kiln.kdl export big"
 # with its compression, that holds its layers' blobs), so `export` packs the
 # layer. `--prepare` drops both and the previous archive (not the page cache:
 # every command reads the tree from memory, as after a build; and an archive
-# renamed over an old one costs ext4 a writeback the others skip).
+# renamed over an old one costs ext4 a writeback the others skip). It ends
+# with `sync`, for every command: kiln writes twice what `tar | zstd` writes
+# (the blob into the store, then the archive), and the writeback of one run
+# would otherwise land in the next, whichever command that is.
 cat >"$work/cold.sh" <<SH
 rm -rf "$KILN_HOME/v2/layers" "$work/x.tar"
 for d in "$KILN_HOME"/v2/store/*-big; do
@@ -74,6 +77,8 @@ for d in "$KILN_HOME"/v2/store/*-big; do
     chmod -R u+w "\$d"
     rm -rf "\$d" "$KILN_HOME/v2/meta/\${k%-big}.json"
 done
+# No run pays for the writeback of the one before it.
+sync
 SH
 hyperfine -N --warmup 1 --runs 5 --export-markdown "$work/cold.md" \
     --prepare "sh $work/cold.sh" \
