@@ -11,7 +11,14 @@
 # - cache: `kiln build` of examples/hello-scratch and examples/http-sqlite
 #          into an empty store, cold (no cache) against warm (`--cache` a
 #          repository one earlier build pushed everything to).
-# ONLY="push pull cache" runs a subset. Needs hyperfine, skopeo,
+# - survey: `kiln build --cache` into an empty store of a generated graph,
+#          20 chains of 10 stages and one stage using the chains' ends:
+#          only that one is downloaded, the 200 others are known from their
+#          records (the survey asks for one record per node). BASELINE=PATH
+#          adds the same command run by another kiln binary. DELAY=MS puts
+#          the cache behind bench/latency-proxy.py, which holds every chunk
+#          MS milliseconds each way, as a registry elsewhere answers.
+# ONLY="push pull cache survey" runs a subset. Needs hyperfine, skopeo,
 # docker-registry, python3, and what the examples need (golang-go,
 # busybox-static, gcc, golang-github-mattn-go-sqlite3-dev). About 10 minutes.
 set -euo pipefail
@@ -19,11 +26,12 @@ cd "$(dirname "$0")/.."
 cargo build --release -q
 kiln="$PWD/target/release/kiln"
 repo="$PWD"
-only=${ONLY:-push pull cache}
+only=${ONLY:-push pull cache survey}
 want() { [[ " $only " == *" $1 "* ]]; }
 work=$(mktemp -d /tmp/kiln-bench-registry.XXXXXX)
 registry_pid=""
 cleanup() {
+    [ -n "${proxy_pid:-}" ] && kill "$proxy_pid" 2>/dev/null
     if [ -n "$registry_pid" ]; then
         kill "$registry_pid" 2>/dev/null || true
         wait "$registry_pid" 2>/dev/null || true
@@ -111,5 +119,40 @@ if want cache; then
             -n "$example, warm cache" "$e --store $work/fresh-$example --cache $host/cache build"
         cat "$work/cache-$example.md" >>"$work/report.md"
     done
+fi
+
+if want survey; then
+    g="$work/graph"
+    mkdir -p "$g"
+    python3 - "$g/kiln.kdl" <<'PY'
+import sys
+chains, depth = 20, 10
+lines = []
+for c in range(chains):
+    for d in range(depth):
+        use = f"    use s{c}-{d - 1}\n" if d else ""
+        lines.append(f"stage s{c}-{d} {{\n{use}    run \"echo {c}-{d} > $out/n\"\n}}")
+ends = "".join(f"    use s{c}-{depth - 1}\n" for c in range(chains))
+lines.append(f"stage all {{\n{ends}    run \"echo all > $out/n\"\n}}")
+open(sys.argv[1], "w").write("\n".join(lines) + "\n")
+PY
+    e="-q -f $g/kiln.kdl"
+    $kiln $e --store "$work/seed-graph" --cache "$host/graph" --cache-push build
+    at=$host
+    if [ -n "${DELAY:-}" ]; then
+        proxy_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        python3 bench/latency-proxy.py "$proxy_port" "$port" "$DELAY" &
+        proxy_pid=$!
+        at="127.0.0.1:$proxy_port"
+        for _ in $(seq 100); do curl -sf "http://$at/v2/" >/dev/null && break; sleep 0.1; done
+    fi
+    rows=(-n "kiln build --cache (201 nodes, 1 downloaded)" "$kiln $e --store $work/fresh-graph --cache $at/graph build")
+    if [ -n "${BASELINE:-}" ]; then
+        rows+=(-n "baseline $BASELINE" "$BASELINE $e --store $work/fresh-graph --cache $at/graph build")
+    fi
+    hyperfine -N --runs 5 --export-markdown "$work/survey.md" \
+        --prepare "rm -rf $work/fresh-graph" "${rows[@]}"
+    echo "survey: latency added each way: ${DELAY:-0} ms" >>"$work/report.md"
+    cat "$work/survey.md" >>"$work/report.md"
 fi
 cat "$work/report.md"

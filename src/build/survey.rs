@@ -7,11 +7,14 @@
 //!
 //! A forward pass finds every key it can: from the store's entries, from
 //! realisations the store remembers, else from the cache's records (one
-//! request per node, remembered as a realisation). A backward pass, from
+//! request per node, remembered as a realisation). It goes wave by wave,
+//! the nodes of a wave looked up at once (16 requests in flight). A backward pass, from
 //! what is wanted, marks what must be here. Network IO (the cache) and
 //! small store writes.
 
 use std::collections::BTreeSet;
+
+use rayon::prelude::*;
 
 use super::find::{Found, find};
 use super::keys::{self, Produced};
@@ -38,35 +41,43 @@ pub(super) fn survey(
 ) -> Survey {
     let n = ctx.plan.nodes.len();
     let mut keys = vec![None; n];
-    let mut known: Vec<Option<Produced>> = vec![None; n];
-    let mut here = vec![false; n];
-    for i in 0..n {
-        if let Some(produced) = local(i) {
-            (known[i], here[i]) = (Some(produced), true);
-            continue;
-        }
-        let Some((key, _)) = keys::key(ctx.plan, i, |d| known[d], false) else {
-            continue;
+    let mut known: Vec<Option<Produced>> = (0..n).map(&local).collect();
+    let mut here: Vec<bool> = known.iter().map(Option::is_some).collect();
+    // One wave at a time, each node's lookups (a cache record is a round
+    // trip or two) beside the others': a wave's keys need only the waves
+    // before it.
+    let pool = ctx.cache.map(|_| lookup_pool());
+    for wave in waves(ctx, &here) {
+        let look_up = |&i: &usize| {
+            let (key, _) = keys::key(ctx.plan, i, |d| known[d], false)?;
+            // A store error reads as no entry: the build meets it again and
+            // reports it.
+            let entry = ctx.store.lookup(&key).ok().flatten();
+            let planned = &ctx.plan.nodes[i];
+            Some((i, key, find(ctx.store, ctx.cache, planned, &key, entry)))
         };
-        keys[i] = Some(key);
-        let planned = &ctx.plan.nodes[i];
-        // A store error reads as no entry: the build meets it again and
-        // reports it.
-        let entry = ctx.store.lookup(&key).ok().flatten();
-        let found = find(ctx.store, ctx.cache, planned, &key, entry);
-        match &found {
-            Found::Here(..) => here[i] = found.produced().is_some(),
-            // Only saves asking the cache again: failing to write it fails
-            // nothing.
-            Found::Recorded(realisation) => _ = ctx.store.remember(realisation),
-            Found::Nowhere(Some(e)) => {
-                let name = planned.name();
-                ctx.progress
-                    .warn(&format!("cache: {e}; building `{name}` here"));
+        let found: Vec<(usize, Key, Found)> = match &pool {
+            Some(pool) => pool.install(|| wave.par_iter().filter_map(look_up).collect()),
+            None => wave.iter().filter_map(look_up).collect(),
+        };
+        // Recorded in plan order: warnings come out in the same order
+        // whatever the threads did.
+        for (i, key, found) in found {
+            keys[i] = Some(key);
+            match &found {
+                Found::Here(..) => here[i] = found.produced().is_some(),
+                // Only saves asking the cache again: failing to write it
+                // fails nothing.
+                Found::Recorded(realisation) => _ = ctx.store.remember(realisation),
+                Found::Nowhere(Some(e)) => {
+                    let name = ctx.plan.nodes[i].name();
+                    ctx.progress
+                        .warn(&format!("cache: {e}; building `{name}` here"));
+                }
+                Found::Remembered(_) | Found::Nowhere(None) => {}
             }
-            Found::Remembered(_) | Found::Nowhere(None) => {}
+            known[i] = found.produced();
         }
-        known[i] = found.produced();
     }
     // Backward, dependents before dependencies: a node built here needs
     // every node it waits on here.
@@ -91,3 +102,40 @@ pub(super) fn survey(
         remote,
     }
 }
+
+/// The nodes not yet here, by wave: each node in the wave after the last
+/// of the nodes it waits on (plan order is dependency order), in plan order
+/// within a wave.
+fn waves(ctx: &Ctx<'_, '_>, here: &[bool]) -> Vec<Vec<usize>> {
+    let mut wave_of = vec![0usize; here.len()];
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for (i, planned) in ctx.plan.nodes.iter().enumerate() {
+        let wave = (planned.waits_on().into_iter())
+            .map(|d| wave_of[d] + 1)
+            .max()
+            .unwrap_or(0);
+        wave_of[i] = wave;
+        if here[i] {
+            continue;
+        }
+        if waves.len() <= wave {
+            waves.resize_with(wave + 1, Vec::new);
+        }
+        waves[wave].push(i);
+    }
+    waves
+}
+
+/// Threads for a cache's lookups: round trips, not CPU, so more than the
+/// cores.
+fn lookup_pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(LOOKUPS_AT_ONCE)
+        .thread_name(|i| format!("kiln-survey-{i}"))
+        .build()
+        .expect("kiln: cannot start survey threads")
+}
+
+/// Cache lookups in flight at once: as a registry client would (BuildKit
+/// and crane fetch blobs 4 to 16 at a time).
+const LOOKUPS_AT_ONCE: usize = 16;

@@ -128,7 +128,11 @@ impl Remote {
             Ok(Some(manifest)) => manifest,
             Ok(None) => return Ok(None),
             Err(e @ RegistryError::Unreachable { .. }) => {
-                self.down.store(true, Ordering::Relaxed);
+                // Said once, though a build's survey has several lookups in
+                // flight: the others find it already down.
+                if self.down.swap(true, Ordering::Relaxed) {
+                    return Ok(None);
+                }
                 return Err(CacheError::Down(e));
             }
             Err(e) => return Err(e.into()),
