@@ -62,6 +62,30 @@ pub(super) struct Finished {
     pub image: Option<Arc<Assembled>>,
 }
 
+/// A node's store entry, as [`find_or_build`] got it.
+pub(super) struct Found {
+    pub status: Status,
+    pub entry: Entry,
+    /// Keeps the entry from gc while this process may still read it.
+    pub hold: Hold,
+    /// An image or base node's record, when it was read already (for the
+    /// push of what was just built); `None` leaves it to be read by who
+    /// needs it ([`record`]).
+    pub image: Option<Arc<Assembled>>,
+}
+
+impl Found {
+    /// `entry`, its record not read yet.
+    pub fn new(status: Status, entry: Entry, hold: Hold) -> Self {
+        Found {
+            status,
+            entry,
+            hold,
+            image: None,
+        }
+    }
+}
+
 /// The finished nodes a node waits on, by plan index.
 pub(super) type Done = BTreeMap<usize, Finished>;
 
@@ -187,7 +211,8 @@ pub(super) enum NodeError {
 }
 
 /// The store entry for `key`: found, pulled, or produced now under the
-/// key's lock (if `producible`: what it needs is here).
+/// key's lock (if `producible`: what it needs is here), and pushed to the
+/// cache when it was produced and the cache takes pushes.
 pub(super) fn find_or_build(
     ctx: &Ctx<'_, '_>,
     planned: &PlannedNode<'_>,
@@ -195,19 +220,19 @@ pub(super) fn find_or_build(
     manifest: impl FnOnce() -> BTreeMap<String, String>,
     producible: bool,
     produce: impl FnOnce(&Pending) -> Result<(), NodeError>,
-) -> Result<(Status, Entry, Hold), NodeError> {
+) -> Result<Found, NodeError> {
     // Held from before the lookup until the command ends, so gc cannot take
     // the entry away from under this build or the export that follows it.
     // A hold never makes anyone wait (see `store::lock`), so keeping it while
     // waiting for the build lock below cannot deadlock.
     let hold = ctx.store.hold(key)?;
     if let Some(entry) = ctx.store.lookup(key)? {
-        return Ok((Status::Cached, entry, hold));
+        return Ok(Found::new(Status::Cached, entry, hold));
     }
     let lock = ctx.store.lock(key)?;
     // Another process may have built it while we waited for the lock.
     if let Some(entry) = ctx.store.lookup(key)? {
-        return Ok((Status::Cached, entry, hold));
+        return Ok(Found::new(Status::Cached, entry, hold));
     }
     let name = planned.name();
     // Not bases: their bytes come from where they are pinned to.
@@ -218,7 +243,7 @@ pub(super) fn find_or_build(
     if let Some(cache) = shared
         && let Some(entry) = pull(ctx, cache, key, name, &lock, &inputs)?
     {
-        return Ok((Status::Pulled, entry, hold));
+        return Ok(Found::new(Status::Pulled, entry, hold));
     }
     if !producible {
         return Err(NodeError::Elsewhere);
@@ -243,31 +268,46 @@ pub(super) fn find_or_build(
     // Released now, not at the end of the command: only the hold stays.
     drop(lock);
     let entry = result?;
+    // Read once, for the push (an image's config digest, without which
+    // later keys could not be found from the cache's record) and for the
+    // nodes after it. One that cannot be read fails the node unpushed.
+    let image = record(planned, &entry)?;
     if let Some(cache) = shared.filter(|c| c.pushes())
-        && let Err(e) = push(cache, planned, key, &entry, inputs)
+        && let Err(e) = push(cache, key, &entry, image.as_deref(), inputs)
     {
         ctx.progress
             .warn(&format!("`{name}` was not pushed to the cache: {e}"));
     }
-    Ok((Status::Built, entry, hold))
+    Ok(Found {
+        status: Status::Built,
+        entry,
+        hold,
+        image,
+    })
 }
 
-/// Pushes what was just built to the cache, with an image's config digest.
+/// An image or base node's record (without its file list), read from its
+/// `entry`; `None` for a stage or a fetch.
+pub(super) fn record(
+    planned: &PlannedNode<'_>,
+    entry: &Entry,
+) -> Result<Option<Arc<Assembled>>, NodeError> {
+    Ok(match planned.work.is_image() {
+        true => Some(Arc::new(stored::read(entry.path.as_path(), Part::Record)?)),
+        false => None,
+    })
+}
+
+/// Pushes what was just built to the cache, with an image's config digest
+/// (`image`: its record).
 fn push(
     cache: &crate::cache::Remote,
-    planned: &PlannedNode<'_>,
     key: &Key,
     entry: &Entry,
+    image: Option<&Assembled>,
     inputs: BTreeMap<String, String>,
 ) -> Result<(), crate::cache::CacheError> {
-    let config = match planned.work.is_image() {
-        true => match stored::read(entry.path.as_path(), Part::Record) {
-            Ok(image) => Some(image.config_digest()),
-            // Not pushed: later keys could not be found from its record.
-            Err(_) => return Ok(()),
-        },
-        false => None,
-    };
+    let config = image.map(Assembled::config_digest);
     cache.push(key, (entry, config), inputs, &std::env::temp_dir())
 }
 

@@ -2,18 +2,17 @@
 //! and what building one node means for each kind of node.
 
 use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::keys::{self, Produced};
-use super::node::{Ctx, Done, Failure, Finished, NodeError, Outcome, find_or_build};
+use super::node::{Ctx, Done, Failure, Finished, Found, NodeError, Outcome, find_or_build, record};
 use super::progress::Progress;
 use super::survey;
 use super::{BuildOptions, BuildReport, Executor, Local, NodeReport, Status};
 use crate::eval::{Plan, PlannedNode};
 use crate::hash::Key;
-use crate::image::stored::{self, Part};
 use crate::spec::Spec;
 use crate::store::{Pending, Store};
 
@@ -285,7 +284,7 @@ fn build_node(ctx: &Ctx<'_, '_>, i: usize, done: &Done, known: &[Option<Produced
     let result = find_or_build(ctx, planned, &key, manifest, producible, |pending| {
         produce(ctx, i, done, &key, pending)
     })
-    .and_then(|(status, entry, hold)| found(ctx, i, key, status, entry, hold));
+    .and_then(|got| found(ctx, i, key, got));
     result.unwrap_or_else(|e| match e {
         NodeError::Elsewhere => Outcome::deferred(key),
         e => Outcome {
@@ -305,7 +304,7 @@ fn cached(ctx: &Ctx<'_, '_>, i: usize, done: &Done) -> Option<Outcome> {
     let (key, _) = node_key(ctx, i, done, &[], false)?;
     let hold = ctx.store.hold(&key).ok()?;
     let entry = ctx.store.lookup(&key).ok()??;
-    found(ctx, i, key, Status::Cached, entry, hold).ok()
+    found(ctx, i, key, Found::new(Status::Cached, entry, hold)).ok()
 }
 
 /// Node `i`'s key, from what the nodes it waits on produced (`known`: those
@@ -324,19 +323,18 @@ fn node_key(
     keys::key(ctx.plan, i, of, shown)
 }
 
-/// The outcome of node `i` found (or just built) in the store as `entry`.
-fn found(
-    ctx: &Ctx<'_, '_>,
-    i: usize,
-    key: Key,
-    status: Status,
-    entry: crate::store::Entry,
-    hold: crate::store::Hold,
-) -> Result<Outcome, NodeError> {
+/// The outcome of node `i` found (or just built) in the store as `got`.
+fn found(ctx: &Ctx<'_, '_>, i: usize, key: Key, got: Found) -> Result<Outcome, NodeError> {
     let planned = &ctx.plan.nodes[i];
-    let image = match planned.work.is_image() {
-        true => Some(Arc::new(stored::read(entry.path.as_path(), Part::Record)?)),
-        false => None,
+    let Found {
+        status,
+        entry,
+        hold,
+        image,
+    } = got;
+    let image = match image {
+        Some(image) => Some(image),
+        None => record(planned, &entry)?,
     };
     // The ref only serves `kiln explain`: failing to write it must not fail the build.
     let _ = ctx.store.set_ref(&ctx.spec.context, planned.name(), &key);

@@ -6,6 +6,7 @@
 mod args;
 mod build;
 mod cache;
+mod explain;
 mod image;
 mod lock;
 mod origin;
@@ -153,7 +154,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Check => build::check(g),
         Command::Lock(a) => lock::lock(g, a),
         Command::Graph(a) => build::graph(g, a),
-        Command::Explain { stage, layers } => build::explain(g, stage, layers),
+        Command::Explain { stage, layers } => explain::explain(g, stage, layers),
         Command::Export(a) => image::export(g, a),
         Command::Load(a) => image::load(g, a),
         Command::Push(a) => image::push(g, a),

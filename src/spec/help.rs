@@ -2,8 +2,7 @@
 //! after the cause, to know what to change.
 
 use super::error::{CachePathError, Escape, ProblemKind};
-use super::model::CacheSharing;
-use super::model::RESERVED_ENV;
+use super::nodes::{CacheSharing, RESERVED_ENV};
 
 impl ProblemKind {
     /// The last segment of the diagnostic code, `kiln::spec::<code>`.

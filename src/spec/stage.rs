@@ -8,9 +8,9 @@ use miette::SourceSpan;
 
 use super::cx::Cx;
 use super::error::{ProblemKind, label};
-use super::model::RESERVED_ENV;
 use super::name_table::Kind;
 use super::names::node_name;
+use super::nodes::RESERVED_ENV;
 use super::{Base, BaseSource, Fetch, Platform, RegistryRef, Root, Spanned, Stage};
 use crate::hash::Digest;
 

@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use crate::common::cache_entry::{assert_no_terminal_controls, genuine, replace_record};
+use crate::common::cache_entry::{assert_no_terminal_controls, pushed_entry, replace_record};
 use crate::common::nobody::NOBODY;
 use crate::common::registry::Registry;
 use crate::common::skip::require_root;
@@ -386,19 +386,6 @@ stage s {
     assert!(err.contains("was killed using it"), "{err}");
 }
 
-/// Builds stage `s` of `p` and pushes it to `cache`: the entry's tag, and
-/// its genuine manifest and record, to tamper with.
-fn pushed_entry(
-    registry: &Registry,
-    p: &Project,
-    cache: &str,
-) -> (String, serde_json::Value, serde_json::Value) {
-    let (built, _) = build(p, &["--cache", cache, "--cache-push"]);
-    let key = built.key("s");
-    let (m, record) = genuine(registry, "cache", &key);
-    (format!("kiln2-{key}"), m, record)
-}
-
 // --- finding 9: `explain` printed a cache record's inputs raw ------------
 
 /// `kiln explain NODE --cache …` diffs against the inputs a cache record
@@ -414,7 +401,7 @@ fn explain_does_not_print_control_characters_from_a_cache_record() {
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
     let p = Project::new(spec);
-    let (tag, m, mut record) = pushed_entry(&registry, &p, &cache);
+    let (tag, m, mut record) = pushed_entry(&registry, "cache", &p);
     record["inputs"] = serde_json::json!({
         "run\u{1b}]0;PWNED\u{7}": "\u{1b}]52;c;cHduZWQ=\u{7}\u{1b}[1A\u{1b}[2Kforged\r",
     });
@@ -443,7 +430,7 @@ fn a_record_that_does_not_parse_cannot_write_terminal_escapes() {
     };
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
-    let (tag, m, mut record) = pushed_entry(&registry, &Project::new(spec), &cache);
+    let (tag, m, mut record) = pushed_entry(&registry, "cache", &Project::new(spec));
     record["\u{1b}]0;PWNED\u{7}\u{1b}[2K\r"] = serde_json::json!(1);
     replace_record(&registry, "cache", &tag, m, &record);
 
@@ -465,7 +452,7 @@ fn an_unsafe_tree_entry_cannot_write_terminal_escapes() {
     };
     let cache = format!("{}/cache", registry.host());
     let spec = r#"stage s { run "echo one > $out/f" }"#;
-    let (tag, mut m, mut record) = pushed_entry(&registry, &Project::new(spec), &cache);
+    let (tag, mut m, mut record) = pushed_entry(&registry, "cache", &Project::new(spec));
     let tree = layer(Compress::Zstd, |b| {
         raw_entry(b, tar::EntryType::Regular, "/\u{1b}]0;PWNED\u{7}\r", "");
     })

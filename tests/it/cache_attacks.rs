@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::common::cache_entry::{genuine, replace_record};
+use crate::common::cache_entry::{genuine, pushed_entry, replace_record};
 use crate::common::images::{Compress, file, layer, raw_entry, symlink};
 use crate::common::registry::Registry;
 use crate::common::{Project, Report};
@@ -270,10 +270,7 @@ fn records_and_manifests_that_disagree_are_refused() {
         return;
     };
     let cache = format!("{}/c", registry.host());
-    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
-    let key = built.key("s");
-    let tag = format!("kiln2-{key}");
-    let (m0, r0) = genuine(&registry, "c", &key);
+    let (tag, m0, r0) = pushed_entry(&registry, "c", &Project::new(SPEC));
     type Edit = fn(&mut serde_json::Value, &mut serde_json::Value);
     let cases: &[(&str, Edit)] = &[
         ("format 3", |_, r| r["format"] = 3.into()),
@@ -364,13 +361,11 @@ fn signer_names_from_a_record_cannot_write_terminal_escapes() {
     let keys = tempfile::tempdir().expect("keys");
     let (_, public) = keygen(keys.path(), "team-1");
     let cache = format!("{}/c", registry.host());
-    let (built, _) = build(&Project::new(SPEC), &["--cache", &cache, "--cache-push"]);
-    let key = built.key("s");
-    let (m, mut r) = genuine(&registry, "c", &key);
+    let (tag, m, mut r) = pushed_entry(&registry, "c", &Project::new(SPEC));
     r["signatures"] = serde_json::json!([
         { "key": "team-1\u{1b}[2K\r\u{1b}]0;owned\u{7}warning: all good", "sig": "AAAA" }
     ]);
-    replace_record(&registry, "c", &format!("kiln2-{key}"), m, &r);
+    replace_record(&registry, "c", &tag, m, &r);
     let p = Project::new(SPEC);
     let (report, warnings) = build(&p, &["--cache", &cache, "--cache-trust", &public]);
     assert_eq!(report.status("s"), "built");

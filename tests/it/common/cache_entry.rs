@@ -2,7 +2,22 @@
 //! every attack on them checks: that the words kiln prints carry none of
 //! the attacker's control characters.
 
+use super::Project;
 use super::registry::Registry;
+
+/// Builds stage `s` of `p` and pushes it to the cache `repo` of
+/// `registry`: the entry's tag, and its genuine manifest and record, to
+/// tamper with.
+pub fn pushed_entry(
+    registry: &Registry,
+    repo: &str,
+    p: &Project,
+) -> (String, serde_json::Value, serde_json::Value) {
+    let cache = format!("{}/{repo}", registry.host());
+    let key = p.build(&["--cache", &cache, "--cache-push"]).key("s");
+    let (m, record) = genuine(registry, repo, &key);
+    (format!("kiln2-{key}"), m, record)
+}
 
 /// The manifest and record of the genuine entry for `key`, to tamper with.
 pub fn genuine(
