@@ -47,7 +47,8 @@ pub(super) fn survey(
     // trip or two) beside the others': a wave's keys need only the waves
     // before it.
     let pool = ctx.cache.map(|_| lookup_pool());
-    for wave in waves(ctx, &here) {
+    let waits_on: Vec<_> = ctx.plan.nodes.iter().map(|p| p.waits_on()).collect();
+    for wave in waves(&waits_on, &here) {
         let look_up = |&i: &usize| {
             let (key, _) = keys::key(ctx.plan, i, |d| known[d], false)?;
             // A store error reads as no entry: the build meets it again and
@@ -104,16 +105,13 @@ pub(super) fn survey(
 }
 
 /// The nodes not yet here, by wave: each node in the wave after the last
-/// of the nodes it waits on (plan order is dependency order), in plan order
-/// within a wave.
-fn waves(ctx: &Ctx<'_, '_>, here: &[bool]) -> Vec<Vec<usize>> {
+/// of the nodes it waits on (`waits_on`, in plan order: dependencies
+/// first), in plan order within a wave.
+fn waves(waits_on: &[BTreeSet<usize>], here: &[bool]) -> Vec<Vec<usize>> {
     let mut wave_of = vec![0usize; here.len()];
     let mut waves: Vec<Vec<usize>> = Vec::new();
-    for (i, planned) in ctx.plan.nodes.iter().enumerate() {
-        let wave = (planned.waits_on().into_iter())
-            .map(|d| wave_of[d] + 1)
-            .max()
-            .unwrap_or(0);
+    for (i, deps) in waits_on.iter().enumerate() {
+        let wave = deps.iter().map(|&d| wave_of[d] + 1).max().unwrap_or(0);
         wave_of[i] = wave;
         if here[i] {
             continue;
@@ -139,3 +137,22 @@ fn lookup_pool() -> rayon::ThreadPool {
 /// Cache lookups in flight at once: as a registry client would (BuildKit
 /// and crane fetch blobs 4 to 16 at a time).
 const LOOKUPS_AT_ONCE: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_waits_for_the_wave_after_its_last_dependency() {
+        // 0 ← 1 ← 3, 0 ← 2, 4 alone; 0 is here already.
+        let deps: Vec<BTreeSet<usize>> = vec![
+            BTreeSet::new(),
+            BTreeSet::from([0]),
+            BTreeSet::from([0]),
+            BTreeSet::from([1, 2]),
+            BTreeSet::new(),
+        ];
+        let here = [true, false, false, false, false];
+        assert_eq!(waves(&deps, &here), vec![vec![4], vec![1, 2], vec![3]]);
+    }
+}

@@ -336,6 +336,25 @@ fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
     assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
 }
 
+/// The survey looks up the nodes of a wave at once: six independent
+/// stages ask an unreachable cache together, and it is still said once.
+#[test]
+fn an_unreachable_cache_is_said_once_though_its_lookups_run_together() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let spec: String = (0..6)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let p = Project::new(&spec);
+    let (report, warnings) = build(&p, &["--cache", &format!("127.0.0.1:{port}/cache")]);
+    for i in 0..6 {
+        assert_eq!(report.status(&format!("s{i}")), "built");
+    }
+    assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
+}
+
 #[test]
 fn a_bad_trusted_key_is_a_usage_error() {
     let p = Project::new(SPEC);
