@@ -28,6 +28,11 @@ pub(super) struct Registry {
     source: Source,
     host: String,
     runtime: tokio::runtime::Runtime,
+    /// For what `oci-client` would read whole (`manifest.rs`): set up as
+    /// `client` is, and how each repository's requests are authorized.
+    pub http: reqwest::Client,
+    https: bool,
+    pub authorizations: super::manifest::Authorizations,
 }
 
 impl Registry {
@@ -48,6 +53,13 @@ impl Registry {
                 (ClientProtocol::Https, roots)
             }
         };
+        let failed = |message: String| RegistryError::Failed {
+            reference: host.to_owned(),
+            message,
+        };
+        let http =
+            http_client(&roots).map_err(|e| failed(format!("cannot set up its client: {e}")))?;
+        let https = matches!(protocol, ClientProtocol::Https);
         let config = ClientConfig {
             protocol,
             extra_root_certificates: roots,
@@ -57,10 +69,6 @@ impl Registry {
             connect_timeout: Some(timeout()),
             read_timeout: Some(timeout()),
             ..ClientConfig::default()
-        };
-        let failed = |message: String| RegistryError::Failed {
-            reference: host.to_owned(),
-            message,
         };
         // Not `Client::new`: on an error it falls back to a default client,
         // which would drop the CAs asked for without a word.
@@ -77,7 +85,18 @@ impl Registry {
             source,
             host: host.to_owned(),
             runtime,
+            http,
+            https,
+            authorizations: Default::default(),
         })
+    }
+
+    /// `http` or `https`, as the protocol rule chose for this host.
+    pub fn scheme(&self) -> &'static str {
+        match self.https {
+            true => "https",
+            false => "http",
+        }
     }
 
     /// Runs `f` to completion on this connection's runtime.
@@ -173,6 +192,20 @@ pub(super) fn protocol(host: &str, access: &Access, has_certs_d: bool) -> Protoc
         true => Protocol::Http,
         false => Protocol::Https,
     }
+}
+
+/// A `reqwest` client as `oci-client` makes one from the same settings:
+/// the system's roots and `roots`, the same timeouts.
+fn http_client(roots: &[Certificate]) -> Result<reqwest::Client, reqwest::Error> {
+    let roots = (roots.iter())
+        .map(|c| reqwest::Certificate::from_der(&c.data))
+        .collect::<Result<Vec<_>, _>>()?;
+    reqwest::Client::builder()
+        .tls_certs_merge(roots)
+        .connect_timeout(timeout())
+        .read_timeout(timeout())
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .build()
 }
 
 /// `<certs_d>/HOST[:PORT]` if it is a directory. A host that could name

@@ -16,6 +16,7 @@ mod auth;
 mod client;
 mod error;
 mod lister;
+mod manifest;
 mod pull;
 mod push;
 mod repo;

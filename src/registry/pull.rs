@@ -175,13 +175,7 @@ fn manifest(
     shown: &str,
     what: &str,
 ) -> Result<serde_json::Value, RegistryError> {
-    let (bytes, _) = registry
-        .run(
-            registry
-                .client
-                .pull_manifest_raw(reference, &registry.auth, MANIFEST_TYPES),
-        )
-        .map_err(|e| registry.error(shown, e))?;
+    let bytes = registry.run(registry.manifest(reference, shown, MANIFEST_TYPES))?;
     let expected: Digest = reference
         .digest()
         .and_then(|d| d.parse().ok())

@@ -63,13 +63,9 @@ impl Repository {
     pub fn manifest(&self, tag: &str, media_type: &str) -> Result<Option<Vec<u8>>, RegistryError> {
         let reference = self.at_tag(tag);
         let shown = reference.whole();
-        let got = self.registry.run(self.registry.client.pull_manifest_raw(
-            &reference,
-            &self.registry.auth,
-            &[media_type],
-        ));
-        match got.map_err(|e| self.registry.error(&shown, e)) {
-            Ok((bytes, _)) => Ok(Some(bytes.to_vec())),
+        let got = (self.registry).run(self.registry.manifest(&reference, &shown, &[media_type]));
+        match got {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(RegistryError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }

@@ -20,13 +20,7 @@ pub fn resolve(image: &TaggedRef, access: &Access) -> Result<Digest, RegistryErr
         image.repository.clone(),
         image.tag.clone(),
     );
-    let (bytes, _) = registry
-        .run(
-            registry
-                .client
-                .pull_manifest_raw(&reference, &registry.auth, MANIFEST_TYPES),
-        )
-        .map_err(|e| registry.error(&shown, e))?;
+    let bytes = registry.run(registry.manifest(&reference, &shown, MANIFEST_TYPES))?;
     // A tag must name an image (or an index of them) for the lock to pin it:
     // anything else would only fail later, at the pull.
     let json: serde_json::Value =

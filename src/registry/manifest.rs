@@ -1,0 +1,146 @@
+//! [`Registry::manifest`]: a manifest or index read as a stream, at most
+//! [`MAX_MANIFEST`] bytes. `oci-client` reads a manifest whole, however
+//! long (a hostile registry or cache could fill memory), so kiln asks for
+//! manifests itself, over a `reqwest` client set up as the `oci-client` one
+//! (protocol, CAs, timeouts), with the credentials `oci-client` negotiates.
+//! Network IO; writes nothing.
+
+use std::collections::HashMap;
+
+use oci_client::errors::OciDistributionError;
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Reference, RegistryOperation};
+
+use super::RegistryError;
+use super::client::Registry;
+
+/// The largest manifest or index kiln reads: what containerd and
+/// containers/image accept (the distribution spec asks registries to take
+/// at least 4 MiB). An image with hundreds of layers stays far below.
+pub(super) const MAX_MANIFEST: usize = 4 << 20;
+
+/// How a repository's requests are authorized, once learnt.
+#[derive(Debug, Clone)]
+pub(super) enum Authorization {
+    Anonymous,
+    Basic,
+    Bearer(String),
+}
+
+/// Per repository: what [`Registry::manifest`] learnt.
+pub(super) type Authorizations = std::sync::Mutex<HashMap<String, Authorization>>;
+
+impl Registry {
+    /// The manifest or index at `reference`, accepting `media_types`; `shown`
+    /// names it in messages. Not checked against a digest: the callers do.
+    pub async fn manifest(
+        &self,
+        reference: &Reference,
+        shown: &str,
+        media_types: &[&str],
+    ) -> Result<Vec<u8>, RegistryError> {
+        let url = manifest_url(self.scheme(), reference);
+        let mut refreshed = false;
+        loop {
+            let authorization = self.authorization(reference, shown, refreshed).await?;
+            let mut request = (self.http.get(&url)).header("Accept", media_types.join(", "));
+            request = match (&authorization, &self.auth) {
+                (Authorization::Bearer(token), _) => request.bearer_auth(token),
+                (Authorization::Basic, RegistryAuth::Basic(user, password)) => {
+                    request.basic_auth(user, Some(password))
+                }
+                _ => request,
+            };
+            let response = request.send().await.map_err(|e| self.failed(shown, e))?;
+            let status = response.status();
+            // A token may have expired since it was learnt: learnt again once.
+            if status.as_u16() == 401 && !refreshed {
+                refreshed = true;
+                continue;
+            }
+            if !status.is_success() {
+                let message = status.canonical_reason().unwrap_or_default().to_owned();
+                let e = OciDistributionError::ServerError {
+                    code: status.as_u16(),
+                    url,
+                    message,
+                };
+                return Err(self.error(shown, e));
+            }
+            return self.body(response, shown).await;
+        }
+    }
+
+    /// The body of `response`, refused as soon as it runs past
+    /// [`MAX_MANIFEST`] bytes.
+    async fn body(
+        &self,
+        mut response: reqwest::Response,
+        shown: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.failed(shown, e))? {
+            if bytes.len() + chunk.len() > MAX_MANIFEST {
+                return Err(RegistryError::NotAnImage {
+                    reference: shown.to_owned(),
+                    reason: format!("its manifest runs past {MAX_MANIFEST} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    /// How to authorize requests for `reference`'s repository: learnt once
+    /// per repository through `oci-client` (which answers the registry's
+    /// challenge, fetching a token where one is asked for), again if
+    /// `refresh`.
+    async fn authorization(
+        &self,
+        reference: &Reference,
+        shown: &str,
+        refresh: bool,
+    ) -> Result<Authorization, RegistryError> {
+        let repository = reference.repository().to_owned();
+        let learnt = || {
+            self.authorizations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        if let (false, Some(known)) = (refresh, learnt().get(&repository)) {
+            return Ok(known.clone());
+        }
+        let token = self
+            .client
+            .auth(reference, &self.auth, RegistryOperation::Pull)
+            .await
+            .map_err(|e| self.error(shown, e))?;
+        let authorization = match (token, &self.auth) {
+            (Some(token), _) => Authorization::Bearer(token),
+            (None, RegistryAuth::Basic(..)) => Authorization::Basic,
+            (None, _) => Authorization::Anonymous,
+        };
+        learnt().insert(repository, authorization.clone());
+        Ok(authorization)
+    }
+
+    fn failed(&self, shown: &str, e: reqwest::Error) -> RegistryError {
+        self.error(shown, OciDistributionError::RequestError(e))
+    }
+}
+
+/// `oci-client`'s URL for a manifest: by digest if pinned, else by tag.
+fn manifest_url(scheme: &str, reference: &Reference) -> String {
+    let at = match reference.digest() {
+        Some(digest) => digest,
+        None => reference.tag().unwrap_or("latest"),
+    };
+    let namespace = (reference.namespace())
+        .map(|ns| format!("?ns={ns}"))
+        .unwrap_or_default();
+    format!(
+        "{scheme}://{}/v2/{}/manifests/{at}{namespace}",
+        reference.resolve_registry(),
+        reference.repository()
+    )
+}
