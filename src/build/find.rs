@@ -11,6 +11,7 @@ use crate::cache::{CacheError, Remote};
 use crate::eval::{PlannedNode, Work};
 use crate::hash::Key;
 use crate::image::stored::{self, Part};
+use crate::registry::Access;
 use crate::store::{Entry, Realisation, Store};
 
 /// Where a node's output under a key is.
@@ -20,8 +21,9 @@ pub(super) enum Found {
     Here(Entry, Option<Produced>),
     /// Not here, but the store remembers what it built to.
     Remembered(Produced),
-    /// Not here; the cache's record says what it built to. Not remembered:
-    /// that is the caller's choice.
+    /// Not here; the cache's record says what it built to (or, for a base,
+    /// its pin says what its config is). Not remembered: that is the
+    /// caller's choice.
     Recorded(Realisation),
     /// Nowhere without building it; with the cache's error if asking it
     /// failed.
@@ -45,7 +47,7 @@ impl Found {
 /// `kiln explain` and, to a build's survey, no entry.
 pub(super) fn find(
     store: &Store,
-    cache: Option<&Remote>,
+    cache: Option<(&Remote, &Access)>,
     node: &PlannedNode<'_>,
     key: &Key,
     entry: Option<Entry>,
@@ -61,7 +63,7 @@ pub(super) fn find(
             false => None,
         };
         let produced = Produced {
-            hash: entry.meta.output_hash,
+            hash: Some(entry.meta.output_hash),
             config,
         };
         return Found::Here(entry, Some(produced));
@@ -71,16 +73,27 @@ pub(super) fn find(
     if let Ok(Some(known)) = store.known(key) {
         return Found::Remembered(produced(known));
     }
-    // Bases are never cached: their bytes come from where they are pinned.
-    let Some(cache) = cache.filter(|_| !matches!(node.work, Work::Import(_))) else {
+    let Some((cache, access)) = cache else {
         return Found::Nowhere(None);
     };
+    // Bases are never cached: their bytes come from where they are pinned,
+    // and a stage run in one is keyed by its config, which the pin gives.
+    if let Work::Import(base) = node.work {
+        return match super::image::pinned_config(base, access) {
+            Some(config) => Found::Recorded(Realisation {
+                key: *key,
+                output_hash: None,
+                config: Some(config),
+            }),
+            None => Found::Nowhere(None),
+        };
+    }
     match cache.record(key) {
         // An image's record must say what later keys are made of.
         Ok(Some(record)) if is_image && record.config.is_none() => Found::Nowhere(None),
         Ok(Some(record)) => Found::Recorded(Realisation {
             key: *key,
-            output_hash: record.output_hash,
+            output_hash: Some(record.output_hash),
             config: record.config,
         }),
         Ok(None) => Found::Nowhere(None),

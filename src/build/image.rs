@@ -9,11 +9,27 @@ use std::path::PathBuf;
 use super::node::{Ctx, Done, Finished, NodeError};
 use crate::closure::Root;
 use crate::eval::Work;
+use crate::hash::Digest;
 use crate::image::stored::{self, Part};
 use crate::image::{self, ExportError, StageOutput};
 use crate::registry::Pulled;
 use crate::spec::{Base, BaseSource, Platform};
 use crate::store::Pending;
+
+/// The config digest a base is pinned to, without pulling it: an
+/// archive's pin is its config digest; a registry image's is read from its
+/// manifest (network IO). `None` if that cannot be read: the base is then
+/// pulled, which says why.
+pub(super) fn pinned_config(base: &Base, access: &crate::registry::Access) -> Option<Digest> {
+    match &base.source {
+        BaseSource::Archive { digest, .. } => Some(digest.value),
+        BaseSource::Registry { image, platform } => {
+            let platform = (platform.as_ref()).map_or_else(Platform::host, |p| p.value.clone());
+            crate::registry::config_of(&image.value, &platform, access).ok()
+        }
+        BaseSource::Tagged { .. } => None,
+    }
+}
 
 /// A base's verified image, its blobs in the store: read from its archive
 /// or pulled from its registry (which lists the layers it downloads on the

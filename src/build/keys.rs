@@ -10,7 +10,9 @@ use crate::hash::{Digest, Key, OutputHash};
 /// What a finished node offers the nodes that need it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Produced {
-    pub hash: OutputHash,
+    /// `None` for a base not pulled, known by its config only: a stage run
+    /// in it can be keyed, an image made from it or a node using it not.
+    pub hash: Option<OutputHash>,
     /// For an image or base: its config digest, what a stage running in it
     /// sees (layer contents and settings), whatever else its entry records.
     pub config: Option<Digest>,
@@ -28,7 +30,7 @@ pub(crate) fn key(
     let planned = &plan.nodes[i];
     let mut inputs = planned.inputs.clone();
     let deps = (planned.deps.iter())
-        .map(|&d| Some((plan.nodes[d].name(), produced(d)?.hash)))
+        .map(|&d| Some((plan.nodes[d].name(), produced(d)?.hash?)))
         .collect::<Option<Vec<_>>>()?;
     if let Some(root) = planned.root {
         let root_out = produced(root)?;
@@ -36,7 +38,7 @@ pub(crate) fn key(
             // A stage sees only the root's files and config.
             Work::Run(_) => root_out.config.map(|d| d.to_string())?,
             // An image also inherits what the parent's entry says about them.
-            _ => root_out.hash.to_string(),
+            _ => root_out.hash?.to_string(),
         };
         let from = inputs.root().unwrap_or_default();
         inputs.set_root(format!("{from} {identity}"));

@@ -58,7 +58,8 @@ pub enum Status {
     /// Taken from the remote cache instead of being built.
     Pulled,
     /// In the remote cache and not downloaded: nothing built here needed
-    /// its files, only what it built to.
+    /// its files, only what it built to. For a base: not pulled, its pin
+    /// gave what the nodes after it are keyed by.
     Remote,
     Failed,
     /// Not run: a dependency failed, or `--fail-fast` stopped the build.

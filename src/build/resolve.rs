@@ -29,12 +29,13 @@ pub fn resolve(plan: &Plan<'_>, store: &Store) -> Result<Vec<Option<Resolved>>, 
 }
 
 /// [`resolve`], also keying through the records of `cache` (as a build's
-/// survey does) what neither the store holds nor remembers. Asks the
-/// cache (network IO); remembers nothing.
+/// survey does) what neither the store holds nor remembers, and bases
+/// through their pins (reaching their registries with the `Access`).
+/// Network IO; remembers nothing.
 pub fn resolve_with(
     plan: &Plan<'_>,
     store: &Store,
-    cache: Option<&crate::cache::Remote>,
+    cache: Option<(&crate::cache::Remote, &crate::registry::Access)>,
 ) -> Result<Vec<Option<Resolved>>, StoreError> {
     let mut out: Vec<Option<Resolved>> = Vec::with_capacity(plan.nodes.len());
     let mut produced: Vec<Option<Produced>> = Vec::with_capacity(plan.nodes.len());

@@ -261,7 +261,7 @@ impl Scheduler<'_, '_, '_> {
 /// What a finished node offers the keys of the nodes after it.
 fn produced(f: &Finished) -> Produced {
     Produced {
-        hash: f.hash,
+        hash: Some(f.hash),
         config: f.image.as_ref().map(|img| img.config_digest()),
     }
 }

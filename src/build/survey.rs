@@ -55,7 +55,8 @@ pub(super) fn survey(
             // reports it.
             let entry = ctx.store.lookup(&key).ok().flatten();
             let planned = &ctx.plan.nodes[i];
-            Some((i, key, find(ctx.store, ctx.cache, planned, &key, entry)))
+            let cache = ctx.cache.map(|cache| (cache, ctx.registry));
+            Some((i, key, find(ctx.store, cache, planned, &key, entry)))
         };
         let found: Vec<(usize, Key, Found)> = match &pool {
             Some(pool) => pool.install(|| wave.par_iter().filter_map(look_up).collect()),

@@ -158,11 +158,20 @@ fn summary(report: &BuildReport) -> String {
     let (pulled, remote) = (report.count(Status::Pulled), report.count(Status::Remote));
     let (failed, skipped) = (report.count(Status::Failed), report.count(Status::Skipped));
     let secs = report.elapsed.as_secs_f64();
-    // Nodes nothing here needed the files of, which stay in the cache.
-    let left = match remote {
-        0 => String::new(),
-        n => format!(", {n} left in the cache"),
-    };
+    // Nodes nothing here needed the files of, which stay in the cache (a
+    // base: at its registry or in its archive).
+    let remote_bases = (report.nodes.iter())
+        .filter(|n| n.status == Status::Remote && n.kind == "base")
+        .count();
+    let mut left = String::new();
+    if remote > remote_bases {
+        left += &format!(", {} left in the cache", remote - remote_bases);
+    }
+    match remote_bases {
+        0 => {}
+        1 => left += ", 1 base not pulled",
+        b => left += &format!(", {b} bases not pulled"),
+    }
     if built == 0 && pulled == 0 && failed == 0 && skipped == 0 {
         let here = |n: &&NodeReport| n.status == Status::Cached;
         let images = (report.nodes.iter().filter(here))

@@ -18,7 +18,8 @@ pub fn explain(g: &Global, name: &str, layers: &LayerArgs) -> Result<(), CliErro
     let layers = super::layer_settings(layers)?;
     let plan = plan(g, &spec, &store, &[name.to_owned()], layers)?;
     let cache = super::cache::remote(g)?;
-    let resolved = build::resolve_with(&plan, &store, cache.as_ref())?;
+    let access = g.registry_access();
+    let resolved = build::resolve_with(&plan, &store, cache.as_ref().map(|c| (c, &access)))?;
     let idx = (plan.nodes.iter())
         .position(|p| p.name().as_str() == name)
         .expect("kiln bug: target not planned");

@@ -57,7 +57,7 @@ impl Default for Access {
 
 /// Where Docker keeps per-registry CAs.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
-pub use pull::{Pulled, pull};
+pub use pull::{Pulled, config_of, pull};
 pub use push::{PushTarget, push};
 pub use repo::Repository;
 pub use resolve::resolve;

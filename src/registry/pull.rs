@@ -52,21 +52,8 @@ pub fn pull(
     let registry = Registry::connect(&image.registry, access)?;
     let store = BlobStore::open(blobs_dir)?;
     let shown = image.to_string();
-    let at = |digest: &Digest| {
-        Reference::with_digest(
-            image.registry.clone(),
-            image.repository.clone(),
-            digest.to_string(),
-        )
-    };
-    let top = manifest(&registry, &at(&image.digest), &shown, "the manifest")?;
-    let manifest = match top.get("manifests") {
-        Some(entries) => {
-            let digest = choose(entries, platform, &shown)?;
-            manifest(&registry, &at(&digest), &shown, "the platform's manifest")?
-        }
-        None => top,
-    };
+    let at = |digest: &Digest| at_digest(image, digest);
+    let manifest = platform_manifest(&registry, image, platform)?;
     let config_digest = descriptor_digest(&manifest["config"], &shown)?;
     // An image config is kilobytes; its descriptor says how many.
     let config_size = manifest["config"]["size"]
@@ -165,6 +152,51 @@ pub fn pull(
         },
         listings,
     })
+}
+
+/// The config digest of `image` for `platform`: what a stage run in it is
+/// keyed by, known from its manifest (or its index, then its manifest)
+/// without pulling a layer.
+pub fn config_of(
+    image: &ImageRef,
+    platform: &Platform,
+    access: &Access,
+) -> Result<Digest, RegistryError> {
+    let registry = Registry::connect(&image.registry, access)?;
+    let manifest = platform_manifest(&registry, image, platform)?;
+    descriptor_digest(&manifest["config"], &image.to_string())
+}
+
+/// `image`'s manifest for `platform`, through its index if it is one; each
+/// checked against the digest that names it.
+fn platform_manifest(
+    registry: &Registry,
+    image: &ImageRef,
+    platform: &Platform,
+) -> Result<serde_json::Value, RegistryError> {
+    let shown = image.to_string();
+    let top = manifest(
+        registry,
+        &at_digest(image, &image.digest),
+        &shown,
+        "the manifest",
+    )?;
+    Ok(match top.get("manifests") {
+        Some(entries) => {
+            let digest = choose(entries, platform, &shown)?;
+            let at = at_digest(image, &digest);
+            manifest(registry, &at, &shown, "the platform's manifest")?
+        }
+        None => top,
+    })
+}
+
+fn at_digest(image: &ImageRef, digest: &Digest) -> Reference {
+    Reference::with_digest(
+        image.registry.clone(),
+        image.repository.clone(),
+        digest.to_string(),
+    )
 }
 
 /// The manifest or index at `reference` (pinned by digest), checked

@@ -12,13 +12,16 @@ use super::layout::Layout;
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Key, OutputHash};
 
-/// A key's output, as a cache entry's record gave it.
+/// A key's output, as a cache entry's record gave it, or, for a base kiln
+/// has not pulled, as its pin says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Realisation {
     pub key: Key,
-    pub output_hash: OutputHash,
-    /// For an image: its config digest, which the keys after it use.
+    /// `None` for a base known only by its config: its output hash is
+    /// known once it is pulled.
+    pub output_hash: Option<OutputHash>,
+    /// For an image or base: its config digest, which the keys after it use.
     pub config: Option<Digest>,
 }
 
