@@ -8,7 +8,8 @@
 //! A forward pass finds every key it can: from the store's entries, from
 //! realisations the store remembers, else from the cache's records (one
 //! request per node, remembered as a realisation). It goes wave by wave,
-//! the nodes of a wave looked up at once (16 requests in flight). A backward pass, from
+//! the nodes of a wave looked up at once (16 requests in flight) once the
+//! cache has answered a first request. A backward pass, from
 //! what is wanted, marks what must be here. Network IO (the cache) and
 //! small store writes.
 
@@ -57,9 +58,24 @@ pub(super) fn survey(
             let planned = &ctx.plan.nodes[i];
             Some((i, key, find(ctx.store, ctx.cache, planned, &key, entry)))
         };
-        let found: Vec<(usize, Key, Found)> = match &pool {
-            Some(pool) => pool.install(|| wave.par_iter().filter_map(look_up).collect()),
-            None => wave.iter().filter_map(look_up).collect(),
+        let found: Vec<(usize, Key, Found)> = match (&pool, ctx.cache) {
+            (Some(pool), Some(cache)) => {
+                // One at a time until the cache has answered once: an
+                // unreachable one is then said for the first node in plan
+                // order on every run, and the others never ask it.
+                let mut found = Vec::new();
+                let mut rest = &wave[..];
+                while let [first, more @ ..] = rest
+                    && !cache.settled()
+                {
+                    found.extend(look_up(first));
+                    rest = more;
+                }
+                let others: Vec<_> = pool.install(|| rest.par_iter().filter_map(look_up).collect());
+                found.extend(others);
+                found
+            }
+            _ => wave.iter().filter_map(look_up).collect(),
         };
         // Recorded in plan order: warnings come out in the same order
         // whatever the threads did.

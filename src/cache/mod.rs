@@ -35,6 +35,9 @@ pub struct Remote {
     /// Set once the cache could not be reached: the rest of the build does
     /// without it instead of waiting for it node after node.
     down: std::sync::atomic::AtomicBool,
+    /// Set once a request for a record had an answer, or found the cache
+    /// down: until then, lookups go one at a time ([`Remote::settled`]).
+    settled: std::sync::atomic::AtomicBool,
     /// The records asked for so far (`None`: absent, or refused once with
     /// a warning): a build asks first for a node's key, then, if it needs
     /// the node's files, for its tree.
@@ -92,6 +95,7 @@ impl Remote {
         Ok(Remote {
             repo: Repository::connect(repository, access)?,
             down: std::sync::atomic::AtomicBool::new(false),
+            settled: std::sync::atomic::AtomicBool::new(false),
             records: Default::default(),
             push,
             signer,
@@ -102,6 +106,16 @@ impl Remote {
     /// Whether built entries are pushed.
     pub fn pushes(&self) -> bool {
         self.push
+    }
+
+    /// Whether the cache has answered a request for a record, or was
+    /// found down. Until then a caller with many lookups asks one at a
+    /// time, so that an unreachable cache is said for the same node on
+    /// every run (the first it looks up), not for whichever request of
+    /// several in flight failed first.
+    pub fn settled(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.settled.load(Ordering::Relaxed) || self.down.load(Ordering::Relaxed)
     }
 
     /// The record of the cache's entry for `key`, if it has one kiln may
@@ -124,7 +138,11 @@ impl Remote {
             return Ok(None);
         }
         let tag = entry::tag(key);
-        let manifest = match self.repo.manifest(&tag, entry::MANIFEST_TYPE) {
+        let manifest = self.repo.manifest(&tag, entry::MANIFEST_TYPE);
+        if !matches!(manifest, Err(RegistryError::Unreachable { .. })) {
+            self.settled.store(true, Ordering::Relaxed);
+        }
+        let manifest = match manifest {
             Ok(Some(manifest)) => manifest,
             Ok(None) => return Ok(None),
             Err(e @ RegistryError::Unreachable { .. }) => {

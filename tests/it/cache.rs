@@ -337,7 +337,10 @@ fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
 }
 
 /// The survey looks up the nodes of a wave at once: six independent
-/// stages ask an unreachable cache together, and it is still said once.
+/// stages, and an unreachable cache is still said once. (The survey now
+/// asks one at a time until the cache has answered once, so the six no
+/// longer reach it together; `down.swap` still covers a cache that goes
+/// down mid-build.)
 #[test]
 fn an_unreachable_cache_is_said_once_though_its_lookups_run_together() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -353,6 +356,30 @@ fn an_unreachable_cache_is_said_once_though_its_lookups_run_together() {
         assert_eq!(report.status(&format!("s{i}")), "built");
     }
     assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
+}
+
+/// Review finding 1: with a wave's lookups in flight at once, the one
+/// warning for an unreachable cache named whichever node's request failed
+/// first (`s4` one run, `s0` the next, with that node's key in the URL).
+/// The same build must say the same thing: the first node in plan order.
+#[test]
+fn an_unreachable_cache_is_said_for_the_first_node_every_time() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let spec: String = (0..12)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let cache = format!("127.0.0.1:{port}/cache");
+    for run in 0..4 {
+        let (_, warnings) = build(&Project::new(&spec), &["--cache", &cache]);
+        assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
+        assert!(
+            warnings.contains("building `s0` here"),
+            "run {run}: the warning names another node than the first:\n{warnings}"
+        );
+    }
 }
 
 #[test]
