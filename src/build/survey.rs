@@ -49,6 +49,9 @@ pub(super) fn survey(
     // before it.
     let pool = ctx.cache.map(|_| lookup_pool());
     let waits_on: Vec<_> = ctx.plan.nodes.iter().map(|p| p.waits_on()).collect();
+    // Said after the forward pass, in plan order (as when the nodes were
+    // looked up one after another), not wave by wave.
+    let mut warnings: Vec<(usize, String)> = Vec::new();
     for wave in waves(&waits_on, &here) {
         let look_up = |&i: &usize| {
             let (key, _) = keys::key(ctx.plan, i, |d| known[d], false)?;
@@ -77,8 +80,8 @@ pub(super) fn survey(
             }
             _ => wave.iter().filter_map(look_up).collect(),
         };
-        // Recorded in plan order: warnings come out in the same order
-        // whatever the threads did.
+        // Recorded in plan order within the wave: the same whatever the
+        // threads did.
         for (i, key, found) in found {
             keys[i] = Some(key);
             match &found {
@@ -88,13 +91,16 @@ pub(super) fn survey(
                 Found::Recorded(realisation) => _ = ctx.store.remember(realisation),
                 Found::Nowhere(Some(e)) => {
                     let name = ctx.plan.nodes[i].name();
-                    ctx.progress
-                        .warn(&format!("cache: {e}; building `{name}` here"));
+                    warnings.push((i, format!("cache: {e}; building `{name}` here")));
                 }
                 Found::Remembered(_) | Found::Nowhere(None) => {}
             }
             known[i] = found.produced();
         }
+    }
+    warnings.sort_by_key(|&(i, _)| i);
+    for (_, warning) in warnings {
+        ctx.progress.warn(&warning);
     }
     // Backward, dependents before dependencies: a node built here needs
     // every node it waits on here.

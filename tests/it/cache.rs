@@ -382,6 +382,43 @@ fn an_unreachable_cache_is_said_for_the_first_node_every_time() {
     }
 }
 
+/// Review finding 2: the survey said a refused entry's warning wave by
+/// wave, so `c` (no dependencies) came before `b` (after `a`), where a
+/// build had always said them in plan order (`b`, then `c`).
+#[test]
+fn refused_entries_are_said_in_plan_order() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    use crate::common::cache_entry::{genuine, replace_record};
+    let spec = r#"
+stage a { run "echo a > $out/f" }
+stage b { use a; run "cat $a/f > $out/f" }
+stage c { run "echo c > $out/f" }
+"#;
+    let cache = format!("{}/order", registry.host());
+    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
+    for name in ["b", "c"] {
+        let key = built.key(name);
+        let (m, mut record) = genuine(&registry, "order", &key);
+        record["format"] = 3.into();
+        replace_record(&registry, "order", &format!("kiln2-{key}"), m, &record);
+    }
+    let p = Project::new(spec);
+    let (report, warnings) = build(&p, &["--cache", &cache]);
+    assert_eq!(
+        (report.status("a"), report.status("b"), report.status("c")),
+        ("pulled".into(), "built".into(), "built".into()),
+        "{warnings}"
+    );
+    let at = |name: &str| {
+        warnings
+            .find(&format!("building `{name}` here"))
+            .unwrap_or_else(|| panic!("no warning for `{name}`:\n{warnings}"))
+    };
+    assert!(at("b") < at("c"), "not in plan order:\n{warnings}");
+}
+
 #[test]
 fn a_bad_trusted_key_is_a_usage_error() {
     let p = Project::new(SPEC);
