@@ -419,6 +419,45 @@ stage c { run "echo c > $out/f" }
     assert!(at("b") < at("c"), "not in plan order:\n{warnings}");
 }
 
+/// Review finding 3: the survey's 16 lookup threads were started with
+/// `expect`, so a user who may start no more threads (RLIMIT_NPROC, a
+/// pids cgroup) got a panic from any build with `--cache`, where the build
+/// without it (and before the survey went parallel) succeeded. Without
+/// them, the lookups go one after another.
+#[test]
+fn a_cache_build_where_no_more_threads_may_start_still_builds() {
+    if !crate::common::skip::require_root() || !crate::common::skip::require("prlimit") {
+        return;
+    }
+    // A cache that answers (an empty one), so that the survey asks for
+    // the twenty stages' records at once.
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let spec: String = (0..20)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let p = Project::new(&spec);
+    p.give_to_nobody();
+    let id = crate::common::nobody::NOBODY.to_string();
+    // Room for kiln's own threads and a stage's sandbox, not for 16 more.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=14", "--"])
+        .arg(p.dir.path().join("bin/kiln"))
+        .args(["build", "--json", "--jobs", "1", "--cache"])
+        .arg(format!("{}/cache", registry.host()))
+        .current_dir(p.root())
+        .env("KILN_HOME", &p.store)
+        .env("HOME", p.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kiln");
+    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
+    let report = Report::parse(&out.stdout);
+    assert_eq!(report.with_status("built").len(), 20, "{}", stderr(&out));
+}
+
 #[test]
 fn a_bad_trusted_key_is_a_usage_error() {
     let p = Project::new(SPEC);
