@@ -438,11 +438,19 @@ fn a_cache_build_where_no_more_threads_may_start_still_builds() {
         .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
         .collect();
     let p = Project::new(&spec);
+    // A uid of this test's own: RLIMIT_NPROC counts every process of the
+    // uid, and other tests run kiln as `nobody` meanwhile.
     p.give_to_nobody();
-    let id = crate::common::nobody::NOBODY.to_string();
+    let id = "54321";
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "54321:54321"])
+        .arg(p.dir.path())
+        .status()
+        .expect("chown");
+    assert!(chown.success());
     // Room for kiln's own threads and a stage's sandbox, not for 16 more.
     let out = std::process::Command::new("setpriv")
-        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args(["--reuid", id, "--regid", id, "--clear-groups", "--"])
         .args(["prlimit", "--nproc=14", "--"])
         .arg(p.dir.path().join("bin/kiln"))
         .args(["build", "--json", "--jobs", "1", "--cache"])
