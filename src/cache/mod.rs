@@ -40,12 +40,17 @@ pub struct Remote {
     settled: std::sync::atomic::AtomicBool,
     /// The records asked for so far (`None`: absent, or refused once with
     /// a warning): a build asks first for a node's key, then, if it needs
-    /// the node's files, for its tree.
-    records: std::sync::Mutex<std::collections::HashMap<Key, Option<Record>>>,
+    /// the node's files, for its tree. One slot per key, held while it is
+    /// asked for: two nodes of one key (a file imported twice) looked up
+    /// at once make one request, and a refusal is said once.
+    records: std::sync::Mutex<std::collections::HashMap<Key, Slot>>,
     push: bool,
     signer: Option<SecretKey>,
     trusted: Vec<PublicKey>,
 }
+
+/// A key's record once asked for (`Some`), behind the lock its lookup holds.
+type Slot = std::sync::Arc<std::sync::Mutex<Option<Option<Record>>>>;
 
 /// Why an entry was not used or not pushed: said as a warning.
 #[derive(Debug, thiserror::Error)]
@@ -123,12 +128,17 @@ impl Remote {
     /// explain` compares. Why an entry cannot be used is said once: asked
     /// again, it is absent.
     pub fn record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
-        let records = || self.records.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(record) = records().get(key) {
+        let slot = {
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            records.entry(*key).or_default().clone()
+        };
+        // Waits only for another lookup of this key, which waits for nothing.
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = &*slot {
             return Ok(record.clone());
         }
         let found = self.fetch_record(key);
-        records().insert(*key, found.as_ref().ok().cloned().flatten());
+        *slot = Some(found.as_ref().ok().cloned().flatten());
         found
     }
 

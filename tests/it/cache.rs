@@ -466,6 +466,48 @@ fn a_cache_build_where_no_more_threads_may_start_still_builds() {
     assert_eq!(report.with_status("built").len(), 20, "{}", stderr(&out));
 }
 
+/// Review finding 5: one file imported twice with the same args makes two
+/// nodes of one key (`a.s`, `b.s`), and the survey asked the cache for
+/// both at once: two requests, and a refused entry said twice, where one
+/// after the other the second found the first's answer remembered.
+#[test]
+fn two_nodes_of_one_key_ask_the_cache_once() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    use crate::common::cache_entry::{genuine, replace_record};
+    let project = || {
+        let p = Project::new(
+            r#"
+stage first { run "echo first > $out/f" }
+import "tc.kdl" as=a
+import "tc.kdl" as=b
+stage top { use a.s; use b.s; run "cat $a_s/f $b_s/f > $out/f" }
+"#,
+        );
+        p.write(
+            "tc.kdl",
+            "stage base { run \"echo base > $out/f\" }\nstage s { use base; run \"cat $base/f > $out/f\" }\n",
+        );
+        p
+    };
+    let cache = format!("{}/twice", registry.host());
+    let (built, _) = build(&project(), &["--cache", &cache, "--cache-push"]);
+    let key = built.key("a.s");
+    assert_eq!(key, built.key("b.s"), "one key for both");
+    let (m, mut record) = genuine(&registry, "twice", &key);
+    record["format"] = 3.into();
+    replace_record(&registry, "twice", &format!("kiln2-{key}"), m, &record);
+    for run in 0..3 {
+        let (_, warnings) = build(&project(), &["--cache", &cache]);
+        assert_eq!(
+            warnings.matches(&format!("kiln2-{key}")).count(),
+            1,
+            "run {run}: the refused entry is said once:\n{warnings}"
+        );
+    }
+}
+
 #[test]
 fn a_bad_trusted_key_is_a_usage_error() {
     let p = Project::new(SPEC);
