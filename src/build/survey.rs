@@ -9,9 +9,9 @@
 //! realisations the store remembers, else from the cache's records (one
 //! request per node, remembered as a realisation). It goes wave by wave,
 //! the nodes of a wave looked up at once (16 requests in flight, on
-//! scoped threads) once the cache has answered a first request. A backward pass, from
-//! what is wanted, marks what must be here. Network IO (the cache) and
-//! small store writes.
+//! scoped threads) once the cache has answered a first request. A
+//! backward pass, from what is wanted, marks what must be here. Network IO
+//! (the cache) and small store writes.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
