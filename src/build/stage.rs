@@ -137,7 +137,7 @@ fn take_caches(
         };
         if lease.as_ref().is_some_and(|l| l.dropped) {
             ctx.progress.warn(&format!(
-                "cache `{}` was left by a build that was killed using it: `{}` starts with it empty",
+                "cache `{}` was left by tools killed while using it (a build killed, or a stage's `timeout`): `{}` starts with it empty",
                 record.id, stage.name.value
             ));
         }

@@ -8,13 +8,13 @@
 //! A forward pass finds every key it can: from the store's entries, from
 //! realisations the store remembers, else from the cache's records (one
 //! request per node, remembered as a realisation). It goes wave by wave,
-//! the nodes of a wave looked up at once (16 requests in flight). A backward pass, from
-//! what is wanted, marks what must be here. Network IO (the cache) and
-//! small store writes.
+//! the nodes of a wave looked up at once (16 requests in flight, on
+//! scoped threads) once the cache has answered a first request. A
+//! backward pass, from what is wanted, marks what must be here. Network IO
+//! (the cache) and small store writes.
 
 use std::collections::BTreeSet;
-
-use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::find::{Found, find};
 use super::keys::{self, Produced};
@@ -46,8 +46,10 @@ pub(super) fn survey(
     // One wave at a time, each node's lookups (a cache record is a round
     // trip or two) beside the others': a wave's keys need only the waves
     // before it.
-    let pool = ctx.cache.map(|_| lookup_pool());
     let waits_on: Vec<_> = ctx.plan.nodes.iter().map(|p| p.waits_on()).collect();
+    // Said after the forward pass, in plan order (as when the nodes were
+    // looked up one after another), not wave by wave.
+    let mut warnings: Vec<(usize, String)> = Vec::new();
     for wave in waves(&waits_on, &here) {
         let look_up = |&i: &usize| {
             let (key, _) = keys::key(ctx.plan, i, |d| known[d], false)?;
@@ -58,12 +60,26 @@ pub(super) fn survey(
             let cache = ctx.cache.map(|cache| (cache, ctx.registry));
             Some((i, key, find(ctx.store, cache, planned, &key, entry)))
         };
-        let found: Vec<(usize, Key, Found)> = match &pool {
-            Some(pool) => pool.install(|| wave.par_iter().filter_map(look_up).collect()),
+        let found: Vec<(usize, Key, Found)> = match ctx.cache {
+            Some(cache) => {
+                // One at a time until the cache has answered once: an
+                // unreachable one is then said for the first node in plan
+                // order on every run, and the others never ask it.
+                let mut found = Vec::new();
+                let mut rest = &wave[..];
+                while let [first, more @ ..] = rest
+                    && !cache.settled()
+                {
+                    found.extend(look_up(first));
+                    rest = more;
+                }
+                found.extend(at_once(rest, look_up));
+                found
+            }
             None => wave.iter().filter_map(look_up).collect(),
         };
-        // Recorded in plan order: warnings come out in the same order
-        // whatever the threads did.
+        // Recorded in plan order within the wave: the same whatever the
+        // threads did.
         for (i, key, found) in found {
             keys[i] = Some(key);
             match &found {
@@ -73,13 +89,16 @@ pub(super) fn survey(
                 Found::Recorded(realisation) => _ = ctx.store.remember(realisation),
                 Found::Nowhere(Some(e)) => {
                     let name = ctx.plan.nodes[i].name();
-                    ctx.progress
-                        .warn(&format!("cache: {e}; building `{name}` here"));
+                    warnings.push((i, format!("cache: {e}; building `{name}` here")));
                 }
                 Found::Remembered(_) | Found::Nowhere(None) => {}
             }
             known[i] = found.produced();
         }
+    }
+    warnings.sort_by_key(|&(i, _)| i);
+    for (_, warning) in warnings {
+        ctx.progress.warn(&warning);
     }
     // Backward, dependents before dependencies: a node built here needs
     // every node it waits on here.
@@ -125,14 +144,44 @@ fn waves(waits_on: &[BTreeSet<usize>], here: &[bool]) -> Vec<Vec<usize>> {
     waves
 }
 
-/// Threads for a cache's lookups: round trips, not CPU, so more than the
-/// cores.
-fn lookup_pool() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(LOOKUPS_AT_ONCE)
-        .thread_name(|i| format!("kiln-survey-{i}"))
-        .build()
-        .expect("kiln: cannot start survey threads")
+/// `look_up` of every node of `nodes`, up to [`LOOKUPS_AT_ONCE`] at a time
+/// (round trips, not CPU: more threads than cores), the answers in the
+/// order of `nodes`. This thread is one of them, and the others are scoped:
+/// all are gone when it returns (a pool's threads linger after it drops).
+/// One that cannot start (a user's or a cgroup's limit on threads) leaves
+/// its share to those that did, so the lookups at worst go one after
+/// another, as before they went in parallel, and fail nothing.
+fn at_once<T: Send>(nodes: &[usize], look_up: impl Fn(&usize) -> Option<T> + Sync) -> Vec<T> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut got = Vec::new();
+        loop {
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            let Some(i) = nodes.get(k) else { break };
+            got.extend(look_up(i).map(|t| (k, t)));
+        }
+        got
+    };
+    let work = &work;
+    let mut got = std::thread::scope(|s| {
+        let helpers: Vec<_> = (1..LOOKUPS_AT_ONCE.min(nodes.len()))
+            .map_while(|n| {
+                let thread = std::thread::Builder::new().name(format!("kiln-survey-{n}"));
+                thread.spawn_scoped(s, work).ok()
+            })
+            .collect();
+        let mut got = work();
+        for helper in helpers {
+            got.extend(
+                helper
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        got
+    });
+    got.sort_unstable_by_key(|&(k, _)| k);
+    got.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Cache lookups in flight at once: as a registry client would (BuildKit
@@ -155,5 +204,21 @@ mod tests {
         ];
         let here = [true, false, false, false, false];
         assert_eq!(waves(&deps, &here), vec![vec![4], vec![1, 2], vec![3]]);
+    }
+
+    #[test]
+    fn lookups_at_once_answer_in_the_order_asked() {
+        let nodes: Vec<usize> = (0..100).rev().collect();
+        // Odd ones have no answer; the later ones answer first.
+        let got = at_once(&nodes, |&i| {
+            std::thread::sleep(std::time::Duration::from_micros(100 - i as u64));
+            (i % 2 == 0).then_some(i * 10)
+        });
+        let want: Vec<usize> = nodes
+            .iter()
+            .filter(|&&i| i % 2 == 0)
+            .map(|i| i * 10)
+            .collect();
+        assert_eq!(got, want);
     }
 }

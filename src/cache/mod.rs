@@ -35,14 +35,22 @@ pub struct Remote {
     /// Set once the cache could not be reached: the rest of the build does
     /// without it instead of waiting for it node after node.
     down: std::sync::atomic::AtomicBool,
+    /// Set once a request for a record had an answer, or found the cache
+    /// down: until then, lookups go one at a time ([`Remote::settled`]).
+    settled: std::sync::atomic::AtomicBool,
     /// The records asked for so far (`None`: absent, or refused once with
     /// a warning): a build asks first for a node's key, then, if it needs
-    /// the node's files, for its tree.
-    records: std::sync::Mutex<std::collections::HashMap<Key, Option<Record>>>,
+    /// the node's files, for its tree. One slot per key, held while it is
+    /// asked for: two nodes of one key (a file imported twice) looked up
+    /// at once make one request, and a refusal is said once.
+    records: std::sync::Mutex<std::collections::HashMap<Key, Slot>>,
     push: bool,
     signer: Option<SecretKey>,
     trusted: Vec<PublicKey>,
 }
+
+/// A key's record once asked for (`Some`), behind the lock its lookup holds.
+type Slot = std::sync::Arc<std::sync::Mutex<Option<Option<Record>>>>;
 
 /// Why an entry was not used or not pushed: said as a warning.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +100,7 @@ impl Remote {
         Ok(Remote {
             repo: Repository::connect(repository, access)?,
             down: std::sync::atomic::AtomicBool::new(false),
+            settled: std::sync::atomic::AtomicBool::new(false),
             records: Default::default(),
             push,
             signer,
@@ -104,17 +113,32 @@ impl Remote {
         self.push
     }
 
+    /// Whether the cache has answered a request for a record, or was
+    /// found down. Until then a caller with many lookups asks one at a
+    /// time, so that an unreachable cache is said for the same node on
+    /// every run (the first it looks up), not for whichever request of
+    /// several in flight failed first.
+    pub fn settled(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.settled.load(Ordering::Relaxed) || self.down.load(Ordering::Relaxed)
+    }
+
     /// The record of the cache's entry for `key`, if it has one kiln may
     /// use (trusted, naming this key), without its tree: what `kiln
     /// explain` compares. Why an entry cannot be used is said once: asked
     /// again, it is absent.
     pub fn record(&self, key: &Key) -> Result<Option<Record>, CacheError> {
-        let records = || self.records.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(record) = records().get(key) {
+        let slot = {
+            let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+            records.entry(*key).or_default().clone()
+        };
+        // Waits only for another lookup of this key, which waits for nothing.
+        let mut slot = slot.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(record) = &*slot {
             return Ok(record.clone());
         }
         let found = self.fetch_record(key);
-        records().insert(*key, found.as_ref().ok().cloned().flatten());
+        *slot = Some(found.as_ref().ok().cloned().flatten());
         found
     }
 
@@ -124,7 +148,11 @@ impl Remote {
             return Ok(None);
         }
         let tag = entry::tag(key);
-        let manifest = match self.repo.manifest(&tag, entry::MANIFEST_TYPE) {
+        let manifest = self.repo.manifest(&tag, entry::MANIFEST_TYPE);
+        if !matches!(manifest, Err(RegistryError::Unreachable { .. })) {
+            self.settled.store(true, Ordering::Relaxed);
+        }
+        let manifest = match manifest {
             Ok(Some(manifest)) => manifest,
             Ok(None) => return Ok(None),
             Err(e @ RegistryError::Unreachable { .. }) => {

@@ -469,7 +469,45 @@ stage s {
         "",
         "the killed stage's file was read: {err}"
     );
-    assert!(err.contains("was killed using it"), "{err}");
+    assert!(err.contains("killed while using it"), "{err}");
+}
+
+/// Review finding 4: when the next user of a cache a stage's `timeout`
+/// abandoned is a stage of the same build, the warning said the cache
+/// "was left by a build that was killed using it", when no build was.
+#[test]
+fn a_cache_dropped_after_a_timeout_in_the_same_build_does_not_blame_a_killed_build() {
+    if !crate::common::skip::require_sandbox() {
+        return;
+    }
+    // `t1` holds cache `x` until its timeout; `t2` (after `slow`) waits
+    // for it, then finds t1's mark.
+    let p = Project::new(
+        r#"
+stage t1 {
+    cache "/tmp/c" id="x"
+    timeout "2s"
+    run "echo half > /tmp/c/f; sleep 60"
+}
+stage slow { run "sleep 1; echo > $out/n" }
+stage t2 {
+    use slow
+    cache "/tmp/c" id="x"
+    run "ls /tmp/c > $out/seen"
+}
+"#,
+    );
+    let out = p.kiln(&["build", "--json", "--jobs", "2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = Report::parse(&out.stdout);
+    assert_eq!(report.status("t2"), "built", "{}", stderr(&out));
+    assert_eq!(crate::common::read(&report.output("t2").join("seen")), "");
+    let err = stderr(&out);
+    let warning = (err.lines())
+        .find(|l| l.contains("cache `x`"))
+        .unwrap_or_else(|| panic!("no warning for cache `x`:\n{err}"));
+    assert!(!warning.contains("a build that was killed"), "{warning}");
+    assert!(warning.contains("timeout"), "{warning}");
 }
 
 // --- finding 9: `explain` printed a cache record's inputs raw ------------

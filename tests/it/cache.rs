@@ -337,7 +337,10 @@ fn an_unreachable_cache_is_a_warning_and_the_build_goes_on() {
 }
 
 /// The survey looks up the nodes of a wave at once: six independent
-/// stages ask an unreachable cache together, and it is still said once.
+/// stages, and an unreachable cache is still said once. (The survey now
+/// asks one at a time until the cache has answered once, so the six no
+/// longer reach it together; `down.swap` still covers a cache that goes
+/// down mid-build.)
 #[test]
 fn an_unreachable_cache_is_said_once_though_its_lookups_run_together() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -353,6 +356,156 @@ fn an_unreachable_cache_is_said_once_though_its_lookups_run_together() {
         assert_eq!(report.status(&format!("s{i}")), "built");
     }
     assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
+}
+
+/// Review finding 1: with a wave's lookups in flight at once, the one
+/// warning for an unreachable cache named whichever node's request failed
+/// first (`s4` one run, `s0` the next, with that node's key in the URL).
+/// The same build must say the same thing: the first node in plan order.
+#[test]
+fn an_unreachable_cache_is_said_for_the_first_node_every_time() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let spec: String = (0..12)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let cache = format!("127.0.0.1:{port}/cache");
+    for run in 0..4 {
+        let (_, warnings) = build(&Project::new(&spec), &["--cache", &cache]);
+        assert_eq!(warnings.matches("warning:").count(), 1, "{warnings}");
+        assert!(
+            warnings.contains("building `s0` here"),
+            "run {run}: the warning names another node than the first:\n{warnings}"
+        );
+    }
+}
+
+/// Review finding 2: the survey said a refused entry's warning wave by
+/// wave, so `c` (no dependencies) came before `b` (after `a`), where a
+/// build had always said them in plan order (`b`, then `c`).
+#[test]
+fn refused_entries_are_said_in_plan_order() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    use crate::common::cache_entry::{genuine, replace_record};
+    let spec = r#"
+stage a { run "echo a > $out/f" }
+stage b { use a; run "cat $a/f > $out/f" }
+stage c { run "echo c > $out/f" }
+"#;
+    let cache = format!("{}/order", registry.host());
+    let (built, _) = build(&Project::new(spec), &["--cache", &cache, "--cache-push"]);
+    for name in ["b", "c"] {
+        let key = built.key(name);
+        let (m, mut record) = genuine(&registry, "order", &key);
+        record["format"] = 3.into();
+        replace_record(&registry, "order", &format!("kiln2-{key}"), m, &record);
+    }
+    let p = Project::new(spec);
+    let (report, warnings) = build(&p, &["--cache", &cache]);
+    assert_eq!(
+        (report.status("a"), report.status("b"), report.status("c")),
+        ("pulled".into(), "built".into(), "built".into()),
+        "{warnings}"
+    );
+    let at = |name: &str| {
+        warnings
+            .find(&format!("building `{name}` here"))
+            .unwrap_or_else(|| panic!("no warning for `{name}`:\n{warnings}"))
+    };
+    assert!(at("b") < at("c"), "not in plan order:\n{warnings}");
+}
+
+/// Review finding 3: the survey's 16 lookup threads were started with
+/// `expect`, so a user who may start no more threads (RLIMIT_NPROC, a
+/// pids cgroup) got a panic from any build with `--cache`, where the build
+/// without it (and before the survey went parallel) succeeded. Without
+/// them, the lookups go one after another.
+#[test]
+fn a_cache_build_where_no_more_threads_may_start_still_builds() {
+    if !crate::common::skip::require_root() || !crate::common::skip::require("prlimit") {
+        return;
+    }
+    // A cache that answers (an empty one), so that the survey asks for
+    // the twenty stages' records at once.
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let spec: String = (0..20)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let p = Project::new(&spec);
+    // A uid of this test's own: RLIMIT_NPROC counts every process of the
+    // uid, and other tests run kiln as `nobody` meanwhile.
+    p.give_to_nobody();
+    let id = "54321";
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "54321:54321"])
+        .arg(p.dir.path())
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    // Room for kiln's own threads and a stage's sandbox, not for 16 more.
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", id, "--regid", id, "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=14", "--"])
+        .arg(p.dir.path().join("bin/kiln"))
+        .args(["build", "--json", "--jobs", "1", "--cache"])
+        .arg(format!("{}/cache", registry.host()))
+        .current_dir(p.root())
+        .env("KILN_HOME", &p.store)
+        .env("HOME", p.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kiln");
+    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
+    let report = Report::parse(&out.stdout);
+    assert_eq!(report.with_status("built").len(), 20, "{}", stderr(&out));
+}
+
+/// Review finding 5: one file imported twice with the same args makes two
+/// nodes of one key (`a.s`, `b.s`), and the survey asked the cache for
+/// both at once: two requests, and a refused entry said twice, where one
+/// after the other the second found the first's answer remembered.
+#[test]
+fn two_nodes_of_one_key_ask_the_cache_once() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    use crate::common::cache_entry::{genuine, replace_record};
+    let project = || {
+        let p = Project::new(
+            r#"
+stage first { run "echo first > $out/f" }
+import "tc.kdl" as=a
+import "tc.kdl" as=b
+stage top { use a.s; use b.s; run "cat $a_s/f $b_s/f > $out/f" }
+"#,
+        );
+        p.write(
+            "tc.kdl",
+            "stage base { run \"echo base > $out/f\" }\nstage s { use base; run \"cat $base/f > $out/f\" }\n",
+        );
+        p
+    };
+    let cache = format!("{}/twice", registry.host());
+    let (built, _) = build(&project(), &["--cache", &cache, "--cache-push"]);
+    let key = built.key("a.s");
+    assert_eq!(key, built.key("b.s"), "one key for both");
+    let (m, mut record) = genuine(&registry, "twice", &key);
+    record["format"] = 3.into();
+    replace_record(&registry, "twice", &format!("kiln2-{key}"), m, &record);
+    for run in 0..3 {
+        let (_, warnings) = build(&project(), &["--cache", &cache]);
+        assert_eq!(
+            warnings.matches(&format!("kiln2-{key}")).count(),
+            1,
+            "run {run}: the refused entry is said once:\n{warnings}"
+        );
+    }
 }
 
 #[test]

@@ -201,7 +201,7 @@ stage s {
         "the killed build's file was read"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("was killed using it"), "{stderr}");
+    assert!(stderr.contains("killed while using it"), "{stderr}");
     assert!(!written.exists());
 }
 
