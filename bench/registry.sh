@@ -18,7 +18,11 @@
 #          adds the same command run by another kiln binary. DELAY=MS puts
 #          the cache behind bench/latency-proxy.py, which holds every chunk
 #          MS milliseconds each way, as a registry elsewhere answers.
-# ONLY="push pull cache survey" runs a subset. Needs hyperfine, skopeo,
+# - lazy-base: `kiln build --cache` into an empty store of a builder stage
+#          run in the ~500 MB image as a registry base and an image from
+#          scratch shipping its output, pushed to the cache by an earlier
+#          build (BASELINE=PATH adds another kiln binary's run).
+# ONLY="push pull cache survey lazy-base" runs a subset. Needs hyperfine, skopeo,
 # docker-registry, python3, and what the examples need (golang-go,
 # busybox-static, gcc, golang-github-mattn-go-sqlite3-dev). About 10 minutes.
 set -euo pipefail
@@ -26,7 +30,7 @@ cd "$(dirname "$0")/.."
 cargo build --release -q
 kiln="$PWD/target/release/kiln"
 repo="$PWD"
-only=${ONLY:-push pull cache survey}
+only=${ONLY:-push pull cache survey lazy-base}
 want() { [[ " $only " == *" $1 "* ]]; }
 work=$(mktemp -d /tmp/kiln-bench-registry.XXXXXX)
 registry_pid=""
@@ -76,9 +80,18 @@ stage data {
 image big {
     copy data "data" to="/data"
 }
+// The same tree with a shell, for a stage to run in (lazy-base).
+stage bin {
+    tools "busybox"
+    run "mkdir -p $out/bin && cp $(command -v busybox) $out/bin/ && for t in sh find wc; do ln -s busybox $out/bin/$t; done"
+}
+image bigsh {
+    copy data "data" to="/data"
+    copy bin "bin" to="/bin"
+}
 KDL
 k="$kiln -q --store $work/store -f $proj/kiln.kdl"
-if want push || want pull; then
+if want push || want pull || want lazy-base; then
     $k build
     $k export big -o "$work/big.tar"
     echo "image: $(stat -c %s "$work/big.tar") bytes as an archive" >>"$work/report.md"
@@ -105,6 +118,32 @@ if want pull; then
         -n "skopeo copy docker:// oci:" \
         "skopeo copy -q --src-tls-verify=false docker://$host/big:1 oci:$work/oci-pull"
     cat "$work/pull.md" >>"$work/report.md"
+fi
+
+if want lazy-base; then
+    $k build bigsh
+    digest=$($k push bigsh "$host/bigsh:1" | sed 's/.*@//')
+    mkdir -p "$work/lazy"
+    cat >"$work/lazy/kiln.kdl" <<KDL
+base big { image "$host/bigsh:1@$digest" }
+stage count {
+    from big
+    run "find /data -type f | wc -l > \$out/n"
+}
+image app {
+    from scratch
+    copy count "n" to="/n"
+}
+KDL
+    l="-q -f $work/lazy/kiln.kdl --cache $host/lazy"
+    $kiln $l --store "$work/seed-lazy" --cache-push build
+    rows=(-n "kiln build --cache, builder base in the registry" "$kiln $l --store $work/fresh-lazy build")
+    if [ -n "${BASELINE:-}" ]; then
+        rows+=(-n "baseline $BASELINE" "$BASELINE $l --store $work/fresh-lazy build")
+    fi
+    hyperfine -N --runs 5 --export-markdown "$work/lazy.md" \
+        --prepare "rm -rf $work/fresh-lazy" "${rows[@]}"
+    cat "$work/lazy.md" >>"$work/report.md"
 fi
 
 if want cache; then
