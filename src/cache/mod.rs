@@ -155,15 +155,7 @@ impl Remote {
         let manifest = match manifest {
             Ok(Some(manifest)) => manifest,
             Ok(None) => return Ok(None),
-            Err(e @ RegistryError::Unreachable { .. }) => {
-                // Said once, though a build's survey has several lookups in
-                // flight: the others find it already down.
-                if self.down.swap(true, Ordering::Relaxed) {
-                    return Ok(None);
-                }
-                return Err(CacheError::Down(e));
-            }
-            Err(e) => return Err(e.into()),
+            Err(e) => return self.failed(e).map(|()| None),
         };
         // A reason may quote the entry (a parser's "unknown field `…`"):
         // the cache writer's bytes, shown without control characters.
@@ -222,15 +214,28 @@ impl Remote {
             return Ok(());
         }
         let packed = pack::pack(entry.path.as_path(), scratch)?;
-        self.repo
-            .push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
-        let tree = (&packed.layer, packed.contents);
-        let record = Record::new(key, (entry, config), inputs, tree, self.signer.as_ref());
-        let json = record.to_json();
-        let config = self.repo.push_blob(&json)?;
-        let manifest = entry::manifest(&config, json.len() as u64, &packed.layer);
-        self.repo
-            .push_manifest(&entry::tag(key), &manifest, entry::MANIFEST_TYPE)?;
-        Ok(())
+        let sent = (|| {
+            let repo = &self.repo;
+            repo.push_blob_file(packed.path(), &packed.layer.digest, packed.layer.size)?;
+            let tree = (&packed.layer, packed.contents);
+            let record = Record::new(key, (entry, config), inputs, tree, self.signer.as_ref());
+            let json = record.to_json();
+            let config = repo.push_blob(&json)?;
+            let manifest = entry::manifest(&config, json.len() as u64, &packed.layer);
+            repo.push_manifest(&entry::tag(key), &manifest, entry::MANIFEST_TYPE)
+        })();
+        sent.or_else(|e| self.failed(e))
+    }
+
+    /// `e` as a warning. An unreachable cache is marked down and said once
+    /// (requests in flight together find it down: `Ok`), so that no later
+    /// lookup or push of the build waits out its timeouts again.
+    fn failed(&self, e: RegistryError) -> Result<(), CacheError> {
+        use std::sync::atomic::Ordering;
+        match e {
+            RegistryError::Unreachable { .. } if self.down.swap(true, Ordering::Relaxed) => Ok(()),
+            e @ RegistryError::Unreachable { .. } => Err(CacheError::Down(e)),
+            e => Err(e.into()),
+        }
     }
 }

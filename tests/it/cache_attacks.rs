@@ -716,6 +716,49 @@ fn a_cache_that_never_answers_does_not_hang_the_build() {
     assert!(stderr(&out).contains("warning: cache:"), "{}", stderr(&out));
 }
 
+/// A cache that answers lookups (it has nothing) but never answers a push:
+/// the first push that times out marks it down, and the build's other
+/// pushes do not wait out their own timeouts (each was a warning and
+/// seconds of waiting).
+#[test]
+fn a_cache_that_stops_answering_pushes_is_given_up_once() {
+    let hostile = Hostile::start(|req| match req.method.as_str() {
+        "GET" if req.path == "/v2/" => ok("application/json", b"{}".to_vec()),
+        "GET" | "HEAD" => Reply::Full {
+            status: 404,
+            headers: vec![("Content-Type", "application/json".into())],
+            body: br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"none"}]}"#.to_vec(),
+        },
+        _ => Reply::Silent,
+    });
+    let spec: String = (0..4)
+        .map(|i| format!("stage s{i} {{ run \"echo {i} > $out/n\" }}\n"))
+        .collect();
+    let p = Project::new(&spec);
+    let cache = format!("{}/c", hostile.host);
+    let out = p
+        .cmd(&[
+            "build",
+            "--json",
+            "--jobs",
+            "1",
+            "--cache",
+            &cache,
+            "--cache-push",
+        ])
+        .env("KILN_REGISTRY_TIMEOUT", "2")
+        .output()
+        .expect("run kiln");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = Report::parse(&out.stdout);
+    for i in 0..4 {
+        assert_eq!(report.status(&format!("s{i}")), "built");
+    }
+    let err = stderr(&out);
+    assert_eq!(err.matches("was not pushed").count(), 1, "{err}");
+    assert!(err.contains("goes on without the cache"), "{err}");
+}
+
 // --- (e) credentials ----------------------------------------------------
 
 const USER: &str = "kiln-user";
