@@ -68,6 +68,18 @@ for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0
 empty="rm -rf $storage/docker"
 echo "machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)" >"$work/report.md"
 
+# Times `kiln ARGS --store STORE build` from an empty STORE, and BASELINE's
+# (another kiln binary) if set, in one hyperfine run; the table goes to the
+# report. fresh_build NAME LABEL ARGS STORE
+fresh_build() {
+    local rows=(-n "$2" "$kiln $3 --store $4 build")
+    if [ -n "${BASELINE:-}" ]; then
+        rows+=(-n "baseline $BASELINE" "$BASELINE $3 --store $4 build")
+    fi
+    hyperfine -N --runs 5 --export-markdown "$work/$1.md" --prepare "rm -rf $4" "${rows[@]}"
+    cat "$work/$1.md" >>"$work/report.md"
+}
+
 proj="$work/big"
 mkdir -p "$proj"
 cp bench/gen-tree.py "$proj/gen.py"
@@ -137,13 +149,7 @@ image app {
 KDL
     l="-q -f $work/lazy/kiln.kdl --cache $host/lazy"
     $kiln $l --store "$work/seed-lazy" --cache-push build
-    rows=(-n "kiln build --cache, builder base in the registry" "$kiln $l --store $work/fresh-lazy build")
-    if [ -n "${BASELINE:-}" ]; then
-        rows+=(-n "baseline $BASELINE" "$BASELINE $l --store $work/fresh-lazy build")
-    fi
-    hyperfine -N --runs 5 --export-markdown "$work/lazy.md" \
-        --prepare "rm -rf $work/fresh-lazy" "${rows[@]}"
-    cat "$work/lazy.md" >>"$work/report.md"
+    fresh_build lazy "kiln build --cache, builder base in the registry" "$l" "$work/fresh-lazy"
 fi
 
 if want cache; then
@@ -185,13 +191,8 @@ PY
         at="127.0.0.1:$proxy_port"
         for _ in $(seq 100); do curl -sf "http://$at/v2/" >/dev/null && break; sleep 0.1; done
     fi
-    rows=(-n "kiln build --cache (201 nodes, 1 downloaded)" "$kiln $e --store $work/fresh-graph --cache $at/graph build")
-    if [ -n "${BASELINE:-}" ]; then
-        rows+=(-n "baseline $BASELINE" "$BASELINE $e --store $work/fresh-graph --cache $at/graph build")
-    fi
-    hyperfine -N --runs 5 --export-markdown "$work/survey.md" \
-        --prepare "rm -rf $work/fresh-graph" "${rows[@]}"
     echo "survey: latency added each way: ${DELAY:-0} ms" >>"$work/report.md"
-    cat "$work/survey.md" >>"$work/report.md"
+    fresh_build survey "kiln build --cache (201 nodes, 1 downloaded)" \
+        "$e --cache $at/graph" "$work/fresh-graph"
 fi
 cat "$work/report.md"
