@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::eval::{Plan, Work};
 use crate::hash::{Digest, Key, OutputHash};
+use crate::spec::BaseSource;
 
 /// What a finished node offers the nodes that need it.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +39,9 @@ pub(crate) fn key(
             // A stage sees only the root's files and config.
             Work::Run(_) => root_out.config.map(|d| d.to_string())?,
             // An image also inherits what the parent's entry says about them.
+            // A registry base's entry is a function of its key (the manifest
+            // digest pins every byte): that, known without pulling it.
+            _ if pinned_whole(plan, root) => plan.nodes[root].inputs.key_only(&[]).to_string(),
             _ => root_out.hash?.to_string(),
         };
         let from = inputs.root().unwrap_or_default();
@@ -50,4 +54,14 @@ pub(crate) fn key(
         true => inputs.key(&deps),
         false => (inputs.key_only(&deps), BTreeMap::new()),
     })
+}
+
+/// Whether node `i` is a base whose key pins every byte of its entry: one
+/// from a registry, by manifest digest. (An archive's pin, its config
+/// digest, leaves the layers' compression free.)
+fn pinned_whole(plan: &Plan<'_>, i: usize) -> bool {
+    matches!(
+        plan.nodes[i].work,
+        Work::Import(base) if matches!(base.source, BaseSource::Registry { .. })
+    )
 }

@@ -212,10 +212,12 @@ fn a_stage_run_from_a_base_stays_in_the_cache_and_the_base_is_not_pulled() {
     assert!(explain.contains("image `app` is cached"), "{explain}");
 }
 
-/// The same with the base in a registry: its config digest comes from its
-/// manifest (two small requests), not from pulling it.
+/// The same with the base in a registry, and the image made from it too:
+/// the stage is keyed by the config its manifest names (two small
+/// requests), the image by the base's key, whose manifest digest pins
+/// every byte of the base. Nothing but the image is downloaded.
 #[test]
-fn a_stage_run_from_a_registry_base_stays_in_the_cache_and_the_base_is_not_pulled() {
+fn a_stage_and_an_image_from_a_registry_base_stay_in_the_cache_and_the_base_is_not_pulled() {
     use crate::common::images::{Compress, busybox_image_with, write_docker_archive};
     if !crate::common::skip::require_sandbox() {
         return;
@@ -230,8 +232,9 @@ fn a_stage_run_from_a_registry_base_stays_in_the_cache_and_the_base_is_not_pulle
     let source = format!(r#"image "{}/bb:1@{digest}""#, registry.host());
     let cache = format!("{}/cache", registry.host());
     let (lazy, err, _, imported) =
-        built_twice_through(&cache, || Project::new(&builder_spec(&source, "scratch")));
+        built_twice_through(&cache, || Project::new(&builder_spec(&source, "busybox")));
     assert!(imported[0] > 0, "the first build pulled the base here");
+    assert_eq!(lazy.0["images"][0]["status"], "pulled", "{err}");
     assert_eq!(lazy.status("greet"), "remote", "{err}");
     assert_eq!(lazy.0["bases"][0]["status"], "remote", "{}", lazy.0);
     assert_eq!(imported[1], 0, "the base was pulled");
@@ -239,12 +242,13 @@ fn a_stage_run_from_a_registry_base_stays_in_the_cache_and_the_base_is_not_pulle
 
 /// README: "a stage [the products] were made from stays in the cache
 /// (status `remote`) unless something built here needs its files". An
-/// image made from a base is keyed by the base's output hash (it carries
-/// the base's layers as they were stored, which an archive's config digest
-/// does not pin), known only once the base is imported; the image is then
-/// made here, and the stage it copies from downloaded.
+/// image made from an archive base is keyed by the base's output hash (it
+/// carries the base's layers as they were stored, which an archive's
+/// config digest does not pin), known only once the base is imported; the
+/// image is then made here, and the stage it copies from downloaded. (From
+/// a registry base it is not: the test above.)
 #[test]
-#[ignore = "finding 3, left: an image made from a base is keyed by the base's output hash, known only once the base is imported"]
+#[ignore = "finding 3, left for archive bases: an image made from one is keyed by the base's output hash, known only once the base is imported"]
 fn a_stage_run_from_a_base_stays_in_the_cache_when_only_the_image_is_wanted() {
     if !crate::common::skip::require_sandbox() {
         return;
