@@ -91,7 +91,7 @@ impl Refs {
             return Ok(());
         }
         let mut keys = read(&loaded.file);
-        keys.extend(std::mem::take(&mut loaded.changed));
+        keys.extend(loaded.changed.clone());
         let dir = self.layout.refs_dir();
         std::fs::create_dir_all(&dir).at(&dir)?;
         let text: String = keys
@@ -99,6 +99,8 @@ impl Refs {
             .map(|(name, key)| format!("{name} {key}\n"))
             .collect();
         write_atomic(&loaded.file, text.as_bytes())?;
+        // Only once written: a failed save keeps them for the next.
+        loaded.changed.clear();
         loaded.keys = keys;
         Ok(())
     }
@@ -128,6 +130,25 @@ mod tests {
 
     fn key(n: u8) -> Key {
         Key::from(blake3::hash(&[n]))
+    }
+
+    #[test]
+    fn a_save_that_fails_keeps_the_refs_for_the_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let layout = Layout::new(dir.path());
+        let project = dir.path().join("project");
+        std::fs::create_dir(&project).expect("project");
+        let a = Name::new("a").expect("name");
+        let refs = Refs::new(&layout);
+        refs.set(&project, &a, &key(1)).expect("set");
+        // A file where the refs directory goes: the save cannot write.
+        std::fs::create_dir_all(layout.refs_dir().parent().expect("parent")).expect("mkdir");
+        std::fs::write(layout.refs_dir(), b"").expect("block");
+        assert!(refs.save().is_err(), "the save cannot write");
+        std::fs::remove_file(layout.refs_dir()).expect("unblock");
+        refs.save().expect("save");
+        let now = Refs::new(&layout);
+        assert_eq!(now.get(&project, &a).expect("get"), Some(key(1)));
     }
 
     #[test]
