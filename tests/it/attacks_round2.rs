@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use crate::common::build_said as build;
 use crate::common::cache_entry::{assert_no_terminal_controls, pushed_entry, replace_record};
 use crate::common::nobody::NOBODY;
 use crate::common::registry::Registry;
@@ -19,14 +20,6 @@ fn stderr(out: &Output) -> String {
 }
 
 /// `kiln build --json ARGS` in `p`, which must succeed.
-fn build(p: &Project, args: &[&str]) -> (Report, String) {
-    let mut all = vec!["build", "--json"];
-    all.extend_from_slice(args);
-    let out = p.kiln(&all);
-    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
-    (Report::parse(&out.stdout), stderr(&out))
-}
-
 /// Two stages, the second made from the first: a lazy build pulls only
 /// `b` (the product) and leaves `a` in the cache.
 const CHAIN: &str = r#"

@@ -7,6 +7,7 @@
 
 use std::process::Output;
 
+use crate::common::build_said as build;
 use crate::common::registry::Registry;
 use crate::common::{Project, Report};
 use kiln::hash::Digest;
@@ -25,14 +26,6 @@ image app {
     copy copy "again" to="/again"
 }
 "#;
-
-fn build(p: &Project, args: &[&str]) -> (Report, String) {
-    let mut all = vec!["build", "--json"];
-    all.extend_from_slice(args);
-    let out = p.kiln(&all);
-    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
-    (Report::parse(&out.stdout), stderr(&out))
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
+use crate::common::build_said as build;
 use crate::common::cache_entry::{genuine, pushed_entry, replace_record};
 use crate::common::images::{Compress, file, layer, raw_entry, symlink};
 use crate::common::registry::Registry;
@@ -31,14 +32,6 @@ fn stderr(out: &Output) -> String {
 
 /// `kiln build --json ARGS` in `p`, which must succeed (a cache kiln cannot
 /// use never fails a build); the report and stderr.
-fn build(p: &Project, args: &[&str]) -> (Report, String) {
-    let mut all = vec!["build", "--json"];
-    all.extend_from_slice(args);
-    let out = p.kiln(&all);
-    assert!(out.status.success(), "kiln build failed:\n{}", stderr(&out));
-    (Report::parse(&out.stdout), stderr(&out))
-}
-
 /// The key of stage `s` of `spec`, from a throwaway build without a cache.
 fn key_of(spec: &str) -> String {
     let (report, _) = build(&Project::new(spec), &[]);

@@ -70,6 +70,17 @@ impl Project {
     }
 }
 
+/// `kiln build --json ARGS` of `p`, asserting success: the parsed report
+/// and what kiln said on stderr (its summary and warnings).
+pub fn build_said(p: &Project, args: &[&str]) -> (Report, String) {
+    let mut all = vec!["build", "--json"];
+    all.extend_from_slice(args);
+    let out = p.kiln(&all);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "kiln build failed:\n{said}");
+    (Report::parse(&out.stdout), said)
+}
+
 /// Runs `cmd` (a `kiln build --json`), asserting success; the parsed report.
 pub fn built(mut cmd: Command) -> Report {
     let out = cmd.output().expect("run kiln");
