@@ -13,7 +13,7 @@ use super::model::{Assembled, ConfigSummary, Entry, FileSet, Kind, Layer, Origin
 use crate::base::{self, BaseError, ImportedImage, LayerPath};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Reader};
-use crate::spec::{Base, Name, Owner, Spec};
+use crate::spec::{Base, Owner, Spec};
 
 /// How many top-level paths `kiln inspect` names per layer.
 const TOP: usize = 5;
@@ -39,8 +39,13 @@ pub fn from_base_listed(
     mut listed: Vec<Option<Listing>>,
 ) -> Result<Assembled, ExportError> {
     let name = &decl.name.value;
+    // The name as the base's own file writes it (`busybox`, not
+    // `go.busybox`): what its key holds, so that its entry, and an image
+    // keyed by that key (a registry base's), does not depend on the alias.
+    let written = spec.local(decl.name.span, &decl.scope);
+    let written = written.name(name.as_str());
     let origin = Origin {
-        node: format!("base {name}"),
+        node: format!("base {written}"),
         ..Origin::of_node(spec, decl.name.span, Via::Base)
     };
     let mut files = FileSet::default();
@@ -69,7 +74,7 @@ pub fn from_base_listed(
         for e in &listing.entries {
             origins.insert(e.path.clone(), origin.clone());
         }
-        layers.push(reused(name, layer, &listing));
+        layers.push(reused(written, layer, &listing));
     }
     Ok(Assembled {
         name: name.clone(),
@@ -220,7 +225,7 @@ fn list_tar(layer: &base::Layer, tar: &mut dyn Read) -> Result<Listing, ListErro
     Ok(listing)
 }
 
-fn reused(name: &Name, layer: &base::Layer, listing: &Listing) -> Layer {
+fn reused(name: &str, layer: &base::Layer, listing: &Listing) -> Layer {
     let mut top: Vec<String> = (listing.entries.iter())
         .map(|e| format!("/{}", e.path.split('/').next().unwrap_or_default()))
         .collect();
@@ -282,6 +287,7 @@ mod tests {
 
     use super::*;
     use crate::hash::Digest;
+    use crate::spec::Name;
 
     /// A layer whose tar holds `names` (empty files), stored in `dir`.
     fn layer_of(dir: &Path, names: &[&str]) -> base::Layer {
