@@ -73,3 +73,22 @@ fn an_image_from_a_registry_base_under_two_aliases_is_one_key_and_one_image() {
     );
     assert_eq!(why_one, why_two, "what `kiln why` reports");
 }
+
+/// The same image's title label is its name as the importer writes it
+/// (`one.app`), while its key holds the name as its file writes it
+/// (`app`): two configs under one key. Predates the commits reviewed: an
+/// image from `scratch` in an imported file or a template instance has it
+/// too (`imports.rs` asserts the shared key).
+#[test]
+#[ignore = "the title label holds the alias the key leaves out (predates this review's commits): label or key must change, a maintainers' choice"]
+fn an_image_under_two_aliases_has_one_title() {
+    let Some(registry) = Registry::start() else {
+        return;
+    };
+    let [(key_one, config_one, _), (key_two, config_two, _)] = app_under_two_aliases(&registry);
+    assert_eq!(key_one, key_two);
+    assert_eq!(
+        config_one["config"]["Labels"],
+        config_two["config"]["Labels"]
+    );
+}
