@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciEnvelope};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Reference, RegistryOperation};
 
@@ -59,7 +59,7 @@ impl Registry {
                 continue;
             }
             if !status.is_success() {
-                let message = status.canonical_reason().unwrap_or_default().to_owned();
+                let message = said(response, status).await;
                 let e = OciDistributionError::ServerError {
                     code: status.as_u16(),
                     url,
@@ -128,6 +128,33 @@ impl Registry {
         self.error(shown, OciDistributionError::RequestError(e))
     }
 }
+
+/// What a registry says when it refuses a request: the errors of its OCI
+/// error body (`TOOMANYREQUESTS: You have reached your pull rate limit`),
+/// else its text, else the status's name. Read up to [`MAX_SAID`] bytes:
+/// the rest is dropped unread. The caller sanitizes it.
+async fn said(mut response: reqwest::Response, status: reqwest::StatusCode) -> String {
+    let mut body = Vec::new();
+    while body.len() < MAX_SAID
+        && let Ok(Some(chunk)) = response.chunk().await
+    {
+        body.extend_from_slice(&chunk);
+    }
+    body.truncate(MAX_SAID);
+    let reason = status.canonical_reason().unwrap_or("error");
+    if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(&body)
+        && !envelope.errors.is_empty()
+    {
+        return format!("{reason}: {envelope}");
+    }
+    match String::from_utf8_lossy(&body).trim() {
+        "" => reason.to_owned(),
+        text => format!("{reason}: {text}"),
+    }
+}
+
+/// How much of a refusal's body [`said`] reads.
+const MAX_SAID: usize = 16 << 10;
 
 /// `oci-client`'s URL for a manifest: by digest if pinned, else by tag.
 fn manifest_url(scheme: &str, reference: &Reference) -> String {

@@ -957,3 +957,53 @@ fn with_trusted_keys_a_bomb_that_claims_the_room_it_needs_is_not_unpacked() {
     );
     assert_no_leftovers(&p);
 }
+
+// --- what a registry says when it refuses a manifest -------------------
+
+/// A registry that refuses every manifest with `status` and an OCI error
+/// body saying `message`.
+fn refusing(status: u16, code: &'static str, message: &'static str) -> Hostile {
+    Hostile::start(move |req| {
+        if req.path.contains("/manifests/") {
+            let body = serde_json::json!({ "errors": [{ "code": code, "message": message }] });
+            return Reply::Full {
+                status,
+                headers: vec![("Content-Type", "application/json".into())],
+                body: body.to_string().into_bytes(),
+            };
+        }
+        base(req)
+    })
+}
+
+/// Docker Hub's answer past its pull limit is a 429 whose body says so
+/// and what to do. kiln reads manifests itself since cb1d86a, and said
+/// only the status ("code: 429, message: Too Many Requests"): the
+/// registry's own words, which oci-client's error carried, were dropped.
+#[test]
+fn a_registry_refusing_a_manifest_is_quoted() {
+    const SAID: &str = "You have reached your pull rate limit; authenticate to raise it";
+    let hostile = refusing(429, "TOOMANYREQUESTS", SAID);
+    let pin = Digest::of(b"some manifest");
+    let spec = format!(
+        "base b {{ image \"{}/img@{pin}\" }}\nstage s {{ from b; run \"true\" }}\n",
+        hostile.host
+    );
+    // As one line: the report wraps long messages.
+    let said = |out: &Output| {
+        let err = stderr(out);
+        let words: Vec<&str> = err.split_whitespace().filter(|w| *w != "│").collect();
+        (words.join(" ").contains(SAID), err)
+    };
+    let p = Project::new(&spec);
+    let out = p.kiln(&["build"]);
+    assert!(!out.status.success(), "the base cannot be pulled");
+    let (quoted, err) = said(&out);
+    assert!(quoted, "{err}");
+    // And `kiln lock`, which resolves a tag the same way.
+    let tagged = Project::new(&format!("base b {{ image \"{}/img:1\" }}\n", hostile.host));
+    let out = tagged.kiln(&["lock"]);
+    assert!(!out.status.success(), "the tag cannot be resolved");
+    let (quoted, err) = said(&out);
+    assert!(quoted, "{err}");
+}
