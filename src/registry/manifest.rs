@@ -40,9 +40,9 @@ impl Registry {
         media_types: &[&str],
     ) -> Result<Vec<u8>, RegistryError> {
         let url = manifest_url(self.scheme(), reference);
-        let mut refreshed = false;
+        let mut authorization = self.authorization(reference, shown, false).await?;
+        let mut retried = false;
         loop {
-            let authorization = self.authorization(reference, shown, refreshed).await?;
             let mut request = (self.http.get(&url)).header("Accept", media_types.join(", "));
             request = match (&authorization, &self.auth) {
                 (Authorization::Bearer(token), _) => request.bearer_auth(token),
@@ -53,9 +53,15 @@ impl Registry {
             };
             let response = request.send().await.map_err(|e| self.failed(shown, e))?;
             let status = response.status();
-            // A token may have expired since it was learnt: learnt again once.
-            if status.as_u16() == 401 && !refreshed {
-                refreshed = true;
+            // Asked again once: with the credentials, where a Basic
+            // challenge asks for them; else with what is learnt again (a
+            // token may have expired since it was learnt).
+            if status.as_u16() == 401 && !retried {
+                retried = true;
+                authorization = match (basic_challenge(&response), &self.auth) {
+                    (true, RegistryAuth::Basic(..)) => self.learnt(reference, Authorization::Basic),
+                    _ => self.authorization(reference, shown, true).await?,
+                };
                 continue;
             }
             if !status.is_success() {
@@ -115,18 +121,40 @@ impl Registry {
             .auth(reference, &self.auth, RegistryOperation::Pull)
             .await
             .map_err(|e| self.error(shown, e))?;
-        let authorization = match (token, &self.auth) {
-            (Some(token), _) => Authorization::Bearer(token),
-            (None, RegistryAuth::Basic(..)) => Authorization::Basic,
-            (None, _) => Authorization::Anonymous,
+        // Without a token, Basic credentials wait for a Basic challenge
+        // (`oci-client` cannot say whether `/v2/` made one): a registry
+        // that asks for none is sent none, as Docker and containerd do.
+        let authorization = match token {
+            Some(token) => Authorization::Bearer(token),
+            None => Authorization::Anonymous,
         };
-        learnt().insert(repository, authorization.clone());
-        Ok(authorization)
+        Ok(self.learnt(reference, authorization))
+    }
+
+    /// Remembers `authorization` for `reference`'s repository; it.
+    fn learnt(&self, reference: &Reference, authorization: Authorization) -> Authorization {
+        let mut learnt = (self.authorizations.lock()).unwrap_or_else(|p| p.into_inner());
+        learnt.insert(reference.repository().to_owned(), authorization.clone());
+        authorization
     }
 
     fn failed(&self, shown: &str, e: reqwest::Error) -> RegistryError {
         self.error(shown, OciDistributionError::RequestError(e))
     }
+}
+
+/// Whether a 401 asks for Basic credentials (`WWW-Authenticate: Basic …`).
+fn basic_challenge(response: &reqwest::Response) -> bool {
+    (response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter())
+    .filter_map(|v| v.to_str().ok())
+    .any(|v| {
+        v.trim_start()
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("basic"))
+    })
 }
 
 /// What a registry says when it refuses a request: the errors of its OCI

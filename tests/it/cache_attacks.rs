@@ -1007,3 +1007,39 @@ fn a_registry_refusing_a_manifest_is_quoted() {
     let (quoted, err) = said(&out);
     assert!(quoted, "{err}");
 }
+
+/// A base whose registry (with credentials for it in Docker's config)
+/// answers every manifest request as `handler` says; `kiln build`'s output.
+fn pull_base_from(hostile: &Hostile) -> Output {
+    let dir = tempfile::tempdir().expect("docker config");
+    let config = docker_config(dir.path(), &hostile.host);
+    let pin = Digest::of(b"some manifest");
+    let spec = format!(
+        "base b {{ image \"{}/img@{pin}\" }}\nstage s {{ from b; run \"true\" }}\n",
+        hostile.host
+    );
+    let p = Project::new(&spec);
+    p.cmd(&["build"])
+        .env("DOCKER_CONFIG", &config)
+        .output()
+        .expect("run kiln")
+}
+
+/// A registry that asks for no credentials (its `/v2/` answers without a
+/// challenge) does not get them: oci-client sent them only where the
+/// registry's challenge asked for Basic, as Docker and containerd do.
+#[test]
+fn a_registry_that_asks_for_no_credentials_is_sent_none() {
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let s = seen.clone();
+    let hostile = Hostile::start(move |req| {
+        s.lock()
+            .expect("lock")
+            .push(req.header("Authorization").map(str::to_owned));
+        base(req)
+    });
+    let out = pull_base_from(&hostile);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let seen = seen.lock().expect("lock");
+    assert!(seen.iter().all(Option::is_none), "sent: {seen:?}");
+}
