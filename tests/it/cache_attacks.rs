@@ -1008,8 +1008,8 @@ fn a_registry_refusing_a_manifest_is_quoted() {
     assert!(quoted, "{err}");
 }
 
-/// A base whose registry (with credentials for it in Docker's config)
-/// answers every manifest request as `handler` says; `kiln build`'s output.
+/// `kiln build` of a stage run in a base pinned at `hostile`, with
+/// credentials for it in Docker's config: what it said.
 fn pull_base_from(hostile: &Hostile) -> Output {
     let dir = tempfile::tempdir().expect("docker config");
     let config = docker_config(dir.path(), &hostile.host);
@@ -1023,6 +1023,66 @@ fn pull_base_from(hostile: &Hostile) -> Output {
         .env("DOCKER_CONFIG", &config)
         .output()
         .expect("run kiln")
+}
+
+/// A registry that redirects its manifests to another host: the
+/// credentials for the first are not sent to the second (reqwest drops
+/// Authorization on a redirect off the host, as oci-client's did).
+#[test]
+fn a_manifest_redirected_to_another_host_does_not_take_the_credentials() {
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let s = seen.clone();
+    let elsewhere = Hostile::start(move |req| {
+        let auth = req.header("Authorization").map(str::to_owned);
+        s.lock().expect("lock").push(auth);
+        base(req)
+    });
+    let to = elsewhere.host.clone();
+    let hostile = Hostile::start(move |req| {
+        if req.header("Authorization").is_none() {
+            return Reply::Full {
+                status: 401,
+                headers: vec![("WWW-Authenticate", r#"Basic realm="kiln-test""#.into())],
+                body: Vec::new(),
+            };
+        }
+        if req.path.contains("/manifests/") {
+            return Reply::Full {
+                status: 307,
+                headers: vec![("Location", format!("http://{to}{}", req.path))],
+                body: Vec::new(),
+            };
+        }
+        base(req)
+    });
+    let out = pull_base_from(&hostile);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let seen = seen.lock().expect("lock");
+    assert!(!seen.is_empty(), "the redirect was not followed");
+    assert!(seen.iter().all(Option::is_none), "sent elsewhere: {seen:?}");
+}
+
+/// A registry that refuses every manifest with a 401 whatever is sent:
+/// asked twice (the authorization learnt again once), then denied.
+#[test]
+fn a_registry_that_always_answers_401_is_asked_twice_and_denies() {
+    let asked = Arc::new(AtomicU64::new(0));
+    let a = asked.clone();
+    let hostile = Hostile::start(move |req| {
+        if req.path.contains("/manifests/") {
+            a.fetch_add(1, Ordering::SeqCst);
+        }
+        Reply::Full {
+            status: 401,
+            headers: vec![("WWW-Authenticate", r#"Basic realm="kiln-test""#.into())],
+            body: br#"{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}"#.to_vec(),
+        }
+    });
+    let out = pull_base_from(&hostile);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("kiln::registry::denied"), "{err}");
+    assert_eq!(asked.load(Ordering::SeqCst), 2, "{err}");
 }
 
 /// A registry that asks for no credentials (its `/v2/` answers without a
