@@ -121,14 +121,29 @@ impl Registry {
             .auth(reference, &self.auth, RegistryOperation::Pull)
             .await
             .map_err(|e| self.error(shown, e))?;
-        // Without a token, Basic credentials wait for a Basic challenge
-        // (`oci-client` cannot say whether `/v2/` made one): a registry
-        // that asks for none is sent none, as Docker and containerd do.
-        let authorization = match token {
-            Some(token) => Authorization::Bearer(token),
-            None => Authorization::Anonymous,
+        // Without a token, Basic credentials go where `/v2/` challenges for
+        // them (as `oci-client`, Docker and containerd send them; its
+        // `auth()` answers `None` either way, so it is asked here): a
+        // registry that asks for none is sent none.
+        let authorization = match (token, &self.auth) {
+            (Some(token), _) => Authorization::Bearer(token),
+            (None, RegistryAuth::Basic(..)) if self.challenges_basic(reference, shown).await? => {
+                Authorization::Basic
+            }
+            (None, _) => Authorization::Anonymous,
         };
         Ok(self.learnt(reference, authorization))
+    }
+
+    /// Whether `reference`'s registry answers `/v2/` with a Basic challenge.
+    async fn challenges_basic(
+        &self,
+        reference: &Reference,
+        shown: &str,
+    ) -> Result<bool, RegistryError> {
+        let url = format!("{}://{}/v2/", self.scheme(), reference.resolve_registry());
+        let response = (self.http.get(&url).send().await).map_err(|e| self.failed(shown, e))?;
+        Ok(basic_challenge(&response))
     }
 
     /// Remembers `authorization` for `reference`'s repository; it.

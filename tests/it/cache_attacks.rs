@@ -1103,3 +1103,31 @@ fn a_registry_that_asks_for_no_credentials_is_sent_none() {
     let seen = seen.lock().expect("lock");
     assert!(seen.iter().all(Option::is_none), "sent: {seen:?}");
 }
+
+/// A registry whose `/v2/` asks for Basic credentials gets them with its
+/// first manifest request, as from oci-client: one that hides a private
+/// repository from anonymous requests (404, not 401) must not be asked
+/// without them first.
+#[test]
+fn a_registry_challenging_for_basic_on_v2_gets_the_credentials_at_once() {
+    let seen: Arc<std::sync::Mutex<Vec<Option<String>>>> = Default::default();
+    let s = seen.clone();
+    let hostile = Hostile::start(move |req| {
+        let auth = req.header("Authorization").map(str::to_owned);
+        if req.path == "/v2/" && auth.is_none() {
+            return Reply::Full {
+                status: 401,
+                headers: vec![("WWW-Authenticate", r#"Basic realm="kiln-test""#.into())],
+                body: Vec::new(),
+            };
+        }
+        if req.path.contains("/manifests/") {
+            s.lock().expect("lock").push(auth);
+        }
+        base(req)
+    });
+    let out = pull_base_from(&hostile);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    let seen = seen.lock().expect("lock");
+    assert!(seen.first().is_some_and(Option::is_some), "{seen:?}");
+}
