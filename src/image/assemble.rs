@@ -43,7 +43,9 @@ pub fn assemble(
     own.iter().for_each(|plan| files.add(&plan.entries));
     let closure = runtime::layers(spec, &wanted(image, &own, roots, outputs), &files)?;
     closure.iter().for_each(|plan| files.add(&plan.entries));
-    let config = config::merge(parent.as_ref().map(|p| &p.config), image);
+    let local = spec.local(image.name.span, &image.scope);
+    let title = local.name(image.name.value.as_str());
+    let config = config::merge(parent.as_ref().map(|p| &p.config), image, title);
     check::entrypoint(spec, image, &config, &files)?;
 
     let mut summary = parent.as_ref().map(|p| p.closure).unwrap_or_default();

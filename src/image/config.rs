@@ -29,8 +29,9 @@ pub(crate) fn argv(command: &Command) -> Vec<String> {
 
 /// `image`'s settings over its parent's: scalars replace, env and labels
 /// merge by key, ports and volumes add up. As in a Dockerfile, setting an
-/// entrypoint drops an inherited cmd.
-pub(crate) fn merge(parent: Option<&ConfigSummary>, image: &Image) -> ConfigSummary {
+/// entrypoint drops an inherited cmd. `title`: the image's name as its own
+/// file writes it (what its key holds, not an importer's alias).
+pub(crate) fn merge(parent: Option<&ConfigSummary>, image: &Image, title: &str) -> ConfigSummary {
     let mut c = parent.cloned().unwrap_or_default();
     if let Some(ep) = &image.entrypoint {
         c.entrypoint = Some(argv(ep));
@@ -48,8 +49,7 @@ pub(crate) fn merge(parent: Option<&ConfigSummary>, image: &Image) -> ConfigSumm
     c.stop_signal = image.stop_signal.clone().or(c.stop_signal.take());
     c.exposed_ports.extend(image.expose.iter().cloned());
     c.volumes.extend(image.volumes.iter().cloned());
-    c.labels
-        .insert(TITLE_LABEL.into(), image.name.value.to_string());
+    c.labels.insert(TITLE_LABEL.into(), title.to_owned());
     c.labels.extend(image.labels.clone());
     c
 }

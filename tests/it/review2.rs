@@ -74,13 +74,12 @@ fn an_image_from_a_registry_base_under_two_aliases_is_one_key_and_one_image() {
     assert_eq!(why_one, why_two, "what `kiln why` reports");
 }
 
-/// The same image's title label is its name as the importer writes it
+/// The same image's title label was its name as the importer writes it
 /// (`one.app`), while its key holds the name as its file writes it
-/// (`app`): two configs under one key. Predates the commits reviewed: an
-/// image from `scratch` in an imported file or a template instance has it
-/// too (`imports.rs` asserts the shared key).
+/// (`app`): two configs under one key (an image from `scratch` in an
+/// imported file or a template instance had it too; `imports.rs` asserts
+/// the shared key). The label is now the name as its file writes it.
 #[test]
-#[ignore = "the title label holds the alias the key leaves out (predates this review's commits): label or key must change, a maintainers' choice"]
 fn an_image_under_two_aliases_has_one_title() {
     let Some(registry) = Registry::start() else {
         return;

@@ -47,7 +47,7 @@ fn files(entries: &[Entry]) -> FileSet {
 
 fn check(img: &Image, set: &FileSet) -> Result<(), ExportError> {
     let s = spec(std::path::Path::new("/"), vec![]);
-    entrypoint(&s, img, &merge(None, img), set)
+    entrypoint(&s, img, &merge(None, img, img.name.value.as_str()), set)
 }
 
 fn goapp() -> FileSet {

@@ -35,12 +35,12 @@ fn config_json_is_byte_stable_with_sorted_keys() {
         .collect();
     img.expose = (8000..8020).map(|p| format!("{p}/tcp")).collect();
     img.env = BTreeMap::from([("PORT".into(), "8080".into()), ("A".into(), "1".into())]);
-    let c = merge(None, &img);
+    let c = merge(None, &img, img.name.value.as_str());
     let first = config_json(&c, &[layer(1), layer(2)], 0, "amd64");
     for _ in 0..10 {
         // HashMaps inside oci-spec iterate in a new order each time.
         assert_eq!(
-            config_json(&merge(None, &img), &[layer(1), layer(2)], 0, "amd64"),
+            config_json(&merge(None, &img, img.name.value.as_str()), &[layer(1), layer(2)], 0, "amd64"),
             first
         );
     }
@@ -100,14 +100,14 @@ fn a_child_image_overrides_and_merges_its_parents_settings() {
     parent.env = BTreeMap::from([("A".into(), "1".into()), ("B".into(), "1".into())]);
     parent.workdir = Some(sp("/srv".into()));
     parent.labels = BTreeMap::from([("team".into(), "x".into())]);
-    let p = merge(None, &parent);
+    let p = merge(None, &parent, parent.name.value.as_str());
     assert_eq!(p.labels[TITLE_LABEL], "base");
 
     let mut child = image("child");
     child.env = BTreeMap::from([("B".into(), "2".into())]);
     child.entrypoint = Some(sp(Command::Shell("exec app".into())));
     child.labels = BTreeMap::from([(TITLE_LABEL.into(), "Mine".into())]);
-    let c = merge(Some(&p), &child);
+    let c = merge(Some(&p), &child, child.name.value.as_str());
     assert_eq!(
         c.entrypoint.as_deref(),
         Some(&["/bin/sh".into(), "-c".into(), "exec app".into()][..])
