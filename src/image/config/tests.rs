@@ -40,7 +40,12 @@ fn config_json_is_byte_stable_with_sorted_keys() {
     for _ in 0..10 {
         // HashMaps inside oci-spec iterate in a new order each time.
         assert_eq!(
-            config_json(&merge(None, &img, img.name.value.as_str()), &[layer(1), layer(2)], 0, "amd64"),
+            config_json(
+                &merge(None, &img, img.name.value.as_str()),
+                &[layer(1), layer(2)],
+                0,
+                "amd64"
+            ),
             first
         );
     }
