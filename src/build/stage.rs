@@ -87,9 +87,14 @@ pub(super) fn produce_with(
         caches: mounts,
     };
     let ran = ctx.executor.run(&job, &log).map_err(NodeError::Run);
-    // Released as soon as the scripts are done. A timeout killed the tools
-    // mid-write, as `kill -9` of kiln would: the caches are left to drop.
-    let killed = matches!(ran, Err(NodeError::Run(RunFailure::TimedOut { .. })));
+    // Released as soon as the scripts are done. Tools killed mid-write (a
+    // timeout, a signal such as the OOM killer's) are as `kill -9` of kiln:
+    // the caches are left to drop.
+    let killed = match &ran {
+        Err(NodeError::Run(RunFailure::TimedOut { .. })) => true,
+        Err(NodeError::Run(RunFailure::Script { status, .. })) => killed_by_signal(*status),
+        _ => false,
+    };
     for lease in leases {
         match killed {
             true => lease.abandon(),
@@ -97,6 +102,14 @@ pub(super) fn produce_with(
         }
     }
     ran
+}
+
+/// Whether a script's status says a signal killed it or, as a shell reports
+/// it, the tool it ran (128 + the signal). A script that exits 129 or more
+/// on its own only costs its caches' contents.
+fn killed_by_signal(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().is_some() || status.code().is_some_and(|code| code > 128)
 }
 
 /// Where a run of stage `name` logs: a rebuild (empty caches) never
@@ -137,7 +150,7 @@ fn take_caches(
         };
         if lease.as_ref().is_some_and(|l| l.dropped) {
             ctx.progress.warn(&format!(
-                "cache `{}` was left by tools killed while using it (a build killed, or a stage's `timeout`): `{}` starts with it empty",
+                "cache `{}` was left by tools killed while using it (a build killed, a stage's `timeout`, or a signal): `{}` starts with it empty",
                 record.id, stage.name.value
             ));
         }

@@ -469,6 +469,42 @@ stage s {
     assert!(err.contains("killed while using it"), "{err}");
 }
 
+/// Review 1, finding 6: a tool killed by a signal (here the script's own
+/// shell, as the OOM killer would kill it) mid-write left the cache to be
+/// read, as a timeout did before. Now it is dropped; a script that merely
+/// fails keeps it (the tool's own writes are atomic).
+#[test]
+fn tools_killed_by_a_signal_leave_their_cache_to_be_dropped_and_a_failure_keeps_it() {
+    if !crate::common::skip::require_sandbox() {
+        return;
+    }
+    let p = Project::new(
+        r#"
+arg n default="1"
+arg end default="true"
+stage s {
+    cache "/tmp/c"
+    run "ls /tmp/c > $TMPDIR/seen; echo half > /tmp/c/written-$n; eval \"$end\"; cp $TMPDIR/seen $out/seen"
+}
+"#,
+    );
+    let failed = p.kiln(&["build", "--arg", "end=exit 3"]);
+    assert_eq!(failed.status.code(), Some(1), "{}", stderr(&failed));
+    let (report, err) = build(&p, &["--arg", "n=2"]);
+    let seen = crate::common::read(&report.output("s").join("seen"));
+    assert_eq!(
+        seen, "written-1\n",
+        "a failed script's cache was dropped: {err}"
+    );
+
+    let killed = p.kiln(&["build", "--arg", "n=3", "--arg", "end=kill -9 $$"]);
+    assert_eq!(killed.status.code(), Some(1), "{}", stderr(&killed));
+    let (report, err) = build(&p, &["--arg", "n=4"]);
+    let seen = crate::common::read(&report.output("s").join("seen"));
+    assert_eq!(seen, "", "the killed tools' cache was read: {err}");
+    assert!(err.contains("killed while using it"), "{err}");
+}
+
 /// Review finding 4: when the next user of a cache a stage's `timeout`
 /// abandoned is a stage of the same build, the warning said the cache
 /// "was left by a build that was killed using it", when no build was.
