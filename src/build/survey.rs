@@ -109,7 +109,7 @@ pub(super) fn survey(
     for j in (0..n).rev() {
         let built_here = !here[j] && (known[j].is_none() || forced.contains(&j));
         if needed[j] && built_here {
-            for d in ctx.plan.nodes[j].waits_on() {
+            for &d in &waits_on[j] {
                 needed[d] = true;
             }
         }
