@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::fsx::IoContext;
-use crate::hash::{Digest, sha256_of};
+use crate::hash::{Digest, Sha256Writer, sha256_of};
 use crate::image::config;
 use crate::image::{Assembled, ExportError};
 
@@ -26,56 +26,107 @@ enum Blob<'a> {
     },
 }
 
-/// A blob's bytes once checked: a file is mapped, and hashed before any of
-/// it is written, so the bytes written are the bytes hashed and a damaged
-/// blob stops the export before its first byte. (Mapped, not read through
-/// a buffer: no copy into kiln and one hash pass over the page cache.)
-enum Checked<'a> {
-    Memory(&'a [u8]),
-    Mapped(memmap2::Mmap),
-}
-
-impl std::ops::Deref for Checked<'_> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Checked::Memory(bytes) => bytes,
-            Checked::Mapped(map) => map,
-        }
-    }
-}
-
 impl Blob<'_> {
-    fn checked(&self) -> Result<Checked<'_>, ExportError> {
+    /// The blob's bytes, ready to copy: a file is opened and its size
+    /// checked, so a blob cut short fails before any of it is written.
+    fn open(&self) -> Result<Body<'_>, ExportError> {
         let (path, size, digest) = match *self {
-            Blob::Memory(bytes) => return Ok(Checked::Memory(bytes)),
+            Blob::Memory(bytes) => return Ok(Body::Bytes(bytes)),
             Blob::File { path, size, digest } => (path, size, digest),
         };
         let file = File::open(path).at(path)?;
         let meta = file.metadata().at(path)?;
-        let len = meta.len();
-        // A file of another size is damaged; it is not mapped (a mapping
-        // longer than its file faults when read past the end).
-        if len != size || size == 0 {
+        if meta.len() != size {
             let (actual, len) = sha256_of(&file).at(path)?;
-            return match (actual, len) == (digest, size) {
-                true => Ok(Checked::Memory(&[])),
-                false => Err(damaged(path, digest, actual, len)),
-            };
+            return Err(damaged(path, digest, actual, len));
         }
-        // SAFETY: the file is a store blob, read-only and never written in
-        // place (entries are made aside and renamed in); its length was
-        // checked above.
-        let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.at(path)?;
-        // Packed by this process a moment ago, and unchanged since.
-        if crate::hash::fresh::is_fresh(&meta, &digest) {
-            return Ok(Checked::Mapped(map));
+        Ok(Body::File(Opened {
+            // Packed by this process a moment ago, and unchanged since.
+            fresh: crate::hash::fresh::is_fresh(&meta, &digest),
+            file,
+            path,
+            size,
+            digest,
+        }))
+    }
+}
+
+/// A blob's bytes, about to be copied.
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    File(Opened<'a>),
+}
+
+/// A blob file of the size the manifest gives it.
+struct Opened<'a> {
+    file: File,
+    path: &'a Path,
+    size: u64,
+    digest: Digest,
+    fresh: bool,
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File(f) => f.size,
         }
-        let actual = Digest::of(&map);
-        match actual == digest {
-            true => Ok(Checked::Mapped(map)),
-            false => Err(damaged(path, digest, actual, size)),
+    }
+
+    /// Copies the bytes to `out`, checking a file against its digest on the
+    /// way: a damaged blob fails the copy after some of it was written, so
+    /// a stream is checked first ([`check_blobs`]) and files are written
+    /// aside.
+    fn copy_to(self, out: &mut impl Write) -> Result<(), ExportError> {
+        let write_err = |source| ExportError::Write { source };
+        let f = match self {
+            Body::Bytes(bytes) => return out.write_all(bytes).map_err(write_err),
+            Body::File(f) => f,
+        };
+        if !f.fresh {
+            return f.hashing_copy_to(out);
+        }
+        // The kernel copies (copy_file_range, splice or sendfile): the
+        // bytes never pass through kiln. Not from a mapping either: writing
+        // from a mapping of a blob written a moment before took 0.61 s for
+        // 328 MB here, a plain copy 0.08 s.
+        let copied = io::copy(&mut (&f.file).take(f.size), out).map_err(write_err)?;
+        if copied != f.size {
+            let (actual, len) = sha256_of(&f.file).at(f.path)?;
+            return Err(damaged(f.path, f.digest, actual, len));
+        }
+        Ok(())
+    }
+
+    /// Checks a file against its digest, writing nothing.
+    fn check(self) -> Result<(), ExportError> {
+        match self {
+            Body::File(f) if !f.fresh => f.hashing_copy_to(&mut io::sink()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Opened<'_> {
+    /// The bytes written are the bytes hashed: one read of each.
+    fn hashing_copy_to(self, out: &mut impl Write) -> Result<(), ExportError> {
+        let mut hashed = Sha256Writer::new(out);
+        let mut buf = vec![0; 1 << 20];
+        let mut rest = (&self.file).take(self.size);
+        loop {
+            let n = rest.read(&mut buf).at(self.path)?;
+            if n == 0 {
+                break;
+            }
+            hashed
+                .write_all(&buf[..n])
+                .map_err(|source| ExportError::Write { source })?;
+        }
+        let (_, actual, len) = hashed.finish();
+        match (actual, len) == (self.digest, self.size) {
+            true => Ok(()),
+            false => Err(damaged(self.path, self.digest, actual, len)),
         }
     }
 }
@@ -129,14 +180,14 @@ fn indexes(img: &Assembled) -> [(&'static str, Vec<u8>); 3] {
 /// blob found damaged half way leaves nothing.)
 pub fn check_blobs(img: &Assembled) -> Result<(), ExportError> {
     for blob in files(img).values() {
-        blob.checked()?;
+        blob.open()?.check()?;
     }
     Ok(())
 }
 
 /// Writes the combined OCI layout + docker-archive tar to `out`, in few
-/// writes: headers and small files are gathered, a layer is written
-/// straight from its mapping.
+/// writes: headers and small files are gathered, a layer is copied from
+/// its file.
 pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError> {
     let mut tar = TarWriter {
         out,
@@ -144,13 +195,13 @@ pub fn write_archive(img: &Assembled, out: impl Write) -> Result<(), ExportError
         epoch: img.epoch,
     };
     for dir in ["blobs/", "blobs/sha256/"] {
-        tar.entry(dir, tar::EntryType::Directory, 0o755, &[])?;
+        tar.entry(dir, tar::EntryType::Directory, 0o755, Body::Bytes(&[]))?;
     }
     for (path, blob) in files(img) {
-        tar.entry(&path, tar::EntryType::Regular, 0o644, &blob.checked()?)?;
+        tar.entry(&path, tar::EntryType::Regular, 0o644, blob.open()?)?;
     }
     for (path, bytes) in indexes(img) {
-        tar.entry(path, tar::EntryType::Regular, 0o644, &bytes)?;
+        tar.entry(path, tar::EntryType::Regular, 0o644, Body::Bytes(&bytes))?;
     }
     tar.finish()
 }
@@ -171,8 +222,9 @@ impl<W: Write> TarWriter<W> {
         path: &str,
         kind: tar::EntryType,
         mode: u32,
-        bytes: &[u8],
+        body: Body<'_>,
     ) -> Result<(), ExportError> {
+        let len = body.len();
         let mut h = tar::Header::new_gnu();
         h.set_path(path)
             .map_err(|source| ExportError::Write { source })?;
@@ -180,18 +232,23 @@ impl<W: Write> TarWriter<W> {
         h.set_uid(0);
         h.set_gid(0);
         h.set_mode(mode);
-        h.set_size(bytes.len() as u64);
+        h.set_size(len);
         h.set_entry_type(kind);
         h.set_cksum();
         self.pending.extend_from_slice(h.as_bytes());
-        if bytes.len() <= self.pending.capacity() - self.pending.len() {
-            self.pending.extend_from_slice(bytes);
-        } else {
-            self.flush()?;
-            self.write(bytes)?;
+        match body {
+            Body::Bytes(bytes) if bytes.len() <= self.pending.capacity() - self.pending.len() => {
+                self.pending.extend_from_slice(bytes);
+            }
+            body => {
+                self.flush()?;
+                body.copy_to(&mut self.out)?;
+            }
         }
-        let padding = bytes.len().next_multiple_of(Self::BLOCK) - bytes.len();
-        self.pending.resize(self.pending.len() + padding, 0);
+        let block = Self::BLOCK as u64;
+        let padding = len.next_multiple_of(block) - len;
+        self.pending
+            .resize(self.pending.len() + padding as usize, 0);
         Ok(())
     }
 
@@ -239,7 +296,8 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     std::fs::create_dir_all(&blobs).at(&blobs)?;
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
-        std::fs::write(&dest, &*blob.checked()?).at(&dest)?;
+        let body = blob.open()?;
+        body.copy_to(&mut File::create(&dest).at(&dest)?)?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

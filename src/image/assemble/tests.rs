@@ -333,6 +333,36 @@ fn a_layer_blob_cut_short_fails_the_export_before_a_byte_is_written() {
     assert!(!out.windows(64).any(|w| w == &blob[..64]));
 }
 
+/// A blob of the right size with a flipped byte is found while it is
+/// copied: the archive fails, and the OCI layout (built aside) is never
+/// put in place. A blob this process has just packed is copied unread.
+#[test]
+fn a_layer_blob_damaged_in_place_fails_the_archive_and_the_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, img) = archive_of(dir.path(), &LayerSettings::default(), 0);
+    let layer = &img.layers()[0];
+    let mut again = Vec::new();
+    write_archive(&img, &mut again).unwrap();
+    assert!(again == good, "a fresh blob copies as it was packed");
+
+    let mut blob = std::fs::read(&layer.blob).unwrap();
+    let last = blob.len() - 1;
+    blob[last] ^= 0xff;
+    std::fs::set_permissions(&layer.blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&layer.blob, &blob).unwrap();
+    let damaged = |err| match err {
+        ExportError::DamagedBlob { size, actual, .. } => {
+            assert_eq!((size, actual), (blob.len() as u64, Digest::of(&blob)));
+        }
+        other => panic!("expected a damaged blob, got {other:?}"),
+    };
+    damaged(write_archive(&img, &mut Vec::new()).unwrap_err());
+    let layout = dir.path().join("layout");
+    damaged(crate::export::write_oci_dir(&img, &layout).unwrap_err());
+    assert!(!layout.exists(), "no layout was put in place");
+    damaged(crate::export::check_blobs(&img).unwrap_err());
+}
+
 /// The assembly as the build runs it for an image of `spec`: its parent
 /// image assembled first, every copied stage's root unknown.
 fn assemble(
