@@ -12,20 +12,29 @@ use std::sync::{Mutex, PoisonError};
 
 use super::Digest;
 
-/// Device, inode, size, modification time in nanoseconds.
-type FileId = (u64, u64, u64, i64, i64);
+/// A file and the version of its bytes, as `stat` shows them: device,
+/// inode, size and modification time in nanoseconds. Not the change time:
+/// renaming or linking a blob changes it, not its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FileId {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl FileId {
+    pub fn of(meta: &Metadata) -> Self {
+        FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
+}
 
 static FRESH: Mutex<Option<HashMap<FileId, Digest>>> = Mutex::new(None);
-
-fn id(meta: &Metadata) -> FileId {
-    (
-        meta.dev(),
-        meta.ino(),
-        meta.size(),
-        meta.mtime(),
-        meta.mtime_nsec(),
-    )
-}
 
 /// Records that the file `meta` describes was written by this process and
 /// hashes to `digest`.
@@ -33,7 +42,7 @@ pub fn remember(meta: &Metadata, digest: Digest) {
     let mut fresh = FRESH.lock().unwrap_or_else(PoisonError::into_inner);
     fresh
         .get_or_insert_with(HashMap::new)
-        .insert(id(meta), digest);
+        .insert(FileId::of(meta), digest);
 }
 
 /// Whether the file `meta` describes is one [`remember`] recorded with
@@ -42,7 +51,7 @@ pub fn is_fresh(meta: &Metadata, digest: &Digest) -> bool {
     let fresh = FRESH.lock().unwrap_or_else(PoisonError::into_inner);
     fresh
         .as_ref()
-        .and_then(|f| f.get(&id(meta)))
+        .and_then(|f| f.get(&FileId::of(meta)))
         .is_some_and(|d| d == digest)
 }
 

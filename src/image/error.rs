@@ -42,6 +42,18 @@ pub enum ExportError {
         size: u64,
     },
 
+    #[error(
+        "Layer blob `{path}` in kiln's store changed while it was copied",
+        path = path.display()
+    )]
+    #[diagnostic(
+        code(kiln::export::blob_changed),
+        help(
+            "Something wrote into kiln's store during the export (a file or directory output is not written). `kiln store verify` names damaged blobs"
+        )
+    )]
+    BlobChanged { path: PathBuf },
+
     #[error("`{path}` is neither a file, a directory nor a symlink")]
     #[diagnostic(code(kiln::export::special_file))]
     Special { path: PathBuf },
