@@ -263,6 +263,24 @@ pub fn printable(text: &str, secrets: &[String]) -> String {
     out
 }
 
+/// An error unless `actual` is `expected` (`what` of `shown`: for messages).
+pub(super) fn check(
+    shown: &str,
+    what: &str,
+    expected: Digest,
+    actual: Digest,
+) -> Result<(), RegistryError> {
+    match expected == actual {
+        true => Ok(()),
+        false => Err(RegistryError::DigestMismatch {
+            reference: shown.to_owned(),
+            what: what.to_owned(),
+            expected,
+            actual,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod client;
 mod error;
 mod lister;
 mod manifest;
+mod pinned;
 mod pull;
 mod push;
 mod repo;
@@ -57,7 +58,8 @@ impl Default for Access {
 
 /// Where Docker keeps per-registry CAs.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
-pub use pull::{Pulled, config_of, pull};
+pub use pinned::config_of;
+pub use pull::{Pulled, pull};
 pub use push::{PushTarget, push};
 pub use repo::Repository;
 pub use resolve::resolve;

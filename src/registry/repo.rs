@@ -8,7 +8,7 @@ use std::str::FromStr;
 use oci_client::Reference;
 
 use super::client::Registry;
-use super::pull::check;
+use super::error::check;
 use super::{Access, RegistryError};
 use crate::fsx::IoContext;
 use crate::hash::{Digest, Sha256Writer};

@@ -6,7 +6,7 @@
 use oci_client::Reference;
 
 use super::client::Registry;
-use super::pull::MANIFEST_TYPES;
+use super::pinned::MANIFEST_TYPES;
 use super::{Access, RegistryError};
 use crate::hash::Digest;
 use crate::spec::TaggedRef;

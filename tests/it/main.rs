@@ -43,6 +43,7 @@ mod registry;
 mod registry_auth;
 mod registry_failures;
 mod registry_push;
+mod registry_requests;
 mod review2;
 mod sandbox;
 mod sandbox_attacks;
