@@ -1,5 +1,5 @@
 //! Why planning failed: a target or host tool not found, a tag kiln.lock
-//! does not pin, a source or tool that could not be hashed.
+//! does not pin, a source, tool or base archive that could not be hashed.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -73,5 +73,23 @@ pub enum EvalError {
         path: PathBuf,
         #[source]
         source: tree::TreeError,
+    },
+
+    #[error("Failed to hash the archive of base `{base}`")]
+    #[diagnostic(
+        code(kiln::eval::base_archive),
+        help(
+            "an image made from a base is keyed by the archive's content, read before anything is built: a tar file, or an image directory of files, directories and symlinks only"
+        )
+    )]
+    Archive {
+        base: String,
+        #[source_code]
+        src: Arc<NamedSource<String>>,
+        #[label("read from here")]
+        span: SourceSpan,
+        // Boxed: the span makes this the largest variant.
+        #[source]
+        source: Box<tree::TreeError>,
     },
 }

@@ -6,6 +6,7 @@
 //! the store): that is what gives early cutoff. So eval gathers everything
 //! else, and the build step finishes each key as its dependencies complete.
 
+mod archive;
 mod error;
 mod inputs;
 mod order;

@@ -1,11 +1,13 @@
 //! Planning: which nodes a build needs, in what order, with what inputs.
 //!
-//! Reads the filesystem (declared sources, host tools) but builds and
-//! imports nothing: a base enters a key through its pinned digest.
+//! Reads the filesystem (declared sources, host tools, base archives) but
+//! builds and imports nothing: a base enters a key through its pinned
+//! digest, and an archive base through its archive's content too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use super::archive;
 use super::error::EvalError;
 use super::inputs::Inputs;
 use super::order::{Order, Work, copied, image_parent, node, stage_root};
@@ -213,8 +215,21 @@ fn plan_one<'s>(
                     span: spec.snippet(image.span).1,
                 });
             }
+            let content = match &base.source {
+                BaseSource::Archive { path, .. } => {
+                    let archive = path.value.on_disk(spec.dir_of(&base.scope, base.name.span));
+                    let content = archive::content_of(&archive, env.stat_cache);
+                    Some(content.map_err(|source| EvalError::Archive {
+                        base: base.name.value.to_string(),
+                        src: spec.snippet(path.span).0,
+                        span: spec.snippet(path.span).1,
+                        source: Box::new(source),
+                    })?)
+                }
+                BaseSource::Registry { .. } | BaseSource::Tagged { .. } => None,
+            };
             return Ok(planned(
-                Inputs::of_base(spec, base),
+                Inputs::of_base(spec, base, content),
                 Tree::default(),
                 BTreeMap::new(),
             ));
