@@ -4,6 +4,12 @@
 //! equal it, each layer's uncompressed sha256 must equal the config's
 //! `rootfs.diff_ids`, and every blob a descriptor names must match that
 //! descriptor. Nothing the archive says about itself is believed otherwise.
+//!
+//! What an import yields is a function of the bytes it reads (the tar, or
+//! the files of an image directory) and `expected` alone: never of the
+//! archive's path or times (the index below only saves the reading). So an
+//! image made from an archive base is keyed by the archive's content,
+//! hashed when planning (`eval::archive`), without importing it.
 
 use std::fs::File;
 use std::io::{BufReader, Read};

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use crate::eval::{Plan, Work};
 use crate::hash::{Digest, Key, OutputHash};
-use crate::spec::BaseSource;
 
 /// What a finished node offers the nodes that need it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Produced {
-    /// `None` for a base not pulled, known by its config only: a stage run
-    /// in it can be keyed, an image made from it or a node using it not.
+    /// `None` for a base not pulled or imported, known by its pin only: a
+    /// stage run in it is keyed by its config, an image made from it by
+    /// its key, neither by this.
     pub hash: Option<OutputHash>,
     /// For an image or base: its config digest, what a stage running in it
     /// sees (layer contents and settings), whatever else its entry records.
@@ -35,13 +35,14 @@ pub(crate) fn key(
         .collect::<Option<Vec<_>>>()?;
     if let Some(root) = planned.root {
         let root_out = produced(root)?;
-        let identity = match planned.work {
+        let identity = match (planned.work, plan.nodes[root].work) {
             // A stage sees only the root's files and config.
-            Work::Run(_) => root_out.config.map(|d| d.to_string())?,
-            // An image also inherits what the parent's entry says about them.
-            // A registry base's entry is a function of its key (the manifest
-            // digest pins every byte): that, known without pulling it.
-            _ if pinned_whole(plan, root) => plan.nodes[root].inputs.key_only(&[]).to_string(),
+            (Work::Run(_), _) => root_out.config.map(|d| d.to_string())?,
+            // An image also inherits what the parent's entry says about them
+            // (its layers' blobs). A base's entry is a function of its key (a
+            // registry's manifest digest, an archive's content, pins every
+            // byte): that, known without pulling or importing it.
+            (_, Work::Import(_)) => plan.nodes[root].inputs.key_only(&[]).to_string(),
             _ => root_out.hash?.to_string(),
         };
         let from = inputs.root().unwrap_or_default();
@@ -54,14 +55,4 @@ pub(crate) fn key(
         true => inputs.key(&deps),
         false => (inputs.key_only(&deps), BTreeMap::new()),
     })
-}
-
-/// Whether node `i` is a base whose key pins every byte of its entry: one
-/// from a registry, by manifest digest. (An archive's pin, its config
-/// digest, leaves the layers' compression free.)
-fn pinned_whole(plan: &Plan<'_>, i: usize) -> bool {
-    matches!(
-        plan.nodes[i].work,
-        Work::Import(base) if matches!(base.source, BaseSource::Registry { .. })
-    )
 }

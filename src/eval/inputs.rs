@@ -164,8 +164,9 @@ impl Inputs {
     }
 
     /// Completes the root a stage runs in (or an image's parent) with what
-    /// only the build step can know: the config digest (or output) of the
-    /// image or base it names. A fetch or base has no root.
+    /// only the build step can know: the config digest of the image or base
+    /// a stage runs in; an image's parent's output, or a base parent's key.
+    /// A fetch or base has no root.
     pub fn set_root(&mut self, root: String) {
         match &mut self.0 {
             Node::Stage(stage) => stage.root = root,

@@ -6,6 +6,8 @@
 //! the store): that is what gives early cutoff. So eval gathers everything
 //! else, and the build step finishes each key as its dependencies complete.
 
+mod archive;
+mod error;
 mod inputs;
 mod order;
 mod plan;
@@ -13,4 +15,5 @@ mod plan;
 pub use inputs::{Inputs, fetch_file_name};
 pub use order::Work;
 
-pub use plan::{EvalError, Plan, PlanEnv, PlannedNode, plan};
+pub use error::EvalError;
+pub use plan::{Plan, PlanEnv, PlannedNode, plan};

@@ -1,14 +1,14 @@
 //! Planning: which nodes a build needs, in what order, with what inputs.
 //!
-//! Reads the filesystem (declared sources, host tools) but builds and
-//! imports nothing: a base enters a key through its pinned digest.
+//! Reads the filesystem (declared sources, host tools, base archives) but
+//! builds and imports nothing: a base enters a key through its pinned
+//! digest, and an archive base through its archive's content too.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use miette::{NamedSource, SourceSpan};
-
+use super::archive;
+use super::error::EvalError;
 use super::inputs::Inputs;
 use super::order::{Order, Work, copied, image_parent, node, stage_root};
 use crate::image::LayerSettings;
@@ -88,74 +88,6 @@ impl PlannedNode<'_> {
         .copied()
         .collect()
     }
-}
-
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-pub enum EvalError {
-    #[error("No stage or image named `{name}`")]
-    #[diagnostic(code(kiln::eval::unknown_target), help("{help}"))]
-    UnknownTarget { name: String, help: String },
-
-    #[error("Host tool `{tool}` is not on PATH")]
-    #[diagnostic(
-        code(kiln::eval::tool_not_found),
-        help("install `{tool}`, or remove it from `tools`; kiln looked in: {path}")
-    )]
-    ToolNotFound {
-        tool: String,
-        path: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("declared here")]
-        span: SourceSpan,
-    },
-
-    #[error("Stage `{stage}` declares host `tools` but does not run on the host")]
-    #[diagnostic(
-        code(kiln::eval::tools_need_host),
-        help(
-            "`tools` are programs of the host, hashed into the key; a stage `from` a base or an image runs that image's programs: drop `tools`, or put the program in the image"
-        )
-    )]
-    ToolsNeedHost {
-        stage: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("host programs")]
-        span: SourceSpan,
-    },
-
-    #[error("Base `{base}` is given by tag (`{reference}`) and kiln.lock does not pin it")]
-    #[diagnostic(
-        code(kiln::eval::unlocked_base),
-        help(
-            "run `kiln lock` to resolve the tag to its digest and record it in kiln.lock (or pin it here: `{reference}@sha256:…`)"
-        )
-    )]
-    Unlocked {
-        base: String,
-        reference: String,
-        #[source_code]
-        src: Arc<NamedSource<String>>,
-        #[label("a tag that kiln.lock does not pin")]
-        span: SourceSpan,
-    },
-
-    #[error("Failed to hash the sources of stage `{stage}`")]
-    #[diagnostic(code(kiln::eval::sources))]
-    Sources {
-        stage: String,
-        #[source]
-        source: tree::TreeError,
-    },
-
-    #[error("Failed to hash host tool `{}`", path.display())]
-    #[diagnostic(code(kiln::eval::tool_io))]
-    ToolIo {
-        path: PathBuf,
-        #[source]
-        source: tree::TreeError,
-    },
 }
 
 /// Plans `targets` (node names; every stage and image when empty) and
@@ -283,8 +215,21 @@ fn plan_one<'s>(
                     span: spec.snippet(image.span).1,
                 });
             }
+            let content = match &base.source {
+                BaseSource::Archive { path, .. } => {
+                    let archive = path.value.on_disk(spec.dir_of(&base.scope, base.name.span));
+                    let content = archive::content_of(&archive, env.stat_cache);
+                    Some(content.map_err(|source| EvalError::Archive {
+                        base: base.name.value.to_string(),
+                        src: spec.snippet(path.span).0,
+                        span: spec.snippet(path.span).1,
+                        source: Box::new(source),
+                    })?)
+                }
+                BaseSource::Registry { .. } | BaseSource::Tagged { .. } => None,
+            };
             return Ok(planned(
-                Inputs::of_base(spec, base),
+                Inputs::of_base(spec, base, content),
                 Tree::default(),
                 BTreeMap::new(),
             ));

@@ -33,7 +33,12 @@ pub const STAGE: Family<Key> = Family::new("kiln stage key", 2);
 /// A fetch's key: its name, the sha256 it must produce, its file name.
 pub const FETCH: Family<Key> = Family::new("kiln fetch key", 2);
 
-/// A base image's key: its name, pinned config digest and line.
+/// A base image's key: its name, its pin (a registry image's manifest
+/// digest and platform; an archive's config digest and content) and line.
+/// What pins every byte of its entry, so an image made from the base is
+/// keyed by it: bump it when what an import or pull stores changes.
+/// (Adding an archive's content changed archive bases' keys, a field more,
+/// and no registry base's: not a new version.)
 pub const BASE: Family<Key> = Family::new("kiln base key", 1);
 
 /// An image's key: its definition, what it adds, its parent's output, the

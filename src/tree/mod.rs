@@ -7,7 +7,8 @@
 //! the absolute location, so the same tree hashes the same anywhere.
 //!
 //! - [`model`]: [`Tree`], [`Entry`] and the canonical hash encoding (pure).
-//! - [`walk`]: finding the entries on disk ([`scan_sources`], [`scan_dir`]).
+//! - [`walk`]: finding the entries on disk ([`scan_sources`], [`scan_dir`],
+//!   [`scan_whole`] for an image directory a base is read from).
 //! - [`content`]: hashing one file's bytes (mmap + rayon for big files).
 //! - [`statcache`]: [`StatCache`], so a no-op run costs a `stat` per file.
 //! - [`copy`]: [`copy_tree`] into a build directory, [`set_readonly`] for the store.
@@ -27,7 +28,7 @@ pub use copy::{copy_tree, give_tree, not_read_only, set_readonly};
 pub use error::TreeError;
 pub use model::{Entry, EntryKind, Tree};
 pub use statcache::StatCache;
-pub use walk::{hash_one, scan_dir, scan_sources, source_paths};
+pub use walk::{hash_one, scan_dir, scan_sources, scan_whole, source_paths};
 
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,9 @@
 //! always included, even if a rule would ignore it.
 //!
 //! Outputs ([`scan_dir`]) are taken whole: every entry, no rules, no cache.
+//! So is the image directory a base is imported from ([`scan_whole`]): its
+//! importer reads past any rule; but through the stat cache, as it is
+//! keyed when planning, on every build.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -86,6 +89,18 @@ pub fn source_paths(context: &Path, srcs: &[SrcPath]) -> Result<Vec<PathBuf>, Tr
         find_src(context, src, &mut found)?;
     }
     Ok(found.into_iter().map(|f| f.abs).collect())
+}
+
+/// The tree under `dir`, every entry (no ignore rules: what a reader of the
+/// whole directory reads), its files through `cache` as sources' are;
+/// symlinks recorded, never followed. `dir` itself is the root, not an
+/// entry, and is taken as given (resolve it first to follow a link to it).
+pub fn scan_whole(dir: &Path, cache: &StatCache) -> Result<Tree, TreeError> {
+    let scan_start = now_ns();
+    let mut found = Vec::new();
+    walk(dir, dir, None, &mut found)?;
+    found.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    hash_found(found, Some((cache, scan_start)))
 }
 
 /// The tree under `dir`, every entry, no ignore rules, no cache. `dir` itself

@@ -14,6 +14,7 @@ mod attacks_reuse;
 mod attacks_round2;
 mod base_attacks;
 mod base_import;
+mod base_keys;
 mod build;
 mod cache;
 mod cache_attacks;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::{Inputs, Node, platform};
+use crate::eval::archive::ArchiveContent;
 use crate::hash::{Digest, KeyWriter, OutputHash, StableHash};
 use crate::image::{LayerSettings, Origin, Via};
 use crate::spec::{
@@ -12,8 +13,9 @@ use crate::spec::{
 };
 use crate::tree::Tree;
 
-/// A base: its pinned digest. The archive or registry is only where those
-/// bytes are.
+/// A base: what pins every byte of its store entry (an image made from it
+/// is keyed by its key). Where those bytes are (the archive's path, the
+/// registry) is not keyed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct BaseInputs {
     name: String,
@@ -25,8 +27,13 @@ pub(super) struct BaseInputs {
 /// What pins a base's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pin {
-    /// An archive's image: its config digest.
-    Config(Digest),
+    /// An archive's image: its config digest, and the archive's content,
+    /// which the config leaves free (how each layer is compressed, in the
+    /// blobs an image made from the base carries).
+    Archive {
+        config: Digest,
+        content: ArchiveContent,
+    },
     /// A registry image: its manifest or index digest, and the platform an
     /// index resolves to.
     Manifest { digest: Digest, platform: String },
@@ -39,7 +46,7 @@ pub(super) struct ImageInputs {
     platform: String,
     name: String,
     at: String,
-    /// `scratch`, `base <name> <output>` or `image <name> <output>`.
+    /// `scratch`, `base <name> <base key>` or `image <name> <output>`.
     pub(super) parent: String,
     /// One line per `copy`/`add`, every property and its line (`why`).
     contents: Vec<String>,
@@ -66,8 +73,13 @@ pub(super) struct ImageInputs {
 }
 
 impl Inputs {
-    /// A base is keyed by its pinned digest, its name and its line.
-    pub(in crate::eval) fn of_base(spec: &Spec, base: &Base) -> Self {
+    /// A base is keyed by its pinned digest, its name and its line, and an
+    /// archive's by its `content` too (given for an archive base only).
+    pub(in crate::eval) fn of_base(
+        spec: &Spec,
+        base: &Base,
+        content: Option<ArchiveContent>,
+    ) -> Self {
         let Base {
             name,
             scope,
@@ -76,7 +88,10 @@ impl Inputs {
         // Where the pinned bytes are read from (a path, a registry and
         // repository) is not keyed: a copy elsewhere is the same base.
         let pin = match source {
-            BaseSource::Archive { path: _, digest } => Pin::Config(digest.value),
+            BaseSource::Archive { path: _, digest } => Pin::Archive {
+                config: digest.value,
+                content: content.expect("kiln bug: an archive base is planned with its content"),
+            },
             BaseSource::Registry { image, platform } => Pin::Manifest {
                 digest: image.value.digest,
                 platform: match platform {
@@ -219,7 +234,10 @@ impl StableHash for BaseInputs {
         let BaseInputs { name, pin, at } = self;
         w.field("name", name);
         match pin {
-            Pin::Config(digest) => w.field("digest", digest),
+            Pin::Archive { config, content } => {
+                w.field("digest", config);
+                w.field("archive", content);
+            }
             Pin::Manifest { digest, platform } => {
                 w.field("manifest", digest);
                 w.field("platform", platform);

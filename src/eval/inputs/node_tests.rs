@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::eval::archive::ArchiveContent;
 use crate::hash::Key;
 use crate::hash::testing::assert_each_change_is_keyed;
 use crate::image::Compression;
@@ -143,12 +144,18 @@ fn every_setting_of_an_image_is_keyed() {
     assert_each_change_is_keyed(&given(), image_key, &changes);
 }
 
+/// An archive base's content as planning hashes it.
+fn tar(bytes: &[u8]) -> Option<ArchiveContent> {
+    Some(ArchiveContent::Tar(*blake3::hash(bytes).as_bytes()))
+}
+
 #[test]
-fn a_base_is_keyed_by_its_digest_name_and_line_not_its_archive() {
-    let key = |text: &str| {
+fn a_base_is_keyed_by_its_digest_name_line_and_content_not_its_archive_path() {
+    let key_of = |text: &str, content| {
         let spec = spec(text);
-        Inputs::of_base(&spec, &spec.bases[0]).key(&[]).0
+        Inputs::of_base(&spec, &spec.bases[0], content).key(&[]).0
     };
+    let key = |text: &str| key_of(text, tar(b"deb"));
     let base = key(SPEC);
     let zeros = "0000000000000000000000000000000000000000000000000000000000000000";
     let ones = "1111111111111111111111111111111111111111111111111111111111111111";
@@ -160,6 +167,11 @@ fn a_base_is_keyed_by_its_digest_name_and_line_not_its_archive() {
             .replace("from deb", "from deb2"))
     );
     assert_ne!(base, key(&SPEC.replace("stage app", "\nstage app")), "line");
+    // The same config, its layers stored otherwise (recompressed, another
+    // format): another entry, so another key.
+    assert_ne!(base, key_of(SPEC, tar(b"deb, gzip")), "content");
+    let dir = ArchiveContent::Dir(OutputHash::from(blake3::hash(b"deb")));
+    assert_ne!(base, key_of(SPEC, Some(dir)), "a directory, not a tar");
     let moved = SPEC.replace("\"deb.tar\"", "\"other.tar\"");
     let dir_spec = |text: &str| {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -168,7 +180,27 @@ fn a_base_is_keyed_by_its_digest_name_and_line_not_its_archive() {
         let spec =
             crate::spec::load_str("kiln.kdl", text.to_owned(), PathBuf::from(dir.path()), &[])
                 .unwrap_or_else(|e| panic!("{e:?}"));
-        Inputs::of_base(&spec, &spec.bases[0]).key(&[]).0
+        Inputs::of_base(&spec, &spec.bases[0], tar(b"deb"))
+            .key(&[])
+            .0
     };
     assert_eq!(base, dir_spec(&moved), "the archive's path is not keyed");
+}
+
+/// A registry base's key is what it was before archive bases were keyed by
+/// their content (the key main computed): every image made from one
+/// keeps its key.
+#[test]
+fn a_registry_base_keeps_its_key() {
+    let spec = spec(
+        r#"base deb {
+    image "example.com/deb@sha256:1111111111111111111111111111111111111111111111111111111111111111" platform="linux/amd64"
+}
+"#,
+    );
+    let key = Inputs::of_base(&spec, &spec.bases[0], None).key(&[]).0;
+    assert_eq!(
+        key.to_string(),
+        "4cd3cb051a6089398dda566ccdd43f67e3e6811f255d0702d3a60cacb71db3c4"
+    );
 }
