@@ -45,6 +45,7 @@ impl Blob<'_> {
         Ok(Body::File(Opened {
             // Packed by this process a moment ago, and unchanged since.
             fresh: crate::hash::fresh::is_fresh(&meta, &digest),
+            id: FileId::of(&meta),
             file,
             path,
             size,
@@ -62,6 +63,8 @@ enum Body<'a> {
 /// A blob file of the size the manifest gives it.
 struct Opened<'a> {
     file: File,
+    /// The file as it was opened: a fresh blob must still be it once copied.
+    id: FileId,
     path: &'a Path,
     size: u64,
     digest: Digest,
@@ -85,7 +88,7 @@ impl Body<'_> {
             Body::Bytes(bytes) => out
                 .write_all(bytes)
                 .map_err(|source| ExportError::Write { source }),
-            Body::File(f) if f.fresh => f.kernel_copy_to(out).map(drop),
+            Body::File(f) if f.fresh => f.fresh_copy_to(out),
             Body::File(f) => f.checked_copy_to(out),
         }
     }
@@ -107,6 +110,22 @@ impl Opened<'_> {
     fn kernel_copy_to(&self, out: &mut impl Write) -> Result<u64, ExportError> {
         io::copy(&mut (&self.file).take(self.size), out)
             .map_err(|source| ExportError::Write { source })
+    }
+
+    /// Copies a blob this process packed, unread: it must be the file it
+    /// was when it was found fresh, all of it, from the first byte to the
+    /// last (a blob cut short or written to meanwhile is no longer what was
+    /// hashed). Not the change time: another kiln linking the blob changes
+    /// it, not its bytes.
+    fn fresh_copy_to(&self, out: &mut impl Write) -> Result<(), ExportError> {
+        let copied = self.kernel_copy_to(out)?;
+        let now = FileId::of(&self.file.metadata().at(self.path)?);
+        if copied != self.size || now != self.id {
+            return Err(ExportError::BlobChanged {
+                path: self.path.to_path_buf(),
+            });
+        }
+        Ok(())
     }
 
     /// Copies with the kernel while another thread hashes the same bytes,

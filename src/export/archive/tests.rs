@@ -90,7 +90,6 @@ fn fresh_blob(dir: &Path, len: usize) -> (PathBuf, Digest) {
 /// and the count the copy returned dropped, so a blob cut short during the
 /// copy gave a tar whose entry was shorter than its header said, exit 0.
 #[test]
-#[ignore = "review 14 finding 1"]
 fn a_fresh_blob_cut_short_while_it_is_copied_fails_the_copy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let len = 1 << 20;
@@ -117,7 +116,6 @@ fn a_fresh_blob_cut_short_while_it_is_copied_fails_the_copy() {
 /// The same for a fresh blob rewritten in place (same bytes, same size)
 /// while it is copied: only its modification time tells.
 #[test]
-#[ignore = "review 14 finding 1"]
 fn a_fresh_blob_written_to_while_it_is_copied_fails_the_copy() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (path, digest) = fresh_blob(dir.path(), 4096);
