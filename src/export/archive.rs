@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::fsx::IoContext;
@@ -36,8 +36,20 @@ impl Blob<'_> {
             Blob::Memory(bytes) => return Ok(Body::Bytes(bytes)),
             Blob::File { path, size, digest } => (path, size, digest),
         };
-        let file = File::open(path).at(path)?;
+        // O_NONBLOCK: a named pipe put in a blob's place must not keep the
+        // export waiting for a writer. A regular file ignores the flag.
+        let file = File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .at(path)?;
         let meta = file.metadata().at(path)?;
+        // The type of what was opened; a directory fails when it is read.
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(ExportError::Special {
+                path: path.to_path_buf(),
+            });
+        }
         if meta.len() != size {
             let (actual, len) = sha256_of(&file).at(path)?;
             return Err(damaged(path, digest, actual, len));

@@ -372,7 +372,6 @@ fn an_export_into_a_device_writes_to_it_and_leaves_it_a_device() {
 /// export forever in open(2) (`kiln store verify` reports it); it is now
 /// an error naming the blob.
 #[test]
-#[ignore = "finding 5: a blob that is a named pipe hangs the export"]
 fn a_blob_replaced_by_a_named_pipe_fails_the_export_without_hanging() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
