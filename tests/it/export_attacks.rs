@@ -443,7 +443,6 @@ fn limited(p: &Project, nproc: u32, bin: &Path, a: &[&str]) -> Output {
 /// when no thread can be started (a user at its process limit): exit 101.
 /// The export's own hashing thread fell back as it should.
 #[test]
-#[ignore = "finding 6: kiln load panics when it cannot start its writer thread"]
 fn load_and_export_at_the_process_limit_do_not_panic() {
     if !require_root() {
         return;
