@@ -31,6 +31,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
             }
             written?;
         }
+        (ExportFormat::Docker, _) if is_stream(&a.output) => write_into(&img, &a.output)?,
         (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
     }
     if !g.quiet {
@@ -153,6 +154,27 @@ fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, Cli
         // The report's holds keep the entry from gc while it is read.
         Part::WithFiles => Arc::new(image::stored::read(path.as_path(), part)?),
     })
+}
+
+/// Whether `path` (through symlinks) is something other than a file or a
+/// directory: a named pipe, a device (`/dev/null`), a socket. Written
+/// aside and renamed over, it would be replaced by a file (as root,
+/// `-o /dev/full` would delete the device); it is written to instead.
+fn is_stream(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// Writes the archive into `path` as it is: what reads it takes the bytes
+/// as they come and cannot give them back, so, as for stdout, every blob
+/// is checked before the first one goes.
+fn write_into(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
+    export::check_blobs(img)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .at(path)?;
+    export::write_archive(img, &file)?;
+    Ok(())
 }
 
 /// Writes the archive next to `path` and renames it into place, so a failed

@@ -355,12 +355,15 @@ impl<W: Write> TarWriter<W> {
 
 /// Writes the OCI image layout as `dir`: built beside it and renamed into
 /// place, so `dir` is never half written and holds no blobs of an earlier
-/// export. An existing `dir` is replaced only if it is an OCI layout.
+/// export. An existing `dir` is replaced only if it is an OCI layout: not
+/// if it is a file, a named pipe or a device (through symlinks), which
+/// the rename would delete.
 pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
+    let not_a_dir = std::fs::metadata(dir).is_ok_and(|m| !m.is_dir());
     let occupied = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
-    if occupied && !dir.join("oci-layout").is_file() {
+    if not_a_dir || (occupied && !dir.join("oci-layout").is_file()) {
         return Err(ExportError::NotALayout {
             dir: dir.to_path_buf(),
         });

@@ -305,7 +305,6 @@ fn gc_during_an_export_leaves_it_whole() {
 /// archive. An output that exists and is not a regular file is written
 /// to, as a stream.
 #[test]
-#[ignore = "finding 4: an output that is a named pipe is replaced by a file"]
 fn an_export_into_a_named_pipe_writes_through_it() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
@@ -314,9 +313,10 @@ fn an_export_into_a_named_pipe_writes_through_it() {
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success());
     // A reader that can be killed: one replaced pipe leaves it waiting.
+    let received = p.dir.path().join("received.tar");
     let reader = Command::new("cat")
         .arg(&fifo)
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(&received).expect("create"))
         .spawn()
         .expect("spawn cat");
     let child = p
@@ -332,14 +332,15 @@ fn an_export_into_a_named_pipe_writes_through_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(kind.is_fifo(), "the pipe was replaced by a {kind:?}");
     let read = read.unwrap_or_else(|e| panic!("the reader: {e}"));
-    assert!(read.stdout == plain, "the pipe did not carry the archive");
+    assert!(read.status.success());
+    let read = std::fs::read(&received).expect("read");
+    assert!(read == plain, "the pipe did not carry the archive");
 }
 
 /// Finding 4, with device nodes (made in the project, not /dev's): a full
 /// device is an error naming it, a null device takes the archive; both
 /// stay devices.
 #[test]
-#[ignore = "finding 4: an output that is a device is replaced by a file"]
 fn an_export_into_a_device_writes_to_it_and_leaves_it_a_device() {
     if !require_root() {
         return;
@@ -366,6 +367,31 @@ fn an_export_into_a_device_writes_to_it_and_leaves_it_a_device() {
             );
         }
     }
+}
+
+/// Finding 4, as an OCI layout: `--format oci -o PATH` over a file that
+/// is not a layout (a regular file, a named pipe; as root, `/dev/null`)
+/// deleted it and put the layout there. It is refused, and left alone.
+#[test]
+fn an_oci_export_over_a_file_or_a_pipe_is_refused_and_leaves_it() {
+    let p = Project::new(BIG);
+    ok(&p, &["build", "app"]);
+    p.write("notes.txt", "mine\n");
+    let fifo = p.root().join("pipe");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    for name in ["notes.txt", "pipe"] {
+        let o = kiln(&p, &["export", "app", "-o", name, "--format", "oci"]);
+        assert_eq!(o.status.code(), Some(1), "{name}:\n{}", stderr(&o));
+        assert!(
+            unwrapped(&stderr(&o)).contains("isnotanOCIlayout"),
+            "{name}:\n{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(crate::common::read(&p.root().join("notes.txt")), "mine\n");
+    let kind = std::fs::symlink_metadata(&fifo).expect("stat").file_type();
+    assert!(kind.is_fifo(), "the pipe became a {kind:?}");
 }
 
 /// Finding 5: a blob replaced by a named pipe in the store hung the
