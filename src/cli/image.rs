@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, PushArgs, WhyArgs};
 use super::{CliError, Global, load_spec, out};
+use crate::build::BuildReport;
 use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
@@ -13,7 +14,7 @@ use crate::image::{self, Assembled};
 use crate::registry::{PushTarget, Sources};
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let summary = format!("{} ({} layer(s))", img.digest(), img.layers().len());
     match (&a.format, a.output.to_str()) {
         (ExportFormat::Oci, _) => {
@@ -45,7 +46,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
 }
 
 pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let engine = match a.engine.as_str() {
         "podman" => Engine::Podman,
         _ => Engine::Docker,
@@ -76,7 +77,7 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
         .iter()
         .map(|r| r.parse::<PushTarget>())
         .collect::<Result<Vec<_>, _>>()?;
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let sources = Sources::at(&super::open_store(g)?.blobs_dir());
     for target in &targets {
         let digest = crate::registry::push(&img, target, &g.registry_access(), &sources)?;
@@ -86,7 +87,7 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
 }
 
 pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let inspection = export::inspect(&img);
     if a.json {
         let json = serde_json::to_string_pretty(&inspection)
@@ -106,7 +107,7 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
             help: format!("paths in an image start with `/`: `/{}`", a.path),
         });
     }
-    let img = assemble(g, &a.image, Part::WithFiles)?;
+    let (img, _held) = assemble(g, &a.image, Part::WithFiles)?;
     let answer = export::why(&img, &a.path);
     if a.json {
         let json = serde_json::to_string_pretty(&answer)
@@ -125,8 +126,14 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
 
 /// Builds `image` and what it needs (a no-op when it is stored), and
 /// returns the record the build read of it (with its file list, read now,
-/// only for `why`): nothing is packed or resolved here.
-fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, CliError> {
+/// only for `why`): nothing is packed or resolved here. With it comes the
+/// build's report, to keep while the image is used: its holds keep the
+/// entry from gc, and the caches its blobs are hard links of.
+fn assemble(
+    g: &Global,
+    a: &ImageArgs,
+    part: Part,
+) -> Result<(Arc<Assembled>, BuildReport), CliError> {
     let spec = load_spec(g)?;
     if spec.image(&a.image).is_none() {
         let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
@@ -149,11 +156,12 @@ fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, Cli
     let node = report.node(&a.image);
     let built = node.and_then(|n| Some((n.output.as_ref()?, n.image.clone()?)));
     let ((path, _), record) = built.expect("kiln bug: a built image has an entry and a record");
-    Ok(match part {
+    let img = match part {
         Part::Record => record,
         // The report's holds keep the entry from gc while it is read.
         Part::WithFiles => Arc::new(image::stored::read(path.as_path(), part)?),
-    })
+    };
+    Ok((img, report))
 }
 
 /// Whether `path` (through symlinks) is something other than a file or a

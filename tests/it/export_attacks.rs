@@ -275,7 +275,6 @@ fn age(path: &Path) {
 /// (finding 2's change time); `--keep-days 0` deleted the very entry being
 /// exported.
 #[test]
-#[ignore = "finding 3: an export holds neither its entry nor the store while it writes"]
 fn gc_during_an_export_leaves_it_whole() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
