@@ -33,7 +33,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
             written?;
         }
         (ExportFormat::Docker, _) if is_stream(&a.output) => write_into(&img, &a.output)?,
-        (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
+        (ExportFormat::Docker, _) => write_file_atomically(&img, &through_symlinks(&a.output))?,
     }
     if !g.quiet {
         crate::errln!(
@@ -170,6 +170,18 @@ fn assemble(
 /// `-o /dev/full` would delete the device); it is written to instead.
 fn is_stream(path: &std::path::Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// The file a symlink `path` leads to, to be replaced instead of the
+/// link: `-o /dev/stdout > app.tar` is `app.tar` (by `/proc/self/fd/1`),
+/// not a new file in `/dev` renamed over `/dev/stdout` with `app.tar` left
+/// empty. Any other path (or a link that leads nowhere) as it is.
+fn through_symlinks(path: &std::path::Path) -> std::path::PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match is_link {
+        true => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+        false => path.to_owned(),
+    }
 }
 
 /// Writes the archive into `path` as it is: what reads it takes the bytes

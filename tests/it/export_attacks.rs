@@ -368,6 +368,40 @@ fn an_export_into_a_device_writes_to_it_and_leaves_it_a_device() {
     }
 }
 
+/// Finding 4, through symlinks: `-o /dev/stdout > app.tar` (here a link
+/// to `/proc/self/fd/1` in the project, not /dev's) replaced the link with
+/// the archive and left `app.tar` empty, exit 0. A link is written
+/// through: the file it leads to is replaced, the link stays.
+#[test]
+fn an_export_through_a_symlink_replaces_what_it_leads_to() {
+    let p = Project::new(BIG);
+    ok(&p, &["build", "app"]);
+    let plain = plain_stream(&p, "app");
+    let stdout = p.root().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &stdout).expect("symlink");
+    let redirected = p.dir.path().join("redirected.tar");
+    let o = p
+        .cmd(&args(&["-q", "export", "app", "-o", "stdout"]))
+        .stdout(std::fs::File::create(&redirected).expect("create"))
+        .output()
+        .expect("run kiln");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let link = std::fs::symlink_metadata(&stdout).expect("stat");
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert!(
+        std::fs::read(&redirected).expect("read") == plain,
+        "not the archive"
+    );
+
+    let real = p.root().join("real.tar");
+    std::fs::write(&real, b"old").expect("write");
+    std::os::unix::fs::symlink(&real, p.root().join("link.tar")).expect("symlink");
+    ok(&p, &["-q", "export", "app", "-o", "link.tar"]);
+    let link = std::fs::symlink_metadata(p.root().join("link.tar")).expect("stat");
+    assert!(link.file_type().is_symlink(), "the link was replaced");
+    assert!(std::fs::read(&real).expect("read") == plain);
+}
+
 /// Finding 4, as an OCI layout: `--format oci -o PATH` over a file that
 /// is not a layout (a regular file, a named pipe; as root, `/dev/null`)
 /// deleted it and put the layout there. It is refused, and left alone.
