@@ -157,7 +157,8 @@ impl Opened<'_> {
             };
             (hashed, copied)
         });
-        let (copied, hashed) = (copied?, hashed?);
+        // A blob that cannot be read fails both: the hash's error names it.
+        let (hashed, copied) = (hashed?, copied?);
         if copied != self.size || self.stamp()? != before {
             return Err(ExportError::BlobChanged {
                 path: self.path.to_path_buf(),
@@ -377,7 +378,12 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
         let body = blob.open()?;
-        body.copy_to(&mut File::create(&dest).at(&dest)?)?;
+        // A failed write names the file, as every IO error does.
+        body.copy_to(&mut File::create(&dest).at(&dest)?)
+            .map_err(|e| match e {
+                ExportError::Write { source } => ExportError::Io { path: dest, source },
+                e => e,
+            })?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

@@ -780,6 +780,13 @@ fn an_export_onto_a_full_or_read_only_filesystem_leaves_nothing() {
             let o = kiln(&p, &["export", "app", "-o", out, "--format", format]);
             assert_eq!(o.status.code(), Some(1), "{name} {format}:\n{}", stderr(&o));
             assert!(!stderr(&o).contains("panicked"));
+            // The error names where it could not write.
+            let at = dir.to_string_lossy().replace(['/', ' '], "");
+            assert!(
+                unwrapped(&stderr(&o)).replace('/', "").contains(&at),
+                "{name} {format}:\n{}",
+                stderr(&o)
+            );
             let left: Vec<_> = std::fs::read_dir(&dir).expect("list").collect();
             assert!(left.is_empty(), "{name} {format}: left {left:?}");
         }
