@@ -618,50 +618,47 @@ fn a_blob_replaced_by_a_symlink_or_a_directory_is_hashed_or_refused() {
 }
 
 /// A stored blob written to while it is copied (same bytes, same size:
-/// only its times tell) fails the export; a blob grown meanwhile too.
+/// only its times tell), grown or cut short meanwhile, fails the export.
 #[test]
-fn a_stored_blob_written_to_or_grown_while_it_is_copied_fails_the_export() {
+fn a_stored_blob_written_to_grown_or_cut_while_it_is_copied_fails_the_export() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
-    for grow in [false, true] {
+    for change in ["rewrite", "grow", "cut"] {
         let stalled = stall(&p, &["-q", "export", "app", "-o", "-"]);
         let blob = stored_blob(&p, "app", &stalled.layer);
-        let mut bytes = std::fs::read(&blob).expect("read");
-        if grow {
-            bytes.extend_from_slice(b"more");
-        }
+        let bytes = std::fs::read(&blob).expect("read");
+        let changed = match change {
+            "grow" => [&bytes[..], b"more"].concat(),
+            "cut" => bytes[..bytes.len() / 2].to_vec(),
+            _ => bytes.clone(),
+        };
         writable(&blob);
-        std::fs::write(&blob, &bytes).expect("rewrite");
+        std::fs::write(&blob, &changed).expect("change");
         let (status, _, err) = stalled.finish();
-        assert_eq!(status.code(), Some(1), "grow={grow}: {err}");
+        assert_eq!(status.code(), Some(1), "{change}: {err}");
         assert!(
             unwrapped(&err).contains("changedwhileitwascopied"),
-            "grow={grow}: {err}"
+            "{change}: {err}"
         );
         // Back as it was for the next round.
-        if grow {
-            bytes.truncate(bytes.len() - 4);
-            std::fs::write(&blob, &bytes).expect("restore");
-        }
+        std::fs::write(&blob, &bytes).expect("restore");
     }
 }
 
-/// A fresh layer damaged in the store after it was packed, before it is
-/// copied (a plain write: its modification time moves), is no longer
-/// fresh and is hashed: the export fails. (Two layers, so the second can
-/// be damaged while the first is being copied.)
-#[test]
-fn a_fresh_layer_written_to_before_its_copy_is_hashed_and_refused() {
-    let p = Project::new(
-        r#"
-        stage x { run "seq 1 500000 > $out/x" }
-        stage y { run "seq 2 500001 > $out/y" }
-        image app {
-            copy x "x" to="/x"
-            copy y "y" to="/y"
-        }
-        "#,
-    );
+const TWO_LAYERS: &str = r#"
+stage x { run "seq 1 500000 > $out/x" }
+stage y { run "seq 2 500001 > $out/y" }
+image app {
+    copy x "x" to="/x"
+    copy y "y" to="/y"
+}
+"#;
+
+/// While a cold export copies its first large layer, flips a byte of the
+/// other one (a plain write, or with its modification time put back):
+/// how the export ends.
+fn damage_the_second_fresh_layer(restore_mtime: bool) -> (ExitStatus, String) {
+    let p = Project::new(TWO_LAYERS);
     let stalled = stall(&p, &["export", "app", "-o", "-"]);
     let blobs = entry(&p, "app").join("blobs/sha256");
     let other = std::fs::read_dir(&blobs)
@@ -672,12 +669,43 @@ fn a_fresh_layer_written_to_before_its_copy_is_hashed_and_refused() {
             std::fs::metadata(b).is_ok_and(|m| m.len() > 1 << 20) && !b.ends_with(&stalled.layer)
         })
         .expect("the other layer");
+    let before = std::fs::metadata(&other).expect("stat");
     let mut bytes = std::fs::read(&other).expect("read");
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
     writable(&other);
     std::fs::write(&other, &bytes).expect("tamper");
+    if restore_mtime {
+        std::fs::File::options()
+            .write(true)
+            .open(&other)
+            .and_then(|f| f.set_modified(before.modified().expect("mtime")))
+            .expect("restore mtime");
+    }
     let (status, _, err) = stalled.finish();
+    (status, err)
+}
+
+/// A fresh layer damaged in the store after it was packed, before it is
+/// copied (a plain write: its modification time moves), is no longer
+/// fresh and is hashed: the export fails.
+#[test]
+fn a_fresh_layer_written_to_before_its_copy_is_hashed_and_refused() {
+    let (status, err) = damage_the_second_fresh_layer(false);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(unwrapped(&err).contains("isdamaged"), "{err}");
+}
+
+/// Finding 8 (hash::fresh, 95d9e92; not today's change): a fresh blob is
+/// known by inode, size and modification time, not its change time (a
+/// rename or a link moves that). One damaged in place after it was packed
+/// with its modification time put back (utimensat) is still "fresh", is
+/// copied unread, and goes out damaged, exit 0. Only the store's owner can
+/// do it, on purpose, between the pack and the copy of one process.
+#[test]
+#[ignore = "finding 8: a fresh blob damaged with its mtime restored is exported unread"]
+fn a_fresh_layer_damaged_with_its_mtime_restored_is_refused() {
+    let (status, err) = damage_the_second_fresh_layer(true);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(unwrapped(&err).contains("isdamaged"), "{err}");
 }
