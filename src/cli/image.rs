@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use super::args::{ExportArgs, ExportFormat, ImageArgs, InspectArgs, LoadArgs, PushArgs, WhyArgs};
 use super::{CliError, Global, load_spec, out};
+use crate::build::BuildReport;
 use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
-use crate::image::{self, Assembled};
+use crate::image::{self, Assembled, ExportError};
 use crate::registry::{PushTarget, Sources};
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let summary = format!("{} ({} layer(s))", img.digest(), img.layers().len());
     match (&a.format, a.output.to_str()) {
         (ExportFormat::Oci, _) => {
@@ -31,7 +32,8 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
             }
             written?;
         }
-        (ExportFormat::Docker, _) => write_file_atomically(&img, &a.output)?,
+        (ExportFormat::Docker, _) if is_stream(&a.output) => write_into(&img, &a.output)?,
+        (ExportFormat::Docker, _) => write_file_atomically(&img, &through_symlinks(&a.output))?,
     }
     if !g.quiet {
         crate::errln!(
@@ -44,7 +46,7 @@ pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
 }
 
 pub fn load(g: &Global, a: &LoadArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let engine = match a.engine.as_str() {
         "podman" => Engine::Podman,
         _ => Engine::Docker,
@@ -75,7 +77,7 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
         .iter()
         .map(|r| r.parse::<PushTarget>())
         .collect::<Result<Vec<_>, _>>()?;
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let sources = Sources::at(&super::open_store(g)?.blobs_dir());
     for target in &targets {
         let digest = crate::registry::push(&img, target, &g.registry_access(), &sources)?;
@@ -85,7 +87,7 @@ pub fn push(g: &Global, a: &PushArgs) -> Result<(), CliError> {
 }
 
 pub fn inspect(g: &Global, a: &InspectArgs) -> Result<(), CliError> {
-    let img = assemble(g, &a.image, Part::Record)?;
+    let (img, _held) = assemble(g, &a.image, Part::Record)?;
     let inspection = export::inspect(&img);
     if a.json {
         let json = serde_json::to_string_pretty(&inspection)
@@ -105,7 +107,7 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
             help: format!("paths in an image start with `/`: `/{}`", a.path),
         });
     }
-    let img = assemble(g, &a.image, Part::WithFiles)?;
+    let (img, _held) = assemble(g, &a.image, Part::WithFiles)?;
     let answer = export::why(&img, &a.path);
     if a.json {
         let json = serde_json::to_string_pretty(&answer)
@@ -124,8 +126,14 @@ pub fn why(g: &Global, a: &WhyArgs) -> Result<(), CliError> {
 
 /// Builds `image` and what it needs (a no-op when it is stored), and
 /// returns the record the build read of it (with its file list, read now,
-/// only for `why`): nothing is packed or resolved here.
-fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, CliError> {
+/// only for `why`): nothing is packed or resolved here. With it comes the
+/// build's report, to keep while the image is used: its holds keep the
+/// entry from gc, and the caches its blobs are hard links of.
+fn assemble(
+    g: &Global,
+    a: &ImageArgs,
+    part: Part,
+) -> Result<(Arc<Assembled>, BuildReport), CliError> {
     let spec = load_spec(g)?;
     if spec.image(&a.image).is_none() {
         let names: Vec<&str> = spec.images.iter().map(|i| i.name.value.as_str()).collect();
@@ -148,18 +156,63 @@ fn assemble(g: &Global, a: &ImageArgs, part: Part) -> Result<Arc<Assembled>, Cli
     let node = report.node(&a.image);
     let built = node.and_then(|n| Some((n.output.as_ref()?, n.image.clone()?)));
     let ((path, _), record) = built.expect("kiln bug: a built image has an entry and a record");
-    Ok(match part {
+    let img = match part {
         Part::Record => record,
         // The report's holds keep the entry from gc while it is read.
         Part::WithFiles => Arc::new(image::stored::read(path.as_path(), part)?),
-    })
+    };
+    Ok((img, report))
+}
+
+/// Whether `path` (through symlinks) is something other than a file or a
+/// directory: a named pipe, a device (`/dev/null`), a socket. Written
+/// aside and renamed over, it would be replaced by a file (as root,
+/// `-o /dev/full` would delete the device); it is written to instead.
+fn is_stream(path: &std::path::Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir())
+}
+
+/// The file a symlink `path` leads to, to be replaced instead of the
+/// link: `-o /dev/stdout > app.tar` is `app.tar` (by `/proc/self/fd/1`),
+/// not a new file in `/dev` renamed over `/dev/stdout` with `app.tar` left
+/// empty. Any other path (or a link that leads nowhere) as it is.
+fn through_symlinks(path: &std::path::Path) -> std::path::PathBuf {
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match is_link {
+        true => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+        false => path.to_owned(),
+    }
+}
+
+/// Writes the archive into `path` as it is: what reads it takes the bytes
+/// as they come and cannot give them back, so, as for stdout, every blob
+/// is checked before the first one goes.
+fn write_into(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
+    export::check_blobs(img)?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .at(path)?;
+    export::write_archive(img, &file).map_err(naming(path))?;
+    Ok(())
+}
+
+/// A failed write into the output `path` names it, as every IO error does.
+fn naming(path: &std::path::Path) -> impl FnOnce(ExportError) -> ExportError + '_ {
+    move |e| match e {
+        ExportError::Write { source } => ExportError::Io {
+            path: path.to_owned(),
+            source,
+        },
+        e => e,
+    }
 }
 
 /// Writes the archive next to `path` and renames it into place, so a failed
 /// export never leaves a truncated archive where a good one was.
 fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
     let tmp = AtomicFile::create(path)?;
-    export::write_archive(img, tmp.file())?;
+    export::write_archive(img, tmp.file()).map_err(naming(path))?;
     // A temp file is private (0600); the archive is an ordinary file.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::Permissions::from_mode(0o644);

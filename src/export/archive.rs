@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt as _, MetadataExt as _};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::fsx::IoContext;
@@ -36,8 +36,20 @@ impl Blob<'_> {
             Blob::Memory(bytes) => return Ok(Body::Bytes(bytes)),
             Blob::File { path, size, digest } => (path, size, digest),
         };
-        let file = File::open(path).at(path)?;
+        // O_NONBLOCK: a named pipe put in a blob's place must not keep the
+        // export waiting for a writer. A regular file ignores the flag.
+        let file = File::options()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .at(path)?;
         let meta = file.metadata().at(path)?;
+        // The type of what was opened; a directory fails when it is read.
+        if !meta.is_file() && !meta.is_dir() {
+            return Err(ExportError::Special {
+                path: path.to_path_buf(),
+            });
+        }
         if meta.len() != size {
             let (actual, len) = sha256_of(&file).at(path)?;
             return Err(damaged(path, digest, actual, len));
@@ -45,6 +57,7 @@ impl Blob<'_> {
         Ok(Body::File(Opened {
             // Packed by this process a moment ago, and unchanged since.
             fresh: crate::hash::fresh::is_fresh(&meta, &digest),
+            id: FileId::of(&meta),
             file,
             path,
             size,
@@ -62,6 +75,8 @@ enum Body<'a> {
 /// A blob file of the size the manifest gives it.
 struct Opened<'a> {
     file: File,
+    /// The file as it was opened: a fresh blob must still be it once copied.
+    id: FileId,
     path: &'a Path,
     size: u64,
     digest: Digest,
@@ -85,7 +100,7 @@ impl Body<'_> {
             Body::Bytes(bytes) => out
                 .write_all(bytes)
                 .map_err(|source| ExportError::Write { source }),
-            Body::File(f) if f.fresh => f.kernel_copy_to(out).map(drop),
+            Body::File(f) if f.fresh => f.fresh_copy_to(out),
             Body::File(f) => f.checked_copy_to(out),
         }
     }
@@ -109,6 +124,22 @@ impl Opened<'_> {
             .map_err(|source| ExportError::Write { source })
     }
 
+    /// Copies a blob this process packed, unread: it must be the file it
+    /// was when it was found fresh, all of it, from the first byte to the
+    /// last (a blob cut short or written to meanwhile is no longer what was
+    /// hashed). Not the change time: another kiln linking the blob changes
+    /// it, not its bytes.
+    fn fresh_copy_to(&self, out: &mut impl Write) -> Result<(), ExportError> {
+        let copied = self.kernel_copy_to(out)?;
+        let now = FileId::of(&self.file.metadata().at(self.path)?);
+        if copied != self.size || now != self.id {
+            return Err(ExportError::BlobChanged {
+                path: self.path.to_path_buf(),
+            });
+        }
+        Ok(())
+    }
+
     /// Copies with the kernel while another thread hashes the same bytes,
     /// read at offsets (the two share no file position), so the copy takes
     /// the longer of the two, not their sum. The file is the same before
@@ -126,7 +157,8 @@ impl Opened<'_> {
             };
             (hashed, copied)
         });
-        let (copied, hashed) = (copied?, hashed?);
+        // A blob that cannot be read fails both: the hash's error names it.
+        let (hashed, copied) = (hashed?, copied?);
         if copied != self.size || self.stamp()? != before {
             return Err(ExportError::BlobChanged {
                 path: self.path.to_path_buf(),
@@ -324,12 +356,15 @@ impl<W: Write> TarWriter<W> {
 
 /// Writes the OCI image layout as `dir`: built beside it and renamed into
 /// place, so `dir` is never half written and holds no blobs of an earlier
-/// export. An existing `dir` is replaced only if it is an OCI layout.
+/// export. An existing `dir` is replaced only if it is an OCI layout: not
+/// if it is a file, a named pipe or a device (through symlinks), which
+/// the rename would delete.
 pub fn write_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
+    let not_a_dir = std::fs::metadata(dir).is_ok_and(|m| !m.is_dir());
     let occupied = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);
-    if occupied && !dir.join("oci-layout").is_file() {
+    if not_a_dir || (occupied && !dir.join("oci-layout").is_file()) {
         return Err(ExportError::NotALayout {
             dir: dir.to_path_buf(),
         });
@@ -343,7 +378,12 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
         let body = blob.open()?;
-        body.copy_to(&mut File::create(&dest).at(&dest)?)?;
+        // A failed write names the file, as every IO error does.
+        body.copy_to(&mut File::create(&dest).at(&dest)?)
+            .map_err(|e| match e {
+                ExportError::Write { source } => ExportError::Io { path: dest, source },
+                e => e,
+            })?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

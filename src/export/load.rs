@@ -44,19 +44,25 @@ pub fn load(img: &Assembled, engine: Engine) -> Result<Vec<String>, ExportError>
     // Write from another thread so an engine that talks before it has read
     // everything cannot deadlock us on a full stdout pipe.
     let (written, output) = std::thread::scope(|s| {
-        let writer = s.spawn(move || {
+        let writer = std::thread::Builder::new().spawn_scoped(s, move || {
             let mut stdin = stdin;
             write_archive(img, &mut stdin)?;
             stdin
                 .flush()
                 .map_err(|source| ExportError::Write { source })
         });
+        // A writer that could not start dropped the engine's stdin: the
+        // engine reads an empty archive and ends.
         let output = child.wait_with_output();
-        (
-            writer.join().expect("kiln bug: archive writer panicked"),
-            output,
-        )
+        let written = match writer {
+            Ok(writer) => Ok(writer.join().expect("kiln bug: archive writer panicked")),
+            // No thread to spare (the user's process limit): that is the
+            // failure, whatever the engine made of no input.
+            Err(source) => Err(ExportError::Write { source }),
+        };
+        (written, output)
     });
+    let written = written?;
     let output = output.map_err(|source| ExportError::EngineSpawn {
         engine: program,
         source,

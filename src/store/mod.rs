@@ -303,12 +303,12 @@ impl Store {
     }
 
     /// Makes `key` a root of this store (as [`Store::lookup`] does): gc
-    /// will not delete its entry while the store or the returned hold lives
-    /// (a hold outlives the store it came from). Takes no per-key
-    /// lock; waits only while a gc deletes entries.
+    /// will not delete its entry, nor collect the caches, while the store
+    /// or the returned hold lives (a hold outlives the store it came
+    /// from). Takes no per-key lock; waits only while a gc deletes entries.
     pub fn hold(&self, key: &Key) -> Result<Hold, StoreError> {
         self.roots.add(key)?;
-        Ok(Hold::new(&self.roots))
+        Ok(Hold::new(&self.roots, &self.user))
     }
 
     /// A fresh build directory for `key` (caller holds its lock); removes

@@ -65,16 +65,21 @@ struct State {
 /// key's entry while the proof, or that store, lives. It shares the
 /// store's roots file, which is removed (and its lock let go) only when
 /// the last of them is dropped: a command may drop the store it built
-/// with and still read what the build handed it.
+/// with and still read what the build handed it. It also keeps that
+/// store's shared lock on `locks/store.lock`, so the store counts as open
+/// and gc leaves the caches alone: an entry's blobs are hard links of
+/// theirs, and an export copying one must not see it unlinked.
 #[derive(Debug)]
 pub struct Hold {
     _roots: std::sync::Arc<Roots>,
+    _user: std::sync::Arc<File>,
 }
 
 impl Hold {
-    pub(super) fn new(roots: &std::sync::Arc<Roots>) -> Hold {
+    pub(super) fn new(roots: &std::sync::Arc<Roots>, user: &std::sync::Arc<File>) -> Hold {
         Hold {
             _roots: roots.clone(),
+            _user: user.clone(),
         }
     }
 }

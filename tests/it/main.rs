@@ -27,6 +27,7 @@ mod closure_attacks;
 mod closure_e2e;
 mod examples_e2e;
 mod exit_codes;
+mod export_attacks;
 mod fetch;
 mod flake;
 mod fuzz_base_import;
