@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt as _, MetadataExt as _, OpenOptionsExt as _};
+use std::os::unix::fs::{FileExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
 use crate::fsx::IoContext;
@@ -125,28 +125,34 @@ impl Opened<'_> {
     }
 
     /// Copies a blob this process packed, unread: it must be the file it
-    /// was when it was found fresh, all of it, from the first byte to the
-    /// last (a blob cut short or written to meanwhile is no longer what was
-    /// hashed). Not the change time: another kiln linking the blob changes
-    /// it, not its bytes.
+    /// was when it was found fresh, all of it (a blob cut short or written
+    /// to meanwhile is no longer what was hashed).
     fn fresh_copy_to(&self, out: &mut impl Write) -> Result<(), ExportError> {
         let copied = self.kernel_copy_to(out)?;
+        self.unchanged(copied)
+    }
+
+    /// Whether all of the blob was copied and the file is still the one
+    /// opened: same inode, size and modification time. Not the change time:
+    /// another kiln linking the blob into an entry, or gc unlinking one,
+    /// changes it, not the bytes (a writer who puts the modification time
+    /// back is the store's owner, who can change anything in it).
+    fn unchanged(&self, copied: u64) -> Result<(), ExportError> {
         let now = FileId::of(&self.file.metadata().at(self.path)?);
-        if copied != self.size || now != self.id {
-            return Err(ExportError::BlobChanged {
+        match copied == self.size && now == self.id {
+            true => Ok(()),
+            false => Err(ExportError::BlobChanged {
                 path: self.path.to_path_buf(),
-            });
+            }),
         }
-        Ok(())
     }
 
     /// Copies with the kernel while another thread hashes the same bytes,
     /// read at offsets (the two share no file position), so the copy takes
     /// the longer of the two, not their sum. The file is the same before
-    /// and after (inode, size, modification and change times): the bytes
-    /// copied are the bytes hashed.
+    /// and after ([`Self::unchanged`]): the bytes copied are the bytes
+    /// hashed.
     fn checked_copy_to(self, out: &mut impl Write) -> Result<(), ExportError> {
-        let before = self.stamp()?;
         let (hashed, copied) = std::thread::scope(|s| {
             let hasher = std::thread::Builder::new().spawn_scoped(s, || self.hash());
             let copied = self.kernel_copy_to(out);
@@ -159,11 +165,7 @@ impl Opened<'_> {
         });
         // A blob that cannot be read fails both: the hash's error names it.
         let (hashed, copied) = (hashed?, copied?);
-        if copied != self.size || self.stamp()? != before {
-            return Err(ExportError::BlobChanged {
-                path: self.path.to_path_buf(),
-            });
-        }
+        self.unchanged(copied)?;
         self.matches(hashed)
     }
 
@@ -184,11 +186,6 @@ impl Opened<'_> {
             true => Ok(()),
             false => Err(damaged(self.path, self.digest, actual, len)),
         }
-    }
-
-    fn stamp(&self) -> Result<(FileId, i64, i64), ExportError> {
-        let meta = self.file.metadata().at(self.path)?;
-        Ok((FileId::of(&meta), meta.ctime(), meta.ctime_nsec()))
     }
 }
 

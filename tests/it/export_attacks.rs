@@ -215,7 +215,6 @@ fn a_fresh_layer_cut_short_while_it_is_copied_fails_the_export() {
 /// layer, a base layer) changes it, and so the export failed
 /// ("changed while it was copied") though not a byte had changed.
 #[test]
-#[ignore = "finding 2: a link made by another kiln build fails an export (BlobChanged from the change time)"]
 fn another_build_linking_a_shared_layer_does_not_fail_an_export() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
@@ -232,7 +231,6 @@ fn another_build_linking_a_shared_layer_does_not_fail_an_export() {
 /// whose layer blob is a hard link of the exported one (the same layer)
 /// changes its change time too, and the export failed.
 #[test]
-#[ignore = "finding 2: gc deleting another entry that shares the layer fails an export (BlobChanged)"]
 fn gc_of_an_old_image_sharing_the_layer_does_not_fail_an_export() {
     let p = Project::new(BIG);
     ok(&p, &["build", "app"]);
