@@ -75,11 +75,23 @@ fn a_2500_deep_output_is_stored_verified_and_collected() {
 }
 
 /// Unmounts on drop, so a failing test leaves no mount behind.
+/// Unmounts, when dropped, every `kiln-test` tmpfs under a directory:
+/// wherever it is by then (gc moves the entry that holds it into its trash
+/// before it fails to delete it).
 struct Mounted(PathBuf);
 
 impl Drop for Mounted {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let under = (mounts.lines())
+            .filter_map(|line| match line.split(' ').collect::<Vec<_>>()[..] {
+                ["kiln-test", at, "tmpfs", ..] => Some(PathBuf::from(at)),
+                _ => None,
+            })
+            .filter(|at| at.starts_with(&self.0));
+        for at in under {
+            let _ = Command::new("umount").arg("-l").arg(at).status();
+        }
     }
 }
 
@@ -103,7 +115,7 @@ fn gc_reports_an_entry_it_cannot_remove_and_collects_the_rest() {
         .status()
         .expect("mount");
     assert!(mounted.success());
-    let _guard = Mounted(mnt.clone());
+    let _guard = Mounted(p.dir.path().to_path_buf());
     // Garbage gc also collects, after the entries: a dead build's directory.
     let stale = p
         .store
