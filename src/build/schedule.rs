@@ -112,6 +112,18 @@ pub fn run_with(
     }
 }
 
+/// `jobs` threads to build on; at the process limit, only this one (it
+/// works through the queue while it waits for the scope to end), so a build
+/// there fails where a stage cannot start, and says why, not here.
+fn build_pool(jobs: usize) -> rayon::ThreadPool {
+    let named = || rayon::ThreadPoolBuilder::new().thread_name(|i| format!("kiln-build-{i}"));
+    named()
+        .num_threads(jobs.max(1))
+        .build()
+        .or_else(|_| named().num_threads(1).use_current_thread().build())
+        .expect("kiln bug: a pool of the current thread spawns nothing")
+}
+
 /// One round: every node gets an outcome; the second value says whether
 /// `--fail-fast` stopped it.
 fn round(
@@ -139,11 +151,7 @@ fn round(
     let mut ready = sched.take_cached();
     if !ready.is_empty() {
         ready = sched.take_remote(forced);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.jobs.max(1))
-            .thread_name(|i| format!("kiln-build-{i}"))
-            .build()
-            .expect("kiln: cannot start build threads");
+        let pool = build_pool(opts.jobs);
         // FIFO: ready nodes start in plan (file) order; rayon's default is LIFO.
         let sched = &sched;
         pool.scope_fifo(|scope| ready.into_iter().for_each(|i| sched.spawn(scope, i)));

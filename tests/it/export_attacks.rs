@@ -536,6 +536,24 @@ fn load_and_export_at_the_process_limit_do_not_panic() {
     assert_eq!(load.status.code(), Some(1), "{err}");
 }
 
+/// Review 14 noted: a cold build at the process limit panicked where it
+/// starts its build threads (`cannot start build threads`, exit 101). It
+/// now builds on its own thread, and fails where a stage cannot start,
+/// saying so.
+#[test]
+fn a_build_at_the_process_limit_fails_without_a_panic() {
+    if !require_root() {
+        return;
+    }
+    let p = Project::new(BIG);
+    p.give_to_nobody();
+    let none = p.root().join("no-engine");
+    let build = limited(&p, 1, &none, &["build", "app"]);
+    let err = stderr(&build);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(build.status.code(), Some(1), "{err}");
+}
+
 // ---- What held ----------------------------------------------------------
 
 /// A blob damaged in place, its size and modification time restored
