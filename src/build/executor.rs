@@ -85,6 +85,8 @@ pub enum RunFailure {
     CacheWithoutSandbox(PathBuf),
     #[error("Cannot mount the cache at `{}`: {why}", .path.display())]
     CachePath { path: PathBuf, why: String },
+    #[error("the sandbox cannot start: {0}")]
+    NoSandbox(String),
 }
 
 pub trait Executor: Send + Sync {

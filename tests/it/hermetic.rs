@@ -258,3 +258,34 @@ fn sandbox_auto_warns_and_builds_without_it_where_namespaces_are_refused() {
         "{stderr}"
     );
 }
+
+/// `--sandbox auto` builds without the sandbox only where the kernel
+/// refuses namespaces. A probe that fails for want of a process (the user
+/// at its process limit, which another build, a hostile one perhaps, can
+/// bring about) is no such machine: every stage fails, saying why, and
+/// none runs without isolation. (It fell back with the "namespaces
+/// unavailable" warning.)
+#[test]
+fn sandbox_auto_at_the_process_limit_does_not_build_without_the_sandbox() {
+    if !(crate::common::skip::require_root() && require_sandbox()) {
+        return;
+    }
+    let p = Project::new("stage s { run \"echo built > $out/s\" }\n");
+    p.give_to_nobody();
+    let id = crate::common::nobody::NOBODY.to_string();
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+        .args(["prlimit", "--nproc=1", "--"])
+        .arg(p.dir.path().join("bin/kiln"))
+        .args(["build", "--sandbox", "auto"])
+        .current_dir(p.root())
+        .env("KILN_HOME", &p.store)
+        .env("HOME", p.dir.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kiln");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("building without the sandbox"), "{stderr}");
+    assert!(stderr.contains("the sandbox cannot start"), "{stderr}");
+}

@@ -38,6 +38,16 @@ pub fn executor(mode: SandboxMode) -> Result<Box<dyn Executor>, SandboxError> {
         SandboxMode::On => Ok(Box::new(Sandbox::new()?)),
         SandboxMode::Auto => match Sandbox::new() {
             Ok(sandbox) => Ok(Box::new(sandbox)),
+            // Out of processes or memory for now (another build, perhaps a
+            // hostile one, can bring that about): not a machine without
+            // namespaces, so no reason to build without isolation.
+            Err(SandboxError::Unavailable { source, .. }) if exhausted(&source) => {
+                Err(SandboxError::Unavailable {
+                    source,
+                    help: "the machine (or this user) is out of processes or memory for now;                            kiln does not build without the sandbox for that: build again later"
+                        .into(),
+                })
+            }
             Err(SandboxError::Unavailable { source, .. }) => {
                 crate::errln!(
                     "warning: namespaces unavailable ({}); building without the sandbox",
@@ -46,6 +56,35 @@ pub fn executor(mode: SandboxMode) -> Result<Box<dyn Executor>, SandboxError> {
                 Ok(Box::new(Local))
             }
         },
+    }
+}
+
+/// Whether the probe failed for want of a resource (a process, memory,
+/// descriptors, a namespace under a limit that is not 0) rather than
+/// because this machine refuses namespaces.
+fn exhausted(e: &RunFailure) -> bool {
+    let disabled = || {
+        std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
+            .is_ok_and(|max| max.trim() == "0")
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = next {
+        let code = (cause.downcast_ref::<std::io::Error>()).and_then(std::io::Error::raw_os_error);
+        match code {
+            Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE) => return true,
+            Some(libc::ENOSPC) => return !disabled(),
+            _ => next = cause.source(),
+        }
+    }
+    false
+}
+
+/// An executor that refuses every job with why the sandbox could not start.
+struct Refused(String);
+
+impl Executor for Refused {
+    fn run(&self, _: &Job<'_>, _: &std::fs::File) -> Result<(), RunFailure> {
+        Err(RunFailure::NoSandbox(self.0.clone()))
     }
 }
 
@@ -66,8 +105,12 @@ impl Lazy {
 impl Executor for Lazy {
     fn run(&self, job: &Job<'_>, log: &std::fs::File) -> Result<(), RunFailure> {
         let chosen = self.chosen.get_or_init(|| {
-            // Auto mode never fails: it falls back to `Local` with a warning.
-            executor(SandboxMode::Auto).unwrap_or_else(|_| Box::new(Local))
+            // Auto mode falls back to `Local` with a warning, unless the
+            // machine is only out of resources: every stage then fails.
+            executor(SandboxMode::Auto).unwrap_or_else(|e| {
+                let SandboxError::Unavailable { source, help } = e;
+                Box::new(Refused(format!("{}; {help}", chain(&source))))
+            })
         });
         chosen.run(job, log)
     }
