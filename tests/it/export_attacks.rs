@@ -477,20 +477,9 @@ fn layer_of(tar: &[u8]) -> String {
 /// Runs `kiln ARGS` as `nobody` with at most `nproc` processes and threads
 /// for that user (`prlimit`), `bin` first on `PATH`.
 fn limited(p: &Project, nproc: u32, bin: &Path, a: &[&str]) -> Output {
-    let id = crate::common::nobody::NOBODY.to_string();
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    Command::new("setpriv")
-        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-        .arg("prlimit")
-        .arg(format!("--nproc={nproc}"))
-        .arg("--")
-        .arg(p.dir.path().join("bin/kiln"))
-        .args(args(a))
-        .current_dir(p.root())
-        .env("KILN_HOME", &p.store)
-        .env("HOME", p.dir.path())
+    p.cmd_as_nobody_limited(nproc, &args(a))
         .env("PATH", path)
-        .env("NO_COLOR", "1")
         .output()
         .expect("run kiln")
 }

@@ -272,16 +272,8 @@ fn sandbox_auto_at_the_process_limit_does_not_build_without_the_sandbox() {
     }
     let p = Project::new("stage s { run \"echo built > $out/s\" }\n");
     p.give_to_nobody();
-    let id = crate::common::nobody::NOBODY.to_string();
-    let out = std::process::Command::new("setpriv")
-        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
-        .args(["prlimit", "--nproc=1", "--"])
-        .arg(p.dir.path().join("bin/kiln"))
-        .args(["build", "--sandbox", "auto"])
-        .current_dir(p.root())
-        .env("KILN_HOME", &p.store)
-        .env("HOME", p.dir.path())
-        .env("NO_COLOR", "1")
+    let out = p
+        .cmd_as_nobody_limited(1, &["build", "--sandbox", "auto"])
         .output()
         .expect("run kiln");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -24,9 +24,21 @@ impl Project {
 
     /// `kiln ARGS` as [`NOBODY`] (after [`Project::give_to_nobody`]).
     pub fn cmd_as_nobody(&self, args: &[&str]) -> Command {
+        self.nobody_running(&[], args)
+    }
+
+    /// [`Project::cmd_as_nobody`] with at most `nproc` processes and threads
+    /// for that user (`prlimit`).
+    pub fn cmd_as_nobody_limited(&self, nproc: u32, args: &[&str]) -> Command {
+        let limit = format!("--nproc={nproc}");
+        self.nobody_running(&["prlimit", &limit, "--"], args)
+    }
+
+    fn nobody_running(&self, wrapper: &[&str], args: &[&str]) -> Command {
         let id = NOBODY.to_string();
         let mut cmd = Command::new("setpriv");
         cmd.args(["--reuid", &id, "--regid", &id, "--clear-groups", "--"])
+            .args(wrapper)
             .arg(self.dir.path().join("bin/kiln"))
             .args(args)
             .current_dir(self.root())
