@@ -64,7 +64,9 @@ impl Registry {
                 };
                 continue;
             }
-            if !status.is_success() {
+            // 200 only: another success (a 203 from a rewriting proxy, a
+            // 206 of part of it) is no manifest, whatever its digest says.
+            if status != reqwest::StatusCode::OK {
                 let message = said(response, status).await;
                 let e = OciDistributionError::ServerError {
                     code: status.as_u16(),

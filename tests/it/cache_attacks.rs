@@ -1008,6 +1008,31 @@ fn a_registry_refusing_a_manifest_is_quoted() {
     assert!(quoted, "{err}");
 }
 
+/// A manifest is answered with 200 OK. Any other success (a 203 from a
+/// proxy that rewrote it, a 206 with part of it) is refused with its
+/// status and what the registry said, not read as a manifest that then
+/// fails its digest.
+#[test]
+fn a_manifest_answered_with_another_success_status_is_refused_as_such() {
+    const SAID: &str = "rewritten by a proxy";
+    let hostile = refusing(203, "UNKNOWN", SAID);
+    let pin = Digest::of(b"some manifest");
+    let spec = format!(
+        "base b {{ image \"{}/img@{pin}\" }}\nstage s {{ from b; run \"true\" }}\n",
+        hostile.host
+    );
+    let out = Project::new(&spec).kiln(&["build"]);
+    assert!(!out.status.success(), "the base cannot be pulled");
+    let err = stderr(&out);
+    let words = err
+        .split_whitespace()
+        .filter(|w| *w != "│")
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(words.contains("203") && words.contains(SAID), "{err}");
+    assert!(!words.contains("does not match"), "{err}");
+}
+
 /// `kiln build` of a stage run in a base pinned at `hostile`, with
 /// credentials for it in Docker's config: what it said.
 fn pull_base_from(hostile: &Hostile) -> Output {
