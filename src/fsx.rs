@@ -131,14 +131,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PathError> {
 }
 
 /// Makes `dir` all at once: `fill` writes a temp directory beside it
-/// (`.kiln-<what>-*`), which is renamed into place; an existing `dir` is
-/// first moved aside and deleted. `dir` is never half written, and keeps
-/// nothing of what it held before.
+/// (`.kiln-<what>-*`), which takes `dir`'s place in one rename: swapped
+/// with an existing `dir` (which is then deleted), or renamed to a free
+/// name. `dir` is never half written, never missing once made, and keeps
+/// nothing of what it held before; writers racing for one `dir` each
+/// leave a whole one (the last).
 pub fn replace_dir<E: From<PathError>>(
     dir: &Path,
     what: &str,
     fill: impl FnOnce(&Path) -> Result<(), E>,
 ) -> Result<(), E> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    use rustix::io::Errno;
     let parent = parent_of(dir);
     std::fs::create_dir_all(parent).at(parent)?;
     let tmp = tempfile::Builder::new()
@@ -146,16 +150,48 @@ pub fn replace_dir<E: From<PathError>>(
         .tempdir_in(parent)
         .at(parent)?;
     fill(tmp.path())?;
+    let failed = |e: Errno| PathError {
+        path: dir.to_owned(),
+        source: e.into(),
+    };
+    loop {
+        // `tmp` then holds what `dir` held, deleted when it drops.
+        match renameat_with(CWD, tmp.path(), CWD, dir, RenameFlags::EXCHANGE) {
+            Ok(()) => return Ok(()),
+            Err(Errno::NOENT) => {}
+            // A filesystem without the exchange: aside, then in.
+            Err(Errno::INVAL) => return replace_in_two(dir, what, tmp),
+            Err(e) => return Err(failed(e).into()),
+        }
+        match renameat_with(CWD, tmp.path(), CWD, dir, RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                // The rename took the directory: nothing left to delete.
+                let _ = tmp.keep();
+                return Ok(());
+            }
+            // Another writer's came first: swap with it.
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(failed(e).into()),
+        }
+    }
+}
+
+/// [`replace_dir`]'s last step in two renames: `dir` moved aside (and
+/// deleted), `tmp` renamed in.
+fn replace_in_two<E: From<PathError>>(
+    dir: &Path,
+    what: &str,
+    tmp: tempfile::TempDir,
+) -> Result<(), E> {
+    let parent = parent_of(dir);
     let old = tempfile::Builder::new()
         .prefix(&format!(".kiln-{what}-old-"))
         .tempdir_in(parent)
         .at(parent)?;
     if dir.exists() {
-        // Moved aside, then deleted when `old` drops.
         std::fs::rename(dir, old.path().join("old")).at(dir)?;
     }
     std::fs::rename(tmp.path(), dir).at(dir)?;
-    // The rename took the directory: nothing left for `tmp` to delete.
     let _ = tmp.keep();
     Ok(())
 }
