@@ -75,7 +75,7 @@ enum Body<'a> {
 /// A blob file of the size the manifest gives it.
 struct Opened<'a> {
     file: File,
-    /// The file as it was opened: a fresh blob must still be it once copied.
+    /// The file as it was opened: it must still be that file once copied.
     id: FileId,
     path: &'a Path,
     size: u64,
