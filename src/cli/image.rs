@@ -10,7 +10,7 @@ use crate::build::BuildReport;
 use crate::export::{self, Engine};
 use crate::fsx::{AtomicFile, IoContext};
 use crate::image::stored::Part;
-use crate::image::{self, Assembled, ExportError};
+use crate::image::{self, Assembled};
 use crate::registry::{PushTarget, Sources};
 
 pub fn export(g: &Global, a: &ExportArgs) -> Result<(), CliError> {
@@ -193,26 +193,15 @@ fn write_into(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
         .write(true)
         .open(path)
         .at(path)?;
-    export::write_archive(img, &file).map_err(naming(path))?;
+    export::write_archive(img, &file).map_err(|e| e.written_to(path))?;
     Ok(())
-}
-
-/// A failed write into the output `path` names it, as every IO error does.
-fn naming(path: &std::path::Path) -> impl FnOnce(ExportError) -> ExportError + '_ {
-    move |e| match e {
-        ExportError::Write { source } => ExportError::Io {
-            path: path.to_owned(),
-            source,
-        },
-        e => e,
-    }
 }
 
 /// Writes the archive next to `path` and renames it into place, so a failed
 /// export never leaves a truncated archive where a good one was.
 fn write_file_atomically(img: &Assembled, path: &std::path::Path) -> Result<(), CliError> {
     let tmp = AtomicFile::create(path)?;
-    export::write_archive(img, tmp.file()).map_err(naming(path))?;
+    export::write_archive(img, tmp.file()).map_err(|e| e.written_to(path))?;
     // A temp file is private (0600); the archive is an ordinary file.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::Permissions::from_mode(0o644);

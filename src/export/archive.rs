@@ -378,12 +378,8 @@ fn fill_oci_dir(img: &Assembled, dir: &Path) -> Result<(), ExportError> {
     for (path, blob) in files(img) {
         let dest: PathBuf = dir.join(path);
         let body = blob.open()?;
-        // A failed write names the file, as every IO error does.
         body.copy_to(&mut File::create(&dest).at(&dest)?)
-            .map_err(|e| match e {
-                ExportError::Write { source } => ExportError::Io { path: dest, source },
-                e => e,
-            })?;
+            .map_err(|e| e.written_to(&dest))?;
     }
     for (path, bytes) in indexes(img) {
         if path == "manifest.json" {

@@ -267,6 +267,18 @@ impl ExportError {
         let path = path.into();
         move |source| ExportError::Io { path, source }
     }
+
+    /// A failed write into the output `path` names it, as every IO error
+    /// does.
+    pub fn written_to(self, path: &std::path::Path) -> ExportError {
+        match self {
+            ExportError::Write { source } => ExportError::Io {
+                path: path.to_owned(),
+                source,
+            },
+            e => e,
+        }
+    }
 }
 
 impl ExportError {
