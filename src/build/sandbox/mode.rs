@@ -63,20 +63,22 @@ pub fn executor(mode: SandboxMode) -> Result<Box<dyn Executor>, SandboxError> {
 /// descriptors, a namespace under a limit that is not 0) rather than
 /// because this machine refuses namespaces.
 fn exhausted(e: &RunFailure) -> bool {
-    let disabled = || {
-        std::fs::read_to_string("/proc/sys/user/max_user_namespaces")
-            .is_ok_and(|max| max.trim() == "0")
-    };
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(cause) = next {
         let code = (cause.downcast_ref::<std::io::Error>()).and_then(std::io::Error::raw_os_error);
         match code {
             Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE) => return true,
-            Some(libc::ENOSPC) => return !disabled(),
+            Some(libc::ENOSPC) => return !user_namespaces_disabled(),
             _ => next = cause.source(),
         }
     }
     false
+}
+
+/// Whether `user.max_user_namespaces` is 0: no user namespace may be made
+/// (where a limit above 0 is only reached for now).
+fn user_namespaces_disabled() -> bool {
+    std::fs::read_to_string("/proc/sys/user/max_user_namespaces").is_ok_and(|max| max.trim() == "0")
 }
 
 /// An executor that refuses every job with why the sandbox could not start.
@@ -173,7 +175,7 @@ fn help() -> String {
     };
     // SAFETY: geteuid cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+    if user_namespaces_disabled() {
         return "user namespaces are disabled (`user.max_user_namespaces=0`); raise it with sysctl, \
                 or build with `--sandbox off`"
             .into();
